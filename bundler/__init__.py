@@ -1,0 +1,1 @@
+"""gpubundle's connected side: resolve, download, sign and pack a bundle."""

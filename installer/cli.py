@@ -1,0 +1,111 @@
+"""The ``gpubundle`` command line on the target host: verify, install, doctor, status, uninstall.
+
+Commands live in their own modules and are loaded on first use, so ``--help``
+stays fast and a command whose optional dependency is missing cannot break
+the others. ``bundler.cli`` extends this group with the connected-side
+commands (build, distros).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from installer import __version__
+from installer.console import Console
+from installer.errors import ExitCode, GpubundleError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# command name -> "module:attribute" of a click.Command
+TARGET_COMMANDS: dict[str, str] = {
+    "verify": "installer.cmd_verify:verify",
+    "install": "installer.cmd_install:install",
+    "doctor": "installer.cmd_doctor:doctor",
+    "status": "installer.cmd_status:status",
+    "uninstall": "installer.cmd_uninstall:uninstall",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported only when listed or run."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, str] = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._available()})
+
+    def _available(self) -> list[str]:
+        names = []
+        for name, target in self.lazy.items():
+            module = target.split(":", 1)[0]
+            if importlib.util.find_spec(module) is not None:
+                names.append(name)
+        return names
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name in self._available():
+            module_name, attr = self.lazy[cmd_name].split(":", 1)
+            command = getattr(importlib.import_module(module_name), attr)
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{self.lazy[cmd_name]} is not a click command")
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+def json_option(func: F) -> F:
+    return click.option(
+        "--json", "json_mode", is_flag=True, help="Print one JSON document on stdout instead of text."
+    )(func)
+
+
+def handle_errors(console: Console, action: Callable[[], Any]) -> Any:
+    """Run a command body, turning GpubundleError into its message (or JSON) and exit code."""
+    try:
+        return action()
+    except GpubundleError as err:
+        if console.json_mode:
+            console.emit({"ok": False, **err.as_dict()})
+        else:
+            click.echo(err.render(), err=True)
+        sys.exit(int(err.code))
+    except KeyboardInterrupt:
+        click.echo("interrupted; re-run the same command to finish or roll back", err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
+
+
+def make_group(extra: dict[str, str] | None = None) -> click.Group:
+    @click.group(
+        cls=LazyGroup,
+        lazy={**TARGET_COMMANDS, **(extra or {})},
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    @click.version_option(__version__, prog_name="gpubundle")
+    @click.option("--debug", is_flag=True, help="Log every external command as it runs.")
+    def group(debug: bool) -> None:
+        """Offline NVIDIA Container Toolkit for air-gapped GPU hosts.
+
+        \b
+        On a connected machine:   gpubundle build --distro ubuntu22.04
+        On the air-gapped host:   gpubundle install BUNDLE --trust FINGERPRINT
+
+        Every command takes --help; most take --json for machine-readable output.
+        """
+        logging.basicConfig(
+            level=logging.DEBUG if debug else logging.WARNING,
+            format="%(message)s",
+            stream=sys.stderr,
+        )
+
+    return group
+
+
+main = make_group()

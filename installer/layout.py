@@ -1,0 +1,66 @@
+"""Every path of the bundle layout, named once; the bundler and the installer both import it.
+
+A bundle is one tar stream (zstd-compressed) whose members are, in this order:
+
+1. ``manifest.json``: what the bundle holds, with each file's size and sha256;
+2. ``manifest.json.asc``: a detached, ASCII-armoured signature of it;
+3. every other member, sorted by path, each listed in the manifest.
+
+The manifest and its signature come first so the installer can verify them
+before reading further, and then check each later member while it streams.
+See docs/bundle-format.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+FORMAT_VERSION = 1
+
+MANIFEST = "manifest.json"
+MANIFEST_SIG = "manifest.json.asc"
+# Members that are checked by the signature rather than listed in the manifest.
+HEAD_MEMBERS = (MANIFEST, MANIFEST_SIG)
+
+SIGNER_KEY = "keys/signer.asc"
+UPSTREAM_KEYS_DIR = "keys/upstream"
+UPSTREAM_METADATA_DIR = "upstream"
+
+REPO_DIR = "repo"
+REPO_PACKAGES = "repo/Packages"
+REPO_RELEASE = "repo/Release"
+REPO_INRELEASE = "repo/InRelease"
+REPO_DEBS_DIR = "repo/debs"
+
+IMAGES_ARCHIVE = "images/images.tar"
+INSTALLER_PYZ = "installer/gpubundle-installer.pyz"
+
+# Largest manifest or signature the installer will read before verifying it.
+MAX_HEAD_MEMBER_BYTES = 64 * 1024 * 1024
+
+
+def upstream_key(source_id: str) -> str:
+    return f"{UPSTREAM_KEYS_DIR}/{source_id}.asc"
+
+
+def upstream_metadata(source_id: str, suite: str, name: str) -> str:
+    """Where an upstream Release/InRelease file is kept; ``suite`` is ``flat`` for flat repos."""
+    return f"{UPSTREAM_METADATA_DIR}/{source_id}/{suite}/{name}"
+
+
+def repo_deb(filename: str) -> str:
+    """The bundle path of a .deb, named by its canonical file name."""
+    return f"{REPO_DEBS_DIR}/{PurePosixPath(filename).name}"
+
+
+def deb_filename(name: str, version: str, architecture: str) -> str:
+    """Debian's canonical file name; epochs are dropped as dpkg-name does."""
+    upstream = version.split(":", 1)[1] if ":" in version else version
+    return f"{name}_{upstream}_{architecture}.deb"
+
+
+# Paths on the target host.
+STATE_DIR = "/var/lib/gpubundle"
+LOG_DIR = "/var/log/gpubundle"
+LOCK_FILE = "/run/gpubundle.lock"
+TRUST_DIR = "/etc/gpubundle/trusted.d"

@@ -1,0 +1,144 @@
+"""Signature checks with gpgv, the verifier apt itself uses (present on every Debian/Ubuntu host).
+
+gpgv needs no GnuPG home and never consults a trust database: it accepts
+exactly the keys in the keyring we pass. We still read the ``VALIDSIG`` status
+line and insist that the primary-key fingerprint is one the caller trusts, so
+a keyring that holds extra keys cannot widen trust.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from installer.errors import VerificationError
+from installer.runner import run
+
+_ARMOR_BLOCK = re.compile(
+    rb"-----BEGIN PGP PUBLIC KEY BLOCK-----\r?\n(?P<body>.*?)-----END PGP PUBLIC KEY BLOCK-----",
+    re.DOTALL,
+)
+_BAD_STATUS = ("BADSIG", "ERRSIG", "EXPKEYSIG", "REVKEYSIG", "NO_PUBKEY", "EXPSIG")
+
+
+def normalize_fingerprint(value: str) -> str:
+    """Upper-case hex without spaces; raises ValueError for anything but a 40-hex v4 fingerprint."""
+    fpr = value.replace(" ", "").upper()
+    if fpr.startswith("0X"):
+        fpr = fpr[2:]
+    if not re.fullmatch(r"[0-9A-F]{40}", fpr):
+        raise ValueError(f"not a full 40-hex-digit key fingerprint: {value!r}")
+    return fpr
+
+
+def dearmor(key_bytes: bytes) -> bytes:
+    """Binary OpenPGP packets from an armoured (or already binary) public key file."""
+    blocks = list(_ARMOR_BLOCK.finditer(key_bytes))
+    if not blocks:
+        return key_bytes
+    out = bytearray()
+    for block in blocks:
+        body = block.group("body").replace(b"\r", b"")
+        # Armor headers end at the first empty line; the CRC line starts with '='.
+        if b"\n\n" in body:
+            body = body.split(b"\n\n", 1)[1]
+        data = b"".join(
+            line for line in body.split(b"\n") if line and not line.startswith(b"=")
+        )
+        out += base64.b64decode(data)
+    return bytes(out)
+
+
+@dataclass(frozen=True)
+class SignatureResult:
+    signing_fingerprint: str  # the (sub)key that made the signature
+    primary_fingerprint: str  # its primary key: what trust is decided on
+    timestamp: int
+    signed_data: bytes  # for clear-signed input, the content that the signature covers
+
+
+def _status_lines(stdout: bytes) -> list[list[str]]:
+    return [
+        line.split()[1:]
+        for line in stdout.decode(errors="replace").splitlines()
+        if line.startswith("[GNUPG:] ")
+    ]
+
+
+def _verify(
+    args: list[str],
+    keys: Iterable[bytes],
+    trusted: Iterable[str],
+    what: str,
+    workdir: Path,
+) -> tuple[SignatureResult, Path]:
+    trusted_set = {normalize_fingerprint(f) for f in trusted}
+    keyring = workdir / "keyring.gpg"
+    keyring.write_bytes(b"".join(dearmor(k) for k in keys))
+    output = workdir / "signed-data"
+    argv = [
+        "gpgv",
+        "--homedir",
+        str(workdir),
+        "--status-fd",
+        "1",
+        "--keyring",
+        str(keyring),
+        "--output",
+        str(output),
+        *args,
+    ]
+    proc = run(argv, check=False, hint="gpgv comes with the gpgv package, which apt depends on")
+    statuses = _status_lines(proc.stdout)
+    valid = [s for s in statuses if s and s[0] == "VALIDSIG" and len(s) >= 11]
+    problems = [" ".join(s) for s in statuses if s and s[0] in _BAD_STATUS]
+    if proc.returncode != 0 or not valid or problems:
+        details = problems or [
+            line for line in proc.stderr.decode(errors="replace").splitlines() if line
+        ]
+        raise VerificationError(
+            f"{what}: signature is missing, bad, or not made by a trusted key",
+            hint="the file was altered or signed by another key; fetch it again, or trust the "
+            "right key if the source was re-signed",
+            details=details[-10:],
+        )
+    fields = valid[0]
+    result = SignatureResult(
+        signing_fingerprint=fields[1],
+        primary_fingerprint=fields[10],
+        timestamp=int(fields[3]),
+        signed_data=b"",
+    )
+    if result.primary_fingerprint not in trusted_set and result.signing_fingerprint not in trusted_set:
+        raise VerificationError(
+            f"{what}: signed by key {result.primary_fingerprint}, which is not trusted",
+            hint="trusted keys: " + (", ".join(sorted(trusted_set)) or "none"),
+        )
+    return result, output
+
+
+def verify_detached(
+    data_path: Path, sig_path: Path, keys: Iterable[bytes], trusted: Iterable[str], what: str
+) -> SignatureResult:
+    """Check ``sig_path`` over ``data_path`` against ``keys``, accepting only ``trusted`` primaries."""
+    with tempfile.TemporaryDirectory(prefix="gpubundle-gpgv-") as tmp:
+        result, _ = _verify([str(sig_path), str(data_path)], keys, trusted, what, Path(tmp))
+    return result
+
+
+def verify_clearsigned(
+    signed: bytes, keys: Iterable[bytes], trusted: Iterable[str], what: str
+) -> SignatureResult:
+    """Check a clear-signed document (InRelease) and return the exact content it covers."""
+    with tempfile.TemporaryDirectory(prefix="gpubundle-gpgv-") as tmp:
+        doc = Path(tmp) / "document.asc"
+        doc.write_bytes(signed)
+        result, output = _verify([str(doc)], keys, trusted, what, Path(tmp))
+        content = output.read_bytes()
+    return SignatureResult(
+        result.signing_fingerprint, result.primary_fingerprint, result.timestamp, content
+    )
