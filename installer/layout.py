@@ -4,10 +4,13 @@ A bundle is one tar stream (zstd-compressed) whose members are, in this order:
 
 1. ``manifest.json``: what the bundle holds, with each file's size and sha256;
 2. ``manifest.json.asc``: a detached, ASCII-armoured signature of it;
-3. every other member, sorted by path, each listed in the manifest.
+3. ``keys/signer.asc``: the signer's public key. It is never trusted for being
+   here: the installer accepts the signature only if the key's fingerprint is
+   one the user named with ``--trust`` (or placed in the trust directory);
+4. every other member, sorted by path, each listed in the manifest.
 
-The manifest and its signature come first so the installer can verify them
-before reading further, and then check each later member while it streams.
+The head members come first so the installer can verify the manifest before
+reading further, and then check each later member while it streams.
 See docs/bundle-format.md.
 """
 
@@ -19,10 +22,10 @@ FORMAT_VERSION = 1
 
 MANIFEST = "manifest.json"
 MANIFEST_SIG = "manifest.json.asc"
-# Members that are checked by the signature rather than listed in the manifest.
-HEAD_MEMBERS = (MANIFEST, MANIFEST_SIG)
-
 SIGNER_KEY = "keys/signer.asc"
+# Members that come first, in this order, and are checked by the signature
+# rather than listed in the manifest's files.
+HEAD_MEMBERS = (MANIFEST, MANIFEST_SIG, SIGNER_KEY)
 UPSTREAM_KEYS_DIR = "keys/upstream"
 UPSTREAM_METADATA_DIR = "upstream"
 

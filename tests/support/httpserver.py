@@ -1,0 +1,46 @@
+"""A static file server on 127.0.0.1 for tests, with optional injected failures."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+# A hook sees the request path and may return an HTTP status to answer with instead.
+FailureHook = Callable[[str], int | None]
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    failure_hook: FailureHook | None = None
+    request_log: list[str]
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass  # keep test output clean
+
+    def do_GET(self) -> None:
+        self.request_log.append(self.path)
+        if self.failure_hook is not None:
+            status = self.failure_hook(self.path)
+            if status is not None:
+                self.send_error(status)
+                return
+        super().do_GET()
+
+
+@contextmanager
+def serve_directory(root: Path, failure_hook: FailureHook | None = None) -> Iterator[str]:
+    """Serve ``root`` over HTTP on a free loopback port; yields the base URL (no trailing /)."""
+    handler = functools.partial(_Handler, directory=str(root))
+    _Handler.failure_hook = failure_hook
+    _Handler.request_log = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
