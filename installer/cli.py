@@ -63,7 +63,10 @@ class LazyGroup(click.Group):
 
 def json_option(func: F) -> F:
     return click.option(
-        "--json", "json_mode", is_flag=True, help="Print one JSON document on stdout instead of text."
+        "--json",
+        "json_mode",
+        is_flag=True,
+        help="Print one JSON document on stdout instead of text.",
     )(func)
 
 

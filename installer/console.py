@@ -95,8 +95,8 @@ class Console:
             from rich.progress import (
                 BarColumn,
                 DownloadColumn,
-                TransferSpeedColumn,
                 TextColumn,
+                TransferSpeedColumn,
             )
             from rich.progress import Progress as RichProgress
 

@@ -91,8 +91,10 @@ class _Reader:
             self.errors.append(f"{path}.{key}: missing")
             return kind()
         value = obj[key]
-        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-            self.errors.append(f"{path}.{key}: expected {kind.__name__}, got {type(value).__name__}")
+        if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
+            self.errors.append(
+                f"{path}.{key}: expected {kind.__name__}, got {type(value).__name__}"
+            )
             return kind()
         return value
 
@@ -110,7 +112,9 @@ class _Reader:
         return tuple(str(item) for item in items)
 
     def items(self, obj: Any, key: str, path: str) -> list[tuple[str, Any]]:
-        return [(f"{path}.{key}[{i}]", item) for i, item in enumerate(self.get(obj, key, list, path))]
+        return [
+            (f"{path}.{key}[{i}]", item) for i, item in enumerate(self.get(obj, key, list, path))
+        ]
 
 
 def parse_manifest(raw: bytes) -> Manifest:

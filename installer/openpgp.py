@@ -46,9 +46,7 @@ def dearmor(key_bytes: bytes) -> bytes:
         # Armor headers end at the first empty line; the CRC line starts with '='.
         if b"\n\n" in body:
             body = body.split(b"\n\n", 1)[1]
-        data = b"".join(
-            line for line in body.split(b"\n") if line and not line.startswith(b"=")
-        )
+        data = b"".join(line for line in body.split(b"\n") if line and not line.startswith(b"="))
         out += base64.b64decode(data)
     return bytes(out)
 
@@ -113,7 +111,10 @@ def _verify(
         timestamp=int(fields[3]),
         signed_data=b"",
     )
-    if result.primary_fingerprint not in trusted_set and result.signing_fingerprint not in trusted_set:
+    if (
+        result.primary_fingerprint not in trusted_set
+        and result.signing_fingerprint not in trusted_set
+    ):
         raise VerificationError(
             f"{what}: signed by key {result.primary_fingerprint}, which is not trusted",
             hint="trusted keys: " + (", ".join(sorted(trusted_set)) or "none"),

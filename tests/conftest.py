@@ -36,7 +36,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "root" in item.keywords and not is_root:
             item.add_marker(pytest.mark.skip(reason="needs root"))
-        if "gpu" in item.keywords and shutil.which("nvidia-smi") is None and not Path(
-            "/usr/local/nvidia/bin/nvidia-smi"
-        ).exists():
+        if (
+            "gpu" in item.keywords
+            and shutil.which("nvidia-smi") is None
+            and not Path("/usr/local/nvidia/bin/nvidia-smi").exists()
+        ):
             item.add_marker(pytest.mark.skip(reason="no NVIDIA GPU/driver on this machine"))

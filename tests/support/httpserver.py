@@ -17,7 +17,7 @@ class _Handler(SimpleHTTPRequestHandler):
     failure_hook: FailureHook | None = None
     request_log: list[str]
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass  # keep test output clean
 
     def do_GET(self) -> None:

@@ -22,19 +22,38 @@ def make_key(home: Path, name: str = "gpubundle test", algo: str = "ed25519") ->
     env = {**os.environ, "GNUPGHOME": str(home), "LANG": "C.UTF-8"}
     uid = f"{name} <test@gpubundle.invalid>"
     subprocess.run(
-        ["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "",
-         "--quick-gen-key", uid, algo, "sign", "never"],
-        env=env, check=True, capture_output=True, stdin=subprocess.DEVNULL,
+        [
+            "gpg",
+            "--batch",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            uid,
+            algo,
+            "sign",
+            "never",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
     )
     listing = subprocess.run(
         ["gpg", "--batch", "--with-colons", "--list-secret-keys", uid],
-        env=env, check=True, capture_output=True, text=True,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     fingerprint = next(
         line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")
     )
     public = subprocess.run(
         ["gpg", "--batch", "--armor", "--export", fingerprint],
-        env=env, check=True, capture_output=True,
+        env=env,
+        check=True,
+        capture_output=True,
     ).stdout
     return TestKey(home, fingerprint, public)
