@@ -1,0 +1,117 @@
+"""Make compiled wheels stored in the installer zipapp importable; a no-op outside a zipapp.
+
+Python cannot import compiled modules from inside a zip file. ``gpubundle
+build`` stores the zstandard wheel for the target's Python and machine under
+``_wheels/`` in ``gpubundle-installer.pyz``; ``activate()`` (called first by
+the zipapp's ``__main__``) unpacks the matching one into a private directory
+and puts it on ``sys.path``. As root the directory is kept, named by the
+wheel's sha256, under /var/lib/gpubundle/pylib/; otherwise a temporary one is
+removed at exit. When no wheel fits, nothing happens and
+``installer.zstd_stream`` falls back to the ``zstd`` program.
+
+Standard library only: this runs before anything else is importable.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import io
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+WHEELS_DIR = "_wheels"
+PYLIB_DIR = "/var/lib/gpubundle/pylib"
+_COMPLETE = ".complete"
+
+
+def wheel_fits(filename: str, python_tag: str, machine: str) -> bool:
+    """Whether wheel ``filename`` is for CPython tag ``python_tag`` (e.g. cp310) on ``machine``."""
+    parts = filename.removesuffix(".whl").split("-")
+    if len(parts) < 5:
+        return False
+    pythons, abis, platforms = parts[-3].split("."), parts[-2].split("."), parts[-1].split(".")
+    return (
+        python_tag in pythons
+        and (python_tag in abis or "abi3" in abis)
+        and any(p.startswith("manylinux") and p.endswith("_" + machine) for p in platforms)
+    )
+
+
+def current_tag() -> str:
+    return f"cp{sys.version_info.major}{sys.version_info.minor}"
+
+
+def _archive_path() -> str | None:
+    """The zipapp this module was imported from, or None when it was imported from files."""
+    archive = getattr(sys.modules[__name__].__loader__, "archive", None)  # zipimport
+    return archive if isinstance(archive, str) else None
+
+
+def _safe_members(wheel: zipfile.ZipFile) -> list[str]:
+    names = wheel.namelist()
+    for name in names:
+        path = PurePosixPath(name)
+        if path.is_absolute() or ".." in path.parts:
+            raise RuntimeError(f"unsafe path {name!r} in a bundled wheel")
+    return names
+
+
+def _unpack(data: bytes, target: Path) -> None:
+    """Extract wheel ``data`` into ``target`` atomically (a sibling temp dir, then rename)."""
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    work = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target.parent))
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as wheel:
+            wheel.extractall(work, members=_safe_members(wheel))
+        (work / _COMPLETE).write_text("")
+        os.chmod(work, 0o755)
+        try:
+            os.rename(work, target)
+        except OSError:
+            if not (target / _COMPLETE).exists():  # not a concurrent run that won the race
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _pylib_dir(digest: str, root: Path | None) -> Path:
+    if root is not None:
+        return root / digest
+    if os.geteuid() == 0:
+        return Path(PYLIB_DIR) / digest
+    tmp = Path(tempfile.mkdtemp(prefix="gpubundle-pylib-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    return tmp / digest
+
+
+def activate(archive: str | None = None, root: Path | None = None) -> str | None:
+    """Put the fitting bundled wheel on sys.path; returns the directory used, or None.
+
+    ``archive`` defaults to the zipapp this module runs from; ``root`` to the
+    directory chosen by privilege (see the module docstring).
+    """
+    archive = archive or _archive_path()
+    if archive is None:
+        return None
+    tag, machine = current_tag(), platform.machine()
+    with zipfile.ZipFile(archive) as pyz:
+        fitting = sorted(
+            name
+            for name in pyz.namelist()
+            if name.startswith(WHEELS_DIR + "/")
+            and wheel_fits(PurePosixPath(name).name, tag, machine)
+        )
+        if not fitting:
+            return None
+        data = pyz.read(fitting[0])
+    target = _pylib_dir(hashlib.sha256(data).hexdigest()[:32], root)
+    if not (target / _COMPLETE).exists():
+        _unpack(data, target)
+    sys.path.insert(0, str(target))
+    return str(target)
