@@ -1,0 +1,150 @@
+"""bundler.targets and the shipped manifests/*.json."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bundler.schemacheck import validate
+from bundler.targets import apply_overrides, find_manifests_dir, list_targets, load_target
+from installer.errors import GpubundleError
+from tests.conftest import REPO_ROOT
+
+MANIFESTS = REPO_ROOT / "manifests"
+EXPECTED = {
+    "ubuntu20.04": ("focal", "3.8", False),
+    "ubuntu22.04": ("jammy", "3.10", True),
+    "ubuntu24.04": ("noble", "3.12", True),
+    "debian11": ("bullseye", "3.9", False),
+    "debian12": ("bookworm", "3.11", True),
+}
+NVIDIA_FPR = "C95B321B61E88C1809C4F759DDCAE044F796ECB0"
+
+
+def key_fingerprints(path: Path, tmp: Path) -> set[str]:
+    home = tmp / "gnupg"
+    home.mkdir(mode=0o700, exist_ok=True)
+    out = subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--with-colons", "--show-keys", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    found, want_primary = set(), False
+    for line in out.splitlines():
+        if line.startswith("pub:"):
+            want_primary = True
+        elif line.startswith("fpr:") and want_primary:
+            found.add(line.split(":")[9])
+            want_primary = False
+    return found
+
+
+def test_all_targets_load_with_their_facts() -> None:
+    assert list_targets(manifests_dir=MANIFESTS) == sorted(EXPECTED)
+    for name, (codename, python, supported) in EXPECTED.items():
+        target = load_target(name, manifests_dir=MANIFESTS)
+        assert (target.codename, target.python) == (codename, python)
+        assert target.installer_support()[0] is supported
+        assert target.arches == ("amd64", "arm64")
+        ids = [s.id for s in target.sources]
+        assert ids[-1] == "nvidia" and ids[0] == target.distro_id
+        assert target.source(f"{target.distro_id}-security").suite == f"{codename}-security"
+
+
+def test_unsupported_python_has_a_reason() -> None:
+    ok, reason = load_target("ubuntu20.04", manifests_dir=MANIFESTS).installer_support()
+    assert not ok and "3.8" in reason and "3.10" in reason
+
+
+def test_urls_per_arch() -> None:
+    target = load_target("ubuntu22.04", manifests_dir=MANIFESTS)
+    ubuntu, nvidia = target.source("ubuntu"), target.source("nvidia")
+    assert ubuntu.url_for("amd64") == "http://archive.ubuntu.com/ubuntu"
+    assert ubuntu.url_for("arm64") == "http://ports.ubuntu.com/ubuntu-ports"
+    assert nvidia.flat and not ubuntu.flat
+    assert (
+        nvidia.url_for("arm64") == "https://nvidia.github.io/libnvidia-container/stable/deb/arm64"
+    )
+    assert nvidia.key.fingerprints == (NVIDIA_FPR,) and nvidia.key.file is None
+    assert nvidia.key.url == "https://nvidia.github.io/libnvidia-container/gpgkey"
+    with pytest.raises(GpubundleError, match="i386"):
+        target.check_arch("i386")
+
+
+def test_shipped_key_files_hold_exactly_the_pinned_keys(tmp_path: Path) -> None:
+    """Every pinned distro fingerprint is in its key file, and the files hold nothing unused."""
+    pinned: dict[Path, set[str]] = {}
+    for name in EXPECTED:
+        for source in load_target(name, manifests_dir=MANIFESTS).sources:
+            if source.key.file is not None:
+                pinned.setdefault(source.key.file, set()).update(source.key.fingerprints)
+    assert {p.name for p in pinned} == {"ubuntu-archive.asc", "debian-archive.asc"}
+    for path, fingerprints in pinned.items():
+        assert key_fingerprints(path, tmp_path) == fingerprints
+    assert sorted(p.name for p in (MANIFESTS / "keys").iterdir()) == sorted(p.name for p in pinned)
+
+
+def test_manifests_dir_env_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("GPUBUNDLE_MANIFESTS", str(tmp_path))
+    assert find_manifests_dir() == tmp_path
+    monkeypatch.delenv("GPUBUNDLE_MANIFESTS")
+    assert (find_manifests_dir() / "schema.json").is_file()
+
+
+def test_unknown_target_lists_the_known_ones() -> None:
+    with pytest.raises(GpubundleError) as err:
+        load_target("ubuntu18.04", manifests_dir=MANIFESTS)
+    assert "ubuntu22.04" in err.value.hint and "debian12" in err.value.hint
+
+
+def broken_copy(tmp_path: Path, edit: dict[str, object]) -> Path:
+    shutil.copytree(MANIFESTS, tmp_path / "m")
+    path = tmp_path / "m" / "ubuntu22.04.json"
+    data = json.loads(path.read_text())
+    data["sources"][0]["key"].pop("file")
+    data["sources"][1]["components"] = "main"
+    data.update(edit)
+    path.write_text(json.dumps(data))
+    return tmp_path / "m"
+
+
+def test_schema_errors_name_the_file_and_every_field_path(tmp_path: Path) -> None:
+    directory = broken_copy(tmp_path, {"python": 3.1, "colour": "red"})
+    with pytest.raises(GpubundleError) as err:
+        load_target("ubuntu22.04", manifests_dir=directory)
+    assert str(directory / "ubuntu22.04.json") in err.value.message
+    details = "\n".join(err.value.details)
+    assert "$.python: expected string, got number" in details
+    assert "$.colour: unknown field" in details
+    assert "$.sources[1].components: expected array, got string" in details
+    assert "$.sources[0].key: must match exactly one of" in details
+
+
+def test_validator_checks_what_the_schema_says() -> None:
+    schema = {"type": "object", "required": ["a"], "properties": {"a": {"enum": [1]}}}
+    assert validate({"a": 1}, schema) == []
+    assert validate({"a": True}, schema) == ["$.a: true is not one of 1"]
+    assert validate([], schema) == ["$: expected object, got array"]
+    with pytest.raises(ValueError, match="maxItems"):
+        validate([], {"maxItems": 1})
+
+
+def test_overrides() -> None:
+    target = load_target("ubuntu22.04", manifests_dir=MANIFESTS)
+    key = MANIFESTS / "keys" / "ubuntu-archive.asc"
+    changed = apply_overrides(target, {"ubuntu": "http://mirror.local/ubuntu/"}, {"nvidia": key})
+    assert changed.source("ubuntu").url_for("arm64") == "http://mirror.local/ubuntu"
+    assert changed.source("nvidia").key.extra_files == (key,)
+    assert changed.source("ubuntu-updates") == target.source("ubuntu-updates")
+    with pytest.raises(GpubundleError) as err:
+        apply_overrides(target, {"universe": "http://x"}, {})
+    assert "ubuntu-security" in err.value.hint and "nvidia" in err.value.hint
+    with pytest.raises(GpubundleError, match="no such file"):
+        apply_overrides(target, {}, {"nvidia": MANIFESTS / "missing.asc"})
+    with pytest.raises(GpubundleError, match="not an http"):
+        apply_overrides(target, {"nvidia": "ftp://x"}, {})
