@@ -1,0 +1,217 @@
+"""Engine checks: Docker installed from a usable source, running, the nvidia runtime
+registered both in daemon.json and in the running daemon, the daemon restarted since
+the toolkit arrived, no dangling ``default-runtime``, and CDI specs that match the driver."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from installer.doctor.checks import Finding, failure, ok, skipped, warning
+from installer.doctor.dockerfacts import DockerFacts
+
+# Runtimes dockerd knows without daemon.json.
+BUILTIN_RUNTIMES = frozenset({"runc", "io.containerd.runc.v2", "io.containerd.runtime.v1.linux"})
+NVIDIA_RUNTIME = "nvidia"
+CONFIGURE = "nvidia-ctk runtime configure --runtime=docker"
+RESTART = "systemctl restart docker  # or: service docker restart"
+START = "systemctl start docker  # or: service docker start"
+CDI_GENERATE = "nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml"
+_SO_VERSION = re.compile(r"/lib(?:cuda|nvidia-ml)\.so\.(\d+\.\d+(?:\.\d+)?)$")
+
+
+def _runtimes(data: Mapping[str, Any]) -> dict[str, Any]:
+    value = data.get("runtimes")
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def check_installed(f: DockerFacts) -> Finding:
+    cid = "engine.installed"
+    if f.source == "none":
+        return failure(cid, "Docker is not installed", [], ["apt-get install docker.io"])
+    if f.source == "snap":
+        return failure(
+            cid,
+            "Docker is installed as a snap, which cannot use the NVIDIA Container Toolkit",
+            [f"docker CLI: {f.cli or 'not on PATH'}"],
+            ["snap remove docker", "apt-get install docker.io  # then: gpubundle install again"],
+        )
+    version = str(f.info.get("ServerVersion", "")) if f.info else ""
+    return ok(cid, f"Docker from {f.source}" + (f" {version}" if version else ""), [f.cli])
+
+
+def check_running(f: DockerFacts) -> Finding:
+    cid = "engine.running"
+    if f.source == "none":
+        return skipped(cid, "Docker is not installed")
+    if f.info is None:
+        return failure(
+            cid, "the Docker daemon does not answer", [f.info_error], [START, "docker info"]
+        )
+    return ok(cid, "the Docker daemon answers", [f"server version {f.info.get('ServerVersion')}"])
+
+
+def check_daemon_json(f: DockerFacts) -> Finding:
+    cid = "engine.daemon-json"
+    dj = f.daemon_json
+    if dj.error:
+        return failure(
+            cid,
+            f"{dj.path} cannot be read: dockerd will refuse to start",
+            [dj.error],
+            [f"python3 -m json.tool {dj.path}  # shows where it breaks", f"edit {dj.path}"],
+        )
+    if not dj.exists:
+        return ok(cid, f"{dj.path} does not exist (Docker's defaults)")
+    return ok(cid, f"{dj.path} is valid JSON")
+
+
+def check_nvidia_runtime(f: DockerFacts) -> Finding:
+    cid = "engine.nvidia-runtime"
+    in_file = NVIDIA_RUNTIME in _runtimes(f.daemon_json.data)
+    evidence = [f"{f.daemon_json.path}: runtimes = {sorted(_runtimes(f.daemon_json.data))}"]
+    if f.info is None:
+        if in_file:
+            return ok(cid, "nvidia runtime is in daemon.json (daemon not running)", evidence)
+        return failure(cid, "nvidia runtime is not in daemon.json", evidence, [CONFIGURE])
+    live = sorted((f.info.get("Runtimes") or {}).keys())
+    evidence.append(f"docker info: Runtimes = {live}")
+    if NVIDIA_RUNTIME in live:
+        binary = f.runtime_binaries.get(NVIDIA_RUNTIME, "")
+        if in_file and not binary:
+            path = _runtimes(f.daemon_json.data)[NVIDIA_RUNTIME]
+            return failure(
+                cid,
+                "the nvidia runtime's binary is missing",
+                [*evidence, f"path: {path}"],
+                ["apt-get install --reinstall nvidia-container-toolkit", "or: " + CONFIGURE],
+            )
+        return ok(cid, "nvidia runtime registered and loaded by the daemon", evidence)
+    if in_file:
+        return failure(
+            cid,
+            "nvidia runtime is in daemon.json but the running daemon has not loaded it",
+            evidence,
+            [RESTART],
+        )
+    return failure(
+        cid, "nvidia runtime is not registered with Docker", evidence, [CONFIGURE, RESTART]
+    )
+
+
+def check_restarted(f: DockerFacts) -> Finding:
+    """dockerd registers its ``--gpus`` driver only if the hook was on PATH when it started."""
+    cid = "engine.restarted"
+    if f.info is None:
+        return skipped(cid, "the Docker daemon is not running")
+    if f.dockerd_started_at is None:
+        return skipped(cid, "cannot tell when dockerd started (pidfile or /proc not readable)")
+    started = f.dockerd_started_at
+    evidence = [f"dockerd started {_when(started)}"]
+    toolkit_newer = f.toolkit_installed_at is not None and f.toolkit_installed_at > started
+    if f.toolkit_installed_at is not None:
+        evidence.append(f"nvidia-container-toolkit installed {_when(f.toolkit_installed_at)}")
+    mtime = f.daemon_json.mtime
+    if mtime is not None:
+        evidence.append(f"{f.daemon_json.path} changed {_when(mtime)}")
+    if toolkit_newer:
+        return failure(
+            cid,
+            "Docker has not been restarted since the NVIDIA Container Toolkit was installed: "
+            "`docker run --gpus` fails with "
+            "'could not select device driver \"\" with capabilities: [[gpu]]'",
+            evidence,
+            [RESTART],
+        )
+    if mtime is not None and mtime > started:
+        return warning(
+            cid,
+            f"{f.daemon_json.path} changed after dockerd started: the daemon runs the old settings",
+            evidence,
+            [RESTART],
+        )
+    if not f.hook_path:
+        return skipped(cid, "nvidia-container-runtime-hook is not installed", evidence)
+    return ok(cid, "dockerd started after the toolkit and its configuration", evidence)
+
+
+def check_default_runtime(f: DockerFacts) -> Finding:
+    cid = "engine.default-runtime"
+    data = f.daemon_json.data
+    name = data.get("default-runtime")
+    if not name:
+        return ok(cid, "no default-runtime set (runc)")
+    evidence = [f"{f.daemon_json.path}: default-runtime = {name}"]
+    fix = [f'remove "default-runtime" from {f.daemon_json.path}', RESTART]
+    if name not in _runtimes(data) and name not in BUILTIN_RUNTIMES:
+        return failure(
+            cid,
+            f"default-runtime {name!r} names a runtime that is not defined: dockerd will not start",
+            evidence,
+            fix,
+        )
+    if name in _runtimes(data) and not f.runtime_binaries.get(str(name)):
+        return failure(
+            cid,
+            f"default-runtime {name!r} points at a binary that no longer exists: "
+            "every container fails to start",
+            [*evidence, f"path: {_runtimes(data)[name]}"],
+            fix,
+        )
+    return ok(cid, f"default-runtime {name!r} exists", evidence)
+
+
+def _cdi_enabled(f: DockerFacts) -> bool | None:
+    if f.info is not None and "CDISpecDirs" in f.info:
+        return bool(f.info.get("CDISpecDirs"))
+    features = f.daemon_json.data.get("features")
+    if isinstance(features, dict) and "cdi" in features:
+        return bool(features["cdi"])
+    return None
+
+
+def check_cdi(f: DockerFacts) -> Finding:
+    cid = "engine.cdi"
+    enabled = _cdi_enabled(f)
+    evidence = [f"CDI spec dirs searched: {', '.join(map(str, f.cdi_dirs))}"]
+    evidence += [f"{s.path}: kind {s.kind}" for s in f.cdi_specs]
+    if enabled is False and not f.cdi_specs:
+        return skipped(cid, "CDI is not enabled in Docker (optional: --gpus works without it)")
+    if not f.cdi_specs:
+        return warning(
+            cid,
+            "CDI is enabled but no NVIDIA CDI spec exists: "
+            "`--device nvidia.com/gpu=all` fails with 'unresolvable CDI devices'",
+            evidence,
+            [CDI_GENERATE, "nvidia-ctk cdi list"],
+        )
+    stale = [f"{s.path} names missing {p}" for s in f.cdi_specs for p in s.missing[:3]]
+    if f.driver_version:
+        for spec in f.cdi_specs:
+            versions = {m.group(1) for p in spec.host_paths if (m := _SO_VERSION.search(p))}
+            if versions and f.driver_version not in versions:
+                stale.append(
+                    f"{spec.path} was generated for driver {', '.join(sorted(versions))}, "
+                    f"loaded driver is {f.driver_version}"
+                )
+    if stale:
+        return failure(
+            cid,
+            "the NVIDIA CDI spec is stale (the driver changed since it was generated)",
+            [*evidence, *stale],
+            [CDI_GENERATE],
+        )
+    if enabled is False:
+        return warning(
+            cid,
+            "NVIDIA CDI specs exist but CDI is not enabled in Docker",
+            evidence,
+            ['add "features": {"cdi": true} to /etc/docker/daemon.json', RESTART],
+        )
+    return ok(cid, "NVIDIA CDI spec present and current", evidence)
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(epoch))

@@ -1,0 +1,164 @@
+"""Toolkit checks: the packages are installed, fully configured and of one version;
+``nvidia-ctk`` is there; the runtime's config.toml is root-owned and not writable by others."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from installer.doctor.checks import Finding, HostPaths, failure, ok, warning
+from installer.runner import run
+
+# Released together since 1.11; each depends on the others at "=" the same version.
+TOOLKIT_PACKAGES = (
+    "nvidia-container-toolkit",
+    "nvidia-container-toolkit-base",
+    "libnvidia-container-tools",
+    "libnvidia-container1",
+)
+REINSTALL = "gpubundle install BUNDLE --trust FINGERPRINT"
+
+
+@dataclass(frozen=True)
+class PackageState:
+    name: str
+    version: str
+    status: str  # dpkg's abbreviation: "ii" is installed and configured
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    path: Path
+    exists: bool
+    mode: int = 0
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
+class ToolkitFacts:
+    packages: Mapping[str, PackageState] = field(default_factory=dict)
+    nvidia_ctk: str = ""  # its path, empty when not found
+    nvidia_ctk_version: str = ""
+    config: ConfigFile = ConfigFile(Path("/etc/nvidia-container-runtime/config.toml"), False)
+
+
+def dpkg_query_argv(admindir: Path, names: tuple[str, ...] = TOOLKIT_PACKAGES) -> list[str]:
+    fmt = "${Package}\\t${Version}\\t${db:Status-Abbrev}\\n"
+    return ["dpkg-query", f"--admindir={admindir}", "-W", f"--showformat={fmt}", *names]
+
+
+def parse_dpkg_query(output: str) -> dict[str, PackageState]:
+    """Packages dpkg knows, keyed by name; those merely known (status "un") are left out."""
+    states: dict[str, PackageState] = {}
+    for line in output.splitlines():
+        parts = line.split("\t")
+        if len(parts) != 3:
+            continue
+        name, version, status = parts[0], parts[1], parts[2].strip()
+        if status.startswith("u") and status[1:2] == "n":
+            continue
+        states[name] = PackageState(name, version, status)
+    return states
+
+
+def installed_packages(admindir: Path, names: tuple[str, ...]) -> dict[str, PackageState]:
+    # dpkg-query exits 1 when a name is unknown; what it printed is still right.
+    proc = run(dpkg_query_argv(admindir, names), check=False)
+    return parse_dpkg_query(proc.stdout.decode(errors="replace"))
+
+
+def read_config_file(path: Path) -> ConfigFile:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return ConfigFile(path, False)
+    return ConfigFile(path, True, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+
+
+def gather_toolkit(paths: HostPaths) -> ToolkitFacts:
+    ctk = shutil.which("nvidia-ctk") or ""
+    version = ""
+    if ctk:
+        lines = run([ctk, "--version"], check=False).stdout.decode(errors="replace").splitlines()
+        version = lines[0].strip() if lines else ""
+    return ToolkitFacts(
+        packages=installed_packages(paths.dpkg_admindir, TOOLKIT_PACKAGES),
+        nvidia_ctk=ctk,
+        nvidia_ctk_version=version,
+        config=read_config_file(paths.config_toml),
+    )
+
+
+def check_packages(facts: ToolkitFacts) -> Finding:
+    cid = "toolkit.packages"
+    pkgs = facts.packages
+    evidence = [f"{p.status} {p.name} {p.version}" for p in pkgs.values()]
+    missing = [n for n in TOOLKIT_PACKAGES if n not in pkgs]
+    if "nvidia-container-toolkit" not in pkgs:
+        return failure(cid, "nvidia-container-toolkit is not installed", evidence, [REINSTALL])
+    broken = [p for p in pkgs.values() if p.status != "ii"]
+    if broken:
+        return failure(
+            cid,
+            "toolkit packages are not fully installed: "
+            + ", ".join(f"{p.name} ({p.status})" for p in broken),
+            evidence,
+            ["dpkg --configure -a", REINSTALL],
+        )
+    if missing:
+        return failure(
+            cid, f"toolkit packages missing: {', '.join(missing)}", evidence, [REINSTALL]
+        )
+    versions = {p.version for p in pkgs.values()}
+    if len(versions) > 1:
+        want = pkgs["nvidia-container-toolkit"].version
+        pins = " ".join(f"{n}={want}" for n in TOOLKIT_PACKAGES)
+        return failure(
+            cid,
+            "toolkit packages have different versions: " + ", ".join(sorted(versions)),
+            evidence,
+            [f"apt-get install {pins}", REINSTALL],
+        )
+    return ok(cid, f"nvidia-container-toolkit {versions.pop()} installed", evidence)
+
+
+def check_nvidia_ctk(facts: ToolkitFacts) -> Finding:
+    cid = "toolkit.nvidia-ctk"
+    if not facts.nvidia_ctk:
+        return failure(
+            cid,
+            "nvidia-ctk is not on PATH",
+            ["PATH=" + os.environ.get("PATH", "")],
+            ["dpkg -L nvidia-container-toolkit-base | grep bin/nvidia-ctk", REINSTALL],
+        )
+    return ok(cid, f"nvidia-ctk found: {facts.nvidia_ctk}", [facts.nvidia_ctk_version])
+
+
+def check_config_toml(facts: ToolkitFacts) -> Finding:
+    cid = "toolkit.config-toml"
+    cfg = facts.config
+    if not cfg.exists:
+        return warning(
+            cid,
+            f"{cfg.path} does not exist; the runtime runs on built-in defaults",
+            [],
+            [f"nvidia-ctk config default --output={cfg.path}"],
+        )
+    evidence = [f"{cfg.path}: mode {cfg.mode:04o}, uid {cfg.uid}, gid {cfg.gid}"]
+    fix = [f"chown root:root {cfg.path} && chmod 0644 {cfg.path}"]
+    # The runtime runs as root and executes what this file names: anyone who can
+    # write it can run code as root in every GPU container start.
+    if cfg.mode & stat.S_IWOTH:
+        return failure(cid, f"{cfg.path} is world-writable", evidence, fix)
+    if cfg.uid != 0:
+        return failure(cid, f"{cfg.path} is not owned by root", evidence, fix)
+    if cfg.mode & stat.S_IWGRP and cfg.gid != 0:
+        return failure(cid, f"{cfg.path} is writable by group {cfg.gid}", evidence, fix)
+    if cfg.mode != 0o644:
+        return warning(cid, f"{cfg.path} has mode {cfg.mode:04o}, expected 0644", evidence, fix)
+    return ok(cid, f"{cfg.path} is 0644 and root-owned", evidence)
