@@ -1,0 +1,322 @@
+"""The container engine on this host: which Docker, where its config lives, how to restart it.
+
+Hosts differ: systemd (``systemctl restart docker``), a SysV init script that owns the
+running daemon (``service docker restart``), or no init system at all (WSL2, minimal
+images, the air-gapped GPU host, CI), where gpubundle stops the running ``dockerd``
+itself and starts it again detached, with the same arguments it ran with. Snap's
+Docker is confined and cannot use the NVIDIA Container Toolkit from apt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from installer.errors import GpubundleError
+from installer.runner import run, tail
+
+DEFAULT_DAEMON_JSON = Path("/etc/docker/daemon.json")
+SNAP_DAEMON_JSON = Path("/var/snap/docker/current/config/daemon.json")
+SNAP_PATHS = (Path("/snap/bin/docker"), Path("/var/snap/docker"))
+SYSV_SCRIPT = Path("/etc/init.d/docker")
+SYSV_PIDFILE = Path("/var/run/docker-ssd.pid")  # Debian's script (start-stop-daemon)
+DOCKER_PACKAGES = ("docker-ce", "docker.io", "moby-engine")
+SNAP_PROBLEM = (
+    "Docker is installed as a snap; its confinement keeps it from using the NVIDIA "
+    "Container Toolkit installed with apt. Remove the snap (snap remove docker) and "
+    "install docker.io or docker-ce from apt, then re-run gpubundle install"
+)
+
+
+@dataclass(frozen=True)
+class EngineFacts:
+    kind: str  # "docker.io" | "docker-ce" | "snap" | "none"
+    version: str
+    running: bool
+    daemon_json: Path
+    systemd: bool
+    problem: str
+    pid: int = 0  # the running dockerd, 0 when none was found
+    argv: tuple[str, ...] = field(default=())  # its command line, to start it the same way
+    sysv_managed: bool = False  # the running dockerd is the SysV script's
+
+
+@dataclass(frozen=True)
+class RestartOutcome:
+    method: str  # "systemctl" | "service" | "direct"
+    pid: int  # the dockerd started by "direct", else 0
+    log: str  # its log file, else ""
+
+
+# --- pure decisions -----------------------------------------------------------------
+
+
+def parse_dpkg_query(text: str) -> str:
+    """The installed Docker package from ``dpkg-query -W -f='${Package} ${Status}\\n'``."""
+    installed = {
+        line.split()[0]
+        for line in text.splitlines()
+        if line.strip().endswith("install ok installed")
+    }
+    return next((p for p in DOCKER_PACKAGES if p in installed), "")
+
+
+def config_file_from_argv(argv: Sequence[str]) -> Path | None:
+    """``--config-file`` of a dockerd command line, if given."""
+    for i, arg in enumerate(argv):
+        if arg == "--config-file" and i + 1 < len(argv):
+            return Path(argv[i + 1])
+        if arg.startswith("--config-file="):
+            return Path(arg.split("=", 1)[1])
+    return None
+
+
+def choose_restart_method(facts: EngineFacts, *, sysv_script: bool) -> str:
+    """systemctl under systemd; the SysV script when it owns (or may start) the daemon; else direct."""
+    if facts.kind == "snap":
+        raise GpubundleError("cannot restart snap's Docker for the NVIDIA runtime", SNAP_PROBLEM)
+    if facts.systemd:
+        return "systemctl"
+    if sysv_script and (facts.sysv_managed or not facts.running):
+        return "service"
+    return "direct"
+
+
+def restart_argv(method: str) -> list[str]:
+    return {
+        "systemctl": ["systemctl", "restart", "docker"],
+        "service": ["service", "docker", "restart"],
+    }[method]
+
+
+def dockerd_argv(facts: EngineFacts) -> list[str]:
+    """How to start dockerd again: as it ran before, else plainly."""
+    return list(facts.argv) if facts.argv else ["dockerd"]
+
+
+# --- reading the host ---------------------------------------------------------------
+
+
+def is_systemd(proc1_comm: Path = Path("/proc/1/comm")) -> bool:
+    try:
+        return proc1_comm.read_text().strip() == "systemd"
+    except OSError:
+        return False
+
+
+def find_dockerd(proc: Path = Path("/proc")) -> tuple[int, tuple[str, ...]]:
+    """The running dockerd's pid and command line, (0, ()) when none runs."""
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "dockerd":
+                continue
+            if _state(entry) == "Z":
+                continue
+            raw = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        return int(entry.name), tuple(a.decode() for a in raw.split(b"\0") if a)
+    return 0, ()
+
+
+def _state(proc_entry: Path) -> str:
+    try:
+        return proc_entry.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def ping(timeout: float = 5.0) -> str:
+    """The server version when the daemon answers, else "" (Docker SDK, then the CLI)."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=int(timeout) or 1)
+        try:
+            return str(client.version().get("Version", "")) or "unknown"
+        finally:
+            client.close()
+    except ImportError:
+        pass
+    except Exception:  # the SDK raises many types for "no daemon"; all mean not ready
+        return ""
+    try:
+        proc = run(
+            ["docker", "version", "--format", "{{.Server.Version}}"], check=False, timeout=timeout
+        )
+    except GpubundleError:
+        return ""
+    return proc.stdout.decode().strip() if proc.returncode == 0 else ""
+
+
+def docker_runtimes(timeout: float = 30) -> set[str]:
+    """Runtime names the running daemon knows (``docker info``), empty when it does not answer."""
+    try:
+        proc = run(
+            ["docker", "info", "--format", "{{json .Runtimes}}"], check=False, timeout=timeout
+        )
+    except GpubundleError:
+        return set()
+    if proc.returncode != 0:
+        return set()
+    try:
+        data = json.loads(proc.stdout.decode() or "{}")
+    except ValueError:
+        return set()
+    return set(data) if isinstance(data, dict) else set()
+
+
+def detect_engine(
+    *,
+    proc: Path = Path("/proc"),
+    snap_paths: Sequence[Path] = SNAP_PATHS,
+    sysv_pidfile: Path = SYSV_PIDFILE,
+) -> EngineFacts:
+    systemd = is_systemd(proc / "1" / "comm")
+    if any(p.exists() for p in snap_paths):
+        return EngineFacts("snap", "", False, SNAP_DAEMON_JSON, systemd, SNAP_PROBLEM)
+    try:
+        listing = run(
+            ["dpkg-query", "-W", "-f=${Package} ${Status}\n", *DOCKER_PACKAGES], check=False
+        )
+        kind = parse_dpkg_query(listing.stdout.decode(errors="replace"))
+    except GpubundleError:
+        kind = ""
+    pid, argv = find_dockerd(proc)
+    daemon_json = config_file_from_argv(argv) or DEFAULT_DAEMON_JSON
+    version = ping() if pid else ""
+    sysv_managed = bool(pid) and _read_pid(sysv_pidfile) == pid
+    problem = ""
+    if not kind:
+        kind = "none"
+        problem = "no Docker engine is installed; install docker.io (or docker-ce) first"
+    elif pid and not version:
+        problem = f"dockerd (pid {pid}) runs but does not answer on its socket"
+    return EngineFacts(
+        kind, version, bool(version), daemon_json, systemd, problem, pid, argv, sysv_managed
+    )
+
+
+def _read_pid(pidfile: Path) -> int:
+    try:
+        return int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return 0
+
+
+# --- acting -------------------------------------------------------------------------
+
+
+def restart_engine(
+    facts: EngineFacts, log_dir: Path, *, stop_timeout: float = 60
+) -> RestartOutcome:
+    """Restart Docker the way this host manages it, so it re-reads daemon.json."""
+    method = choose_restart_method(facts, sysv_script=SYSV_SCRIPT.exists())
+    if method in ("systemctl", "service"):
+        proc = run(restart_argv(method), check=False, timeout=120)
+        if proc.returncode == 0 or method == "systemctl":
+            if proc.returncode != 0:
+                raise GpubundleError(
+                    "systemctl restart docker failed",
+                    hint="read `journalctl -u docker`, fix the cause, then re-run",
+                    details=tail(proc.stderr.decode(errors="replace")),
+                )
+            return RestartOutcome(method, 0, "")
+        # The init script did not work on this host: run dockerd ourselves.
+    if facts.pid:
+        stop_dockerd(facts.pid, stop_timeout)
+    return start_dockerd(dockerd_argv(facts), log_dir)
+
+
+def stop_dockerd(pid: int, timeout: float) -> None:
+    """SIGTERM and wait; dockerd stops its containers and removes its pidfile."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(pid)
+        if not Path(f"/proc/{pid}").exists() or _state(Path(f"/proc/{pid}")) == "Z":
+            return
+        time.sleep(0.2)
+    raise GpubundleError(
+        f"dockerd (pid {pid}) did not stop within {timeout:.0f} s",
+        hint=f"stop it yourself (kill {pid}), then re-run the same gpubundle command",
+    )
+
+
+def _reap(pid: int) -> None:
+    """Collect our own child's exit status, so it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def start_dockerd(argv: Sequence[str], log_dir: Path) -> RestartOutcome:
+    """Start dockerd detached (own session, stdin closed), logging to ``log_dir``/dockerd.log."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / "dockerd.log"
+    with open(log_path, "ab") as log:
+        log.write(f"--- gpubundle starts: {' '.join(argv)}\n".encode())
+        log.flush()
+        try:
+            child = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except FileNotFoundError as exc:
+            raise GpubundleError(
+                f"{argv[0]} not found", hint="install docker.io (it provides dockerd)"
+            ) from exc
+    return RestartOutcome("direct", child.pid, str(log_path))
+
+
+def wait_until_ready(
+    timeout: float = 60,
+    outcome: RestartOutcome | None = None,
+    *,
+    probe: Callable[[float], str] = ping,
+) -> str:
+    """Wait for the daemon to answer; return its version. Fails fast if our dockerd exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        version = probe(5)
+        if version:
+            return version
+        if outcome is not None and outcome.pid:
+            _reap(outcome.pid)
+            entry = Path(f"/proc/{outcome.pid}")
+            if not entry.exists() or _state(entry) == "Z":
+                raise GpubundleError(
+                    f"dockerd exited right after starting (see {outcome.log})",
+                    hint="fix the daemon configuration it names, then re-run",
+                    details=_log_tail(outcome.log),
+                )
+        if time.monotonic() >= deadline:
+            raise GpubundleError(
+                f"Docker did not answer within {timeout:.0f} s",
+                hint="check the daemon's log (journalctl -u docker, or "
+                "/var/log/gpubundle/dockerd.log where gpubundle started it)",
+                details=_log_tail(outcome.log) if outcome and outcome.log else (),
+            )
+        time.sleep(0.5)
+
+
+def _log_tail(path: str, lines: int = 15) -> list[str]:
+    try:
+        return tail(Path(path).read_text(errors="replace"), lines)
+    except OSError:
+        return []

@@ -1,0 +1,137 @@
+"""Engine detection and the restart decision, from fixture /proc trees and facts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from installer import engine
+from installer.engine import EngineFacts
+from installer.errors import GpubundleError
+
+DPKG = """\
+docker-ce unknown ok not-installed
+docker.io install ok installed
+moby-engine unknown ok not-installed
+"""
+
+
+def facts(**changes: object) -> EngineFacts:
+    base = EngineFacts("docker.io", "28.2.2", True, Path("/etc/docker/daemon.json"), False, "")
+    return EngineFacts(**{**base.__dict__, **changes})  # type: ignore[arg-type]
+
+
+def test_dpkg_query_parsing() -> None:
+    assert engine.parse_dpkg_query(DPKG) == "docker.io"
+    assert engine.parse_dpkg_query("docker-ce install ok installed\n") == "docker-ce"
+    assert engine.parse_dpkg_query("docker.io deinstall ok config-files\n") == ""
+
+
+def test_config_file_from_argv() -> None:
+    assert engine.config_file_from_argv(["dockerd", "--config-file", "/x.json"]) == Path("/x.json")
+    assert engine.config_file_from_argv(["dockerd", "--config-file=/y.json"]) == Path("/y.json")
+    assert engine.config_file_from_argv(["dockerd", "--pidfile", "/p"]) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "sysv", "method"),
+    [
+        ({"systemd": True}, True, "systemctl"),
+        ({"systemd": True}, False, "systemctl"),
+        ({"sysv_managed": True, "pid": 7}, True, "service"),
+        ({"running": False, "pid": 0}, True, "service"),  # the script may start it
+        ({"pid": 7}, True, "direct"),  # running, but not the script's daemon
+        ({"pid": 7}, False, "direct"),  # no init system at all
+        ({"running": False}, False, "direct"),
+    ],
+)
+def test_restart_method(changes: dict[str, object], sysv: bool, method: str) -> None:
+    assert engine.choose_restart_method(facts(**changes), sysv_script=sysv) == method
+
+
+def test_snap_is_refused_with_what_to_do() -> None:
+    with pytest.raises(GpubundleError) as err:
+        engine.choose_restart_method(facts(kind="snap"), sysv_script=False)
+    assert "snap remove docker" in err.value.hint
+
+
+def test_argv_builders() -> None:
+    assert engine.restart_argv("systemctl") == ["systemctl", "restart", "docker"]
+    assert engine.restart_argv("service") == ["service", "docker", "restart"]
+    argv = ("/usr/sbin/dockerd", "--pidfile", "/run/x.pid")
+    assert engine.dockerd_argv(facts(argv=argv)) == list(argv)
+    assert engine.dockerd_argv(facts()) == ["dockerd"]
+
+
+def _proc(tmp_path: Path, comm1: str, procs: dict[int, tuple[str, str, list[str]]]) -> Path:
+    root = tmp_path / "proc"
+    (root / "1").mkdir(parents=True)
+    (root / "1" / "comm").write_text(comm1 + "\n")
+    (root / "1" / "stat").write_text(f"1 ({comm1}) S 0\n")
+    (root / "1" / "cmdline").write_bytes(b"")
+    (root / "self").mkdir()
+    for pid, (comm, state, argv) in procs.items():
+        entry = root / str(pid)
+        entry.mkdir()
+        (entry / "comm").write_text(comm + "\n")
+        (entry / "stat").write_text(f"{pid} ({comm}) {state} 1\n")
+        (entry / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+    return root
+
+
+def test_find_dockerd_skips_zombies_and_others(tmp_path: Path) -> None:
+    proc = _proc(
+        tmp_path,
+        "process_api",
+        {
+            50: ("dockerd", "Z", []),
+            60: ("containerd", "S", ["containerd"]),
+            70: ("dockerd", "S", ["dockerd", "--pidfile", "/run/gpubundle-ci/dockerd.pid"]),
+        },
+    )
+    assert engine.find_dockerd(proc) == (
+        70,
+        ("dockerd", "--pidfile", "/run/gpubundle-ci/dockerd.pid"),
+    )
+    assert not engine.is_systemd(proc / "1" / "comm")
+
+
+def test_systemd_pid1(tmp_path: Path) -> None:
+    proc = _proc(tmp_path, "systemd", {})
+    assert engine.is_systemd(proc / "1" / "comm")
+    assert engine.find_dockerd(proc) == (0, ())
+
+
+def test_detect_snap(tmp_path: Path) -> None:
+    proc = _proc(tmp_path, "init", {})
+    snap = tmp_path / "snap-docker"
+    snap.mkdir()
+    found = engine.detect_engine(proc=proc, snap_paths=[snap])
+    assert found.kind == "snap"
+    assert "snap" in found.problem
+    assert found.daemon_json == engine.SNAP_DAEMON_JSON
+
+
+def test_detect_reads_config_file_of_running_daemon(tmp_path: Path) -> None:
+    proc = _proc(tmp_path, "init", {90: ("dockerd", "S", ["dockerd", "--config-file=/srv/d.json"])})
+    found = engine.detect_engine(proc=proc, snap_paths=[], sysv_pidfile=tmp_path / "none.pid")
+    assert found.daemon_json == Path("/srv/d.json")
+    assert found.pid == 90
+    assert not found.systemd
+
+
+def test_direct_start_and_fast_failure(tmp_path: Path) -> None:
+    # A "dockerd" that exits at once, as the real one does on a bad daemon.json.
+    fake = tmp_path / "dockerd"
+    fake.write_text(
+        "#!/bin/sh\necho 'unable to configure the Docker daemon with file x' >&2\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    outcome = engine.start_dockerd([str(fake)], tmp_path / "log")
+    assert outcome.method == "direct"
+    assert Path(outcome.log) == tmp_path / "log" / "dockerd.log"
+    with pytest.raises(GpubundleError) as err:
+        engine.wait_until_ready(30, outcome, probe=lambda timeout: "")
+    assert "exited right after starting" in err.value.message
+    assert any("unable to configure" in line for line in err.value.details)
