@@ -1,0 +1,173 @@
+"""apt as the oracle: the real distro indices (verified), and apt-get -s in a private root.
+
+``distro_index_files(distro)`` downloads (once, cached under .cache/indices/)
+each suite's InRelease, checks its signature against the distro's archive
+keyring with gpgv, and checks every Packages.xz against the signed hashes
+before decompressing it. ``apt_install_set`` runs the real apt-get in
+simulation mode over exactly those files and returns the (name, version)
+pairs it would install.
+"""
+
+from __future__ import annotations
+
+import lzma
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bundler.http import download, fetch_bytes, make_session
+from bundler.index import PackageIndex
+from bundler.releasefile import check_file, parse_release
+from installer.errors import VerificationError
+from installer.openpgp import verify_clearsigned
+from installer.runner import run
+from tests.conftest import CACHE_DIR, shared_dir
+from tests.support.roots import DISTROS, DistroSpec, archive_keyring, keyring_fingerprints
+
+INDEX_CACHE = CACHE_DIR / "indices"
+NVIDIA_URL = "https://nvidia.github.io/libnvidia-container/stable/deb/amd64"
+_INST_LINE = re.compile(r"^Inst (\S+) (?:\[(\S+)\] )?\((\S+) ", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    """One uncompressed, verified Packages file and the apt source line it belongs to."""
+
+    source_id: str  # e.g. "jammy-updates/main"
+    base_url: str  # what Filename is relative to
+    deb_line: str  # the sources.list line that names it
+    path: Path
+
+    def load(self, arch: str = "amd64") -> PackageIndex:
+        return PackageIndex(self.source_id, self.base_url, self.path.read_bytes(), arch)
+
+
+def _suite_files(spec: DistroSpec, base: str, suite: str, arch: str) -> list[IndexFile]:
+    cache = INDEX_CACHE / spec.name / suite
+    cache.mkdir(parents=True, exist_ok=True)
+    done = cache / f".verified-{arch}"
+    components = spec.components
+    if not done.exists():
+        session = make_session()
+        signed = fetch_bytes(session, f"{base}/dists/{suite}/InRelease")
+        keyring = archive_keyring(spec)
+        result = verify_clearsigned(
+            signed, [keyring.read_bytes()], keyring_fingerprints(keyring), f"{suite} InRelease"
+        )
+        release = parse_release(result.signed_data, f"{suite} InRelease")
+        (cache / "InRelease").write_bytes(signed)
+        for component in components:
+            rel = f"{component}/binary-{arch}/Packages.xz"
+            xz = cache / rel
+            xz.parent.mkdir(parents=True, exist_ok=True)
+            try:  # reuse a file fetched before if it still matches the signed hashes
+                check_file(release.files[rel], xz, f"{suite} {rel}")
+            except (OSError, VerificationError):
+                xz.unlink(missing_ok=True)
+                download(session, f"{base}/dists/{suite}/{rel}", xz)
+                check_file(release.files[rel], xz, f"{suite} {rel}")
+            xz.with_suffix("").write_bytes(lzma.decompress(xz.read_bytes()))
+        done.touch()
+    line = f"deb [trusted=yes arch={arch}] {base} {suite} {' '.join(components)}"
+    return [
+        IndexFile(f"{suite}/{c}", base, line, cache / c / f"binary-{arch}" / "Packages")
+        for c in components
+    ]
+
+
+def distro_index_files(distro: str, arch: str = "amd64") -> list[IndexFile]:
+    """Every verified Packages file of the distro's release, updates and security suites."""
+    spec = DISTROS[distro]
+    return [f for base, suite in spec.suites for f in _suite_files(spec, base, suite, arch)]
+
+
+def nvidia_index_file(arch: str = "amd64") -> IndexFile:
+    """NVIDIA's real flat Packages from the shared fixtures (verified when collected)."""
+    path = shared_dir() / "fixtures" / "nvidia" / "stable" / "deb" / arch / "Packages"
+    line = f"deb [trusted=yes arch={arch}] {NVIDIA_URL} /"
+    return IndexFile("nvidia", NVIDIA_URL, line, path)
+
+
+def _apt_options(root: Path, status: Path, arch: str) -> list[str]:
+    settings = {
+        "Dir": f"{root}/",
+        "Dir::Etc": f"{root}/etc/apt/",
+        "Dir::State": f"{root}/state/",
+        "Dir::State::status": str(status),
+        "Dir::Cache": f"{root}/cache/",
+        "Dir::Log": f"{root}/log/",
+        "APT::Architecture": arch,
+        "APT::Architectures": arch,
+        "Debug::NoLocking": "1",
+        "APT::Install-Recommends": "0",
+        "APT::Install-Suggests": "0",
+    }
+    return [arg for key, value in settings.items() for arg in ("-o", f"{key}={value}")]
+
+
+def apt_install_set(
+    files: Sequence[IndexFile],
+    roots: Sequence[str],
+    *,
+    status: Path | None = None,
+    arch: str = "amd64",
+) -> set[tuple[str, str]]:
+    """What ``apt-get -s install --no-install-recommends ROOTS`` would install, as apt says."""
+    with tempfile.TemporaryDirectory(prefix="aptoracle-") as tmp:
+        root = Path(tmp)
+        for sub in (
+            "etc/apt/apt.conf.d",
+            "etc/apt/preferences.d",
+            "etc/apt/sources.list.d",
+            "state/lists",
+            "cache",
+            "log",
+        ):
+            (root / sub).mkdir(parents=True)
+        lines = list(dict.fromkeys(f.deb_line for f in files))
+        (root / "etc/apt/sources.list").write_text("\n".join(lines) + "\n")
+        config = root / "apt.conf"
+        config.write_text(f'Dir::Etc::parts "{root}/etc/apt/apt.conf.d";\n')
+        status_file = root / "status"
+        if status is not None:
+            shutil.copyfile(status, status_file)
+        else:
+            status_file.write_text("")
+        env = {"APT_CONFIG": str(config)}
+        options = _apt_options(root, status_file, arch)
+        targets = run(
+            [
+                "apt-get",
+                *options,
+                "indextargets",
+                "--no-release-info",
+                "--format",
+                "$(CREATED_BY)|$(SITE)|$(RELEASE)|$(COMPONENT)|$(FILENAME)",
+            ],
+            env=env,
+        ).stdout.decode()
+        _place_lists(files, targets)
+        proc = run(["apt-get", *options, "-s", "install", *roots], env=env)
+        output = proc.stdout.decode()
+    return {(name.split(":")[0], new) for name, _old, new in _INST_LINE.findall(output)}
+
+
+def _place_lists(files: Sequence[IndexFile], targets: str) -> None:
+    """Copy each Packages file where apt expects the list for its source and component."""
+    wanted: dict[tuple[str, str, str], Path] = {}
+    for line in targets.splitlines():
+        kind, site, release, component, filename = (line.split("|") + [""] * 5)[:5]
+        if kind != "Packages" or "binary-all" in filename:
+            continue
+        component = "" if component.startswith("$(") else component
+        wanted[(site.rstrip("/"), release, component)] = Path(filename)
+    for f in files:
+        suite, _, component = f.source_id.partition("/")
+        key = (f.base_url.rstrip("/"), "" if f.source_id == "nvidia" else suite, component)
+        target = wanted.get(key)
+        if target is None:
+            raise AssertionError(f"apt names no list for {f.source_id}: {sorted(wanted)}")
+        shutil.copyfile(f.path, target)

@@ -1,0 +1,198 @@
+"""Real distro root filesystems for tests, built once with debootstrap and cached.
+
+API (stable; used by the installer tests):
+
+- ``debootstrap_root(distro, variant="minbase", include=(), dest=None) -> Path``:
+  a fresh copy of the root for ``distro`` ("ubuntu22.04", "ubuntu24.04",
+  "debian12"). The first call runs debootstrap (minutes, needs root and the
+  archive) and caches the result as ``.cache/roots/<key>.tar.zst``, keyed by
+  distro, variant and the sorted ``include`` list; every call unpacks that
+  tarball into ``dest`` (emptied first) or into ``.cache/roots/unpacked/<key>``.
+  Concurrent callers are serialised with a lock file per key.
+- ``minbase_status(distro) -> Path``: the minbase root's var/lib/dpkg/status,
+  cached as ``.cache/roots/<distro>-minbase.status`` (no unpacking).
+- ``DISTROS``, ``archive_keyring(spec)``, ``keyring_fingerprints(path)``: the
+  archives and the keys that sign them (Debian 12 hosts lack Ubuntu's
+  keyring: it is taken from Ubuntu's own ubuntu-keyring .deb, checked against
+  a SHA256 recorded here from the verified jammy Packages index).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bundler.http import download, make_session
+from installer.runner import run
+from tests.conftest import CACHE_DIR
+
+ROOTS_CACHE = CACHE_DIR / "roots"
+UBUNTU = "http://archive.ubuntu.com/ubuntu"
+DEBIAN = "http://deb.debian.org/debian"
+DEBIAN_SECURITY = "http://deb.debian.org/debian-security"
+DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+
+# ubuntu-keyring 2021.03.26 from jammy main: Filename and SHA256 as the jammy Packages
+# index lists them (that index's InRelease verifies with the keyring inside this .deb).
+UBUNTU_KEYRING_DEB = "pool/main/u/ubuntu-keyring/ubuntu-keyring_2021.03.26_all.deb"
+UBUNTU_KEYRING_SHA256 = "0d0e7ed6b112f5d03eabf3c7eb01ebdacf9c57714b279e90495cfc58c8c4520f"
+UBUNTU_KEYRING_MEMBER = "usr/share/keyrings/ubuntu-archive-keyring.gpg"
+
+
+@dataclass(frozen=True)
+class DistroSpec:
+    name: str  # our id, e.g. "ubuntu22.04"
+    codename: str
+    mirror: str
+    suites: tuple[tuple[str, str], ...]  # (archive base URL, suite), in apt's source order
+    components: tuple[str, ...]
+    debootstrap_script: str  # the script debootstrap uses for this release
+    ubuntu: bool
+
+
+def _ubuntu(name: str, codename: str, script: str) -> DistroSpec:
+    suites = tuple((UBUNTU, f"{codename}{s}") for s in ("", "-updates", "-security"))
+    components = ("main", "restricted", "universe", "multiverse")
+    return DistroSpec(name, codename, UBUNTU, suites, components, script, True)
+
+
+DISTROS: dict[str, DistroSpec] = {
+    "ubuntu22.04": _ubuntu("ubuntu22.04", "jammy", "jammy"),
+    # Debian 12's debootstrap has no noble script; gutsy's is the one every later Ubuntu uses.
+    "ubuntu24.04": _ubuntu("ubuntu24.04", "noble", "gutsy"),
+    "debian12": DistroSpec(
+        "debian12",
+        "bookworm",
+        DEBIAN,
+        (
+            (DEBIAN, "bookworm"),
+            (DEBIAN, "bookworm-updates"),
+            (DEBIAN_SECURITY, "bookworm-security"),
+        ),
+        ("main", "contrib", "non-free", "non-free-firmware"),
+        "bookworm",
+        False,
+    ),
+}
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ubuntu_keyring() -> Path:
+    """Ubuntu's archive keyring, from ubuntu-keyring's .deb checked against a pinned SHA256."""
+    keyring = ROOTS_CACHE / "ubuntu-archive-keyring.gpg"
+    with _locked(ROOTS_CACHE / ".ubuntu-keyring.lock"):
+        if keyring.exists():
+            return keyring
+        with tempfile.TemporaryDirectory(prefix="ubuntu-keyring-") as tmp:
+            deb = Path(tmp) / "ubuntu-keyring.deb"
+            download(make_session(), f"{UBUNTU}/{UBUNTU_KEYRING_DEB}", deb)
+            digest = hashlib.sha256(deb.read_bytes()).hexdigest()
+            if digest != UBUNTU_KEYRING_SHA256:
+                raise AssertionError(
+                    f"ubuntu-keyring .deb: sha256 {digest}, expected {UBUNTU_KEYRING_SHA256}"
+                )
+            run(["dpkg-deb", "-x", str(deb), f"{tmp}/tree"])
+            shutil.copyfile(Path(tmp) / "tree" / UBUNTU_KEYRING_MEMBER, keyring)
+    return keyring
+
+
+def archive_keyring(spec: DistroSpec) -> Path:
+    return ubuntu_keyring() if spec.ubuntu else DEBIAN_KEYRING
+
+
+def keyring_fingerprints(keyring: Path) -> list[str]:
+    """Primary-key fingerprints of every key in a keyring file."""
+    with tempfile.TemporaryDirectory(prefix="gpg-home-") as home:
+        out = run(
+            ["gpg", "--homedir", home, "--batch", "--show-keys", "--with-colons", str(keyring)]
+        ).stdout.decode()
+    fingerprints: list[str] = []
+    after_pub = False
+    for line in out.splitlines():
+        fields = line.split(":")
+        if fields[0] == "pub":
+            after_pub = True
+        elif fields[0] == "fpr" and after_pub:
+            fingerprints.append(fields[9])
+            after_pub = False
+    return fingerprints
+
+
+def root_key(distro: str, variant: str = "minbase", include: Sequence[str] = ()) -> str:
+    """The cache key of a root: distro, variant and a hash of the sorted include list."""
+    packages = ",".join(sorted(set(include)))
+    suffix = hashlib.sha256(packages.encode()).hexdigest()[:10] if packages else "base"
+    return f"{distro}-{variant}-{suffix}"
+
+
+def debootstrap_argv(
+    spec: DistroSpec, variant: str, include: Sequence[str], target: Path, keyring: Path
+) -> list[str]:
+    argv = ["debootstrap", f"--variant={variant}", "--arch=amd64", f"--keyring={keyring}"]
+    if include:
+        argv.append("--include=" + ",".join(sorted(set(include))))
+    return [*argv, spec.codename, str(target), spec.mirror, spec.debootstrap_script]
+
+
+def _root_tarball(distro: str, variant: str, include: Sequence[str]) -> Path:
+    spec = DISTROS[distro]
+    key = root_key(distro, variant, include)
+    tarball = ROOTS_CACHE / f"{key}.tar.zst"
+    with _locked(ROOTS_CACHE / f".{key}.lock"):
+        if tarball.exists():
+            return tarball
+        if os.geteuid() != 0:
+            raise PermissionError(f"building the {distro} root with debootstrap needs root")
+        keyring = archive_keyring(spec)
+        with tempfile.TemporaryDirectory(prefix=f"debootstrap-{key}-", dir=ROOTS_CACHE) as tmp:
+            target = Path(tmp) / "root"
+            run(debootstrap_argv(spec, variant, include, target, keyring), timeout=3600)
+            partial = Path(tmp) / "root.tar.zst"
+            run(["tar", "--zstd", "-C", str(target), "--numeric-owner", "-cf", str(partial), "."])
+            partial.rename(tarball)
+    return tarball
+
+
+def debootstrap_root(
+    distro: str,
+    variant: str = "minbase",
+    include: Sequence[str] = (),
+    dest: Path | None = None,
+) -> Path:
+    """A fresh root tree for ``distro`` (see the module docstring); returns its path."""
+    tarball = _root_tarball(distro, variant, include)
+    target = dest or ROOTS_CACHE / "unpacked" / root_key(distro, variant, include)
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    run(["tar", "--zstd", "-C", str(target), "--numeric-owner", "-xpf", str(tarball)])
+    return target
+
+
+def minbase_status(distro: str) -> Path:
+    """The dpkg status file of ``distro``'s minbase root (cached; no full unpack)."""
+    status = ROOTS_CACHE / f"{distro}-minbase.status"
+    if not status.exists():
+        tarball = _root_tarball(distro, "minbase", ())
+        data = run(["tar", "--zstd", "-xOf", str(tarball), "./var/lib/dpkg/status"]).stdout
+        partial = status.with_suffix(".part")
+        partial.write_bytes(data)
+        partial.rename(status)
+    return status
