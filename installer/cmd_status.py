@@ -1,0 +1,74 @@
+"""``gpubundle status``: what gpubundle installed on this host, from its install record."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from installer.cli import handle_errors, json_option
+from installer.console import Console
+from installer.record import RECORD_PATH, InstallRecord, load_record
+
+
+def render(record: InstallRecord) -> list[str]:
+    state = (
+        f"finished {record.finished_at}"
+        if record.finished_at
+        else "NOT finished (interrupted or failed)"
+    )
+    lines = [
+        f"nvidia-container-toolkit {record.toolkit_version} for {record.distro}/{record.arch}",
+        f"installed by gpubundle {record.gpubundle_version}: started {record.started_at}, {state}",
+        f"bundle sha256 {record.bundle_sha256}",
+        f"signed by {record.signer_fingerprint}",
+        f"steps completed: {', '.join(record.steps_completed) or 'none'}",
+    ]
+    if record.packages_installed:
+        lines.append("packages installed or upgraded:")
+        for name, version in sorted(record.packages_installed.items()):
+            before = record.packages_before.get(name)
+            lines.append(f"  {name} {version}" + (f" (was {before})" if before else ""))
+    if record.runtime_change:
+        change = record.runtime_change
+        backup = change.get("backup_path") or "none: the file did not exist"
+        lines.append(f"engine configuration: {change.get('path')} (backup: {backup})")
+    for title, items in (
+        ("files created", record.files_created),
+        ("CDI specs created", record.cdi_specs_created),
+        ("images loaded", record.images_loaded),
+    ):
+        if items:
+            lines.append(f"{title}:")
+            lines.extend(f"  {item}" for item in items)
+    if record.engine_started_by_gpubundle:
+        lines.append("Docker was started by gpubundle")
+    return lines
+
+
+@click.command()
+@json_option
+def status(json_mode: bool) -> None:
+    """Show what gpubundle installed here: when, from which bundle, which steps finished."""
+    console = Console(json_mode)
+    path = Path(os.environ.get("GPUBUNDLE_RECORD", RECORD_PATH))
+
+    def body() -> None:
+        record = load_record(path)
+        if record is None:
+            console.info(f"gpubundle has not installed anything on this host (no {path})")
+            console.emit({"ok": True, "installed": False, "record": None})
+            return
+        for line in render(record):
+            console.info(line)
+        console.emit(
+            {
+                "ok": True,
+                "installed": True,
+                "complete": record.finished_at is not None,
+                "record": record.as_json(),
+            }
+        )
+
+    handle_errors(console, body)

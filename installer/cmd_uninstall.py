@@ -1,0 +1,175 @@
+"""``gpubundle uninstall``: undo exactly what install recorded, plan first."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from installer import engine
+from installer.cli import handle_errors, json_option
+from installer.console import Console
+from installer.doctor.toolkit import installed_packages
+from installer.errors import GpubundleError
+from installer.hostlock import host_lock
+from installer.layout import LOCK_FILE, LOG_DIR
+from installer.record import RECORD_PATH, InstallRecord, load_record
+from installer.runner import run
+from installer.runtime_config import write_atomically
+from installer.uninstallplan import NVIDIA_RUNTIMES, Action, HostNow, UninstallPlan, plan_uninstall
+
+DPKG_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
+
+
+def _read(path: str | None) -> bytes | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _image_present(ref: str) -> bool:
+    return run(["docker", "image", "inspect", ref], check=False, timeout=60).returncode == 0
+
+
+def read_host(record: InstallRecord, admindir: Path, *, purge: bool) -> HostNow:
+    names = tuple(record.packages_installed)
+    states = installed_packages(admindir, names) if names else {}
+    # "rc": removed, config files left; purging still has work to do.
+    packages = {n: s.version for n, s in states.items() if s.status[1:2] != "c" or purge}
+    change = record.runtime_change or {}
+    running = engine.detect_engine().running if record.images_loaded or change else False
+    paths = (*record.files_created, *record.cdi_specs_created)
+    return HostNow(
+        packages=packages,
+        daemon_json=_read(change.get("path")),
+        daemon_backup=_read(change.get("backup_path")),
+        existing_paths=frozenset(p for p in paths if os.path.lexists(p)),
+        images_present=frozenset(i for i in record.images_loaded if running and _image_present(i)),
+        engine_running=running,
+    )
+
+
+def dpkg_remove_argv(names: tuple[str, ...], *, purge: bool) -> list[str]:
+    return ["dpkg", "--purge" if purge else "--remove", *names]
+
+
+def remove_path(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def execute(action: Action, plan: UninstallPlan, record: InstallRecord) -> None:
+    if action.kind == "remove-images":
+        run(
+            ["docker", "image", "rm", *action.targets],
+            timeout=300,
+            hint="stop and remove the containers using these images (docker ps -a), then re-run",
+        )
+    elif action.kind == "write-daemon-json":
+        config = Path(action.targets[0])
+        mode = config.stat().st_mode & 0o7777 if config.exists() else 0o644
+        write_atomically(config, (action.content or "").encode(), mode)
+    elif action.kind == "delete-daemon-json":
+        Path(action.targets[0]).unlink(missing_ok=True)
+    elif action.kind == "restart-engine":
+        outcome = engine.restart_engine(engine.detect_engine(), Path(LOG_DIR))
+        engine.wait_until_ready(90, outcome)
+    elif action.kind == "remove-packages":
+        run(
+            dpkg_remove_argv(action.targets, purge=plan.purge),
+            env=DPKG_ENV,
+            timeout=600,
+            hint="another package depends on these; remove it first or keep the toolkit",
+        )
+    elif action.kind == "remove-paths":
+        for path in action.targets:
+            remove_path(Path(path))
+    elif action.kind == "remove-record":
+        backup = (record.runtime_change or {}).get("backup_path")
+        if backup:
+            Path(backup).unlink(missing_ok=True)
+        for path in action.targets:
+            Path(path).unlink(missing_ok=True)
+    else:
+        raise GpubundleError(f"unknown uninstall action {action.kind!r}", hint="report this bug")
+
+
+def check_no_dangling_default(record: InstallRecord) -> None:
+    """Never leave ``default-runtime: nvidia`` behind without the runtime it names."""
+    path = (record.runtime_change or {}).get("path")
+    data = _read(path)
+    if not data or not data.strip():
+        return
+    default = json.loads(data).get("default-runtime")
+    if default in NVIDIA_RUNTIMES and shutil.which("nvidia-container-runtime") is None:
+        raise GpubundleError(
+            f"{path} still sets default-runtime {default!r}, whose runtime is gone",
+            hint=f'remove "default-runtime" from {path} and restart Docker',
+        )
+
+
+def render_plan(plan: UninstallPlan) -> str:
+    if plan.nothing_to_do:
+        return "nothing to do: everything install did is already undone"
+    lines = ["uninstall plan:"]
+    for i, action in enumerate(plan.actions, 1):
+        lines.append(f"  {i}. {action.summary}")
+        lines.extend(f"       {t}" for t in action.targets if action.kind != "remove-record")
+    lines.extend(f"  note: {n}" for n in plan.notes)
+    return "\n".join(lines)
+
+
+@click.command()
+@json_option
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@click.option("--keep-images", is_flag=True, help="Keep the images install loaded.")
+@click.option("--purge", is_flag=True, help="Purge packages (remove their configuration too).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def uninstall(json_mode: bool, dry_run: bool, keep_images: bool, purge: bool, yes: bool) -> None:
+    """Undo what `gpubundle install` recorded: configuration, packages, repository, images."""
+    console = Console(json_mode)
+    record_path = Path(os.environ.get("GPUBUNDLE_RECORD", RECORD_PATH))
+    lock = Path(os.environ.get("GPUBUNDLE_LOCK", LOCK_FILE))
+    admindir = Path(os.environ.get("GPUBUNDLE_DPKG_ADMINDIR", "/var/lib/dpkg"))
+
+    def body() -> None:
+        with host_lock(lock, "gpubundle uninstall"):
+            record = load_record(record_path)
+            if record is None:
+                console.info(
+                    f"nothing to do: gpubundle has not installed anything here ({record_path})"
+                )
+                console.emit({"ok": True, "nothing_to_do": True, "actions": [], "notes": []})
+                return
+            plan = plan_uninstall(
+                record,
+                read_host(record, admindir, purge=purge),
+                keep_images=keep_images,
+                purge=purge,
+                record_path=str(record_path),
+            )
+            console.info(render_plan(plan))
+            if dry_run:
+                console.emit({"ok": True, "dry_run": True, **plan.as_dict()})
+                return
+            if not yes and not json_mode:
+                if not sys.stdin.isatty():
+                    raise GpubundleError("uninstall needs confirmation", hint="re-run with --yes")
+                click.confirm("carry out this plan?", abort=True, err=True)
+            for action in plan.actions:
+                console.step(action.summary)
+                execute(action, plan, record)
+            check_no_dangling_default(record)
+            console.info("uninstall complete")
+            console.emit({"ok": True, "dry_run": False, **plan.as_dict()})
+
+    handle_errors(console, body)

@@ -1,0 +1,237 @@
+"""What ``gpubundle uninstall`` will do: the inverse of the install record, as data.
+
+Pure: it takes the record and the host's current state (read elsewhere) and returns
+ordered actions plus notes on what is deliberately kept. ``uninstall --dry-run``
+prints exactly this plan; the command then carries it out step by step.
+
+Rules:
+- daemon.json unchanged since install (sha256 = the record's ``sha256_after``): put
+  the backup back (or delete the file if install created it). Changed since: remove
+  only the nvidia entries install added, keeping the user's edits.
+- ``default-runtime`` never names a runtime whose package is being removed.
+- packages apt installed are removed (purged with ``purge``); packages that were
+  installed before, at any version, are kept: apt cannot go back offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from installer.errors import GpubundleError
+from installer.record import InstallRecord
+
+NVIDIA_RUNTIMES = ("nvidia", "nvidia-cdi", "nvidia-legacy")
+RUNTIME_PACKAGE = "nvidia-container-toolkit"
+
+
+@dataclass(frozen=True)
+class HostNow:
+    """The parts of the host the plan depends on, read just before planning."""
+
+    packages: Mapping[str, str] = field(default_factory=dict)  # installed now: name -> version
+    daemon_json: bytes | None = None  # None: the file does not exist
+    daemon_backup: bytes | None = None  # the record's backup file, None if missing
+    existing_paths: frozenset[str] = frozenset()  # of files_created + cdi_specs_created
+    images_present: frozenset[str] = frozenset()  # of images_loaded
+    engine_running: bool = False
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str  # remove-images | write-daemon-json | delete-daemon-json | restart-engine
+    #            | remove-packages | remove-paths | remove-record
+    summary: str
+    targets: tuple[str, ...] = ()
+    content: str | None = None  # the new daemon.json for write-daemon-json
+
+
+@dataclass(frozen=True)
+class UninstallPlan:
+    actions: tuple[Action, ...]
+    notes: tuple[str, ...] = ()
+    purge: bool = False
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not self.actions
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "nothing_to_do": self.nothing_to_do}
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _load(data: bytes, what: str) -> dict[str, Any]:
+    if not data.strip():
+        return {}
+    try:
+        value = json.loads(data)
+    except ValueError as exc:
+        raise GpubundleError(
+            f"{what} is not valid JSON: {exc}",
+            hint=f"fix {what} (python3 -m json.tool shows where) and run uninstall again",
+        ) from exc
+    if not isinstance(value, dict):
+        raise GpubundleError(f"{what} is not a JSON object", hint=f"fix {what}, then re-run")
+    return value
+
+
+def remove_nvidia_entries(
+    current: Mapping[str, Any], before: Mapping[str, Any], *, runtime_removed: bool
+) -> dict[str, Any]:
+    """``current`` without the nvidia runtimes install added and a default-runtime naming them."""
+    result = dict(current)
+    runtimes = dict(result.get("runtimes") or {})
+    kept_before = dict(before.get("runtimes") or {})
+    for name in NVIDIA_RUNTIMES:
+        if name in runtimes and (runtime_removed or name not in kept_before):
+            del runtimes[name]
+    if runtimes:
+        result["runtimes"] = runtimes
+    else:
+        result.pop("runtimes", None)
+    default = result.get("default-runtime")
+    if default in NVIDIA_RUNTIMES and default not in runtimes:
+        if before.get("default-runtime") and before["default-runtime"] not in NVIDIA_RUNTIMES:
+            result["default-runtime"] = before["default-runtime"]
+        else:
+            result.pop("default-runtime", None)
+    return result
+
+
+def _render(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, indent=4) + "\n"
+
+
+def plan_daemon_json(record: InstallRecord, now: HostNow, *, runtime_removed: bool) -> list[Action]:
+    change = record.runtime_change
+    if not change or not change.get("changed", True):
+        return []
+    path = str(change["path"])
+    current = now.daemon_json
+    before_existed = change.get("backup_path") is not None
+    if current is None:
+        if before_existed and now.daemon_backup is not None:
+            content = _render(
+                remove_nvidia_entries(
+                    _load(now.daemon_backup, "the backup"), {}, runtime_removed=runtime_removed
+                )
+            )
+            return [
+                Action(
+                    "write-daemon-json", f"restore {path} (deleted since install)", (path,), content
+                )
+            ]
+        return []
+    if sha256(current) == change.get("sha256_before"):
+        return []  # already as it was before install
+    if sha256(current) == change.get("sha256_after"):
+        if not before_existed:
+            return [Action("delete-daemon-json", f"delete {path} (install created it)", (path,))]
+        if now.daemon_backup is not None:
+            before = _load(now.daemon_backup, f"the backup {change['backup_path']}")
+            restored = remove_nvidia_entries(before, before, runtime_removed=runtime_removed)
+            if restored == before:
+                content = now.daemon_backup.decode()
+                return [
+                    Action(
+                        "write-daemon-json",
+                        f"restore {path} from {change['backup_path']}",
+                        (path,),
+                        content,
+                    )
+                ]
+            return [
+                Action(
+                    "write-daemon-json",
+                    f"restore {path} from {change['backup_path']}, without its nvidia default-runtime",
+                    (path,),
+                    _render(restored),
+                )
+            ]
+    # Changed since install (or the backup is gone): remove only what install added.
+    before = _load(now.daemon_backup, "the backup") if now.daemon_backup else {}
+    edited = _load(current, path)
+    cleaned = remove_nvidia_entries(edited, before, runtime_removed=runtime_removed)
+    if cleaned == edited:
+        return []
+    if not cleaned and not before_existed:
+        return [
+            Action("delete-daemon-json", f"delete {path} (only nvidia entries were left)", (path,))
+        ]
+    return [
+        Action(
+            "write-daemon-json",
+            f"remove the nvidia entries from {path}, keeping the changes made since install",
+            (path,),
+            _render(cleaned),
+        )
+    ]
+
+
+def plan_uninstall(
+    record: InstallRecord,
+    now: HostNow,
+    *,
+    keep_images: bool = False,
+    purge: bool = False,
+    record_path: str = "",
+) -> UninstallPlan:
+    actions: list[Action] = []
+    notes: list[str] = []
+
+    images = [i for i in record.images_loaded if i in now.images_present]
+    if images and keep_images:
+        notes.append(f"keeping {len(images)} image(s) loaded by install (--keep-images)")
+    elif images:
+        actions.append(Action("remove-images", f"remove {len(images)} image(s)", tuple(images)))
+
+    remove, kept = [], []
+    for name, version in sorted(record.packages_installed.items()):
+        if name in record.packages_before:
+            kept.append(name)
+            notes.append(
+                f"keeping {name}: it was installed before gpubundle "
+                f"(version {record.packages_before[name]}, now {now.packages.get(name, version)}); "
+                "apt cannot restore the old version offline"
+            )
+        elif name in now.packages:
+            remove.append(name)
+    runtime_removed = RUNTIME_PACKAGE in remove
+
+    config = plan_daemon_json(record, now, runtime_removed=runtime_removed)
+    actions += config
+    if config and now.engine_running:
+        actions.append(
+            Action("restart-engine", "restart Docker so it reads the restored configuration")
+        )
+    elif config:
+        notes.append("Docker is not running; it reads the restored configuration when it starts")
+    if record.engine_started_by_gpubundle:
+        notes.append("gpubundle started Docker during install; it is left running")
+
+    if remove:
+        verb = "purge" if purge else "remove"
+        actions.append(Action("remove-packages", f"{verb} {len(remove)} package(s)", tuple(remove)))
+
+    files = [p for p in record.files_created if p in now.existing_paths]
+    if files:
+        actions.append(
+            Action("remove-paths", "remove the local repository, its source and key", tuple(files))
+        )
+    specs = [p for p in record.cdi_specs_created if p in now.existing_paths]
+    if specs:
+        actions.append(
+            Action("remove-paths", "remove the CDI specs install generated", tuple(specs))
+        )
+    if record_path:
+        actions.append(
+            Action("remove-record", f"remove the install record {record_path}", (record_path,))
+        )
+    return UninstallPlan(tuple(actions), tuple(notes), purge)
