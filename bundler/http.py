@@ -73,13 +73,17 @@ def make_session(
     return session
 
 
+class NotFoundError(GpubundleError):
+    """The server answered 404: callers with a fallback (InRelease -> Release) catch this."""
+
+
 def _network_error(url: str, exc: Exception) -> GpubundleError:
     return GpubundleError(f"cannot download {url}: {exc}", hint=NETWORK_HINT)
 
 
 def _check(response: requests.Response, url: str) -> None:
     if response.status_code == 404:
-        raise GpubundleError(
+        raise NotFoundError(
             f"{url} does not exist on the server (HTTP 404)",
             hint="check the mirror URL and the distro/suite; a mirror may lag behind its origin",
         )

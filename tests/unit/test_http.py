@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from bundler.http import USER_AGENT, download, fetch_bytes, make_session, part_path
+from bundler.http import (
+    USER_AGENT,
+    NotFoundError,
+    download,
+    fetch_bytes,
+    make_session,
+    part_path,
+)
 from installer.errors import GpubundleError
 from tests.support.httpserver import serve_directory
 
@@ -106,7 +113,7 @@ def test_gives_up_after_retries_naming_the_url(tmp_path: Path) -> None:
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
-    with serve_directory(tmp_path) as base, pytest.raises(GpubundleError) as err:
+    with serve_directory(tmp_path) as base, pytest.raises(NotFoundError) as err:
         fetch_bytes(make_session(), f"{base}/nope")
     assert "404" in err.value.message and "mirror" in err.value.hint
 
