@@ -1,0 +1,283 @@
+"""Verify a bundle in one streaming pass, and optionally extract it, writing only to staging.
+
+The chain: the head members (manifest, signature, signer key) come first, in
+``layout.HEAD_MEMBERS`` order and bounded in size; the signature is checked
+with gpgv against the fingerprints the user trusts (the key inside the bundle
+only supplies key material: a key is accepted for its fingerprint, never for
+being there); only then is the manifest parsed; then every later member is
+checked by ``tarsafety`` before it is read, and hashed while it streams into a
+staging directory beside ``extract_to``. Missing, changed and extra members
+are collected and reported together; the staging directory is renamed into
+place only when nothing failed, and deleted otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from installer import layout
+from installer.errors import ExitCode, GpubundleError, VerificationError
+from installer.manifest import FileEntry, Manifest, parse_manifest
+from installer.openpgp import dearmor, normalize_fingerprint, verify_detached
+from installer.tarsafety import BoundedTarInfo, TarGuard
+from installer.zstd_stream import READ_SIZE, open_zstd
+
+ProgressFn = Callable[[int], None]
+_DAMAGED = "the bundle is damaged or was altered; copy it again from the build machine"
+
+
+def trusted_fingerprints(
+    cli_values: Sequence[str], trust_dir: Path | str = layout.TRUST_DIR
+) -> list[str]:
+    """Fingerprints named with ``--trust`` plus those of the key files in ``trust_dir``."""
+    found: list[str] = []
+    for value in cli_values:
+        try:
+            found.append(normalize_fingerprint(value))
+        except ValueError as exc:
+            raise GpubundleError(
+                f"--trust: {exc}",
+                hint="pass the full 40-hex-digit fingerprint that gpubundle build printed",
+                code=ExitCode.USAGE,
+            ) from exc
+    directory = Path(trust_dir)
+    if directory.is_dir():
+        for key_file in sorted(directory.iterdir()):
+            if key_file.suffix in (".asc", ".gpg", ".pgp") and key_file.is_file():
+                found.extend(primary_fingerprints(key_file.read_bytes()))
+    return list(dict.fromkeys(found))
+
+
+def primary_fingerprints(key_bytes: bytes) -> list[str]:
+    """v4 fingerprints of the primary keys in an armoured or binary public key file."""
+    data = dearmor(key_bytes)
+    found, pos = [], 0
+    while pos < len(data) and data[pos] & 0x80:
+        first = data[pos]
+        if first & 0x40:  # new packet format
+            tag, length, pos = first & 0x3F, data[pos + 1], pos + 2
+            if 192 <= length < 224:
+                length, pos = ((length - 192) << 8) + data[pos] + 192, pos + 1
+            elif length == 255:
+                length, pos = int.from_bytes(data[pos : pos + 4], "big"), pos + 4
+            elif length > 223:
+                break  # partial lengths never occur in key files
+        else:  # old packet format
+            tag, width = (first >> 2) & 0x0F, (1, 2, 4, 0)[first & 0x03]
+            if not width:
+                break
+            length = int.from_bytes(data[pos + 1 : pos + 1 + width], "big")
+            pos += 1 + width
+        body = data[pos : pos + length]
+        pos += length
+        if tag == 6 and body[:1] == b"\x04":
+            packet = b"\x99" + len(body).to_bytes(2, "big") + body
+            found.append(hashlib.sha1(packet, usedforsecurity=False).hexdigest().upper())
+    return found
+
+
+def _head(tar: tarfile.TarFile) -> dict[str, bytes]:
+    head: dict[str, bytes] = {}
+    for position, expected in enumerate(layout.HEAD_MEMBERS, start=1):
+        info = tar.next()
+        got = "the end of the archive" if info is None else repr(info.name)
+        if info is None or info.name != expected or not info.isreg():
+            what = "unsigned" if expected == layout.MANIFEST_SIG else "not a gpubundle bundle"
+            raise VerificationError(
+                f"bundle is {what}: member {position} must be {expected}, found {got}",
+                hint=_DAMAGED,
+            )
+        if info.size > layout.MAX_HEAD_MEMBER_BYTES:
+            raise VerificationError(
+                f"{expected} is {info.size} bytes, more than the "
+                f"{layout.MAX_HEAD_MEMBER_BYTES} a bundle may hold",
+                hint=_DAMAGED,
+            )
+        stream = tar.extractfile(info)
+        assert stream is not None
+        head[expected] = stream.read()
+    return head
+
+
+def _verified_manifest(head: dict[str, bytes], trusted: Sequence[str]) -> Manifest:
+    with tempfile.TemporaryDirectory(prefix="gpubundle-head-") as tmp:
+        data, sig = Path(tmp) / "manifest.json", Path(tmp) / "manifest.json.asc"
+        data.write_bytes(head[layout.MANIFEST])
+        sig.write_bytes(head[layout.MANIFEST_SIG])
+        result = verify_detached(data, sig, [head[layout.SIGNER_KEY]], trusted, "bundle manifest")
+    manifest = parse_manifest(head[layout.MANIFEST])
+    try:
+        claimed = normalize_fingerprint(manifest.signer_fingerprint)
+    except ValueError:
+        claimed = manifest.signer_fingerprint
+    if claimed != result.primary_fingerprint:
+        raise VerificationError(
+            "the manifest names a different signer than the key that signed it",
+            hint=_DAMAGED,
+            details=[
+                f"manifest says {manifest.signer_fingerprint}",
+                f"signed by {result.primary_fingerprint}",
+            ],
+        )
+    return manifest
+
+
+def _manifest_problems(manifest: Manifest) -> list[str]:
+    """Packages whose pins disagree with the manifest's own file list."""
+    files = manifest.file_map()
+    problems = []
+    for pin in manifest.packages:
+        entry = files.get(pin.filename)
+        if entry is None or (entry.size, entry.sha256) != (pin.size, pin.sha256):
+            problems.append(f"{pin.filename}: package {pin.name} is not in the file list as pinned")
+    return problems
+
+
+@contextmanager
+def _staging(extract_to: Path | None) -> Iterator[Path | None]:
+    """A fresh directory beside ``extract_to``, renamed onto it only if the body succeeds."""
+    if extract_to is None:
+        yield None
+        return
+    if extract_to.exists():
+        raise GpubundleError(
+            f"{extract_to} already exists", hint="remove it or extract somewhere else"
+        )
+    if not extract_to.parent.is_dir():
+        raise GpubundleError(
+            f"{extract_to.parent} does not exist", hint="create it, then run this again"
+        )
+    staging = Path(tempfile.mkdtemp(prefix=f".{extract_to.name}.staging-", dir=extract_to.parent))
+    try:
+        yield staging
+        staging.rename(extract_to)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
+def _copy(
+    src: IO[bytes], dest: Path | None, guard: TarGuard, progress: ProgressFn
+) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    fd = -1
+    if dest is not None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        while chunk := src.read(READ_SIZE):
+            guard.consume(len(chunk))
+            digest.update(chunk)
+            size += len(chunk)
+            if fd >= 0:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
+            progress(len(chunk))
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    return size, digest.hexdigest()
+
+
+def _members(
+    tar: tarfile.TarFile, manifest: Manifest, staging: Path | None, progress: ProgressFn
+) -> list[str]:
+    expected = manifest.file_map()
+    guard = TarGuard.for_sizes(sum(entry.size for entry in manifest.files))
+    guard.seen.update(layout.HEAD_MEMBERS)
+    failures = _manifest_problems(manifest)
+    try:
+        _stream_members(tar, expected, guard, failures, staging, progress)
+    except tarfile.TarError as exc:
+        failures.append(f"the archive ends early or is damaged: {exc}")
+        return failures
+    failures.extend(
+        f"{name}: missing from the bundle" for name in expected if name not in guard.seen
+    )
+    trailer = tar.fileobj
+    while trailer is not None and (chunk := trailer.read(READ_SIZE)):
+        guard.consume(len(chunk))
+        if chunk.strip(b"\0"):
+            failures.append("data follows the end of the tar archive")
+            break
+    return failures
+
+
+def _stream_members(
+    tar: tarfile.TarFile,
+    expected: dict[str, FileEntry],
+    guard: TarGuard,
+    failures: list[str],
+    staging: Path | None,
+    progress: ProgressFn,
+) -> None:
+    while (info := tar.next()) is not None:
+        entry = expected.get(info.name)
+        problems = guard.check(info, entry.size if entry else None)
+        if not problems and info.isreg() and entry is None:
+            problems = [f"{info.name}: not listed in the manifest (extra file)"]
+        if problems or not info.isreg():
+            failures.extend(problems)
+            guard.consume(info.size if info.isreg() else 0)  # skipped, but still decompressed
+            continue
+        assert entry is not None
+        src = tar.extractfile(info)
+        assert src is not None
+        try:
+            size, sha256 = _copy(src, staging / info.name if staging else None, guard, progress)
+        except OSError as exc:
+            failures.append(f"{info.name}: cannot be written to staging: {exc.strerror or exc}")
+            continue
+        if sha256 != entry.sha256 or size != entry.size:
+            failures.append(f"{info.name}: sha256 {sha256}, manifest says {entry.sha256}")
+
+
+def verify_bundle(
+    path: Path,
+    trusted: Sequence[str],
+    *,
+    extract_to: Path | None = None,
+    progress: ProgressFn | None = None,
+) -> Manifest:
+    """Verify ``path`` against ``trusted`` fingerprints; with ``extract_to``, extract it there.
+
+    Raises VerificationError listing every problem; on any failure nothing is
+    left at ``extract_to``.
+    """
+    if not trusted:
+        raise GpubundleError(
+            "no trusted signing key",
+            hint=f"pass --trust FINGERPRINT (printed by gpubundle build) or put the public key "
+            f"in {layout.TRUST_DIR}",
+            code=ExitCode.USAGE,
+        )
+    report = progress or (lambda _n: None)
+    with open_zstd(path) as stream:
+        try:
+            with tarfile.open(  # type: ignore[call-overload]
+                fileobj=stream, mode="r|", bufsize=READ_SIZE, tarinfo=BoundedTarInfo
+            ) as tar:
+                manifest = _verified_manifest(_head(tar), trusted)
+                with _staging(extract_to) as staging:
+                    failures = _members(tar, manifest, staging, report)
+                    if failures:
+                        raise VerificationError(
+                            f"bundle verification failed: {len(failures)} problem(s)",
+                            hint=_DAMAGED,
+                            details=failures,
+                        )
+        except tarfile.TarError as exc:
+            raise VerificationError(
+                f"{path} is not a readable bundle archive: {exc}", hint=_DAMAGED
+            ) from exc
+    return manifest
