@@ -1,0 +1,172 @@
+"""The bundle's local apt repository, and apt run hermetically against it.
+
+apt sees exactly one source, ours: ``apt-get`` gets its own sources list and
+no sources.list.d, so it never consults another repository, never touches the
+network and never hangs on a proxy; the other lists under /var/lib/apt/lists
+are kept. The source is ``signed-by`` the bundle signer's key, so apt checks
+the local ``InRelease`` as it would a mirror's. Argv builders are pure; one
+executor runs apt and turns its failures into advice.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from installer.errors import GpubundleError
+from installer.manifest import Manifest
+from installer.openpgp import dearmor, normalize_fingerprint
+from installer.runner import run, tail
+
+SOURCES_LIST = Path("/etc/apt/sources.list.d/gpubundle.list")
+KEYRINGS_DIR = Path("/usr/share/keyrings")
+DPKG_LOCK_TIMEOUT_S = 120
+APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "NEEDRESTART_MODE": "l"}
+
+
+def keyring_path(fingerprint: str, keyrings_dir: Path = KEYRINGS_DIR) -> Path:
+    """Where the signer's key goes: named by its long key id (the fingerprint's last 16 digits)."""
+    return keyrings_dir / f"gpubundle-{normalize_fingerprint(fingerprint)[-16:].lower()}.gpg"
+
+
+def sources_line(repo_dir: Path, keyring: Path) -> str:
+    """One flat ``file:`` source; the trailing slashes are what apt's flat-repo syntax needs."""
+    return f"deb [signed-by={keyring}] file:{str(repo_dir).rstrip('/')}/ /\n"
+
+
+def apt_options(sources_list: Path) -> list[str]:
+    """Options that make apt read only ``sources_list`` and wait for the dpkg lock."""
+    return [
+        "-o",
+        f"Dir::Etc::sourcelist={sources_list}",
+        "-o",
+        "Dir::Etc::sourceparts=-",
+        "-o",
+        "APT::Get::List-Cleanup=0",
+        "-o",
+        f"DPkg::Lock::Timeout={DPKG_LOCK_TIMEOUT_S}",
+    ]
+
+
+def apt_update_argv(sources_list: Path) -> list[str]:
+    return ["apt-get", "update", "-q", *apt_options(sources_list)]
+
+
+def apt_install_argv(sources_list: Path, pins: Mapping[str, str]) -> list[str]:
+    return [
+        "apt-get",
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+        "-o",
+        "Dpkg::Options::=--force-confdef",
+        "-o",
+        "Dpkg::Options::=--force-confold",
+        *apt_options(sources_list),
+        *(f"{name}={version}" for name, version in sorted(pins.items())),
+    ]
+
+
+def requested_pins(manifest: Manifest) -> dict[str, str]:
+    """{name: version} of the packages the bundle was built for, as apt will be asked for them."""
+    versions = {
+        p.name: p.version for p in manifest.packages if p.architecture in (manifest.arch, "all")
+    }
+    missing = [name for name in manifest.requested if name not in versions]
+    if missing:
+        raise GpubundleError(
+            f"the bundle requests {', '.join(missing)} but does not contain it",
+            hint="the bundle is inconsistent; rebuild it with gpubundle build",
+        )
+    return {name: versions[name] for name in manifest.requested}
+
+
+def _write_if_changed(path: Path, data: bytes, mode: int = 0o644) -> bool:
+    """Write ``data`` to ``path`` atomically unless it is already there; True if written."""
+    try:
+        if path.read_bytes() == data and (path.stat().st_mode & 0o777) == mode:
+            return False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+    return True
+
+
+def install_source(
+    signer_key: bytes,
+    fingerprint: str,
+    repo_dir: Path,
+    sources_list: Path = SOURCES_LIST,
+    keyrings_dir: Path = KEYRINGS_DIR,
+) -> list[Path]:
+    """Install the signer's key (binary, world-readable for apt's _apt user) and the source.
+
+    Returns both paths; each is rewritten only when its content differs.
+    """
+    keyring = keyring_path(fingerprint, keyrings_dir)
+    _write_if_changed(keyring, dearmor(signer_key))
+    _write_if_changed(sources_list, sources_line(repo_dir, keyring).encode())
+    return [keyring, sources_list]
+
+
+def source_is_installed(
+    signer_key: bytes,
+    fingerprint: str,
+    repo_dir: Path,
+    sources_list: Path = SOURCES_LIST,
+    keyrings_dir: Path = KEYRINGS_DIR,
+) -> bool:
+    """Whether ``install_source`` would change nothing."""
+    keyring = keyring_path(fingerprint, keyrings_dir)
+    try:
+        return (
+            keyring.read_bytes() == dearmor(signer_key)
+            and sources_list.read_bytes() == sources_line(repo_dir, keyring).encode()
+        )
+    except FileNotFoundError:
+        return False
+
+
+def _advice(output: str) -> str:
+    if "Could not get lock" in output or "Unable to acquire the dpkg frontend lock" in output:
+        return (
+            f"another apt or dpkg run held the package lock for over {DPKG_LOCK_TIMEOUT_S} s; "
+            "wait for it to finish (ps aux | grep -E 'apt|dpkg'), then run install again"
+        )
+    if "dpkg was interrupted" in output:
+        return "an earlier dpkg run was interrupted: run `dpkg --configure -a`, then install again"
+    if "NO_PUBKEY" in output or "is not signed" in output or "Signature" in output:
+        return (
+            "apt rejected the local repository's signature; re-run install from the original bundle"
+        )
+    if "unmet dependencies" in output or "Depends:" in output:
+        return (
+            "a package the bundle relies on is missing or held at another version on this host; "
+            "check `apt-mark showhold` and the host's distro version, or rebuild the bundle "
+            "against this host's release"
+        )
+    return "read apt's output above, fix what it names, then run install again"
+
+
+def run_apt(argv: list[str], what: str) -> str:
+    """Run apt-get ``argv``; on failure raise with the tail of apt's output and what to do."""
+    proc = run(argv, env=APT_ENV, check=False, hint="apt-get comes with apt")
+    output = proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
+    if proc.returncode != 0:
+        raise GpubundleError(
+            f"{what} failed (apt-get exit code {proc.returncode})",
+            hint=_advice(output),
+            details=tail(output, 25),
+        )
+    return output
+
+
+def changed_packages(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, str]:
+    """{name: version} of packages that are new or at another version after apt ran."""
+    return {name: version for name, version in sorted(after.items()) if before.get(name) != version}

@@ -1,0 +1,187 @@
+"""``gpubundle install``: verify, preflight, plan, then install offline step by step.
+
+Reads top to bottom as the run does: lock the host; verify the bundle (exit 3,
+nothing changed); check the host (exit 4, nothing changed); print the plan
+(``--dry-run`` stops there) and confirm; then run each pending step, writing
+the install record after every one so a killed run resumes where it stopped.
+The steps themselves live in ``installer.installsteps``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from installer.bundle_reader import trusted_fingerprints, verify_bundle
+from installer.cli import handle_errors, json_option
+from installer.console import Console
+from installer.cuda_compat import check_image_against_driver
+from installer.errors import ExitCode, GpubundleError
+from installer.hostinfo import gather_host_facts, installed_versions, is_root
+from installer.hostlock import host_lock
+from installer.installplan import InstallPlan, PlanFacts, build_plan
+from installer.installsteps import StepRunner, source_installed
+from installer.layout import LOG_DIR, STATE_DIR
+from installer.manifest import Manifest
+from installer.preflight import RUNTIMES, Options, PreflightReport, run_preflight
+from installer.record import RECORD_PATH, load_record, write_json_atomic
+
+BUNDLES_DIR = Path(STATE_DIR) / "bundles"
+
+
+@dataclass(frozen=True)
+class Request:
+    bundle: Path
+    trust: tuple[str, ...]
+    opts: Options
+    dry_run: bool
+    yes: bool
+
+
+def file_sha256(path: Path, console: Console) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as src, console.progress("hashing bundle", path.stat().st_size) as bar:
+        while chunk := src.read(1 << 20):
+            digest.update(chunk)
+            bar.advance(len(chunk))
+    return digest.hexdigest()
+
+
+def confirm(console: Console, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise GpubundleError(
+            "refusing to change the host without confirmation (no terminal to ask on)",
+            hint="re-run with --yes to go ahead, or with --dry-run to see the plan only",
+            code=ExitCode.USAGE,
+        )
+    if not click.confirm("Apply this plan?", default=False, err=True):
+        raise GpubundleError("cancelled; nothing was changed", hint="re-run when ready")
+
+
+def preflight(
+    req: Request, manifest: Manifest, bundle_dir: Path, console: Console
+) -> PreflightReport:
+    facts = gather_host_facts(manifest, req.opts, bundle_dir)
+    report = run_preflight(
+        manifest,
+        facts,
+        req.opts,
+        lambda need, driver, cuda: check_image_against_driver(need, driver, cuda_version=cuda),
+    )
+    console.table(["check", "result", "detail"], report.rows(), title="Preflight")
+    return report
+
+
+def plan_install(req: Request, manifest: Manifest, sha: str, bundle_dir: Path) -> InstallPlan:
+    record = load_record()
+    completed = record.steps_completed if record and record.bundle_sha256 == sha else ()
+    engine_kind = daemon_json = ""
+    if req.opts.runtime == "docker":
+        from installer.engine import detect_engine
+
+        engine = detect_engine()
+        engine_kind, daemon_json = engine.kind, str(engine.daemon_json)
+    facts = PlanFacts(
+        bundle_dir=bundle_dir,
+        bundle_dir_exists=bundle_dir.is_dir(),
+        source_installed=source_installed(manifest, bundle_dir),
+        installed=installed_versions({p.name for p in manifest.packages}, manifest.arch),
+        completed=completed,
+        runtime=req.opts.runtime,
+        skip_gpu_checks=req.opts.skip_gpu_checks,
+        engine_kind=engine_kind,
+        daemon_json=daemon_json or "/etc/docker/daemon.json",
+    )
+    return build_plan(manifest, sha, facts)
+
+
+def write_report(document: dict[str, Any], stamp: str) -> Path:
+    path = Path(LOG_DIR) / f"install-{stamp}.json"
+    write_json_atomic(path, document, mode=0o640)
+    return path
+
+
+def run_install(req: Request, console: Console) -> None:
+    lock: AbstractContextManager[None] = (
+        host_lock(command="gpubundle install") if is_root() else nullcontext()
+    )
+    with lock:
+        console.step(f"verifying {req.bundle}")
+        trusted = trusted_fingerprints(list(req.trust))
+        sha = file_sha256(req.bundle, console)
+        manifest = verify_bundle(req.bundle, trusted)
+        console.info(
+            f"verified: {manifest.distro}/{manifest.arch}, nvidia-container-toolkit "
+            f"{manifest.toolkit_version}, signed by {manifest.signer_fingerprint}"
+        )
+        bundle_dir = BUNDLES_DIR / sha
+        report = preflight(req, manifest, bundle_dir, console)
+        document: dict[str, Any] = {"ok": True, "bundle_sha256": sha, "preflight": report.as_json()}
+        report.raise_if_failed()
+        plan = plan_install(req, manifest, sha, bundle_dir)
+        console.table(["step", "state", "changes"], plan.rows(), title="Plan")
+        document["plan"] = plan.as_json()
+        if req.dry_run:
+            console.info("dry run: nothing was changed")
+            console.emit(document | {"dry_run": True})
+            return
+        runner = StepRunner(req.bundle, trusted, manifest, sha, bundle_dir, req.opts, console)
+        if not plan.pending:
+            console.info("already installed: every step is done; nothing was changed")
+            document["result"] = runner.nothing_to_do(plan)
+        else:
+            confirm(console, req.yes)
+            document["result"] = runner.run(plan)
+        record = load_record()
+        document["record"] = record.as_json() if record else None
+        document["report"] = str(write_report(document, runner.stamp))
+        console.table(["step", "result", "detail"], runner.rows(), title="Result")
+        console.info(f"record: {RECORD_PATH}; report: {document['report']}")
+        console.emit(document)
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--trust",
+    multiple=True,
+    metavar="FINGERPRINT",
+    help="Signer fingerprint to trust (repeatable).",
+)
+@click.option(
+    "--runtime",
+    type=click.Choice(RUNTIMES),
+    default="docker",
+    show_default=True,
+    help="Container runtime to configure; none installs the packages only.",
+)
+@click.option("--skip-gpu-checks", is_flag=True, help="Install on a host without a GPU right now.")
+@click.option("--dry-run", is_flag=True, help="Verify, check and print the plan; change nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+def install(
+    bundle: Path,
+    trust: tuple[str, ...],
+    runtime: str,
+    skip_gpu_checks: bool,
+    dry_run: bool,
+    yes: bool,
+    json_mode: bool,
+) -> None:
+    """Verify BUNDLE and install the NVIDIA Container Toolkit from it, offline.
+
+    Nothing changes until the bundle is verified against a key you trust, the
+    host passes its checks and you confirm the plan. Re-running finishes an
+    interrupted install; on an installed host it changes nothing.
+    """
+    console = Console(json_mode=json_mode)
+    req = Request(bundle, trust, Options(runtime, skip_gpu_checks), dry_run, yes)
+    handle_errors(console, lambda: run_install(req, console))

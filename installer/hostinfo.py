@@ -1,0 +1,138 @@
+"""Facts about the host that install's preflight and plan decide on.
+
+Every reader takes the file or directory it reads as an argument so tests feed
+fixtures; the parsers are pure. Engine and driver facts come from
+``installer.engine`` and ``installer.gpu``; this module gathers the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from installer.engine import detect_engine
+from installer.errors import GpubundleError
+from installer.gpu import read_driver_facts
+from installer.manifest import Manifest
+from installer.preflight import TOOLKIT, HostFacts, Options
+from installer.runner import run
+
+OS_RELEASE_PATHS = (Path("/etc/os-release"), Path("/usr/lib/os-release"))
+
+
+def parse_os_release(text: str) -> dict[str, str]:
+    """KEY=value lines, values unquoted as a shell would (os-release(5))."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        try:
+            words = shlex.split(value)
+        except ValueError:
+            words = [value]
+        fields[key.strip()] = words[0] if words else ""
+    return fields
+
+
+def read_os_release(paths: Iterable[Path] = OS_RELEASE_PATHS) -> dict[str, str]:
+    for path in paths:
+        try:
+            return parse_os_release(path.read_text(encoding="utf-8", errors="replace"))
+        except FileNotFoundError:
+            continue
+    return {}
+
+
+def distro_name(os_release: Mapping[str, str]) -> str:
+    """The name bundles use for a distro release: ID plus VERSION_ID, e.g. ``ubuntu22.04``."""
+    return f"{os_release.get('ID', 'unknown')}{os_release.get('VERSION_ID', '')}"
+
+
+def dpkg_architecture() -> str:
+    proc = run(
+        ["dpkg", "--print-architecture"],
+        hint="gpubundle installs .deb packages and needs dpkg (Debian or Ubuntu)",
+    )
+    return proc.stdout.decode().strip()
+
+
+def free_bytes(path: Path) -> int:
+    """Bytes free on the filesystem that holds ``path`` (or its nearest existing ancestor)."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+DPKG_QUERY_FORMAT = r"${Package}\t${Architecture}\t${Version}\t${db:Status-Abbrev}\n"
+
+
+def dpkg_query_argv(names: Iterable[str]) -> list[str]:
+    return ["dpkg-query", "-W", f"-f={DPKG_QUERY_FORMAT}", *sorted(set(names))]
+
+
+def parse_dpkg_query(output: str, arch: str) -> dict[str, str]:
+    """{name: version} of the listed packages that are installed for ``arch`` or ``all``.
+
+    Only packages whose status is "installed" count: a half-installed or
+    config-files-only package is not present at any version.
+    """
+    found: dict[str, str] = {}
+    for line in output.splitlines():
+        parts = line.split("\t")
+        if len(parts) != 4:
+            continue
+        name, pkg_arch, version, status = parts
+        if len(status) >= 2 and status[1] == "i" and pkg_arch in (arch, "all") and version:
+            found[name] = version
+    return found
+
+
+def installed_versions(names: Iterable[str], arch: str) -> dict[str, str]:
+    """Which of ``names`` dpkg has installed, at which version (absent: not installed)."""
+    wanted = list(names)
+    if not wanted:
+        return {}
+    # dpkg-query exits 1 when some names are unknown; it still lists the others.
+    proc = run(dpkg_query_argv(wanted), check=False, hint="dpkg-query comes with dpkg")
+    if proc.returncode not in (0, 1):
+        raise GpubundleError(
+            "dpkg-query cannot read the package database",
+            hint="run `dpkg --audit` and fix what it reports, then retry",
+            details=proc.stderr.decode(errors="replace").splitlines()[-10:],
+        )
+    return parse_dpkg_query(proc.stdout.decode(errors="replace"), arch)
+
+
+def gather_host_facts(
+    manifest: Manifest,
+    opts: Options,
+    bundle_dir: Path,
+    *,
+    os_release_paths: Iterable[Path] = OS_RELEASE_PATHS,
+) -> HostFacts:
+    """Everything preflight decides on; the engine and the driver only when they matter."""
+    try:
+        arch = dpkg_architecture()
+    except GpubundleError:
+        arch = "unknown (no dpkg)"
+    toolkit = installed_versions([TOOLKIT], manifest.arch).get(TOOLKIT) if "(" not in arch else None
+    return HostFacts(
+        is_root=is_root(),
+        distro=distro_name(read_os_release(os_release_paths)),
+        arch=arch,
+        free_bytes=free_bytes(bundle_dir.parent),
+        already_extracted=bundle_dir.is_dir(),
+        toolkit_installed=toolkit,
+        engine=detect_engine() if opts.runtime == "docker" else None,
+        driver=None if opts.skip_gpu_checks else read_driver_facts(),
+    )

@@ -1,0 +1,197 @@
+"""The install plan: the ordered steps and exactly what each changes on the host. Pure.
+
+``install`` prints it before touching anything (``--dry-run`` stops there,
+``--json`` gives it as data) and then runs its steps in order. A step already
+done (by an earlier, possibly killed, run) is marked so and skipped, which is
+what makes a re-run resume and a run on an installed host change nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from installer.aptlocal import SOURCES_LIST, keyring_path, requested_pins
+from installer.manifest import Manifest
+
+EXTRACT = "extract"
+APT_SOURCE = "apt-source"
+PACKAGES = "packages"
+RUNTIME = "runtime-config"
+RESTART = "engine-restart"
+IMAGES = "images"
+PROOF = "proof"
+STEP_IDS = (EXTRACT, APT_SOURCE, PACKAGES, RUNTIME, RESTART, IMAGES, PROOF)
+
+# What apt and dpkg write for their own bookkeeping when the packages step runs.
+APT_BOOKKEEPING = (
+    "/var/lib/apt/lists",
+    "/var/lib/dpkg",
+    "/var/cache/apt",
+    "/var/cache/ldconfig",
+    "/var/log/apt",
+    "/var/log/dpkg.log",
+    "/var/log/alternatives.log",
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    title: str
+    changes: tuple[str, ...]  # what it changes, one line each, for people
+    paths: tuple[str, ...] = ()  # files or directory trees it may write, for checks
+    done: bool = False  # an earlier run completed it and the host still shows it
+    skip_reason: str = ""  # not run at all in this configuration
+
+    @property
+    def pending(self) -> bool:
+        return not self.done and not self.skip_reason
+
+    @property
+    def state(self) -> str:
+        if self.skip_reason:
+            return f"skip ({self.skip_reason})"
+        return "done" if self.done else "to do"
+
+
+@dataclass(frozen=True)
+class PlanFacts:
+    """What the host already has, as gathered by install."""
+
+    bundle_dir: Path  # /var/lib/gpubundle/bundles/<sha256>
+    bundle_dir_exists: bool
+    source_installed: bool  # keyring and sources list present with the right content
+    installed: Mapping[str, str]  # {name: version} of the bundle's packages on the host now
+    completed: tuple[str, ...]  # steps_completed of a record for this same bundle
+    runtime: str = "docker"
+    skip_gpu_checks: bool = False
+    engine_kind: str = ""
+    daemon_json: str = "/etc/docker/daemon.json"
+
+
+@dataclass(frozen=True)
+class InstallPlan:
+    bundle_sha256: str
+    toolkit_version: str
+    packages: Mapping[str, str]  # {name: version} apt may install or upgrade
+    steps: tuple[Step, ...]
+
+    @property
+    def pending(self) -> tuple[Step, ...]:
+        return tuple(s for s in self.steps if s.pending)
+
+    def step(self, step_id: str) -> Step:
+        return next(s for s in self.steps if s.id == step_id)
+
+    def rows(self) -> list[list[str]]:
+        return [[s.id, s.state, "\n".join(s.changes)] for s in self.steps]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "bundle_sha256": self.bundle_sha256,
+            "toolkit_version": self.toolkit_version,
+            "packages": dict(self.packages),
+            "steps": [{**dataclasses.asdict(s), "pending": s.pending} for s in self.steps],
+        }
+
+
+def package_changes(manifest: Manifest, installed: Mapping[str, str]) -> dict[str, str]:
+    """{name: version} of bundled packages that are absent or at another version on the host.
+
+    The requested packages are always pinned to the bundle's version; dependencies
+    apt installs only when missing, so those already present are left alone.
+    """
+    pins = requested_pins(manifest)
+    changes = {name: v for name, v in pins.items() if installed.get(name) != v}
+    for pkg in manifest.packages:
+        if pkg.name not in pins and pkg.name not in installed:
+            changes[pkg.name] = pkg.version
+    return dict(sorted(changes.items()))
+
+
+def _package_lines(changes: Mapping[str, str], installed: Mapping[str, str]) -> tuple[str, ...]:
+    lines = []
+    for name, version in changes.items():
+        if name in installed:
+            lines.append(f"upgrade {name} {installed[name]} -> {version}")
+        else:
+            lines.append(f"install {name} {version}")
+    return tuple(lines) or ("nothing: every package is installed at the bundle's version",)
+
+
+def build_plan(manifest: Manifest, bundle_sha256: str, facts: PlanFacts) -> InstallPlan:
+    bundle_dir = str(facts.bundle_dir)
+    keyring = keyring_path(manifest.signer_fingerprint)
+    pins = requested_pins(manifest)
+    changes = package_changes(manifest, facts.installed)
+    packages_done = all(facts.installed.get(n) == v for n, v in pins.items())
+    size = sum(f.size for f in manifest.files)
+    no_runtime = "--runtime none" if facts.runtime == "none" else ""
+    no_gpu = "--skip-gpu-checks" if facts.skip_gpu_checks else ""
+
+    def recorded(step_id: str) -> bool:
+        return step_id in facts.completed
+
+    steps = (
+        Step(
+            EXTRACT,
+            "extract the verified bundle",
+            (f"write {bundle_dir}/ ({size / 2**20:.0f} MiB, {len(manifest.files)} files)",),
+            (bundle_dir,),
+            done=facts.bundle_dir_exists,
+        ),
+        Step(
+            APT_SOURCE,
+            "add the bundle's local apt source",
+            (
+                f"write {keyring} (key {manifest.signer_fingerprint})",
+                f"write {SOURCES_LIST} (file:{bundle_dir}/repo/, signed-by that key)",
+            ),
+            (str(keyring), str(SOURCES_LIST)),
+            done=facts.source_installed,
+        ),
+        Step(
+            PACKAGES,
+            "install the packages offline with apt",
+            _package_lines(changes, facts.installed),
+            APT_BOOKKEEPING,
+            done=packages_done,
+        ),
+        Step(
+            RUNTIME,
+            "configure the container runtime",
+            (f"modify {facts.daemon_json}: add the nvidia runtime (backup kept)",),
+            (facts.daemon_json,),
+            done=recorded(RUNTIME),
+            skip_reason=no_runtime,
+        ),
+        Step(
+            RESTART,
+            "restart the container engine",
+            (f"restart {facts.engine_kind or 'docker'} (running containers restart with it)",),
+            done=recorded(RESTART),
+            skip_reason=no_runtime,
+        ),
+        Step(
+            IMAGES,
+            "load the verification images",
+            tuple(f"load image {i.ref}" for i in manifest.images) or ("no images in the bundle",),
+            done=recorded(IMAGES) or not manifest.images,
+            skip_reason=no_runtime,
+        ),
+        Step(
+            PROOF,
+            "prove that containers see the GPUs",
+            tuple(
+                f"run {i.ref}: nvidia-smi -L with --gpus all and CDI" for i in manifest.images[:1]
+            )
+            or ("no image to run",),
+            done=recorded(PROOF) or not manifest.images,
+            skip_reason=no_runtime or no_gpu,
+        ),
+    )
+    return InstallPlan(bundle_sha256, manifest.toolkit_version, changes, steps)

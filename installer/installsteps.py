@@ -1,0 +1,291 @@
+"""The install steps, run in plan order with the install record saved after each.
+
+Every step checks before it acts, so a run killed anywhere can be run again and
+completes. A failure after the container runtime was configured rolls that
+configuration back (and restarts the engine) and says what stays installed.
+The runtime, engine and container steps call ``installer.runtime_config``,
+``installer.engine`` and ``installer.containers``.
+
+Test hook: with ``GPUBUNDLE_TEST_KILL_AFTER=<step id>`` in the environment the
+process SIGKILLs itself right after recording that step, so tests can prove
+that a killed run resumes. Nothing else reads that variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from installer import __version__, containers, engine, runtime_config
+from installer.aptlocal import (
+    DPKG_LOCK_TIMEOUT_S,
+    SOURCES_LIST,
+    apt_install_argv,
+    apt_update_argv,
+    changed_packages,
+    install_source,
+    requested_pins,
+    run_apt,
+    source_is_installed,
+)
+from installer.bundle_reader import verify_bundle
+from installer.console import Console
+from installer.errors import GpubundleError
+from installer.gpu import read_driver_facts
+from installer.hostinfo import installed_versions
+from installer.installplan import (
+    APT_SOURCE,
+    EXTRACT,
+    IMAGES,
+    PACKAGES,
+    PROOF,
+    RESTART,
+    RUNTIME,
+    InstallPlan,
+)
+from installer.layout import IMAGES_ARCHIVE, LOG_DIR, REPO_DIR, SIGNER_KEY, STATE_DIR
+from installer.manifest import Manifest
+from installer.preflight import Options
+from installer.record import InstallRecord, load_record, save_record
+
+KILL_HOOK = "GPUBUNDLE_TEST_KILL_AFTER"
+BACKUP_DIR = Path(STATE_DIR) / "backup"
+ENGINE_READY_TIMEOUT_S = 90
+_RUNTIME_STEPS = (RUNTIME, RESTART, IMAGES, PROOF)
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def source_installed(manifest: Manifest, bundle_dir: Path) -> bool:
+    try:
+        key = (bundle_dir / SIGNER_KEY).read_bytes()
+    except FileNotFoundError:
+        return False
+    return source_is_installed(key, manifest.signer_fingerprint, bundle_dir / REPO_DIR)
+
+
+def original_packages(previous: InstallRecord | None, current: dict[str, str]) -> dict[str, str]:
+    """packages_before for a new record: what the host had before gpubundle ever ran.
+
+    Packages an earlier gpubundle install put in place keep that install's
+    "before"; everything else is as the host has it now.
+    """
+    if previous is None:
+        return current
+    touched = set(previous.packages_installed)
+    merged = {n: v for n, v in current.items() if n not in touched}
+    merged.update(previous.packages_before)
+    return dict(sorted(merged.items()))
+
+
+class StepRunner:
+    def __init__(
+        self,
+        bundle: Path,
+        trusted: Sequence[str],
+        manifest: Manifest,
+        sha: str,
+        bundle_dir: Path,
+        opts: Options,
+        console: Console,
+    ) -> None:
+        self.bundle, self.trusted, self.manifest = bundle, list(trusted), manifest
+        self.sha, self.bundle_dir, self.opts, self.console = sha, bundle_dir, opts, console
+        self.stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        self.results: list[tuple[str, str, str]] = []
+        self.names = sorted({p.name for p in manifest.packages})
+
+    def rows(self) -> list[list[str]]:
+        return [list(r) for r in self.results]
+
+    def _summary(self) -> dict[str, Any]:
+        return {"steps": [{"id": i, "result": r, "detail": d} for i, r, d in self.results]}
+
+    # --- the record -----------------------------------------------------------------
+
+    def start_record(self) -> InstallRecord:
+        previous = load_record()
+        if previous is not None and previous.bundle_sha256 == self.sha:
+            return dataclasses.replace(previous, finished_at=None)
+        m = self.manifest
+        return InstallRecord(
+            gpubundle_version=__version__,
+            bundle_sha256=self.sha,
+            signer_fingerprint=m.signer_fingerprint,
+            distro=m.distro,
+            arch=m.arch,
+            toolkit_version=m.toolkit_version,
+            started_at=now(),
+            packages_before=original_packages(previous, installed_versions(self.names, m.arch)),
+            files_created=previous.files_created if previous else (),
+        )
+
+    def _save(self, record: InstallRecord, step_id: str) -> None:
+        save_record(record)
+        if os.environ.get(KILL_HOOK) == step_id:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    # --- running the plan -----------------------------------------------------------
+
+    def nothing_to_do(self, plan: InstallPlan) -> dict[str, Any]:
+        for step in plan.steps:
+            self.results.append((step.id, step.state, ""))
+        return self._summary() | {"changed": False}
+
+    def run(self, plan: InstallPlan) -> dict[str, Any]:
+        record = self.start_record()
+        save_record(record)
+        for step in plan.steps:
+            if step.skip_reason:
+                self.results.append((step.id, "skipped", step.skip_reason))
+                continue
+            if step.done:
+                self.results.append((step.id, "already done", ""))
+                if step.id in (EXTRACT, APT_SOURCE):
+                    record = record.with_files(*step.paths)
+                record = record.with_step(step.id)
+                continue
+            self.console.step(step.title)
+            try:
+                record, detail = self._do(step.id, record)
+            except GpubundleError as err:
+                self.results.append((step.id, "FAILED", err.message))
+                if step.id in _RUNTIME_STEPS and record.runtime_change is not None:
+                    raise self._roll_back(record, err) from err
+                raise
+            self.results.append((step.id, "done", detail))
+            self._save(record, step.id)
+        save_record(dataclasses.replace(record, finished_at=now()))
+        return self._summary() | {"changed": True}
+
+    def _do(self, step_id: str, record: InstallRecord) -> tuple[InstallRecord, str]:
+        action = {
+            EXTRACT: self.extract,
+            APT_SOURCE: self.apt_source,
+            PACKAGES: self.packages,
+            RUNTIME: self.configure_runtime,
+            RESTART: self.restart,
+            IMAGES: self.load_images,
+            PROOF: self.prove,
+        }[step_id]
+        record, detail = action(record)
+        return record.with_step(step_id), detail
+
+    # --- the steps ------------------------------------------------------------------
+
+    def extract(self, record: InstallRecord) -> tuple[InstallRecord, str]:
+        self.bundle_dir.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        if not self.bundle_dir.is_dir():
+            verify_bundle(self.bundle, self.trusted, extract_to=self.bundle_dir)
+        # The staging directory was made private; apt's _apt user must read the repo.
+        os.chmod(self.bundle_dir, 0o755)
+        return record.with_files(str(self.bundle_dir)), str(self.bundle_dir)
+
+    def apt_source(self, record: InstallRecord) -> tuple[InstallRecord, str]:
+        key = (self.bundle_dir / SIGNER_KEY).read_bytes()
+        paths = install_source(key, self.manifest.signer_fingerprint, self.bundle_dir / REPO_DIR)
+        return record.with_files(*map(str, paths)), ", ".join(map(str, paths))
+
+    def packages(self, record: InstallRecord) -> tuple[InstallRecord, str]:
+        pins = requested_pins(self.manifest)
+        before = installed_versions(self.names, self.manifest.arch)
+        self.console.info(
+            f"apt reads only {SOURCES_LIST}; if another apt or dpkg holds the lock it waits "
+            f"up to {DPKG_LOCK_TIMEOUT_S} s"
+        )
+        run_apt(apt_update_argv(SOURCES_LIST), "reading the bundle's package index")
+        run_apt(apt_install_argv(SOURCES_LIST, pins), "installing the packages")
+        after = installed_versions(self.names, self.manifest.arch)
+        wrong = [
+            f"{n}: want {v}, have {after.get(n, 'none')}"
+            for n, v in pins.items()
+            if after.get(n) != v
+        ]
+        if wrong:
+            raise GpubundleError(
+                "apt finished but the requested packages are not at the bundle's versions",
+                hint="check `apt-mark showhold` and `dpkg --audit`, then run install again",
+                details=wrong,
+            )
+        changed = changed_packages(before, after)
+        installed = {**record.packages_installed, **changed}
+        detail = ", ".join(f"{n} {v}" for n, v in changed.items()) or "no package changed"
+        return dataclasses.replace(record, packages_installed=installed), detail
+
+    def configure_runtime(self, record: InstallRecord) -> tuple[InstallRecord, str]:
+        facts = engine.detect_engine()
+        change = runtime_config.configure_docker_runtime(facts.daemon_json, BACKUP_DIR)
+        if not change.changed and record.runtime_change is not None:
+            # configured by an earlier run: keep the change that records the original file
+            return record, f"{facts.daemon_json} already configured"
+        detail = f"{facts.daemon_json} " + ("updated" if change.changed else "already configured")
+        return dataclasses.replace(record, runtime_change=change.as_dict()), detail
+
+    def restart(self, record: InstallRecord) -> tuple[InstallRecord, str]:
+        facts = engine.detect_engine()
+        outcome = engine.restart_engine(facts, Path(LOG_DIR))
+        version = engine.wait_until_ready(ENGINE_READY_TIMEOUT_S, outcome)
+        started = record.engine_started_by_gpubundle or not facts.running
+        detail = f"{outcome.method}; Docker {version} answers"
+        return dataclasses.replace(record, engine_started_by_gpubundle=started), detail
+
+    def load_images(self, record: InstallRecord) -> tuple[InstallRecord, str]:
+        archive = self.bundle_dir / IMAGES_ARCHIVE
+        with self.console.progress("loading images", archive.stat().st_size) as bar:
+            refs = containers.load_images(archive, bar)
+        loaded = tuple(dict.fromkeys((*record.images_loaded, *refs)))
+        return dataclasses.replace(record, images_loaded=loaded), ", ".join(refs)
+
+    def prove(self, record: InstallRecord) -> tuple[InstallRecord, str]:
+        uuids = read_driver_facts().uuids
+        cdi = containers.cdi_enabled()
+        if cdi and not containers.CDI_SPEC.exists():
+            spec = containers.generate_cdi_spec()
+            specs = tuple(dict.fromkeys((*record.cdi_specs_created, spec.path)))
+            record = dataclasses.replace(record, cdi_specs_created=specs)
+            save_record(record)
+        proof = containers.prove_gpus(self.manifest.images[0].ref, uuids, cdi=cdi)
+        if not proof.ok:
+            failed = [a for a in proof.attempts if not a.passed]
+            raise GpubundleError(
+                "the verification containers did not see the host's GPUs as expected",
+                hint="run `gpubundle doctor` for the cause",
+                details=[f"{a.name}: {a.error} ({' '.join(a.argv)})" for a in failed]
+                or ["no attempt ran"],
+            )
+        forms = ", ".join(a.name for a in proof.attempts)
+        return record, f"containers see {len(uuids)} GPU(s) ({forms})"
+
+    # --- rollback -------------------------------------------------------------------
+
+    def _roll_back(self, record: InstallRecord, err: GpubundleError) -> GpubundleError:
+        """Undo the runtime configuration after a later step failed; say what stays."""
+        notes = [f"cause: {err.message}", *err.details]
+        try:
+            change = runtime_config.RuntimeChange(**(record.runtime_change or {}))
+            runtime_config.rollback_runtime(change)
+            outcome = engine.restart_engine(engine.detect_engine(), Path(LOG_DIR))
+            engine.wait_until_ready(ENGINE_READY_TIMEOUT_S, outcome)
+            notes.append(
+                "the container runtime configuration was restored and the engine restarted"
+            )
+            steps = tuple(s for s in record.steps_completed if s not in _RUNTIME_STEPS)
+            record = dataclasses.replace(record, runtime_change=None, steps_completed=steps)
+        except GpubundleError as undo:
+            notes.append(f"rolling the runtime configuration back failed too: {undo.message}")
+        save_record(record)
+        kept = ", ".join(f"{n} {v}" for n, v in record.packages_installed.items()) or "none"
+        notes.append(f"left installed: packages {kept}; apt source {SOURCES_LIST}")
+        return GpubundleError(
+            f"install failed after configuring the container runtime: {err.message}",
+            hint=(err.hint + "; " if err.hint else "")
+            + "fix it and run install again, or `gpubundle uninstall` to remove what was installed",
+            details=notes,
+        )

@@ -1,0 +1,309 @@
+"""Preflight: does this host fit this bundle? Pure checks over gathered facts.
+
+Nothing here reads the host; ``hostinfo``, ``engine`` and ``gpu`` gather the
+facts, and ``install`` prints the report as a table (or data with --json) and
+stops with exit code 4 before changing anything when a check fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from installer.errors import PreflightError
+from installer.manifest import Manifest
+
+TOOLKIT = "nvidia-container-toolkit"
+DOCKER_PACKAGES = ("docker.io", "docker-ce")
+RUNTIMES = ("docker", "containerd", "crio", "none")
+# Room beyond the bundle's own bytes: filesystem overhead, apt's lists, dpkg's backups.
+DISK_MARGIN_BYTES = 256 * 1024 * 1024
+
+
+class EngineLike(Protocol):
+    """What preflight reads of ``installer.engine.EngineFacts``."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def problem(self) -> str: ...
+
+
+class DriverLike(Protocol):
+    """What preflight reads of ``installer.gpu.DriverFacts``."""
+
+    @property
+    def loaded(self) -> bool: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def cuda_version(self) -> str: ...
+    @property
+    def gpus(self) -> Sequence[Any]: ...
+    @property
+    def problem(self) -> str: ...
+
+
+class CompatLike(Protocol):
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def message(self) -> str: ...
+
+
+# (image's NVIDIA_REQUIRE_CUDA, driver version, driver's CUDA version) -> verdict,
+# as installer.cuda_compat.check_image_against_driver judges it.
+ImageCheck = Callable[[str, str, str], CompatLike]
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    is_root: bool
+    distro: str  # e.g. "ubuntu22.04"
+    arch: str  # dpkg's architecture
+    free_bytes: int  # on the filesystem of the bundle store
+    already_extracted: bool  # this bundle sits verified in the store from an earlier run
+    toolkit_installed: str | None  # installed nvidia-container-toolkit version, None if absent
+    engine: EngineLike | None = None  # None: not probed (--runtime none)
+    driver: DriverLike | None = None  # None: not probed (--skip-gpu-checks)
+
+
+@dataclass(frozen=True)
+class Options:
+    runtime: str = "docker"
+    skip_gpu_checks: bool = False
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # "ok" | "warn" | "fail" | "skip"
+    detail: str
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class PreflightReport:
+    checks: tuple[Check, ...]
+
+    @property
+    def failures(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if c.status == "fail")
+
+    def rows(self) -> list[list[str]]:
+        return [[c.name, c.status, c.detail] for c in self.checks]
+
+    def as_json(self) -> list[dict[str, str]]:
+        return [dataclasses.asdict(c) for c in self.checks]
+
+    def raise_if_failed(self) -> None:
+        if not self.failures:
+            return
+        first = self.failures[0]
+        raise PreflightError(
+            f"this host does not meet the bundle's requirements ({len(self.failures)} failed "
+            "check(s)); nothing was changed",
+            hint=first.hint or "fix the failed checks above and run install again",
+            details=[
+                f"{c.name}: {c.detail}" + (f" ({c.hint})" if c.hint else "") for c in self.failures
+            ],
+        )
+
+
+def _order(char: str) -> int:
+    """dpkg's sort weight of one non-digit character: ~ first, letters before the rest."""
+    if char == "~":
+        return -1
+    if char.isalpha():
+        return ord(char)
+    return ord(char) + 256
+
+
+def _compare_part(a: str, b: str) -> int:
+    """dpkg's verrevcmp over an upstream version or a revision."""
+    i = j = 0
+    while i < len(a) or j < len(b):
+        while (i < len(a) and not a[i].isdigit()) or (j < len(b) and not b[j].isdigit()):
+            ca = _order(a[i]) if i < len(a) and not a[i].isdigit() else 0
+            cb = _order(b[j]) if j < len(b) and not b[j].isdigit() else 0
+            if ca != cb:
+                return -1 if ca < cb else 1
+            i += 1
+            j += 1
+        start_i, start_j = i, j
+        while i < len(a) and a[i].isdigit():
+            i += 1
+        while j < len(b) and b[j].isdigit():
+            j += 1
+        na, nb = int(a[start_i:i] or 0), int(b[start_j:j] or 0)
+        if na != nb:
+            return -1 if na < nb else 1
+    return 0
+
+
+def _split_version(v: str) -> tuple[int, str, str]:
+    epoch, _, rest = v.rpartition(":") if ":" in v else ("0", "", v)
+    upstream, _, revision = rest.rpartition("-") if "-" in rest else (rest, "", "")
+    return int(epoch or 0), upstream, revision
+
+
+def compare_versions(a: str, b: str) -> int:
+    """-1, 0 or 1 as Debian orders versions ``a`` and ``b`` (dpkg --compare-versions)."""
+    ea, ua, ra = _split_version(a)
+    eb, ub, rb = _split_version(b)
+    if ea != eb:
+        return -1 if ea < eb else 1
+    return _compare_part(ua, ub) or _compare_part(ra, rb)
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def disk_needed(manifest: Manifest) -> int:
+    return sum(f.size for f in manifest.files) + DISK_MARGIN_BYTES
+
+
+def check_root(facts: HostFacts) -> Check:
+    if facts.is_root:
+        return Check("root", "ok", "running as root")
+    return Check("root", "fail", "not running as root", "run it with sudo")
+
+
+def check_platform(m: Manifest, facts: HostFacts) -> list[Check]:
+    hint = f"use a bundle built with `gpubundle build --distro {facts.distro}` for this host"
+    distro = (
+        Check("distro", "ok", f"{facts.distro}, as the bundle")
+        if facts.distro == m.distro
+        else Check("distro", "fail", f"host is {facts.distro}, bundle is for {m.distro}", hint)
+    )
+    arch = (
+        Check("architecture", "ok", f"{facts.arch}, as the bundle")
+        if facts.arch == m.arch
+        else Check("architecture", "fail", f"host is {facts.arch}, bundle is for {m.arch}", hint)
+    )
+    return [distro, arch]
+
+
+def check_disk(m: Manifest, facts: HostFacts) -> Check:
+    if facts.already_extracted:
+        return Check("disk", "ok", "bundle already extracted by an earlier run")
+    need = disk_needed(m)
+    if facts.free_bytes >= need:
+        return Check("disk", "ok", f"{_gib(facts.free_bytes)} free, {_gib(need)} needed")
+    return Check(
+        "disk",
+        "fail",
+        f"{_gib(facts.free_bytes)} free under /var/lib/gpubundle, {_gib(need)} needed",
+        "free some space on the filesystem that holds /var/lib/gpubundle",
+    )
+
+
+def check_engine(m: Manifest, facts: HostFacts, runtime: str) -> Check:
+    if runtime == "none":
+        return Check("container engine", "skip", "--runtime none: runtime left unconfigured")
+    if runtime != "docker":
+        return Check(
+            "container engine",
+            "fail",
+            f"configuring {runtime} is not supported by this installer",
+            f"install with --runtime none, then run `nvidia-ctk runtime configure "
+            f"--runtime={runtime}` and restart {runtime}",
+        )
+    engine = facts.engine
+    if engine is None:
+        return Check("container engine", "fail", "Docker was not probed", "report this as a bug")
+    if engine.kind == "snap":
+        return Check(
+            "container engine",
+            "fail",
+            "Docker is installed as a snap; its confinement cannot use the NVIDIA Container Toolkit",
+            "remove the snap (snap remove docker) and install docker.io, or a bundle that "
+            "ships Docker, or use --runtime none",
+        )
+    if engine.kind == "none":
+        if any(p in m.requested for p in DOCKER_PACKAGES):
+            return Check("container engine", "ok", "Docker will be installed from the bundle")
+        return Check(
+            "container engine",
+            "fail",
+            "no Docker engine is installed",
+            "install docker.io first, rebuild the bundle with Docker in it, or use --runtime none",
+        )
+    status = "warn" if engine.problem else "ok"
+    detail = f"{engine.kind} {engine.version}".strip()
+    return Check(
+        "container engine", status, f"{detail}; {engine.problem}" if engine.problem else detail
+    )
+
+
+def check_gpu(
+    m: Manifest, facts: HostFacts, opts: Options, image_check: ImageCheck | None
+) -> list[Check]:
+    if opts.skip_gpu_checks:
+        return [Check("NVIDIA driver", "skip", "--skip-gpu-checks: driver and images not checked")]
+    driver = facts.driver
+    if driver is None or not driver.loaded:
+        problem = driver.problem if driver is not None else "the driver was not probed"
+        return [
+            Check(
+                "NVIDIA driver",
+                "fail",
+                problem or "no NVIDIA driver is loaded",
+                "install and load the NVIDIA driver, or pass --skip-gpu-checks to install "
+                "without a GPU now (verification containers are then skipped)",
+            )
+        ]
+    checks = [
+        Check(
+            "NVIDIA driver",
+            "ok",
+            f"{driver.version} (CUDA {driver.cuda_version}), {len(driver.gpus)} GPU(s)",
+        )
+    ]
+    for image in m.images:
+        name = f"image {image.ref}"
+        if not image.require_cuda:
+            checks.append(Check(name, "ok", "no CUDA requirement"))
+        elif image_check is None:
+            checks.append(Check(name, "warn", f"{image.require_cuda}: not checked"))
+        else:
+            verdict = image_check(image.require_cuda, driver.version, driver.cuda_version)
+            hint = "" if verdict.ok else "upgrade the NVIDIA driver or bundle an older CUDA image"
+            checks.append(Check(name, "ok" if verdict.ok else "fail", verdict.message, hint))
+    return checks
+
+
+def check_toolkit(m: Manifest, facts: HostFacts) -> Check:
+    have, want = facts.toolkit_installed, m.toolkit_version
+    if have is None:
+        return Check("toolkit", "ok", f"not installed; will install {want}")
+    order = compare_versions(have, want)
+    if order == 0:
+        return Check("toolkit", "ok", f"{have} already installed")
+    if order < 0:
+        return Check("toolkit", "ok", f"upgrade {have} -> {want}")
+    return Check(
+        "toolkit",
+        "fail",
+        f"installed {have} is newer than the bundle's {want}",
+        f"use a bundle with toolkit {have} or newer, or remove {TOOLKIT} first",
+    )
+
+
+def run_preflight(
+    manifest: Manifest, facts: HostFacts, opts: Options, image_check: ImageCheck | None = None
+) -> PreflightReport:
+    checks = [
+        check_root(facts),
+        *check_platform(manifest, facts),
+        check_disk(manifest, facts),
+        check_engine(manifest, facts, opts.runtime),
+        *check_gpu(manifest, facts, opts, image_check),
+        check_toolkit(manifest, facts),
+    ]
+    return PreflightReport(tuple(checks))

@@ -1,0 +1,126 @@
+"""The install record: what gpubundle changed on this host, written after every step.
+
+``install`` writes it atomically after each completed step, so a killed run
+resumes where it stopped and ``uninstall`` can undo a partial install;
+``status`` and ``doctor`` read it. The schema is fixed in format 1:
+
+format, gpubundle_version, bundle_sha256, signer_fingerprint, distro, arch,
+toolkit_version, started_at, finished_at (null until done), steps_completed
+(step ids in order), packages_before ({name: version} of bundled packages
+installed before gpubundle first ran; absent means not installed),
+packages_installed ({name: version} apt installed or upgraded), files_created,
+runtime_change (a RuntimeChange as a dict, or null), engine_started_by_gpubundle,
+cdi_specs_created, images_loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from installer.errors import GpubundleError
+from installer.layout import STATE_DIR
+
+RECORD_FORMAT = 1
+RECORD_PATH = Path(STATE_DIR) / "install-record.json"
+
+
+@dataclass(frozen=True)
+class InstallRecord:
+    gpubundle_version: str
+    bundle_sha256: str
+    signer_fingerprint: str
+    distro: str
+    arch: str
+    toolkit_version: str
+    started_at: str
+    finished_at: str | None = None
+    steps_completed: tuple[str, ...] = ()
+    packages_before: dict[str, str] = field(default_factory=dict)
+    packages_installed: dict[str, str] = field(default_factory=dict)
+    files_created: tuple[str, ...] = ()
+    runtime_change: dict[str, Any] | None = None
+    engine_started_by_gpubundle: bool = False
+    cdi_specs_created: tuple[str, ...] = ()
+    images_loaded: tuple[str, ...] = ()
+    format: int = RECORD_FORMAT
+
+    def as_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def completed(self, step: str) -> bool:
+        return step in self.steps_completed
+
+    def with_step(self, step: str, **changes: Any) -> InstallRecord:
+        """This record with ``step`` marked complete (once) and ``changes`` applied."""
+        steps = (
+            self.steps_completed if step in self.steps_completed else (*self.steps_completed, step)
+        )
+        return dataclasses.replace(self, steps_completed=steps, **changes)
+
+    def with_files(self, *paths: str) -> InstallRecord:
+        merged = tuple(dict.fromkeys((*self.files_created, *paths)))
+        return dataclasses.replace(self, files_created=merged)
+
+
+_TUPLE_FIELDS = {"steps_completed", "files_created", "cdi_specs_created", "images_loaded"}
+
+
+def record_from_json(data: Any) -> InstallRecord:
+    """Build a record from decoded JSON; unknown keys are ignored, a wrong shape is an error."""
+    if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
+        raise ValueError(f"not an install record of format {RECORD_FORMAT}")
+    names = {f.name for f in dataclasses.fields(InstallRecord)}
+    kwargs: dict[str, Any] = {
+        k: (tuple(v) if k in _TUPLE_FIELDS else v) for k, v in data.items() if k in names
+    }
+    try:
+        return InstallRecord(**kwargs)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def load_record(path: Path = RECORD_PATH) -> InstallRecord | None:
+    """The record on this host, or None when gpubundle never installed anything here."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        return record_from_json(json.loads(raw))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise GpubundleError(
+            f"the install record {path} is unreadable: {exc}",
+            hint=f"move {path} aside (it lists what gpubundle changed) and run the command again",
+        ) from exc
+
+
+def write_json_atomic(path: Path, document: Any, mode: int = 0o644) -> None:
+    """Write ``document`` as JSON so that readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(document, out, indent=2, sort_keys=True)
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def save_record(record: InstallRecord, path: Path = RECORD_PATH) -> None:
+    write_json_atomic(path, record.as_json())

@@ -1,0 +1,150 @@
+"""The install plan: ordered steps, what each changes, and what is already done."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from installer.installplan import (
+    APT_BOOKKEEPING,
+    APT_SOURCE,
+    EXTRACT,
+    IMAGES,
+    PACKAGES,
+    PROOF,
+    RESTART,
+    RUNTIME,
+    STEP_IDS,
+    PlanFacts,
+    build_plan,
+    package_changes,
+)
+from installer.manifest import FileEntry, ImagePin, Manifest, PackagePin
+
+FPR = "0123456789ABCDEF0123456789ABCDEF01234567"
+SHA = "cd" * 32
+BUNDLE_DIR = Path("/var/lib/gpubundle/bundles") / SHA
+
+
+def make_manifest(
+    packages: dict[str, str] | None = None,
+    requested: tuple[str, ...] = ("nvidia-container-toolkit",),
+    images: tuple[ImagePin, ...] = (),
+    distro: str = "ubuntu22.04",
+) -> Manifest:
+    """A small verified-looking manifest: the toolkit family at 1.17.8-1 by default."""
+    versions = packages or {
+        "nvidia-container-toolkit": "1.17.8-1",
+        "nvidia-container-toolkit-base": "1.17.8-1",
+        "libnvidia-container-tools": "1.17.8-1",
+        "libnvidia-container1": "1.17.8-1",
+    }
+    pins = tuple(
+        PackagePin(name, v, "amd64", 1000, "0" * 64, f"repo/debs/{name}_{v}_amd64.deb", "nvidia")
+        for name, v in sorted(versions.items())
+    )
+    return Manifest(
+        format=1,
+        created_by="gpubundle 0.1.0",
+        source_date_epoch=0,
+        distro=distro,
+        arch="amd64",
+        python="3.10",
+        toolkit_version=versions.get("nvidia-container-toolkit", "1.17.8-1"),
+        signer_fingerprint=FPR,
+        requested=requested,
+        sources=(),
+        packages=pins,
+        images=images,
+        files=tuple(FileEntry(p.filename, 3 * 2**20, "0" * 64) for p in pins),
+    )
+
+
+def facts(**overrides: object) -> PlanFacts:
+    base: dict[str, object] = {
+        "bundle_dir": BUNDLE_DIR,
+        "bundle_dir_exists": False,
+        "source_installed": False,
+        "installed": {},
+        "completed": (),
+        "runtime": "docker",
+        "engine_kind": "docker.io",
+    }
+    base.update(overrides)
+    return PlanFacts(**base)  # type: ignore[arg-type]
+
+
+CUDA = ImagePin(
+    "nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04", "sha256:" + "1" * 64, "x", "cuda>=12.4"
+)
+
+
+def test_fresh_host_plans_every_step_in_order_with_its_changes() -> None:
+    plan = build_plan(make_manifest(images=(CUDA,)), SHA, facts())
+    assert tuple(s.id for s in plan.steps) == STEP_IDS
+    assert [s.id for s in plan.pending] == list(STEP_IDS)
+    assert plan.step(EXTRACT).paths == (str(BUNDLE_DIR),)
+    source = plan.step(APT_SOURCE)
+    assert "/usr/share/keyrings/gpubundle-89abcdef01234567.gpg" in source.paths
+    assert "/etc/apt/sources.list.d/gpubundle.list" in source.paths
+    assert "install nvidia-container-toolkit 1.17.8-1" in plan.step(PACKAGES).changes
+    assert plan.step(PACKAGES).paths == APT_BOOKKEEPING
+    assert plan.step(RUNTIME).paths == ("/etc/docker/daemon.json",)
+    assert "restart docker.io" in plan.step(RESTART).changes[0]
+    assert plan.step(IMAGES).changes == (f"load image {CUDA.ref}",)
+    assert plan.packages["libnvidia-container1"] == "1.17.8-1"
+
+
+def test_runtime_none_and_no_gpu_skip_the_runtime_steps() -> None:
+    plan = build_plan(
+        make_manifest(images=(CUDA,)), SHA, facts(runtime="none", skip_gpu_checks=True)
+    )
+    assert [s.id for s in plan.pending] == [EXTRACT, APT_SOURCE, PACKAGES]
+    assert plan.step(RUNTIME).skip_reason == "--runtime none"
+    assert plan.step(PROOF).state == "skip (--runtime none)"
+    gpu_only = build_plan(make_manifest(images=(CUDA,)), SHA, facts(skip_gpu_checks=True))
+    assert gpu_only.step(PROOF).skip_reason == "--skip-gpu-checks"
+    assert gpu_only.step(IMAGES).pending
+
+
+def test_installed_host_has_nothing_pending() -> None:
+    m = make_manifest()
+    installed = {p.name: p.version for p in m.packages}
+    done = facts(
+        bundle_dir_exists=True,
+        source_installed=True,
+        installed=installed,
+        completed=(RUNTIME, RESTART),
+    )
+    plan = build_plan(m, SHA, done)
+    assert plan.pending == ()
+    assert plan.packages == {}
+    assert plan.step(PACKAGES).changes == (
+        "nothing: every package is installed at the bundle's version",
+    )
+
+
+def test_packages_removed_since_the_record_make_the_step_pending_again() -> None:
+    m = make_manifest()
+    plan = build_plan(m, SHA, facts(bundle_dir_exists=True, completed=(PACKAGES,)))
+    assert plan.step(PACKAGES).pending
+
+
+def test_requested_packages_are_upgraded_and_present_dependencies_left_alone() -> None:
+    m = make_manifest()
+    installed = {"nvidia-container-toolkit": "1.16.0-1", "libnvidia-container1": "1.16.0-1"}
+    changes = package_changes(m, installed)
+    assert changes == {
+        "nvidia-container-toolkit": "1.17.8-1",
+        "nvidia-container-toolkit-base": "1.17.8-1",
+        "libnvidia-container-tools": "1.17.8-1",
+    }
+    plan = build_plan(m, SHA, facts(installed=installed))
+    assert "upgrade nvidia-container-toolkit 1.16.0-1 -> 1.17.8-1" in plan.step(PACKAGES).changes
+
+
+def test_plan_json_is_data() -> None:
+    data = build_plan(make_manifest(), SHA, facts()).as_json()
+    assert data["bundle_sha256"] == SHA
+    assert data["steps"][0]["id"] == EXTRACT
+    assert data["steps"][0]["pending"] is True
+    assert isinstance(data["packages"], dict)

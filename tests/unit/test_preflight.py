@@ -1,0 +1,157 @@
+"""Preflight: pure checks over host facts, reported as a table and refused with exit 4."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from installer.cuda_compat import check_image_against_driver
+from installer.errors import ExitCode, PreflightError
+from installer.manifest import ImagePin
+from installer.preflight import HostFacts, Options, compare_versions, run_preflight
+from tests.unit.test_installplan import make_manifest
+
+
+@dataclass(frozen=True)
+class Engine:
+    kind: str = "docker.io"
+    version: str = "26.1.5"
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class Driver:
+    loaded: bool = True
+    version: str = "550.54.15"
+    cuda_version: str = "12.4"
+    gpus: Sequence[Any] = ("GPU-1",)
+    problem: str = ""
+
+
+GOOD = HostFacts(
+    is_root=True,
+    distro="ubuntu22.04",
+    arch="amd64",
+    free_bytes=50 * 2**30,
+    already_extracted=False,
+    toolkit_installed=None,
+    engine=Engine(),
+    driver=Driver(),
+)
+
+
+def compat(need: str, driver: str, cuda: str) -> Any:
+    return check_image_against_driver(need, driver, cuda_version=cuda)
+
+
+def statuses(facts: HostFacts, opts: Options | None = None, **manifest: Any) -> dict[str, str]:
+    report = run_preflight(make_manifest(**manifest), facts, opts or Options(), compat)
+    return {c.name: c.status for c in report.checks}
+
+
+def test_a_fitting_host_passes_every_check() -> None:
+    report = run_preflight(make_manifest(), GOOD, Options(), compat)
+    assert report.failures == ()
+    assert [row[0] for row in report.rows()] == [
+        "root", "distro", "architecture", "disk", "container engine", "NVIDIA driver", "toolkit",
+    ]  # fmt: skip
+    report.raise_if_failed()  # does not raise
+
+
+def test_failures_are_all_reported_with_exit_code_4() -> None:
+    bad = dataclasses.replace(GOOD, is_root=False, distro="debian12", arch="arm64", free_bytes=1)
+    report = run_preflight(make_manifest(), bad, Options(), compat)
+    assert {c.name for c in report.failures} == {"root", "distro", "architecture", "disk"}
+    with pytest.raises(PreflightError) as caught:
+        report.raise_if_failed()
+    assert caught.value.code == ExitCode.PREFLIGHT
+    assert "nothing was changed" in caught.value.message
+    assert any("host is debian12, bundle is for ubuntu22.04" in d for d in caught.value.details)
+    assert caught.value.hint == "run it with sudo"
+
+
+def test_already_extracted_bundle_needs_no_space() -> None:
+    facts = dataclasses.replace(GOOD, free_bytes=0, already_extracted=True)
+    assert statuses(facts)["disk"] == "ok"
+
+
+def test_snap_docker_cannot_use_the_toolkit() -> None:
+    report = run_preflight(
+        make_manifest(), dataclasses.replace(GOOD, engine=Engine("snap")), Options()
+    )
+    (failure,) = report.failures
+    assert "snap" in failure.detail and "cannot use the NVIDIA Container Toolkit" in failure.detail
+
+
+def test_missing_docker_is_fine_when_the_bundle_ships_it() -> None:
+    facts = dataclasses.replace(GOOD, engine=Engine("none", ""))
+    assert statuses(facts)["container engine"] == "fail"
+    pkgs = {"nvidia-container-toolkit": "1.17.8-1", "docker.io": "24.0.7-0ubuntu2"}
+    shipped = statuses(facts, packages=pkgs, requested=("nvidia-container-toolkit", "docker.io"))
+    assert shipped["container engine"] == "ok"
+
+
+def test_runtime_none_and_skip_gpu_checks_are_reported_as_skipped() -> None:
+    facts = dataclasses.replace(GOOD, engine=None, driver=None)
+    result = statuses(facts, Options(runtime="none", skip_gpu_checks=True))
+    assert result["container engine"] == "skip"
+    assert result["NVIDIA driver"] == "skip"
+    assert "fail" not in result.values()
+
+
+def test_other_runtimes_are_refused_with_the_manual_command() -> None:
+    report = run_preflight(make_manifest(), GOOD, Options(runtime="containerd"))
+    (failure,) = report.failures
+    assert "nvidia-ctk runtime configure --runtime=containerd" in failure.hint
+
+
+def test_no_driver_fails_with_a_hint_to_skip_gpu_checks() -> None:
+    facts = dataclasses.replace(GOOD, driver=Driver(False, "", "", (), "nouveau is loaded"))
+    report = run_preflight(make_manifest(), facts, Options())
+    (failure,) = report.failures
+    assert failure.detail == "nouveau is loaded"
+    assert "--skip-gpu-checks" in failure.hint
+
+
+def test_images_are_judged_against_the_driver() -> None:
+    cuda13 = ImagePin("nvcr.io/nvidia/cuda:13.0.0-base-ubuntu22.04", "d", "i", "cuda>=13.0")
+    cuda12 = ImagePin("nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04", "d", "i", "cuda>=12.4")
+    result = statuses(GOOD, images=(cuda12, cuda13))
+    assert result[f"image {cuda12.ref}"] == "ok"
+    assert result[f"image {cuda13.ref}"] == "fail"
+
+
+@pytest.mark.parametrize(
+    ("installed", "status", "word"),
+    [(None, "ok", "will install"), ("1.17.8-1", "ok", "already"),
+     ("1.16.2-1", "ok", "upgrade"), ("1.18.0-1", "fail", "newer")],
+)  # fmt: skip
+def test_toolkit_same_upgrade_downgrade(installed: str | None, status: str, word: str) -> None:
+    report = run_preflight(
+        make_manifest(), dataclasses.replace(GOOD, toolkit_installed=installed), Options()
+    )
+    (check,) = [c for c in report.checks if c.name == "toolkit"]
+    assert check.status == status
+    assert word in check.detail
+
+
+VERSIONS = [
+    "1.0", "1.0~rc1", "1:0.1", "1.17.8-1", "1.17.10-1", "2.36-9+deb12u4", "2.36-9+deb12u10",
+    "1.0a", "1.0+", "1.0-0", "1.2.3-1ubuntu1", "1.2.3-1", "0~", "0", "1.0.0~rc.1-1", "1.0.0-1",
+    "2:1.2~beta-3", "10", "9.9.9",
+]  # fmt: skip
+
+
+@pytest.mark.skipif(shutil.which("dpkg") is None, reason="dpkg is the reference for the order")
+def test_version_order_matches_dpkg() -> None:
+    for a in VERSIONS:
+        for b in VERSIONS:
+            lt = subprocess.run(["dpkg", "--compare-versions", a, "lt", b]).returncode == 0
+            gt = subprocess.run(["dpkg", "--compare-versions", a, "gt", b]).returncode == 0
+            assert compare_versions(a, b) == (-1 if lt else 1 if gt else 0), (a, b)
