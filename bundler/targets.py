@@ -86,6 +86,11 @@ class Target:
 def find_manifests_dir() -> Path:
     override = os.environ.get("GPUBUNDLE_MANIFESTS")
     if override:
+        if not (Path(override) / "schema.json").is_file():
+            raise GpubundleError(
+                f"GPUBUNDLE_MANIFESTS={override} is not a manifests directory (no schema.json)",
+                hint="point it at a copy of gpubundle's manifests/ directory, or unset it",
+            )
         return Path(override)
     for candidate in (_PACKAGE_DIR / "manifests", _PACKAGE_DIR.parent / "manifests"):
         if (candidate / "schema.json").is_file():

@@ -8,7 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from bundler.cli import main
 from bundler.schemacheck import validate
 from bundler.targets import apply_overrides, find_manifests_dir, list_targets, load_target
 from installer.errors import GpubundleError
@@ -91,7 +93,12 @@ def test_shipped_key_files_hold_exactly_the_pinned_keys(tmp_path: Path) -> None:
 
 def test_manifests_dir_env_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("GPUBUNDLE_MANIFESTS", str(tmp_path))
+    with pytest.raises(GpubundleError, match=r"no schema\.json"):
+        find_manifests_dir()
+    shutil.copy(MANIFESTS / "schema.json", tmp_path)
+    shutil.copy(MANIFESTS / "debian12.json", tmp_path)
     assert find_manifests_dir() == tmp_path
+    assert list_targets() == ["debian12"]
     monkeypatch.delenv("GPUBUNDLE_MANIFESTS")
     assert (find_manifests_dir() / "schema.json").is_file()
 
@@ -148,3 +155,25 @@ def test_overrides() -> None:
         apply_overrides(target, {}, {"nvidia": MANIFESTS / "missing.asc"})
     with pytest.raises(GpubundleError, match="not an http"):
         apply_overrides(target, {"nvidia": "ftp://x"}, {})
+
+
+def test_distros_command_json_and_table() -> None:
+    result = CliRunner().invoke(main, ["distros", "--json"])
+    assert result.exit_code == 0, result.output
+    targets = {t["name"]: t for t in json.loads(result.stdout)["targets"]}
+    assert set(targets) == set(EXPECTED)
+    focal = targets["ubuntu20.04"]
+    assert not focal["installer_supported"] and "3.8" in focal["unsupported_reason"]
+    ubuntu = focal["sources"][0]
+    assert ubuntu["urls"]["arm64"] == "http://ports.ubuntu.com/ubuntu-ports"
+    table = CliRunner().invoke(main, ["distros", "--sources"])
+    assert table.exit_code == 0
+    assert (
+        "no: stock python3 is 3.9" in table.output and "ubuntu24.04 nvidia: amd64=" in table.output
+    )
+
+
+def test_distros_command_reports_a_broken_manifests_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GPUBUNDLE_MANIFESTS", "/nonexistent")
+    result = CliRunner().invoke(main, ["distros"])
+    assert result.exit_code == 1 and "GPUBUNDLE_MANIFESTS" in result.output
