@@ -96,8 +96,9 @@ def gather_toolkit(paths: HostPaths) -> ToolkitFacts:
 
 def check_packages(facts: ToolkitFacts) -> Finding:
     cid = "toolkit.packages"
-    pkgs = facts.packages
-    evidence = [f"{p.status} {p.name} {p.version}" for p in pkgs.values()]
+    # "rc": removed with its configuration left: as good as absent.
+    pkgs = {n: p for n, p in facts.packages.items() if p.status[1:2] not in ("n", "c")}
+    evidence = [f"{p.status} {p.name} {p.version}" for p in facts.packages.values()]
     missing = [n for n in TOOLKIT_PACKAGES if n not in pkgs]
     if "nvidia-container-toolkit" not in pkgs:
         return failure(cid, "nvidia-container-toolkit is not installed", evidence, [REINSTALL])

@@ -1,0 +1,89 @@
+"""--collect: every secret in daemon.json, config.toml and the logs is gone from the archive."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+from installer.doctor.checks import HostPaths, ok
+from installer.doctor.collect import REDACTED, collect, redact_json, redact_text
+
+SECRETS = ("hunter2", "s3cr3t-token", "dXNlcjpwYXNz", "proxypass", "ghp_abcdef")
+
+DAEMON = {
+    "runtimes": {"nvidia": {"path": "nvidia-container-runtime", "args": []}},
+    "registry-mirrors": ["https://mirroruser:hunter2@mirror.example:5000"],
+    "proxies": {
+        "http-proxy": "http://bob:proxypass@proxy.example:3128",
+        "no-proxy": "localhost,127.0.0.1",
+    },
+    "auths": {"registry.example": {"auth": "dXNlcjpwYXNz"}},
+    "registry-token": "s3cr3t-token",
+    "insecure-registries": ["10.0.0.1:5000"],
+}
+
+
+def test_redact_json_keeps_shape_and_non_secrets() -> None:
+    out = redact_json(DAEMON)
+    assert out["runtimes"] == DAEMON["runtimes"]
+    assert out["registry-mirrors"] == [f"https://{REDACTED}@mirror.example:5000"]
+    assert out["proxies"]["http-proxy"] == f"http://{REDACTED}@proxy.example:3128"
+    assert out["proxies"]["no-proxy"] == "localhost,127.0.0.1"
+    assert out["auths"] == REDACTED
+    assert out["registry-token"] == REDACTED
+    assert out["insecure-registries"] == ["10.0.0.1:5000"]
+    assert not any(s in json.dumps(out) for s in SECRETS)
+
+
+def test_redact_text_lines() -> None:
+    text = (
+        "HTTPS_PROXY=https://u:hunter2@proxy:8080\n"
+        'password = "proxypass"\n'
+        "token: ghp_abcdef\n"
+        'ldconfig = "@/sbin/ldconfig.real"\n'
+    )
+    out = redact_text(text)
+    assert not any(s in out for s in SECRETS)
+    assert 'ldconfig = "@/sbin/ldconfig.real"' in out
+
+
+def test_collect_archive_has_no_secrets(tmp_path: Path) -> None:
+    (tmp_path / "daemon.json").write_text(json.dumps(DAEMON))
+    (tmp_path / "config.toml").write_text(
+        '[nvidia-container-cli]\nldconfig = "@/sbin/ldconfig.real"\n'
+    )
+    logs = tmp_path / "log"
+    logs.mkdir()
+    (logs / "install.log").write_text(
+        "apt: using proxy http://bob:proxypass@proxy:3128\nregistry_token=s3cr3t-token\n"
+    )
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "install-record.json").write_text('{"format": 1}')
+    paths = HostPaths(
+        daemon_json=tmp_path / "daemon.json",
+        config_toml=tmp_path / "config.toml",
+        log_dir=logs,
+        state_dir=state,
+        cdi_dirs=(tmp_path / "cdi",),
+    )
+    target = tmp_path / "out" / "diag.tar.gz"
+    members = collect(paths, [ok("x.y", "fine")], target)
+    assert {
+        "daemon.json",
+        "config.toml",
+        "logs/install.log",
+        "install-record.json",
+        "doctor.json",
+        "versions.txt",
+        "dpkg.txt",
+    } <= set(members)
+    assert target.stat().st_mode & 0o777 == 0o600
+    with tarfile.open(target) as tar:
+        blobs = {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers()}  # type: ignore[union-attr]
+    everything = "\n".join(blobs.values())
+    assert not any(s in everything for s in SECRETS), everything
+    daemon = json.loads(blobs["gpubundle-doctor/daemon.json"])
+    assert daemon["runtimes"]["nvidia"]["path"] == "nvidia-container-runtime"
+    assert "ldconfig.real" in blobs["gpubundle-doctor/config.toml"]

@@ -1,0 +1,168 @@
+"""The uninstall plan as data: inverse of the record, user edits kept, no dangling default."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from installer.errors import GpubundleError
+from installer.record import InstallRecord
+from installer.uninstallplan import HostNow, plan_uninstall, remove_nvidia_entries, sha256
+
+BEFORE = {"log-driver": "journald", "runtimes": {"crun": {"path": "/usr/bin/crun"}}}
+AFTER = {
+    **BEFORE,
+    "runtimes": {**BEFORE["runtimes"], "nvidia": {"path": "nvidia-container-runtime", "args": []}},
+    "default-runtime": "nvidia",
+}
+B = json.dumps(BEFORE).encode()
+A = json.dumps(AFTER).encode()
+TOOLKIT = {
+    "nvidia-container-toolkit": "1.20.1-1",
+    "nvidia-container-toolkit-base": "1.20.1-1",
+    "libnvidia-container1": "1.20.1-1",
+}
+
+
+def record(**kw: object) -> InstallRecord:
+    base: dict[str, object] = dict(
+        gpubundle_version="0.1.0",
+        bundle_sha256="ab" * 32,
+        signer_fingerprint="F" * 40,
+        distro="ubuntu22.04",
+        arch="amd64",
+        toolkit_version="1.20.1-1",
+        started_at="2025-01-01T00:00:00Z",
+        finished_at="2025-01-01T00:05:00Z",
+        packages_installed=TOOLKIT,
+        files_created=("/etc/apt/sources.list.d/gpubundle.list", "/var/lib/gpubundle/repo"),
+        runtime_change={
+            "path": "/etc/docker/daemon.json",
+            "backup_path": "/var/lib/gpubundle/daemon.json.bak",
+            "sha256_before": sha256(B),
+            "sha256_after": sha256(A),
+            "changed": True,
+        },
+        cdi_specs_created=("/etc/cdi/nvidia.yaml",),
+        images_loaded=("sha256:1111",),
+    )
+    base.update(kw)
+    return InstallRecord(**base)  # type: ignore[arg-type]
+
+
+def now(**kw: object) -> HostNow:
+    base: dict[str, object] = dict(
+        packages=dict(TOOLKIT),
+        daemon_json=A,
+        daemon_backup=B,
+        existing_paths=frozenset(
+            {
+                "/etc/apt/sources.list.d/gpubundle.list",
+                "/var/lib/gpubundle/repo",
+                "/etc/cdi/nvidia.yaml",
+            }
+        ),
+        images_present=frozenset({"sha256:1111"}),
+        engine_running=True,
+    )
+    base.update(kw)
+    return HostNow(**base)  # type: ignore[arg-type]
+
+
+def kinds(plan: object) -> list[str]:
+    return [a.kind for a in plan.actions]  # type: ignore[attr-defined]
+
+
+def test_full_inverse_in_order() -> None:
+    plan = plan_uninstall(record(), now(), record_path="/var/lib/gpubundle/install-record.json")
+    assert kinds(plan) == [
+        "remove-images",
+        "write-daemon-json",
+        "restart-engine",
+        "remove-packages",
+        "remove-paths",
+        "remove-paths",
+        "remove-record",
+    ]
+    write = plan.actions[1]
+    assert json.loads(write.content or "") == BEFORE  # the backup, byte for byte
+    assert write.content == B.decode()
+    assert plan.actions[3].targets == tuple(sorted(TOOLKIT))
+
+
+def test_user_edits_since_install_are_kept() -> None:
+    edited = {**AFTER, "debug": True}
+    plan = plan_uninstall(record(), now(daemon_json=json.dumps(edited).encode()))
+    write = next(a for a in plan.actions if a.kind == "write-daemon-json")
+    assert json.loads(write.content or "") == {**BEFORE, "debug": True}
+    assert "keeping the changes" in write.summary
+
+
+def test_file_created_by_install_is_deleted() -> None:
+    rec = record(
+        runtime_change={
+            "path": "/etc/docker/daemon.json",
+            "backup_path": None,
+            "sha256_before": None,
+            "sha256_after": sha256(A),
+        }
+    )
+    plan = plan_uninstall(rec, now(daemon_backup=None))
+    assert "delete-daemon-json" in kinds(plan)
+
+
+def test_packages_present_before_are_kept_and_said_so() -> None:
+    rec = record(packages_before={"libnvidia-container1": "1.17.8-1"})
+    plan = plan_uninstall(rec, now())
+    removed = next(a for a in plan.actions if a.kind == "remove-packages").targets
+    assert "libnvidia-container1" not in removed
+    assert any("keeping libnvidia-container1" in n and "1.17.8-1" in n for n in plan.notes)
+
+
+def test_default_runtime_never_left_dangling() -> None:
+    # The backup itself had default-runtime nvidia (user set it by hand) but the runtime goes away.
+    before = {"default-runtime": "nvidia"}
+    rec = record(
+        runtime_change={
+            "path": "/etc/docker/daemon.json",
+            "backup_path": "/b",
+            "sha256_before": sha256(json.dumps(before).encode()),
+            "sha256_after": sha256(A),
+        }
+    )
+    plan = plan_uninstall(rec, now(daemon_backup=json.dumps(before).encode()))
+    write = next(a for a in plan.actions if a.kind == "write-daemon-json")
+    assert "default-runtime" not in json.loads(write.content or "")
+
+
+def test_keep_images_and_purge() -> None:
+    plan = plan_uninstall(record(), now(), keep_images=True, purge=True)
+    assert "remove-images" not in kinds(plan)
+    assert any("--keep-images" in n for n in plan.notes)
+    assert plan.purge
+    assert next(a for a in plan.actions if a.kind == "remove-packages").summary.startswith("purge")
+
+
+def test_second_run_has_nothing_to_do() -> None:
+    done = now(packages={}, daemon_json=B, existing_paths=frozenset(), images_present=frozenset())
+    plan = plan_uninstall(record(), done)
+    assert plan.nothing_to_do
+
+
+def test_engine_not_running_is_not_restarted() -> None:
+    plan = plan_uninstall(record(), now(engine_running=False, images_present=frozenset()))
+    assert "restart-engine" not in kinds(plan)
+    assert any("not running" in n for n in plan.notes)
+
+
+def test_unparseable_edit_is_an_error_with_hint() -> None:
+    with pytest.raises(GpubundleError) as err:
+        plan_uninstall(record(), now(daemon_json=b'{"runtimes": '))
+    assert "json.tool" in err.value.hint
+
+
+def test_remove_nvidia_entries_restores_user_default() -> None:
+    current = {"runtimes": {"nvidia": {}, "crun": {}}, "default-runtime": "nvidia"}
+    out = remove_nvidia_entries(current, {"default-runtime": "crun"}, runtime_removed=True)
+    assert out == {"runtimes": {"crun": {}}, "default-runtime": "crun"}
