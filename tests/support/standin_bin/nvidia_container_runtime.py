@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import sys
+import time
 
 VERSION = "@VERSION@"
 STANDIN = "stand-in for tests, not NVIDIA's binary"
@@ -41,6 +42,16 @@ def requested_devices(args: list[str]) -> str:
     return ""
 
 
+def report(args: list[str], message: str) -> None:
+    """Say why on stderr and, like runc, in the --log file the containerd shim reads."""
+    print(f"nvidia-container-runtime: {message}", file=sys.stderr)
+    for i, arg in enumerate(args[:-1]):
+        if arg == "--log":
+            entry = {"level": "error", "msg": message, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ")}
+            with open(args[i + 1], "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry) + "\n")
+
+
 def main(args: list[str]) -> int:
     if args[:1] in (["--version"], ["-v"]):
         print(f"NVIDIA Container Runtime version {VERSION}\n{STANDIN}")
@@ -48,12 +59,11 @@ def main(args: list[str]) -> int:
     if "create" in args:
         devices = requested_devices(args)
         if devices.strip().lower() not in NO_GPU:
-            print(
-                f"nvidia-container-runtime: container requests GPUs "
-                f"(NVIDIA_VISIBLE_DEVICES={devices}) but this is a {STANDIN}: "
-                "no NVIDIA driver is available. Set NVIDIA_VISIBLE_DEVICES=void to run "
-                "without GPUs.",
-                file=sys.stderr,
+            report(
+                args,
+                f"container requests GPUs (NVIDIA_VISIBLE_DEVICES={devices}) but this is a "
+                f"{STANDIN}: no NVIDIA driver is available. Set NVIDIA_VISIBLE_DEVICES=void "
+                "to run without GPUs.",
             )
             return 1
     runc = shutil.which("runc") or next(

@@ -1,0 +1,152 @@
+"""Session fixtures for integration tests: the stand-in NVIDIA repository, test images, Docker.
+
+See docs/test-world.md. Everything expensive is cached under ``.cache/`` and keyed by
+its inputs, so reruns (and other engineers' sessions) reuse it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from installer.openpgp import dearmor
+from tests.conftest import CACHE_DIR
+from tests.support import standin_nvidia
+from tests.support.docker_env import require_docker, require_registry
+from tests.support.registry import ensure_test_images
+from tests.support.standin_nvidia import StandinRepo, build_standin_repo
+from tests.support.testkeys import TestKey, make_key
+
+STANDIN_CACHE = CACHE_DIR / "standin"
+
+
+@dataclass(frozen=True)
+class ServedStandin:
+    """The stand-in NVIDIA repository, served on loopback for this session."""
+
+    repo: StandinRepo
+    base_url: str  # serves repo.root: <base_url>/stable/deb/<arch>/...
+    url: str  # the flat source: deb [signed-by=…] <url> /
+    key: TestKey
+    keyring: Path  # the public key, binary (dearmored), for signed-by= / gpgv
+
+    @property
+    def fingerprint(self) -> str:
+        return self.key.fingerprint
+
+    @property
+    def armored_key(self) -> bytes:
+        return self.key.public_armored
+
+    def sources_line(self) -> str:
+        return f"deb [signed-by={self.keyring}] {self.url} /"
+
+
+def _inputs_digest() -> str:
+    """Key of the cached repository: the builder, the stand-in programs and the fixture."""
+    digest = hashlib.sha256()
+    sources = sorted(standin_nvidia.STANDIN_BIN.iterdir())
+    for path in [Path(standin_nvidia.__file__), standin_nvidia.fixture_packages(), *sources]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _load_key(home: Path) -> TestKey:
+    fingerprint = (home / "fingerprint").read_text().strip()
+    return TestKey(home, fingerprint, (home / "public.asc").read_bytes())
+
+
+def cached_standin_repo() -> StandinRepo:
+    """Build (once per input digest, under a lock) or reuse the default amd64 stand-in."""
+    where = STANDIN_CACHE / _inputs_digest()
+    where.mkdir(parents=True, exist_ok=True)
+    with (where / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        home = where / "gnupg"
+        if not (home / "public.asc").exists():
+            key = make_key(home, name="gpubundle stand-in NVIDIA repo")
+            (home / "fingerprint").write_text(key.fingerprint + "\n")
+            (home / "public.asc").write_bytes(key.public_armored)
+        key = _load_key(home)
+        if not (where / "complete").exists():
+            build_standin_repo(where / "repo", key)
+            (where / "complete").write_text("built\n")
+    return _reload(where, key)
+
+
+def _reload(where: Path, key: TestKey) -> StandinRepo:
+    """The StandinRepo description of an already built cache entry."""
+    packages: list[standin_nvidia.StandinPackage] = []
+    flat = where / "repo" / "stable" / "deb" / "amd64"
+    for stanza in standin_nvidia.read_stanzas(flat / "Packages"):
+        packages.append(
+            standin_nvidia.StandinPackage(
+                stanza["Package"], stanza["Version"], stanza["Architecture"],
+                stanza["Filename"], int(stanza["Size"]), stanza["SHA256"],
+            )
+        )  # fmt: skip
+    return StandinRepo(where / "repo", "amd64", key, tuple(packages))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``docker`` skip without a daemon, and fail without one under CI=true."""
+    if "docker" in item.keywords:
+        require_docker()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def _serve(root: Path) -> Iterator[str]:
+    """A session-long loopback server of its own (httpserver's hooks are process-wide)."""
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def standin_repo() -> Iterator[ServedStandin]:
+    """The stand-in NVIDIA flat repo (toolkit 1.20.1-1 and 1.17.8-1), served on loopback."""
+    repo = cached_standin_repo()
+    keyring = repo.root.parent / "gnupg" / "standin-keyring.gpg"
+    keyring.write_bytes(dearmor(repo.key.public_armored))
+    with _serve(repo.root) as base_url:
+        yield ServedStandin(repo, base_url, repo.flat_url(base_url), repo.key, keyring)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[Any]:
+    """A docker SDK client for the local daemon (skips, or fails under CI=true, without one)."""
+    require_docker()
+    import docker
+
+    client = docker.from_env()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def test_images() -> list[str]:
+    """Refs of the test images in the loopback registry (built and pushed once)."""
+    require_registry()
+    return ensure_test_images()
