@@ -148,7 +148,7 @@ class RepoClient:
                 f"{what} is not signed: there is neither InRelease nor Release.gpg",
                 hint=_trust_hint(source, keys),
             ) from exc
-        work = self._dir("partial")
+        work = self._dir(f"partial/{os.getpid()}")
         data_path, sig_path = work / f"{source.id}.Release", work / f"{source.id}.Release.gpg"
         data_path.write_bytes(raw)
         sig_path.write_bytes(signature)
@@ -182,7 +182,7 @@ class RepoClient:
                 return cached
         for number, (suffix, entry) in enumerate(listed, 1):
             pooled = self._pool_path(entry, suffix)
-            partial = self._dir("partial") / pooled.name
+            partial = self._dir(f"partial/{os.getpid()}") / pooled.name
             try:
                 download(self.session, meta + stem + suffix, partial, expected_size=entry.size)
             except NotFoundError:
@@ -218,7 +218,7 @@ class RepoClient:
         out = pooled.with_name(pooled.name.removesuffix(suffix) + ".Packages")
         if plain is not None and out.exists() and _matches(plain, out):
             return out
-        tmp = self._dir("partial") / out.name
+        tmp = self._dir(f"partial/{os.getpid()}") / out.name
         opener = lzma.open if suffix == ".xz" else gzip.open
         try:
             with opener(pooled, "rb") as src, tmp.open("wb") as dst:
@@ -247,6 +247,7 @@ class RepoClient:
             (directory / "Release.gpg").write_bytes(signature)
 
     def _dir(self, name: str) -> Path:
+        """A directory under the cache; ``partial/PID`` keeps concurrent builds apart."""
         path = self.cache_dir / name
         path.mkdir(parents=True, exist_ok=True)
         return path
