@@ -112,7 +112,9 @@ def description(stanza: Deb822) -> str:
 def control_fields(stanza: Deb822, installed_kib: int) -> list[tuple[str, str]]:
     """DEBIAN/control: the real stanza's fields in their order; the build sets some values."""
     own = {"Maintainer": MAINTAINER, "Installed-Size": str(installed_kib)}
-    fields = [(str(k), own.get(k, str(v))) for k, v in stanza.items() if k in own or k not in _BUILT]
+    fields = [
+        (str(k), own.get(k, str(v))) for k, v in stanza.items() if k in own or k not in _BUILT
+    ]
     return [*fields, ("Description", description(stanza))]
 
 
