@@ -108,6 +108,54 @@ def _apt_options(root: Path, status: Path, arch: str) -> list[str]:
     return [arg for key, value in settings.items() for arg in ("-o", f"{key}={value}")]
 
 
+@dataclass(frozen=True)
+class AptRoot:
+    """A private apt configuration whose lists hold exactly the given index files."""
+
+    root: Path
+    options: tuple[str, ...]
+    env: dict[str, str]
+
+    def fresh_cache(self) -> None:
+        """Drop apt's binary caches so the next command rebuilds them from the lists."""
+        for cache in (self.root / "cache").glob("*.bin"):
+            cache.unlink()
+
+    def simulate_install(self, roots: Sequence[str]) -> str:
+        argv = ["apt-get", *self.options, "-s", "install", *roots]
+        return run(argv, env=self.env).stdout.decode()
+
+
+def prepare_apt_root(
+    files: Sequence[IndexFile], root: Path, *, status: Path | None = None, arch: str = "amd64"
+) -> AptRoot:
+    """Lay out sources.list, lists and status under ``root`` (an empty directory)."""
+    for sub in ("etc/apt/apt.conf.d", "etc/apt/preferences.d", "etc/apt/sources.list.d"):
+        (root / sub).mkdir(parents=True)
+    for sub in ("state/lists", "cache", "log"):
+        (root / sub).mkdir(parents=True)
+    lines = list(dict.fromkeys(f.deb_line for f in files))
+    (root / "etc/apt/sources.list").write_text("\n".join(lines) + "\n")
+    config = root / "apt.conf"
+    # Read before the host's apt.conf.d, so the host's settings stay out.
+    config.write_text(f'Dir::Etc::parts "{root}/etc/apt/apt.conf.d";\n')
+    status_file = root / "status"
+    if status is not None:
+        shutil.copyfile(status, status_file)
+    else:
+        status_file.write_text("")
+    apt = AptRoot(root, tuple(_apt_options(root, status_file, arch)), {"APT_CONFIG": str(config)})
+    fields = "$(CREATED_BY)|$(SITE)|$(RELEASE)|$(COMPONENT)|$(FILENAME)"
+    argv = ["apt-get", *apt.options, "indextargets", "--no-release-info", "--format", fields]
+    _place_lists(files, run(argv, env=apt.env).stdout.decode())
+    return apt
+
+
+def parse_simulation(output: str) -> set[tuple[str, str]]:
+    """(name, new version) of every ``Inst`` line of ``apt-get -s`` output."""
+    return {(name.split(":")[0], new) for name, _old, new in _INST_LINE.findall(output)}
+
+
 def apt_install_set(
     files: Sequence[IndexFile],
     roots: Sequence[str],
@@ -117,42 +165,8 @@ def apt_install_set(
 ) -> set[tuple[str, str]]:
     """What ``apt-get -s install --no-install-recommends ROOTS`` would install, as apt says."""
     with tempfile.TemporaryDirectory(prefix="aptoracle-") as tmp:
-        root = Path(tmp)
-        for sub in (
-            "etc/apt/apt.conf.d",
-            "etc/apt/preferences.d",
-            "etc/apt/sources.list.d",
-            "state/lists",
-            "cache",
-            "log",
-        ):
-            (root / sub).mkdir(parents=True)
-        lines = list(dict.fromkeys(f.deb_line for f in files))
-        (root / "etc/apt/sources.list").write_text("\n".join(lines) + "\n")
-        config = root / "apt.conf"
-        config.write_text(f'Dir::Etc::parts "{root}/etc/apt/apt.conf.d";\n')
-        status_file = root / "status"
-        if status is not None:
-            shutil.copyfile(status, status_file)
-        else:
-            status_file.write_text("")
-        env = {"APT_CONFIG": str(config)}
-        options = _apt_options(root, status_file, arch)
-        targets = run(
-            [
-                "apt-get",
-                *options,
-                "indextargets",
-                "--no-release-info",
-                "--format",
-                "$(CREATED_BY)|$(SITE)|$(RELEASE)|$(COMPONENT)|$(FILENAME)",
-            ],
-            env=env,
-        ).stdout.decode()
-        _place_lists(files, targets)
-        proc = run(["apt-get", *options, "-s", "install", *roots], env=env)
-        output = proc.stdout.decode()
-    return {(name.split(":")[0], new) for name, _old, new in _INST_LINE.findall(output)}
+        apt = prepare_apt_root(files, Path(tmp), status=status, arch=arch)
+        return parse_simulation(apt.simulate_install(roots))
 
 
 def _place_lists(files: Sequence[IndexFile], targets: str) -> None:
