@@ -8,6 +8,7 @@ they share are stored once; the archive is streamed to disk.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -112,6 +113,12 @@ def pin_from_attrs(ref: str, attrs: dict[str, Any]) -> ImagePin:
         image_id=image_id,
         require_cuda=env_value(env, "NVIDIA_REQUIRE_CUDA"),
     )
+
+
+def archive_key(pins: Iterable[ImagePin]) -> str:
+    """A cache key for the saved archive of ``pins``: which images under which names."""
+    lines = sorted(f"{parse_ref(pin.ref).local} {pin.image_id}" for pin in pins)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:32]
 
 
 def connect() -> Any:

@@ -1,0 +1,455 @@
+"""``gpubundle build``, top to bottom as named steps.
+
+sources (keys, signed Release, Packages) → resolve → plan (``--dry-run`` stops
+here) → validate images → fetch .debs → pull and save images → local repo →
+installer → manifest → sign → pack. Each step reads only what the steps
+before it produced. The pure parts (options → resolution inputs, resolution →
+plan, plan → pins → manifest, the reproducible timestamp) come first and are
+unit-tested on their own; the steps that touch the network, Docker and the
+disk follow.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bundler import images as imagelib
+from bundler.dpkgstatus import installed_records, read_status
+from bundler.fetch import fetch_packages
+from bundler.http import make_session
+from bundler.index import PackageIndex, PackageRecord
+from bundler.localrepo import repo_files
+from bundler.pack import file_entries, write_bundle
+from bundler.plan import BuildPlan, PlannedPackage
+from bundler.repo import FetchedSource, RepoClient
+from bundler.resolver import Resolution, resolve, toolkit_family_pins
+from bundler.signing import Signer
+from bundler.sourcekeys import primary_fingerprints
+from bundler.targets import KeySpec, Target, apply_overrides, load_target
+from bundler.zipapp import build_installer
+from installer import __version__, layout
+from installer.console import Console
+from installer.errors import GpubundleError
+from installer.manifest import FileEntry, ImagePin, Manifest, PackagePin, SourceRecord
+
+INSTALLER_NAME = "gpubundle-installer.pyz"
+TOOLKIT = "nvidia-container-toolkit"
+DOCKER_PACKAGE = "docker.io"
+
+
+# -- pure: options → plan → manifest ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    distro: str
+    arch: str = "amd64"
+    toolkit_version: str = ""  # exact version of the toolkit family; "" = newest
+    with_docker: bool = False
+    extra_packages: tuple[str, ...] = ()
+    images: tuple[str, ...] | None = None  # None: the target's default images; () = none
+    target_status: Path | None = None
+    mirrors: Mapping[str, str] = field(default_factory=dict)
+    keys: Mapping[str, Path] = field(default_factory=dict)
+    sign_key: str = ""
+    gnupghome: Path | None = None
+    output: Path | None = None
+    cache_dir: Path = Path(".cache/gpubundle")
+    dry_run: bool = False
+
+
+def resolution_inputs(options: BuildOptions) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The root packages and exact-version pins that resolution starts from."""
+    roots = [TOOLKIT]
+    if options.with_docker:
+        roots.append(DOCKER_PACKAGE)
+    roots += options.extra_packages
+    pins = toolkit_family_pins(options.toolkit_version) if options.toolkit_version else {}
+    return tuple(dict.fromkeys(roots)), pins
+
+
+def planned_package(record: PackageRecord) -> PlannedPackage:
+    return PlannedPackage(
+        name=record.name,
+        version=record.version,
+        architecture=record.architecture,
+        size=record.size,
+        sha256=record.sha256,
+        filename=record.filename,
+        source=record.source_id,
+        url=record.url,
+    )
+
+
+def make_plan(
+    options: BuildOptions,
+    roots: Sequence[str],
+    sources: Sequence[SourceRecord],
+    resolution: Resolution,
+    installed: Mapping[str, PackageRecord],
+    images: Sequence[str],
+) -> BuildPlan:
+    """The plan of a resolution; refuses packages whose index gives no size or SHA256."""
+    unusable = [
+        f"{r.name} {r.version} from {r.source_id}: the index gives no SHA256 or size"
+        for r in resolution.packages
+        if not r.sha256 or r.size <= 0 or not r.filename
+    ]
+    if unusable:
+        raise GpubundleError(
+            "some packages cannot be checked after download",
+            hint="use a mirror whose Packages index lists SHA256 and Size (--mirror ID=URL)",
+            details=unusable,
+        )
+    for ref in images:
+        imagelib.parse_ref(ref)
+    toolkit = next((r for r in resolution.packages if r.name == TOOLKIT), installed.get(TOOLKIT))
+    return BuildPlan(
+        distro=options.distro,
+        arch=options.arch,
+        toolkit_version=toolkit.version if toolkit else options.toolkit_version,
+        requested=tuple(roots),
+        with_docker=options.with_docker,
+        sources=tuple(sources),
+        packages=tuple(
+            planned_package(r) for r in sorted(resolution.packages, key=lambda r: r.name)
+        ),
+        images=tuple(dict.fromkeys(images)),
+    )
+
+
+def package_pins(plan: BuildPlan) -> list[PackagePin]:
+    """The manifest's pins: the plan's packages under their canonical bundle file names."""
+    return [
+        PackagePin(
+            name=p.name,
+            version=p.version,
+            architecture=p.architecture,
+            size=p.size,
+            sha256=p.sha256,
+            filename=layout.repo_deb(layout.deb_filename(p.name, p.version, p.architecture)),
+            source=p.source,
+        )
+        for p in plan.packages
+    ]
+
+
+def make_manifest(
+    plan: BuildPlan,
+    python: str,
+    packages: Sequence[PackagePin],
+    images: Sequence[ImagePin],
+    fingerprint: str,
+    epoch: int,
+    files: Sequence[FileEntry],
+) -> Manifest:
+    return Manifest(
+        format=layout.FORMAT_VERSION,
+        created_by=f"gpubundle {__version__}",
+        source_date_epoch=epoch,
+        distro=plan.distro,
+        arch=plan.arch,
+        python=python,
+        toolkit_version=plan.toolkit_version,
+        signer_fingerprint=fingerprint,
+        requested=plan.requested,
+        sources=plan.sources,
+        packages=tuple(packages),
+        images=tuple(images),
+        files=tuple(sorted(files, key=lambda f: f.path)),
+    )
+
+
+def release_epoch(raw: bytes) -> int | None:
+    """The ``Date`` of a Release or (the signed part of) an InRelease file, as a Unix time."""
+    text = raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    if text.startswith("-----BEGIN PGP SIGNED MESSAGE-----"):
+        text = text.partition("\n\n")[2].partition("\n-----BEGIN PGP SIGNATURE-----")[0]
+    for line in text.split("\n"):
+        if line.startswith("Date:"):
+            try:
+                return int(parsedate_to_datetime(line[5:].strip()).timestamp())
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def source_date_epoch(
+    release_dates: Iterable[int | None], env: Mapping[str, str] | None = None
+) -> int:
+    """SOURCE_DATE_EPOCH when set, else the newest upstream Release date: same inputs, same bytes."""
+    value = (os.environ if env is None else env).get("SOURCE_DATE_EPOCH", "").strip()
+    if value:
+        if not value.isdigit():
+            raise GpubundleError(
+                f"SOURCE_DATE_EPOCH={value!r} is not a Unix time",
+                hint="set it to whole seconds since 1970, e.g. SOURCE_DATE_EPOCH=$(date +%s)",
+            )
+        return int(value)
+    dates = [d for d in release_dates if d is not None]
+    if not dates:
+        raise GpubundleError(
+            "no upstream Release file has a Date to stamp the bundle with",
+            hint="set SOURCE_DATE_EPOCH to the time the bundle should carry",
+        )
+    return max(dates)
+
+
+def default_output(plan: BuildPlan) -> Path:
+    version = plan.toolkit_version or "unknown"
+    return Path(f"gpubundle-{plan.distro}-{plan.arch}-{version}.tar.zst")
+
+
+def install_command(bundle_name: str, fingerprint: str) -> str:
+    return f"sudo python3 {INSTALLER_NAME} install {bundle_name} --trust {fingerprint}"
+
+
+def armored_keys(material: Sequence[bytes]) -> bytes:
+    """Key files as one armoured text: armoured ones as they are, binary ones armoured."""
+    blocks = []
+    for item in material:
+        if item.lstrip().startswith(b"-----BEGIN PGP PUBLIC KEY BLOCK-----"):
+            blocks.append(item.strip() + b"\n")
+        else:
+            blocks.append(armor_public_key(item))
+    return b"".join(blocks)
+
+
+def armor_public_key(data: bytes) -> bytes:
+    """RFC 4880 ASCII armour (with its CRC-24) of binary public key packets."""
+    crc = 0xB704CE
+    for byte in data:
+        crc ^= byte << 16
+        for _ in range(8):
+            crc <<= 1
+            if crc & 0x1000000:
+                crc ^= 0x1864CFB
+    body = base64.b64encode(data).decode()
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    checksum = base64.b64encode((crc & 0xFFFFFF).to_bytes(3, "big")).decode()
+    text = "\n".join(
+        ["-----BEGIN PGP PUBLIC KEY BLOCK-----", "", *lines, "=" + checksum,
+         "-----END PGP PUBLIC KEY BLOCK-----", ""]
+    )  # fmt: skip
+    return text.encode()
+
+
+# -- the steps ------------------------------------------------------------------------
+
+__all__ = ["BuildOptions", "BuildResult", "run_build"]
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    bundle: Path
+    bundle_size: int
+    bundle_sha256: str
+    installer: Path
+    fingerprint: str
+    command: str
+    plan: BuildPlan
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(bundle=str(self.bundle), installer=str(self.installer))
+        data["plan"] = self.plan.as_json()
+        return {"ok": True, **data}
+
+
+class _Steps:
+    """Announces each step and keeps how long it took."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str, message: str) -> Iterator[None]:
+        self.console.step(message)
+        start = time.monotonic()
+        yield
+        self.seconds[name] = round(time.monotonic() - start, 2)
+
+
+def run_build(options: BuildOptions, console: Console) -> BuildPlan | BuildResult:
+    """The whole build; with ``dry_run`` it stops after planning and returns the plan."""
+    step = _Steps(console)
+    # A missing signing key fails before anything is downloaded.
+    signer = None if options.dry_run else Signer(options.sign_key, options.gnupghome)
+    session = make_session()
+    with step("sources", "fetching and verifying repository metadata"):
+        target, sources = load_sources(options, session, console)
+    with step("resolve", "resolving dependencies"):
+        plan = plan_build(options, target, sources, console)
+    if signer is None:
+        return plan
+    output = (options.output or default_output(plan)).absolute()
+    docker = None
+    if plan.images:
+        with step("validate", f"checking {len(plan.images)} image reference(s)"):
+            docker = imagelib.connect()
+            imagelib.validate(docker, plan.images)
+    with step("fetch", f"fetching {len(plan.packages)} packages"):
+        fetched = fetch_packages(session, plan.packages, options.cache_dir, console)
+    debs = [(pin, item.path) for pin, item in zip(package_pins(plan), fetched, strict=True)]
+    image_pins: list[ImagePin] = []
+    members: list[tuple[str, Path]] = [(pin.filename, path) for pin, path in debs]
+    if docker is not None:
+        with step("images", "pulling and saving images"):
+            image_pins, archive = save_images(docker, plan, options.cache_dir, console)
+            members.append((layout.IMAGES_ARCHIVE, archive))
+    epoch = source_date_epoch(release_epoch(s.release_bytes) for s in sources)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".gpubundle-build-", dir=output.parent) as tmp:
+        work = Path(tmp)
+        with step("repo", "writing the signed local repository"):
+            members += write_files(work, repo_metadata(debs, sources, signer, epoch))
+        with step("installer", "building the installer"):
+            pyz = build_installer(
+                work / INSTALLER_NAME, options.cache_dir, [target.python], options.arch
+            )
+            members.append((layout.INSTALLER_PYZ, pyz))
+        with step("manifest", "writing and signing the manifest"):
+            manifest = make_manifest(
+                plan, target.python, [pin for pin, _ in debs], image_pins,
+                signer.fingerprint, epoch, file_entries(members),
+            )  # fmt: skip
+            manifest_bytes = manifest.to_json()
+            head = {
+                layout.MANIFEST: manifest_bytes,
+                layout.MANIFEST_SIG: signer.sign_detached(manifest_bytes, timestamp=epoch),
+                layout.SIGNER_KEY: signer.public_key(),
+            }
+        with step("pack", f"packing {output.name}"):
+            total = sum(path.stat().st_size for _, path in members)
+            with console.progress("bundle", total) as bar:
+                digest = write_bundle(output, head, members, mtime=epoch, progress=bar.advance)
+            installer = output.parent / INSTALLER_NAME
+            installer_sig = signer.sign_detached(pyz.read_bytes(), timestamp=epoch)
+            pyz.replace(installer)
+            installer.with_name(INSTALLER_NAME + ".asc").write_bytes(installer_sig)
+    for name, seconds in step.seconds.items():
+        console.info(f"  {name:<10} {seconds:7.1f} s")
+    return BuildResult(
+        bundle=output,
+        bundle_size=output.stat().st_size,
+        bundle_sha256=digest,
+        installer=installer,
+        fingerprint=signer.fingerprint,
+        command=install_command(output.name, signer.fingerprint),
+        plan=plan,
+        timings=step.seconds,
+    )
+
+
+def load_sources(
+    options: BuildOptions, session: requests.Session, console: Console
+) -> tuple[Target, list[FetchedSource]]:
+    """The target with --mirror/--key applied, and each source's verified indices."""
+    target = override_keys(
+        apply_overrides(load_target(options.distro), options.mirrors, {}), options.keys
+    )
+    target.check_arch(options.arch)
+    supported, why = target.installer_support()
+    if not supported:
+        raise GpubundleError(
+            f"{target.name} cannot run the installer: {why}", hint="pick another --distro"
+        )
+    client = RepoClient(session, options.cache_dir / "indices")
+    fetched = []
+    for source in target.sources:
+        console.info(f"  {source.id}: {source.url_for(options.arch)}")
+        fetched.append(client.fetch(source, options.arch))
+    return target, fetched
+
+
+def override_keys(target: Target, keys: Mapping[str, Path]) -> Target:
+    """``--key ID=FILE``: source ID is trusted for exactly the primary keys in FILE.
+
+    The file replaces the pinned key (and its download): a mirror re-signed
+    with its own key, or a build that must not reach the key's URL.
+    """
+    target = apply_overrides(target, {}, keys)  # checks ids and that the files exist
+    sources = []
+    for spec in target.sources:
+        if spec.id in keys:
+            path = keys[spec.id].resolve()
+            fingerprints = primary_fingerprints(path.read_bytes())
+            if not fingerprints:
+                raise GpubundleError(
+                    f"--key {spec.id}={path} holds no OpenPGP public key",
+                    hint="export the key with `gpg --export --armor FINGERPRINT > FILE`",
+                )
+            spec = replace(spec, key=KeySpec(fingerprints=tuple(fingerprints), file=path))
+        sources.append(spec)
+    return replace(target, sources=tuple(sources))
+
+
+def plan_build(
+    options: BuildOptions, target: Target, sources: list[FetchedSource], console: Console
+) -> BuildPlan:
+    """Resolve the roots over every verified index and turn the result into the plan."""
+    indices = [
+        PackageIndex(s.source_id, s.base_url, path.read_bytes(), options.arch)
+        for s in sources
+        for path in s.packages_files
+    ]
+    installed: dict[str, PackageRecord] = {}
+    if options.target_status:
+        status = read_status(options.target_status, options.arch)
+        for name, pkg in sorted(status.items()):
+            if pkg.is_half_installed:
+                console.warn(f"on the target, {name} is {pkg.state}; apt will try to finish it")
+        installed = installed_records(status)
+    roots, pins = resolution_inputs(options)
+    resolution = resolve(indices, roots, arch=options.arch, installed=installed, pins=pins)
+    images = target.images if options.images is None else options.images
+    return make_plan(options, roots, [s.record() for s in sources], resolution, installed, images)
+
+
+def save_images(
+    docker: Any, plan: BuildPlan, cache_dir: Path, console: Console
+) -> tuple[list[ImagePin], Path]:
+    """Pull the plan's images and save them in one archive, cached by the images it holds."""
+    pins = imagelib.pull(docker, plan.images, console)
+    archive = cache_dir / "images" / f"{imagelib.archive_key(pins)}.tar"
+    if archive.exists():
+        console.info(f"image archive already in the cache: {archive.name}")
+    else:
+        imagelib.save(docker, plan.images, archive)
+    return pins, archive
+
+
+def repo_metadata(
+    debs: list[tuple[PackagePin, Path]], sources: list[FetchedSource], signer: Signer, epoch: int
+) -> dict[str, bytes]:
+    """The signed local repository's metadata, plus the upstream evidence it came from."""
+    files = dict(repo_files(debs, signer, epoch))
+    for source in sources:
+        suite = "flat" if source.suite == "/" else source.suite
+        for name, content in source.metadata_files().items():
+            files[layout.upstream_metadata(source.source_id, suite, name)] = content
+        files[layout.upstream_key(source.source_id)] = armored_keys(source.keys.material)
+    return files
+
+
+def write_files(work: Path, files: dict[str, bytes]) -> list[tuple[str, Path]]:
+    members = []
+    for name, content in sorted(files.items()):
+        path = work / "files" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        members.append((name, path))
+    return members

@@ -1,0 +1,228 @@
+"""The pure parts of the build: resolution inputs, plan, pins, manifest, timestamp, key armour."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bundler.build import (
+    BuildOptions,
+    armor_public_key,
+    armored_keys,
+    default_output,
+    install_command,
+    make_manifest,
+    make_plan,
+    package_pins,
+    release_epoch,
+    resolution_inputs,
+    source_date_epoch,
+)
+from bundler.cli import main
+from bundler.index import PackageIndex
+from bundler.resolver import resolve
+from installer.errors import ExitCode, GpubundleError
+from installer.manifest import FileEntry, SourceRecord, parse_manifest
+from installer.openpgp import dearmor
+
+SHA = "ab" * 32
+
+
+def _stanza(name: str, version: str, depends: str, size: int) -> str:
+    return (
+        f"Package: {name}\nVersion: {version}\nArchitecture: amd64\nDepends: {depends}\n"
+        f"Filename: ./{name}_{version}_amd64.deb\nSize: {size}\nSHA256: {SHA}\n"
+    )
+
+
+def _family(version: str, size: int) -> list[str]:
+    pin = f"(= {version})"
+    return [
+        _stanza("nvidia-container-toolkit", version,
+                f"nvidia-container-toolkit-base {pin}, libnvidia-container-tools {pin}", size),
+        _stanza("nvidia-container-toolkit-base", version, "libcap2 (>= 1:2.10)", 10),
+        _stanza("libnvidia-container-tools", version, f"libnvidia-container1 {pin}", 10),
+        _stanza("libnvidia-container1", version, "libcap2 (>= 1:2.10)", 10),
+    ]  # fmt: skip
+
+
+PACKAGES = "\n".join(_family("1.17.8-1", 1000) + _family("1.20.1-1", 1001)).encode()
+ARCHIVE = f"""\
+Package: libcap2
+Version: 1:2.44-1
+Architecture: amd64
+Filename: pool/main/libc/libcap2/libcap2_2.44-1_amd64.deb
+Size: 200
+SHA256: {"cd" * 32}
+
+Package: docker.io
+Version: 24.0.7-0ubuntu2
+Architecture: amd64
+Filename: pool/universe/d/docker.io/docker.io_24.0.7-0ubuntu2_amd64.deb
+Size: 300
+SHA256: {"ef" * 32}
+""".encode()
+SOURCES = (
+    SourceRecord("nvidia", "http://nv.example/deb/amd64", "/", (), ("A" * 40,)),
+    SourceRecord("ubuntu", "http://archive.example/ubuntu", "jammy", ("main",), ("B" * 40,)),
+)
+
+
+def _indices(archive: bytes = ARCHIVE) -> list[PackageIndex]:
+    return [
+        PackageIndex("nvidia", "http://nv.example/deb/amd64", PACKAGES, "amd64"),
+        PackageIndex("ubuntu", "http://archive.example/ubuntu", archive, "amd64"),
+    ]
+
+
+def _plan(options: BuildOptions, archive: bytes = ARCHIVE, images: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    roots, pins = resolution_inputs(options)
+    resolution = resolve(_indices(archive), roots, arch="amd64", pins=pins)
+    return make_plan(options, roots, SOURCES, resolution, {}, images)
+
+
+def test_resolution_inputs() -> None:
+    assert resolution_inputs(BuildOptions("ubuntu22.04")) == (("nvidia-container-toolkit",), {})
+    roots, pins = resolution_inputs(
+        BuildOptions(
+            "ubuntu22.04",
+            toolkit_version="1.17.8-1",
+            with_docker=True,
+            extra_packages=("jq", "docker.io", "jq"),
+        )
+    )
+    assert roots == ("nvidia-container-toolkit", "docker.io", "jq")
+    assert pins["nvidia-container-toolkit"] == "1.17.8-1"
+    assert pins["libnvidia-container1"] == "1.17.8-1"
+
+
+def test_plan_from_resolution() -> None:
+    plan = _plan(
+        BuildOptions("ubuntu22.04"), images=("nvcr.io/nvidia/cuda:12", "nvcr.io/nvidia/cuda:12")
+    )
+    assert plan.toolkit_version == "1.20.1-1"
+    assert [p.name for p in plan.packages] == [
+        "libcap2",
+        "libnvidia-container-tools",
+        "libnvidia-container1",
+        "nvidia-container-toolkit",
+        "nvidia-container-toolkit-base",
+    ]
+    assert {p.version for p in plan.packages[1:]} == {"1.20.1-1"}
+    toolkit = plan.packages[3]
+    assert toolkit.url == "http://nv.example/deb/amd64/nvidia-container-toolkit_1.20.1-1_amd64.deb"
+    assert (toolkit.size, toolkit.sha256, toolkit.source) == (1001, SHA, "nvidia")
+    assert plan.packages[0].url.endswith("/ubuntu/pool/main/libc/libcap2/libcap2_2.44-1_amd64.deb")
+    assert plan.images == ("nvcr.io/nvidia/cuda:12",)
+    data = plan.as_json()
+    assert data["total_size"] == 1231
+    assert set(data["packages"][0]) >= {"name", "version", "architecture", "size", "sha256",
+                                         "filename", "source"}  # fmt: skip
+
+
+def test_plan_honours_toolkit_version_and_docker() -> None:
+    plan = _plan(BuildOptions("ubuntu22.04", toolkit_version="1.17.8-1", with_docker=True))
+    assert plan.toolkit_version == "1.17.8-1"
+    assert plan.requested == ("nvidia-container-toolkit", "docker.io")
+    assert {p.name for p in plan.packages} >= {"nvidia-container-toolkit", "libcap2", "docker.io"}
+    assert {p.version for p in plan.packages if "nvidia" in p.name} == {"1.17.8-1"}
+
+
+def test_plan_refuses_packages_without_sha256() -> None:
+    archive = ARCHIVE.replace(f"SHA256: {'cd' * 32}\n".encode(), b"")
+    with pytest.raises(GpubundleError) as caught:
+        _plan(BuildOptions("ubuntu22.04"), archive=archive)
+    assert "libcap2 1:2.44-1 from ubuntu" in caught.value.details[0]
+
+
+def test_plan_refuses_a_bad_image_reference() -> None:
+    with pytest.raises(GpubundleError):
+        _plan(BuildOptions("ubuntu22.04"), images=("Not A Ref",))
+
+
+def test_pins_and_manifest_round_trip() -> None:
+    plan = _plan(BuildOptions("ubuntu22.04"))
+    pins = package_pins(plan)
+    # Canonical names: the epoch is dropped, the upstream directory too.
+    assert pins[0].filename == "repo/debs/libcap2_2.44-1_amd64.deb"
+    assert pins[3].filename == "repo/debs/nvidia-container-toolkit_1.20.1-1_amd64.deb"
+    files = [FileEntry(p.filename, p.size, p.sha256) for p in reversed(pins)]
+    manifest = make_manifest(plan, "3.10", pins, [], "C" * 40, 1700000000, files)
+    assert [f.path for f in manifest.files] == sorted(f.path for f in files)
+    assert parse_manifest(manifest.to_json()) == manifest
+    assert manifest.toolkit_version == "1.20.1-1" and manifest.python == "3.10"
+
+
+CLEARSIGNED = b"""\
+-----BEGIN PGP SIGNED MESSAGE-----
+Hash: SHA512
+
+Origin: Ubuntu
+Date: Thu, 21 Apr 2022 17:16:08 UTC
+SHA256:
+ 00 1 Packages
+-----BEGIN PGP SIGNATURE-----
+
+Date: Mon, 01 Jan 2035 00:00:00 UTC
+-----END PGP SIGNATURE-----
+"""
+
+
+def test_release_epoch() -> None:
+    assert release_epoch(CLEARSIGNED) == 1650561368  # only the signed part counts
+    assert release_epoch(b"Origin: x\nDate: Fri, 27 Apr 2018 21:29:25 +0000\n") == 1524864565
+    assert release_epoch(b"Origin: x\n") is None
+    assert release_epoch(b"Date: not a date\n") is None
+
+
+def test_source_date_epoch() -> None:
+    assert source_date_epoch([None, 5, 9, 7], env={}) == 9
+    assert source_date_epoch([5], env={"SOURCE_DATE_EPOCH": "123"}) == 123
+    with pytest.raises(GpubundleError, match="not a Unix time"):
+        source_date_epoch([5], env={"SOURCE_DATE_EPOCH": "yesterday"})
+    with pytest.raises(GpubundleError) as caught:
+        source_date_epoch([None], env={})
+    assert "SOURCE_DATE_EPOCH" in caught.value.hint
+
+
+def test_output_name_and_install_command() -> None:
+    plan = _plan(BuildOptions("ubuntu22.04"))
+    assert default_output(plan) == Path("gpubundle-ubuntu22.04-amd64-1.20.1-1.tar.zst")
+    assert install_command("b.tar.zst", "F" * 40) == (
+        f"sudo python3 gpubundle-installer.pyz install b.tar.zst --trust {'F' * 40}"
+    )
+
+
+def test_armor_matches_gpg_and_round_trips(tmp_path: Path) -> None:
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    env = {"GNUPGHOME": str(home), "PATH": "/usr/bin:/bin"}
+    subprocess.run(
+        ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "t <t@x.invalid>", "ed25519",
+         "sign", "never"], env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    key = subprocess.run(["gpg", "--export"], env=env, check=True, capture_output=True).stdout
+    by_gpg = subprocess.run(
+        ["gpg", "--armor", "--export"], env=env, check=True, capture_output=True
+    ).stdout
+    assert armor_public_key(key) == by_gpg  # same base64 lines and CRC-24 as gpg writes
+    assert dearmor(armor_public_key(key)) == key
+    joined = armored_keys([key, b"  " + by_gpg + b"\n"])
+    assert joined == by_gpg + by_gpg
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--image", "a/b:1", "--no-images"],
+        ["--mirror", "nvidia"],
+        ["--key", "=file"],
+    ],
+)
+def test_cli_usage_errors(args: list[str]) -> None:
+    result = CliRunner().invoke(main, ["build", "--distro", "ubuntu22.04", "--dry-run", *args])
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "hint:" in result.output
