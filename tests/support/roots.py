@@ -178,11 +178,14 @@ def debootstrap_root(
 ) -> Path:
     """A fresh root tree for ``distro`` (see the module docstring); returns its path."""
     tarball = _root_tarball(distro, variant, include)
-    target = dest or ROOTS_CACHE / "unpacked" / root_key(distro, variant, include)
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    run(["tar", "--zstd", "-C", str(target), "--numeric-owner", "-xpf", str(tarball)])
+    key = root_key(distro, variant, include)
+    target = dest or ROOTS_CACHE / "unpacked" / key
+    # The shared unpack directory is replaced under the lock; pass ``dest`` to own a copy.
+    with _locked(ROOTS_CACHE / f".{key}.unpack.lock"):
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        run(["tar", "--zstd", "-C", str(target), "--numeric-owner", "-xpf", str(tarball)])
     return target
 
 
