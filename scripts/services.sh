@@ -15,6 +15,10 @@ REGISTRY_CONFIG=$RUN_DIR/registry.yml
 DOCKERD_PID=$RUN_DIR/dockerd.pid
 REGISTRY_PID=$RUN_DIR/registry.pid
 WAIT_SECONDS=${GPUBUNDLE_SERVICES_TIMEOUT:-60}
+# dockerd's own bridge. Not docker0: any dockerd started with --bridge=none (tests run
+# private daemons) deletes docker0, which would break every container of this one.
+BRIDGE=gpubundle0
+BRIDGE_ADDR=172.29.0.1/16
 
 die() {
     echo "services.sh: error: $1" >&2
@@ -51,7 +55,17 @@ wait_for() {
 
 pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+ensure_bridge() {
+    command -v ip >/dev/null || die "ip not found" "apt-get install iproute2"
+    if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+        ip link add "$BRIDGE" type bridge
+        ip addr add "$BRIDGE_ADDR" dev "$BRIDGE"
+    fi
+    ip link set "$BRIDGE" up
+}
+
 start_dockerd() {
+    ensure_bridge
     if docker_up; then
         echo "dockerd: already running"
         return
@@ -63,7 +77,8 @@ start_dockerd() {
         # A stale pidfile from a killed daemon makes dockerd refuse to start.
         [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null \
             && rm -f /var/run/docker.pid
-        setsid dockerd --pidfile "$DOCKERD_PID" >>"$LOG_DIR/dockerd.log" 2>&1 </dev/null &
+        setsid dockerd --pidfile "$DOCKERD_PID" --bridge "$BRIDGE" \
+            >>"$LOG_DIR/dockerd.log" 2>&1 </dev/null &
         echo "dockerd: starting (log $LOG_DIR/dockerd.log)"
     fi
     wait_for dockerd docker_up "$LOG_DIR/dockerd.log"
