@@ -23,6 +23,7 @@ from installer.errors import GpubundleError
 from installer.runner import run, tail
 
 DEFAULT_DAEMON_JSON = Path("/etc/docker/daemon.json")
+DEFAULT_HOST = "unix:///var/run/docker.sock"
 SNAP_DAEMON_JSON = Path("/var/snap/docker/current/config/daemon.json")
 SNAP_PATHS = (Path("/snap/bin/docker"), Path("/var/snap/docker"))
 SYSV_SCRIPT = Path("/etc/init.d/docker")
@@ -111,9 +112,42 @@ def is_systemd(proc1_comm: Path = Path("/proc/1/comm")) -> bool:
         return False
 
 
-def find_dockerd(proc: Path = Path("/proc")) -> tuple[int, tuple[str, ...]]:
-    """The running dockerd's pid and command line, (0, ()) when none runs."""
-    for entry in proc.iterdir():
+def hosts_from_argv(argv: Sequence[str]) -> tuple[str, ...]:
+    """The sockets a dockerd command line listens on (``-H``/``--host``); default when none."""
+    hosts = []
+    for i, arg in enumerate(argv):
+        if arg in ("-H", "--host") and i + 1 < len(argv):
+            hosts.append(argv[i + 1])
+        elif arg.startswith("--host="):
+            hosts.append(arg.split("=", 1)[1])
+        elif arg.startswith("-H") and len(arg) > 2:
+            hosts.append(arg[2:].lstrip("="))
+    return tuple(hosts) or (DEFAULT_HOST,)
+
+
+def _same_socket(a: str, b: str) -> bool:
+    def norm(host: str) -> str:
+        path = host.removeprefix("unix://")
+        return path.removeprefix("/var") if path.startswith("/var/run/") else path
+
+    return norm(a) == norm(b)
+
+
+def target_host() -> str:
+    """The daemon the docker CLI and SDK talk to: DOCKER_HOST, else the default socket."""
+    return os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+
+
+def find_dockerd(
+    proc: Path = Path("/proc"), host: str | None = None
+) -> tuple[int, tuple[str, ...]]:
+    """Pid and command line of the dockerd serving ``host`` (0, () when none runs).
+
+    Other dockerd processes (a test's private daemon, rootless Docker) are left alone;
+    under systemd (``-H fd://``) the first dockerd is the one.
+    """
+    wanted = host or target_host()
+    for entry in sorted(proc.iterdir(), key=lambda e: e.name):
         if not entry.name.isdigit():
             continue
         try:
@@ -124,7 +158,10 @@ def find_dockerd(proc: Path = Path("/proc")) -> tuple[int, tuple[str, ...]]:
             raw = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        return int(entry.name), tuple(a.decode() for a in raw.split(b"\0") if a)
+        argv = tuple(a.decode() for a in raw.split(b"\0") if a)
+        hosts = hosts_from_argv(argv)
+        if any(h == "fd://" or _same_socket(h, wanted) for h in hosts):
+            return int(entry.name), argv
     return 0, ()
 
 
@@ -217,9 +254,17 @@ def _read_pid(pidfile: Path) -> int:
 
 
 def restart_engine(
-    facts: EngineFacts, log_dir: Path, *, stop_timeout: float = 60
+    facts: EngineFacts,
+    log_dir: Path,
+    *,
+    stop_timeout: float = 60,
+    env: dict[str, str] | None = None,
 ) -> RestartOutcome:
-    """Restart Docker the way this host manages it, so it re-reads daemon.json."""
+    """Restart Docker the way this host manages it, so it re-reads daemon.json.
+
+    Started directly, dockerd gets ``facts.argv`` and ``env`` (default: the running
+    daemon's own environment), so it comes back as it was, not with ours.
+    """
     method = choose_restart_method(facts, sysv_script=SYSV_SCRIPT.exists())
     if method in ("systemctl", "service"):
         proc = run(restart_argv(method), check=False, timeout=120)
@@ -232,9 +277,21 @@ def restart_engine(
                 )
             return RestartOutcome(method, 0, "")
         # The init script did not work on this host: run dockerd ourselves.
+    if env is None and facts.pid:
+        env = process_environ(facts.pid)
     if facts.pid:
         stop_dockerd(facts.pid, stop_timeout)
-    return start_dockerd(dockerd_argv(facts), log_dir)
+    return start_dockerd(dockerd_argv(facts), log_dir, env=env)
+
+
+def process_environ(pid: int, proc: Path = Path("/proc")) -> dict[str, str] | None:
+    """A process's environment (dockerd's proxies, PATH), to start its successor the same way."""
+    try:
+        raw = (proc / str(pid) / "environ").read_bytes()
+    except OSError:
+        return None
+    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
+    return {key: value for key, _, value in pairs if key}
 
 
 def stop_dockerd(pid: int, timeout: float) -> None:
@@ -261,7 +318,9 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def start_dockerd(argv: Sequence[str], log_dir: Path) -> RestartOutcome:
+def start_dockerd(
+    argv: Sequence[str], log_dir: Path, *, env: dict[str, str] | None = None
+) -> RestartOutcome:
     """Start dockerd detached (own session, stdin closed), logging to ``log_dir``/dockerd.log."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / "dockerd.log"
@@ -276,6 +335,7 @@ def start_dockerd(argv: Sequence[str], log_dir: Path) -> RestartOutcome:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 close_fds=True,
+                env=env,
             )
         except FileNotFoundError as exc:
             raise GpubundleError(

@@ -11,6 +11,7 @@ the ones it was asked to set (``runtimes.nvidia``, ``default-runtime``,
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -239,14 +240,20 @@ def rollback_runtime(change: RuntimeChange) -> None:
 def restart_and_confirm(
     change: RuntimeChange, facts: engine.EngineFacts, log_dir: Path, *, timeout: float = 90
 ) -> str:
-    """Restart Docker on the new config; if it does not come back, roll back and restart again."""
+    """Restart Docker on the new config; if it does not come back, roll back and restart again.
+
+    The second start reuses the first daemon's command line and environment: the one
+    that failed has none left to read.
+    """
+    env = engine.process_environ(facts.pid) if facts.pid else None
     try:
-        outcome = engine.restart_engine(facts, log_dir)
+        outcome = engine.restart_engine(facts, log_dir, env=env)
         return engine.wait_until_ready(timeout, outcome)
     except GpubundleError as failure:
         rollback_runtime(change)
-        again = engine.detect_engine()
-        outcome = engine.restart_engine(again, log_dir)
+        pid, _ = engine.find_dockerd()
+        retry = dataclasses.replace(facts, pid=pid, running=bool(pid))
+        outcome = engine.restart_engine(retry, log_dir, env=env)
         engine.wait_until_ready(timeout, outcome)
         raise GpubundleError(
             "Docker did not start with the NVIDIA runtime configured; the previous "

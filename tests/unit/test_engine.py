@@ -135,3 +135,33 @@ def test_direct_start_and_fast_failure(tmp_path: Path) -> None:
         engine.wait_until_ready(30, outcome, probe=lambda timeout: "")
     assert "exited right after starting" in err.value.message
     assert any("unable to configure" in line for line in err.value.details)
+
+
+def test_process_environ(tmp_path: Path) -> None:
+    proc = _proc(tmp_path, "init", {80: ("dockerd", "S", ["dockerd"])})
+    (proc / "80" / "environ").write_bytes(b"PATH=/usr/sbin:/usr/bin\0HTTPS_PROXY=http://p:3128\0")
+    assert engine.process_environ(80, proc) == {
+        "PATH": "/usr/sbin:/usr/bin",
+        "HTTPS_PROXY": "http://p:3128",
+    }
+    assert engine.process_environ(81, proc) is None
+
+
+def test_find_dockerd_picks_the_daemon_of_the_default_socket(tmp_path: Path) -> None:
+    private = ["dockerd", "--host", "unix:///run/t/docker.sock", "--pidfile", "/run/t/d.pid"]
+    proc = _proc(
+        tmp_path,
+        "init",
+        {
+            40: ("dockerd", "S", private),
+            41: ("dockerd", "S", ["dockerd", "-H", "unix:///run/docker.sock"]),
+        },
+    )
+    assert engine.find_dockerd(proc, "unix:///var/run/docker.sock")[0] == 41
+    assert engine.find_dockerd(proc, "unix:///run/t/docker.sock")[0] == 40
+    assert engine.find_dockerd(proc, "unix:///elsewhere.sock") == (0, ())
+    assert engine.hosts_from_argv(["dockerd"]) == (engine.DEFAULT_HOST,)
+    assert engine.hosts_from_argv(["dockerd", "--host=tcp://127.0.0.1:2375", "-Hfd://"]) == (
+        "tcp://127.0.0.1:2375",
+        "fd://",
+    )
