@@ -19,6 +19,8 @@ CONFIGURE = "nvidia-ctk runtime configure --runtime=docker"
 RESTART = "systemctl restart docker  # or: service docker restart"
 START = "systemctl start docker  # or: service docker start"
 CDI_GENERATE = "nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml"
+CLOCK_SLACK_S = 2.0
+CDI_MIN_DOCKER = 25
 _SO_VERSION = re.compile(r"/lib(?:cuda|nvidia-ml)\.so\.(\d+\.\d+(?:\.\d+)?)$")
 
 
@@ -110,6 +112,8 @@ def check_restarted(f: DockerFacts) -> Finding:
         return skipped(cid, "cannot tell when dockerd started (pidfile or /proc not readable)")
     started = f.dockerd_started_at
     evidence = [f"dockerd started {_when(started)}"]
+    # /proc's boot time is whole seconds: allow that much slack either way.
+    started += CLOCK_SLACK_S
     toolkit_newer = f.toolkit_installed_at is not None and f.toolkit_installed_at > started
     if f.toolkit_installed_at is not None:
         evidence.append(f"nvidia-container-toolkit installed {_when(f.toolkit_installed_at)}")
@@ -163,13 +167,20 @@ def check_default_runtime(f: DockerFacts) -> Finding:
     return ok(cid, f"default-runtime {name!r} exists", evidence)
 
 
+def _server_major(f: DockerFacts) -> int:
+    match = re.match(r"(\d+)\.", str((f.info or {}).get("ServerVersion", "")))
+    return int(match.group(1)) if match else 0
+
+
 def _cdi_enabled(f: DockerFacts) -> bool | None:
-    if f.info is not None and "CDISpecDirs" in f.info:
-        return bool(f.info.get("CDISpecDirs"))
+    """CDI on in the daemon? Docker 25+ lists CDISpecDirs in `docker info` when it is."""
+    if f.info is not None and f.info.get("CDISpecDirs"):
+        return True
     features = f.daemon_json.data.get("features")
     if isinstance(features, dict) and "cdi" in features:
         return bool(features["cdi"])
-    return None
+    # Docker 28.2+ enables CDI by default; before 25 there is none.
+    return _server_major(f) >= 29 if f.info is not None else None
 
 
 def check_cdi(f: DockerFacts) -> Finding:
@@ -179,6 +190,15 @@ def check_cdi(f: DockerFacts) -> Finding:
     evidence += [f"{s.path}: kind {s.kind}" for s in f.cdi_specs]
     if enabled is False and not f.cdi_specs:
         return skipped(cid, "CDI is not enabled in Docker (optional: --gpus works without it)")
+    major = _server_major(f)
+    if enabled and 0 < major < CDI_MIN_DOCKER:
+        return warning(
+            cid,
+            f"CDI is switched on in daemon.json but Docker {major}.x has no CDI support "
+            f"(needs {CDI_MIN_DOCKER}+): `--device nvidia.com/gpu=all` will not work",
+            evidence,
+            ["docker run --gpus all …  # works without CDI", "or upgrade Docker to 25 or newer"],
+        )
     if not f.cdi_specs:
         return warning(
             cid,

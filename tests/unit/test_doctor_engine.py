@@ -24,7 +24,7 @@ from installer.doctor.engine import (
     check_running,
 )
 
-INFO = {"ServerVersion": "24.0.7", "Runtimes": {"runc": {}, "io.containerd.runc.v2": {}}}
+INFO = {"ServerVersion": "27.5.1", "Runtimes": {"runc": {}, "io.containerd.runc.v2": {}}}
 NVIDIA = {"runtimes": {"nvidia": {"path": "nvidia-container-runtime", "args": []}}}
 
 
