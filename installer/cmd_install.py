@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from installer.aptlocal import source_is_installed
 from installer.bundle_reader import trusted_fingerprints, verify_bundle
 from installer.cli import handle_errors, json_option
 from installer.console import Console
@@ -26,8 +27,8 @@ from installer.errors import ExitCode, GpubundleError
 from installer.hostinfo import gather_host_facts, installed_versions, is_root
 from installer.hostlock import host_lock
 from installer.installplan import InstallPlan, PlanFacts, build_plan
-from installer.installsteps import StepRunner, source_installed
-from installer.layout import LOG_DIR, STATE_DIR
+from installer.installsteps import StepRunner, read_signer_key
+from installer.layout import LOG_DIR, REPO_DIR, STATE_DIR
 from installer.manifest import Manifest
 from installer.preflight import RUNTIMES, Options, PreflightReport, run_preflight
 from installer.record import RECORD_PATH, load_record, write_json_atomic
@@ -80,7 +81,9 @@ def preflight(
     return report
 
 
-def plan_install(req: Request, manifest: Manifest, sha: str, bundle_dir: Path) -> InstallPlan:
+def plan_install(
+    req: Request, manifest: Manifest, sha: str, bundle_dir: Path, key: bytes
+) -> InstallPlan:
     record = load_record()
     completed = record.steps_completed if record and record.bundle_sha256 == sha else ()
     engine_kind = daemon_json = ""
@@ -92,7 +95,9 @@ def plan_install(req: Request, manifest: Manifest, sha: str, bundle_dir: Path) -
     facts = PlanFacts(
         bundle_dir=bundle_dir,
         bundle_dir_exists=bundle_dir.is_dir(),
-        source_installed=source_installed(manifest, bundle_dir),
+        source_installed=source_is_installed(
+            key, manifest.signer_fingerprint, bundle_dir / REPO_DIR
+        ),
         installed=installed_versions({p.name for p in manifest.packages}, manifest.arch),
         completed=completed,
         runtime=req.opts.runtime,
@@ -126,7 +131,8 @@ def run_install(req: Request, console: Console) -> None:
         report = preflight(req, manifest, bundle_dir, console)
         document: dict[str, Any] = {"ok": True, "bundle_sha256": sha, "preflight": report.as_json()}
         report.raise_if_failed()
-        plan = plan_install(req, manifest, sha, bundle_dir)
+        key = read_signer_key(req.bundle, manifest.signer_fingerprint)
+        plan = plan_install(req, manifest, sha, bundle_dir, key)
         console.table(["step", "state", "changes"], plan.rows(), title="Plan")
         document["plan"] = plan.as_json()
         if req.dry_run:

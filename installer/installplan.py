@@ -29,6 +29,7 @@ STEP_IDS = (EXTRACT, APT_SOURCE, PACKAGES, RUNTIME, RESTART, IMAGES, PROOF)
 # What apt and dpkg write for their own bookkeeping when the packages step runs.
 APT_BOOKKEEPING = (
     "/var/lib/apt/lists",
+    "/var/lib/apt/extended_states",  # which packages apt installed as dependencies
     "/var/lib/dpkg",
     "/var/cache/apt",
     "/var/cache/ldconfig",
@@ -88,7 +89,12 @@ class InstallPlan:
         return next(s for s in self.steps if s.id == step_id)
 
     def rows(self) -> list[list[str]]:
-        return [[s.id, s.state, "\n".join(s.changes)] for s in self.steps]
+        """One row per change, the step and its state on the first (plain tables have no wrap)."""
+        rows = []
+        for s in self.steps:
+            for i, change in enumerate(s.changes or ("",)):
+                rows.append([s.id, s.state, change] if i == 0 else ["", "", change])
+        return rows
 
     def as_json(self) -> dict[str, Any]:
         return {

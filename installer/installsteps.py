@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import tarfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,11 +32,10 @@ from installer.aptlocal import (
     install_source,
     requested_pins,
     run_apt,
-    source_is_installed,
 )
-from installer.bundle_reader import verify_bundle
+from installer.bundle_reader import primary_fingerprints, verify_bundle
 from installer.console import Console
-from installer.errors import GpubundleError
+from installer.errors import GpubundleError, VerificationError
 from installer.gpu import read_driver_facts
 from installer.hostinfo import installed_versions
 from installer.installplan import (
@@ -48,10 +48,19 @@ from installer.installplan import (
     RUNTIME,
     InstallPlan,
 )
-from installer.layout import IMAGES_ARCHIVE, LOG_DIR, REPO_DIR, SIGNER_KEY, STATE_DIR
+from installer.layout import (
+    HEAD_MEMBERS,
+    IMAGES_ARCHIVE,
+    LOG_DIR,
+    MAX_HEAD_MEMBER_BYTES,
+    REPO_DIR,
+    SIGNER_KEY,
+    STATE_DIR,
+)
 from installer.manifest import Manifest
 from installer.preflight import Options
 from installer.record import InstallRecord, load_record, save_record
+from installer.zstd_stream import open_zstd
 
 KILL_HOOK = "GPUBUNDLE_TEST_KILL_AFTER"
 BACKUP_DIR = Path(STATE_DIR) / "backup"
@@ -63,12 +72,26 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def source_installed(manifest: Manifest, bundle_dir: Path) -> bool:
-    try:
-        key = (bundle_dir / SIGNER_KEY).read_bytes()
-    except FileNotFoundError:
-        return False
-    return source_is_installed(key, manifest.signer_fingerprint, bundle_dir / REPO_DIR)
+def read_signer_key(bundle: Path, fingerprint: str) -> bytes:
+    """The signer's public key from the bundle's head, checked to be the key with ``fingerprint``.
+
+    The extracted bundle holds only the manifest's files; the key that apt will trust
+    for the local repository is read from the head again and must be the signer's.
+    """
+    with open_zstd(bundle) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
+        for _, info in zip(HEAD_MEMBERS, tar, strict=False):
+            if info.name == SIGNER_KEY and info.isreg() and info.size <= MAX_HEAD_MEMBER_BYTES:
+                member = tar.extractfile(info)
+                key: bytes = member.read() if member is not None else b""
+                break
+        else:
+            key = b""
+    if fingerprint not in primary_fingerprints(key):
+        raise VerificationError(
+            f"the bundle's {SIGNER_KEY} is not the key {fingerprint} that signed it",
+            hint="the bundle changed since it was verified; copy it again from the build machine",
+        )
+    return key
 
 
 def original_packages(previous: InstallRecord | None, current: dict[str, str]) -> dict[str, str]:
@@ -135,6 +158,17 @@ class StepRunner:
     # --- running the plan -----------------------------------------------------------
 
     def nothing_to_do(self, plan: InstallPlan) -> dict[str, Any]:
+        """Every step is done. Only a record left unfinished (a run killed after its last
+        step) or missing is completed; the host itself is not touched."""
+        record = load_record()
+        needed = [s.id for s in plan.steps if not s.skip_reason]
+        if (
+            record is None
+            or record.bundle_sha256 != self.sha
+            or record.finished_at is None
+            or any(not record.completed(step) for step in needed)
+        ):
+            return self.run(plan) | {"changed": False}
         for step in plan.steps:
             self.results.append((step.id, step.state, ""))
         return self._summary() | {"changed": False}
@@ -189,7 +223,7 @@ class StepRunner:
         return record.with_files(str(self.bundle_dir)), str(self.bundle_dir)
 
     def apt_source(self, record: InstallRecord) -> tuple[InstallRecord, str]:
-        key = (self.bundle_dir / SIGNER_KEY).read_bytes()
+        key = read_signer_key(self.bundle, self.manifest.signer_fingerprint)
         paths = install_source(key, self.manifest.signer_fingerprint, self.bundle_dir / REPO_DIR)
         return record.with_files(*map(str, paths)), ", ".join(map(str, paths))
 

@@ -1,0 +1,289 @@
+"""``gpubundle install`` in real Ubuntu 22.04 and Debian 12 roots with the network cut.
+
+Each root is a debootstrap minbase (plus python3 and gpgv) from the shared cache.
+The installer runs inside it as users run it: ``python3 gpubundle-installer.pyz``
+(the zipapp with its zstandard wheels), under ``unshare -n chroot`` so there is
+no network at all. The bundle holds the stand-in NVIDIA toolkit family (real
+package names, versions and dependencies; tests/support/standin_nvidia.py),
+signed with a throwaway key, in a local repository built as ``gpubundle build``
+builds it.
+
+Checked as data: dpkg lists the family at the bundle's versions; every file and
+package that changed on the root is one the plan named (or a file of an
+installed package); a dry run and a re-run change nothing; a run SIGKILLed
+right after the apt step (the GPUBUNDLE_TEST_KILL_AFTER test hook) completes
+when run again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bundler.localrepo import repo_files
+from bundler.pack import file_entries, hash_file, write_bundle
+from bundler.signing import Signer
+from bundler.zipapp import build_installer
+from installer import layout
+from installer.manifest import Manifest, PackagePin
+from tests.conftest import CACHE_DIR
+from tests.integration.conftest import ServedStandin
+from tests.support import testkeys
+from tests.support.bundles import EPOCH, placeholder_images_tar
+from tests.support.roots import debootstrap_root
+
+pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.archive]
+
+VERSION = "1.20.1-1"
+FAMILY = (
+    "nvidia-container-toolkit",
+    "nvidia-container-toolkit-base",
+    "libnvidia-container-tools",
+    "libnvidia-container1",
+)
+PYTHONS = {"ubuntu22.04": "3.10", "debian12": "3.11"}
+INCLUDE = ("python3", "gpgv")
+SKIP_TOP = {"proc", "sys", "dev", "tmp"}
+# Ours by design: the state directory (bundle store, record, unpacked wheels), logs, lock.
+GPUBUNDLE_PATHS = ("/var/lib/gpubundle", "/var/log/gpubundle", "/run/gpubundle.lock")
+CHROOT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory: pytest.TempPathFactory) -> testkeys.TestKey:
+    return testkeys.make_key(tmp_path_factory.mktemp("signer"), name="gpubundle install test")
+
+
+@pytest.fixture(scope="module")
+def installer_pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dest = tmp_path_factory.mktemp("pyz") / "gpubundle-installer.pyz"
+    return build_installer(dest, CACHE_DIR, sorted(set(PYTHONS.values())), "amd64")
+
+
+def build_bundle(tmp: Path, key: testkeys.TestKey, distro: str, standin: ServedStandin) -> Path:
+    """A signed bundle of the stand-in toolkit family, as gpubundle build lays it out."""
+    parts = tmp / "parts"
+    debs_dir = parts / layout.REPO_DEBS_DIR
+    debs_dir.mkdir(parents=True)
+    flat = standin.repo.root / "stable" / "deb" / "amd64"
+    debs: list[tuple[PackagePin, Path]] = []
+    for pkg in standin.repo.packages:
+        if pkg.name in FAMILY and pkg.version == VERSION:
+            deb = debs_dir / Path(pkg.filename).name
+            shutil.copyfile(flat / pkg.filename, deb)
+            size, sha256 = hash_file(deb)
+            pin = PackagePin(
+                pkg.name,
+                pkg.version,
+                pkg.architecture,
+                size,
+                sha256,
+                layout.repo_deb(deb.name),
+                "nvidia",
+            )
+            debs.append((pin, deb))
+    assert sorted(p.name for p, _ in debs) == sorted(FAMILY)
+    signer = Signer(key.fingerprint, key.gnupghome)
+    for rel, data in repo_files(debs, signer, EPOCH).items():
+        (parts / rel).write_bytes(data)
+    (parts / layout.IMAGES_ARCHIVE).parent.mkdir(parents=True)
+    (parts / layout.IMAGES_ARCHIVE).write_bytes(placeholder_images_tar())
+    members = sorted((p.relative_to(parts).as_posix(), p) for p in parts.rglob("*") if p.is_file())
+    manifest = Manifest(
+        format=layout.FORMAT_VERSION,
+        created_by="tests/integration/test_install_roots.py",
+        source_date_epoch=EPOCH,
+        distro=distro,
+        arch="amd64",
+        python=PYTHONS[distro],
+        toolkit_version=VERSION,
+        signer_fingerprint=key.fingerprint,
+        requested=("nvidia-container-toolkit",),
+        sources=(),
+        packages=tuple(sorted((p for p, _ in debs), key=lambda p: p.name)),
+        images=(),
+        files=file_entries(members),
+    )
+    raw = manifest.to_json()
+    head = {
+        layout.MANIFEST: raw,
+        layout.MANIFEST_SIG: signer.sign_detached(raw, timestamp=EPOCH),
+        layout.SIGNER_KEY: signer.public_key(),
+    }
+    path = tmp / f"{distro}.tar.zst"
+    write_bundle(path, head, members, mtime=EPOCH, threads=1, level=3)
+    return path
+
+
+# --- the root as data -----------------------------------------------------------------
+
+
+def snapshot(root: Path) -> dict[str, tuple[Any, ...]]:
+    """Every path of the root: kind and mode, plus size and mtime for non-directories."""
+    found: dict[str, tuple[Any, ...]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = "/" + os.path.relpath(dirpath, root).removeprefix(".").lstrip("/")
+        if rel_dir == "/":
+            dirnames[:] = [d for d in dirnames if d not in SKIP_TOP]
+        for name in dirnames:
+            st = os.lstat(os.path.join(dirpath, name))
+            found[os.path.join(rel_dir, name)] = ("dir", st.st_mode)
+        for name in filenames:
+            st = os.lstat(os.path.join(dirpath, name))
+            found[os.path.join(rel_dir, name)] = ("file", st.st_mode, st.st_size, st.st_mtime_ns)
+    return found
+
+
+def changed_paths(
+    before: dict[str, tuple[Any, ...]], after: dict[str, tuple[Any, ...]]
+) -> set[str]:
+    return {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
+
+
+def dpkg_status(root: Path) -> dict[str, tuple[str, str]]:
+    """{package: (version, status)} from the root's dpkg database."""
+    found: dict[str, tuple[str, str]] = {}
+    for stanza in (root / "var/lib/dpkg/status").read_text().split("\n\n"):
+        fields = dict(
+            line.split(": ", 1)
+            for line in stanza.splitlines()
+            if ": " in line and not line[0].isspace()
+        )
+        if "Package" in fields:
+            found[fields["Package"]] = (fields.get("Version", ""), fields.get("Status", ""))
+    return found
+
+
+def package_files(root: Path, names: set[str]) -> set[str]:
+    files: set[str] = set()
+    for name in names:
+        for lst in (root / "var/lib/dpkg/info").glob(f"{name}*.list"):
+            if lst.name in (f"{name}.list", f"{name}:amd64.list"):
+                files.update(line for line in lst.read_text().splitlines() if line)
+    return files
+
+
+def unexplained(
+    changes: set[str], allowed_prefixes: set[str], allowed_files: set[str]
+) -> list[str]:
+    def covered(path: str) -> bool:
+        if path in allowed_files:
+            return True
+        return any(path == p or path.startswith(p.rstrip("/") + "/") for p in allowed_prefixes)
+
+    return sorted(p for p in changes if not covered(p))
+
+
+# --- running the installer in the root --------------------------------------------------
+
+
+@pytest.fixture
+def proc_mounted(tmp_path: Path) -> Iterator[Path]:
+    root = tmp_path / "root"
+    yield root
+    if (root / "proc").is_mount():
+        subprocess.run(["umount", "-l", str(root / "proc")], check=False)
+
+
+def install_in_root(
+    root: Path, fingerprint: str, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    if not (root / "proc").is_mount():
+        subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
+    argv = [
+        "unshare", "-n", "chroot", str(root),
+        "python3", "/tmp/gpubundle/gpubundle-installer.pyz", "install", "/tmp/gpubundle/bundle.tar.zst",
+        "--trust", fingerprint, "--runtime", "none", "--skip-gpu-checks", "--json", *extra,
+    ]  # fmt: skip
+    return subprocess.run(
+        argv, env={**CHROOT_ENV, **(env or {})}, capture_output=True, text=True, timeout=900
+    )
+
+
+def ok_document(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert proc.returncode == 0, (
+        f"install failed ({proc.returncode}):\n{proc.stderr}\n{proc.stdout}"
+    )
+    doc: dict[str, Any] = json.loads(proc.stdout)
+    assert doc["ok"] is True
+    return doc
+
+
+@pytest.mark.parametrize("distro", ["ubuntu22.04", "debian12"])
+def test_offline_install_in_a_real_root(
+    distro: str,
+    tmp_path: Path,
+    proc_mounted: Path,
+    key: testkeys.TestKey,
+    installer_pyz: Path,
+    standin_repo: ServedStandin,
+) -> None:
+    root = debootstrap_root(distro, "minbase", INCLUDE, dest=proc_mounted)
+    bundle = build_bundle(tmp_path, key, distro, standin_repo)
+    drop = root / "tmp" / "gpubundle"
+    drop.mkdir(parents=True)
+    shutil.copyfile(bundle, drop / "bundle.tar.zst")
+    shutil.copyfile(installer_pyz, drop / "gpubundle-installer.pyz")
+    files0, packages0 = snapshot(root), dpkg_status(root)
+
+    # A dry run prints the plan and changes nothing but gpubundle's own state.
+    dry = ok_document(install_in_root(root, key.fingerprint, "--dry-run"))
+    plan = dry["plan"]
+    assert [s["id"] for s in plan["steps"] if s["pending"]] == ["extract", "apt-source", "packages"]
+    assert plan["packages"] == dict.fromkeys(FAMILY, VERSION)
+    assert unexplained(changed_paths(files0, snapshot(root)), set(GPUBUNDLE_PATHS), set()) == []
+    assert not (root / "var/lib/gpubundle/install-record.json").exists()
+
+    if distro == "ubuntu22.04":
+        # Killed right after the apt step: the record says how far it got; a re-run finishes.
+        killed = install_in_root(
+            root, key.fingerprint, "--yes", env={"GPUBUNDLE_TEST_KILL_AFTER": "packages"}
+        )
+        assert killed.returncode == -9, killed.stderr
+        record = json.loads((root / "var/lib/gpubundle/install-record.json").read_text())
+        assert record["steps_completed"] == ["extract", "apt-source", "packages"]
+        assert record["finished_at"] is None
+    doc = ok_document(install_in_root(root, key.fingerprint, "--yes"))
+
+    # dpkg has the family at the bundle's versions.
+    packages1 = dpkg_status(root)
+    for name in FAMILY:
+        assert packages1[name] == (VERSION, "install ok installed"), name
+    # Exactly the planned packages changed, and every changed file is accounted for.
+    changed_packages = {
+        n for n in packages0.keys() | packages1.keys() if packages0.get(n) != packages1.get(n)
+    }
+    assert changed_packages == set(plan["packages"])
+    planned = {p for s in plan["steps"] if s["pending"] for p in s["paths"]}
+    extra = unexplained(
+        changed_paths(files0, snapshot(root)),
+        planned | set(GPUBUNDLE_PATHS),
+        package_files(root, changed_packages),
+    )
+    assert extra == [], f"changed but not in the plan: {extra}"
+    # The record: what the schema promises.
+    record = doc["record"]
+    assert record["finished_at"]
+    assert record["packages_installed"] == dict.fromkeys(FAMILY, VERSION)
+    assert record["packages_before"] == {}
+    assert "/etc/apt/sources.list.d/gpubundle.list" in record["files_created"]
+    assert Path(doc["report"]).name.startswith("install-")
+    assert (root / doc["report"].lstrip("/")).is_file()
+    # The host's own apt sources were never read: no list of theirs was fetched or removed.
+    assert (root / "etc/apt/sources.list").exists()
+
+    # A second run finds everything done and changes nothing.
+    files1 = snapshot(root)
+    again = ok_document(install_in_root(root, key.fingerprint, "--yes"))
+    assert again["result"]["changed"] is False
+    assert [s["pending"] for s in again["plan"]["steps"]] == [False] * 7
+    changes = changed_paths(files1, snapshot(root))
+    assert unexplained(changes, {"/var/log/gpubundle", "/run/gpubundle.lock"}, set()) == []
+    assert dpkg_status(root) == packages1
