@@ -121,7 +121,6 @@ class _TarWriter:
         self._write(tar_header(name, len(data), self._mtime))
         self._write(data)
         self._pad(len(data))
-        self._progress(len(data))
 
     def add_file(self, name: str, path: Path) -> None:
         with path.open("rb") as fh:
@@ -189,7 +188,8 @@ def write_bundle(
 
     ``head`` maps each of ``layout.HEAD_MEMBERS`` to its bytes; ``members`` are
     (bundle path, file) pairs, written sorted by path. ``threads`` is the
-    number of zstd workers (0: one per CPU). Same inputs, same bytes.
+    number of zstd workers (0: one per CPU); ``progress`` is called with the
+    number of member bytes (not head bytes) written so far. Same inputs, same bytes.
     """
     ordered = _ordered(head, members)
     workers = threads if threads > 0 else max(1, os.cpu_count() or 1)

@@ -248,8 +248,12 @@ def verify_bundle(
     *,
     extract_to: Path | None = None,
     progress: ProgressFn | None = None,
+    on_total: ProgressFn | None = None,
 ) -> Manifest:
     """Verify ``path`` against ``trusted`` fingerprints; with ``extract_to``, extract it there.
+
+    ``on_total`` is called once, when the signed manifest is known, with the
+    number of bytes to check; ``progress`` then with each amount checked.
 
     Raises VerificationError listing every problem; on any failure nothing is
     left at ``extract_to``.
@@ -268,6 +272,8 @@ def verify_bundle(
                 fileobj=stream, mode="r|", bufsize=READ_SIZE, tarinfo=BoundedTarInfo
             ) as tar:
                 manifest = _verified_manifest(_head(tar), trusted)
+                if on_total is not None:
+                    on_total(sum(entry.size for entry in manifest.files))
                 with _staging(extract_to) as staging:
                     failures = _members(tar, manifest, staging, report)
                     if failures:

@@ -194,3 +194,27 @@ def test_an_extra_member_is_named_exactly(tmp_path: Path, key: testkeys.TestKey)
     with pytest.raises(VerificationError) as err:
         verify_bundle(bundle.path, [key.fingerprint])
     assert list(err.value.details) == ["zz-extra: not listed in the manifest (extra file)"]
+
+
+def test_verify_command_json_and_exit_codes(tmp_path: Path, key: testkeys.TestKey) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from installer.cli import main
+
+    bundle = make_test_bundle(tmp_path, key)
+    before = sorted(tmp_path.rglob("*"))
+    ok = CliRunner().invoke(
+        main, ["verify", str(bundle.path), "--trust", key.fingerprint, "--json"]
+    )
+    assert ok.exit_code == 0, ok.output
+    doc = json.loads(ok.stdout)
+    assert doc["ok"] is True and doc["signer"] == key.fingerprint
+    assert doc["packages"] == ["gpubundle-test-tool=1.0-1", "gpubundle-test-lib=1.0-1"]
+    bad = CliRunner().invoke(main, ["verify", str(bundle.path), "--trust", "0" * 40, "--json"])
+    assert bad.exit_code == int(ExitCode.VERIFICATION)
+    assert json.loads(bad.stdout)["error"] == "VerificationError"
+    human = CliRunner().invoke(main, ["verify", str(bundle.path), "--trust", key.fingerprint])
+    assert human.exit_code == 0 and "verified" in human.stderr
+    assert sorted(tmp_path.rglob("*")) == before
