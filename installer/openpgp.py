@@ -73,6 +73,8 @@ def _verify(
     trusted: Iterable[str],
     what: str,
     workdir: Path,
+    *,
+    expect_output: bool,
 ) -> tuple[SignatureResult, Path]:
     trusted_set = {normalize_fingerprint(f) for f in trusted}
     keyring = workdir / "keyring.gpg"
@@ -92,33 +94,34 @@ def _verify(
     ]
     proc = run(argv, check=False, hint="gpgv comes with the gpgv package, which apt depends on")
     statuses = _status_lines(proc.stdout)
+    # Like apt: a document may carry several signatures (Debian's Release does);
+    # one good signature by a trusted key suffices, a BADSIG anywhere is tampering,
+    # and co-signatures by keys we do not hold (NO_PUBKEY/ERRSIG) are ignored.
+    bad = [" ".join(s) for s in statuses if s and s[0] == "BADSIG"]
     valid = [s for s in statuses if s and s[0] == "VALIDSIG" and len(s) >= 11]
-    problems = [" ".join(s) for s in statuses if s and s[0] in _BAD_STATUS]
-    if proc.returncode != 0 or not valid or problems:
-        details = problems or [
+    trusted_valid = [s for s in valid if s[10] in trusted_set or s[1] in trusted_set]
+    if bad or not valid or (expect_output and not output.exists()):
+        details = [" ".join(s) for s in statuses if s and s[0] in _BAD_STATUS] or [
             line for line in proc.stderr.decode(errors="replace").splitlines() if line
         ]
         raise VerificationError(
             f"{what}: signature is missing, bad, or not made by a trusted key",
             hint="the file was altered or signed by another key; fetch it again, or trust the "
             "right key if the source was re-signed",
-            details=details[-10:],
+            details=(bad or details)[-10:],
         )
-    fields = valid[0]
+    if not trusted_valid:
+        raise VerificationError(
+            f"{what}: signed by key {valid[0][10]}, which is not trusted",
+            hint="trusted keys: " + (", ".join(sorted(trusted_set)) or "none"),
+        )
+    fields = trusted_valid[0]
     result = SignatureResult(
         signing_fingerprint=fields[1],
         primary_fingerprint=fields[10],
         timestamp=int(fields[3]),
         signed_data=b"",
     )
-    if (
-        result.primary_fingerprint not in trusted_set
-        and result.signing_fingerprint not in trusted_set
-    ):
-        raise VerificationError(
-            f"{what}: signed by key {result.primary_fingerprint}, which is not trusted",
-            hint="trusted keys: " + (", ".join(sorted(trusted_set)) or "none"),
-        )
     return result, output
 
 
@@ -127,7 +130,9 @@ def verify_detached(
 ) -> SignatureResult:
     """Check ``sig_path`` over ``data_path`` against ``keys``, accepting only ``trusted`` primaries."""
     with tempfile.TemporaryDirectory(prefix="gpubundle-gpgv-") as tmp:
-        result, _ = _verify([str(sig_path), str(data_path)], keys, trusted, what, Path(tmp))
+        result, _ = _verify(
+            [str(sig_path), str(data_path)], keys, trusted, what, Path(tmp), expect_output=False
+        )
     return result
 
 
@@ -138,7 +143,7 @@ def verify_clearsigned(
     with tempfile.TemporaryDirectory(prefix="gpubundle-gpgv-") as tmp:
         doc = Path(tmp) / "document.asc"
         doc.write_bytes(signed)
-        result, output = _verify([str(doc)], keys, trusted, what, Path(tmp))
+        result, output = _verify([str(doc)], keys, trusted, what, Path(tmp), expect_output=True)
         content = output.read_bytes()
     return SignatureResult(
         result.signing_fingerprint, result.primary_fingerprint, result.timestamp, content

@@ -33,9 +33,13 @@ class _Handler(SimpleHTTPRequestHandler):
 @contextmanager
 def serve_directory(root: Path, failure_hook: FailureHook | None = None) -> Iterator[str]:
     """Serve ``root`` over HTTP on a free loopback port; yields the base URL (no trailing /)."""
-    handler = functools.partial(_Handler, directory=str(root))
-    _Handler.failure_hook = failure_hook
-    _Handler.request_log = []
+    # A subclass per server, so one test's hook and log never leak into another's.
+    handler_class = type(
+        "_BoundHandler",
+        (_Handler,),
+        {"failure_hook": staticmethod(failure_hook) if failure_hook else None, "request_log": []},
+    )
+    handler = functools.partial(handler_class, directory=str(root))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
