@@ -131,10 +131,12 @@ def connect() -> Any:
             "the Docker SDK for Python is not installed",
             hint="pip install docker, or build without images: --no-images",
         ) from exc
+    from requests import RequestException
+
     try:
         client = docker.from_env()
         client.ping()
-    except DockerException as exc:
+    except (DockerException, RequestException) as exc:
         raise GpubundleError(f"cannot reach the Docker daemon: {exc}", hint=DOCKER_HINT) from exc
     return client
 

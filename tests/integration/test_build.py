@@ -223,3 +223,46 @@ def test_installer_verifier_accepts_the_bundle(built: Built) -> None:
         "ubuntu-security",
         "nvidia",
     }
+
+
+@pytest.mark.docker
+def test_missing_image_tag_fails_before_any_download(
+    tmp_path: Path, standin_repo: ServedStandin, nvidia_key_file: Path, test_images: list[str]
+) -> None:
+    key = testkeys.make_key(tmp_path / "signer")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "indices").symlink_to(BUILD_CACHE / "indices")  # the metadata may come from cache
+    missing = CUDA_STANDIN.ref.rsplit(":", 1)[0] + ":no-such-tag"
+    args = source_args(standin_repo, nvidia_key_file)
+    args[args.index("--cache-dir") + 1] = str(cache)
+    proc = build(
+        *args, "--image", test_images[0], "--image", missing,
+        "--sign-key", key.fingerprint, "--gnupghome", str(key.gnupghome),
+        "--output", str(tmp_path / "out.tar.zst"),
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "1 image reference(s) cannot be found" in proc.stderr
+    assert missing in proc.stderr and "hint:" in proc.stderr
+    assert not (cache / "pool").exists() and not (cache / "images").exists()
+    assert not (tmp_path / "out.tar.zst").exists()
+
+
+@pytest.mark.docker
+def test_images_are_pinned_and_saved_in_one_archive(tmp_path: Path, test_images: list[str]) -> None:
+    from bundler import images
+    from installer.console import Console
+
+    client = images.connect()
+    images.validate(client, test_images)
+    pins = images.pull(client, test_images, Console(quiet=True))
+    assert [p.ref for p in pins] == test_images
+    assert all(p.digest.startswith("sha256:") and p.image_id.startswith("sha256:") for p in pins)
+    by_ref = {p.ref: p for p in pins}
+    assert by_ref[CUDA_STANDIN.ref].require_cuda.startswith("cuda>=12.4")
+    archive = tmp_path / "images.tar"
+    images.save(client, test_images, archive)
+    with tarfile.open(archive) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    assert sorted(tag for entry in manifest for tag in entry["RepoTags"]) == sorted(test_images)
+    assert not (tmp_path / "images.tar.part").exists()

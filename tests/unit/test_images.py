@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from bundler.images import env_value, parse_ref, pin_from_attrs, repo_digest
+from bundler.images import (
+    archive_key,
+    connect,
+    env_value,
+    parse_ref,
+    pin_from_attrs,
+    repo_digest,
+)
 from installer.errors import GpubundleError
+from installer.manifest import ImagePin
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -88,3 +96,20 @@ def test_pin_from_attrs() -> None:
     bare = pin_from_attrs("t/cuda:1", {"Id": "sha256:" + "22" * 32, "Config": {"Env": None}})
     assert bare.digest == "sha256:" + "22" * 32
     assert bare.require_cuda == ""
+
+
+def test_archive_key_names_images_and_ids() -> None:
+    one = ImagePin("r/a:1", "sha256:" + "1" * 64, "sha256:" + "a" * 64)
+    two = ImagePin("r/b:1", "sha256:" + "2" * 64, "sha256:" + "b" * 64)
+    assert archive_key([one, two]) == archive_key([two, one])
+    assert archive_key([one]) != archive_key([one, two])
+    moved = ImagePin("r/a:1", one.digest, "sha256:" + "c" * 64)  # the tag now names another image
+    assert archive_key([moved]) != archive_key([one])
+
+
+def test_connect_without_a_daemon_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/gpubundle-test.sock")
+    with pytest.raises(GpubundleError) as caught:
+        connect()
+    assert "cannot reach the Docker daemon" in caught.value.message
+    assert "--no-images" in caught.value.hint
