@@ -33,7 +33,7 @@ import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from bundler.debversion import compare, satisfies, version_key
+from installer.debversion import compare, satisfies, version_key
 from bundler.index import PackageIndex, PackageRecord, Relation
 from installer.errors import ResolutionError
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from installer import debversion
 from installer.errors import PreflightError
 from installer.manifest import Manifest
 
@@ -112,52 +113,6 @@ class PreflightReport:
                 f"{c.name}: {c.detail}" + (f" ({c.hint})" if c.hint else "") for c in self.failures
             ],
         )
-
-
-def _order(char: str) -> int:
-    """dpkg's sort weight of one non-digit character: ~ first, letters before the rest."""
-    if char == "~":
-        return -1
-    if char.isalpha():
-        return ord(char)
-    return ord(char) + 256
-
-
-def _compare_part(a: str, b: str) -> int:
-    """dpkg's verrevcmp over an upstream version or a revision."""
-    i = j = 0
-    while i < len(a) or j < len(b):
-        while (i < len(a) and not a[i].isdigit()) or (j < len(b) and not b[j].isdigit()):
-            ca = _order(a[i]) if i < len(a) and not a[i].isdigit() else 0
-            cb = _order(b[j]) if j < len(b) and not b[j].isdigit() else 0
-            if ca != cb:
-                return -1 if ca < cb else 1
-            i += 1
-            j += 1
-        start_i, start_j = i, j
-        while i < len(a) and a[i].isdigit():
-            i += 1
-        while j < len(b) and b[j].isdigit():
-            j += 1
-        na, nb = int(a[start_i:i] or 0), int(b[start_j:j] or 0)
-        if na != nb:
-            return -1 if na < nb else 1
-    return 0
-
-
-def _split_version(v: str) -> tuple[int, str, str]:
-    epoch, _, rest = v.rpartition(":") if ":" in v else ("0", "", v)
-    upstream, _, revision = rest.rpartition("-") if "-" in rest else (rest, "", "")
-    return int(epoch or 0), upstream, revision
-
-
-def compare_versions(a: str, b: str) -> int:
-    """-1, 0 or 1 as Debian orders versions ``a`` and ``b`` (dpkg --compare-versions)."""
-    ea, ua, ra = _split_version(a)
-    eb, ub, rb = _split_version(b)
-    if ea != eb:
-        return -1 if ea < eb else 1
-    return _compare_part(ua, ub) or _compare_part(ra, rb)
 
 
 def _gib(n: int) -> str:
@@ -282,7 +237,7 @@ def check_toolkit(m: Manifest, facts: HostFacts) -> Check:
     have, want = facts.toolkit_installed, m.toolkit_version
     if have is None:
         return Check("toolkit", "ok", f"not installed; will install {want}")
-    order = compare_versions(have, want)
+    order = debversion.compare(have, want)
     if order == 0:
         return Check("toolkit", "ok", f"{have} already installed")
     if order < 0:

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from bundler.debversion import compare, satisfies, version_key
+from installer.debversion import compare, satisfies, version_key
 
 # (a, b, expected sign of compare(a, b)), many from dpkg's t-version.c
 CASES = [
