@@ -295,7 +295,7 @@ def run_build(options: BuildOptions, console: Console) -> BuildPlan | BuildResul
         plan = plan_build(options, target, sources, console)
     if signer is None:
         return plan
-    output = (options.output or default_output(plan)).absolute()
+    output = writable_output(options.output or default_output(plan))
     docker = None
     if plan.images:
         with step("validate", f"checking {len(plan.images)} image reference(s)"):
@@ -311,8 +311,10 @@ def run_build(options: BuildOptions, console: Console) -> BuildPlan | BuildResul
             image_pins, archive = save_images(docker, plan, options.cache_dir, console)
             members.append((layout.IMAGES_ARCHIVE, archive))
     epoch = source_date_epoch(release_epoch(s.release_bytes) for s in sources)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".gpubundle-build-", dir=output.parent) as tmp:
+    with (
+        _disk_errors(output),
+        tempfile.TemporaryDirectory(prefix=".gpubundle-build-", dir=output.parent) as tmp,
+    ):
         work = Path(tmp)
         with step("repo", "writing the signed local repository"):
             members += write_files(work, repo_metadata(debs, sources, signer, epoch))
@@ -352,6 +354,30 @@ def run_build(options: BuildOptions, console: Console) -> BuildPlan | BuildResul
         plan=plan,
         timings=step.seconds,
     )
+
+
+def writable_output(output: Path) -> Path:
+    """The absolute output path, once its directory is known to take new files."""
+    output = output.absolute()
+    if output.is_dir():
+        raise GpubundleError(
+            f"--output {output} is a directory", hint="name the bundle file, e.g. -o bundle.tar.zst"
+        )
+    with _disk_errors(output):
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=output.parent).close()
+    return output
+
+
+@contextmanager
+def _disk_errors(output: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise GpubundleError(
+            f"cannot write beside {output}: {exc.strerror or exc}",
+            hint="choose another --output directory, or free space and fix its permissions",
+        ) from exc
 
 
 def load_sources(
@@ -423,7 +449,7 @@ def save_images(
     docker: Any, plan: BuildPlan, cache_dir: Path, console: Console
 ) -> tuple[list[ImagePin], Path]:
     """Pull the plan's images and save them in one archive, cached by the images it holds."""
-    pins = imagelib.pull(docker, plan.images, console)
+    pins = imagelib.pull(docker, plan.images, console, plan.arch)
     archive = cache_dir / "images" / f"{imagelib.archive_key(pins)}.tar"
     if archive.exists():
         console.info(f"image archive already in the cache: {archive.name}")

@@ -161,16 +161,26 @@ def validate(client: Any, refs: Sequence[str]) -> None:
         )
 
 
-def pull(client: Any, refs: Sequence[str], console: Console) -> list[ImagePin]:
-    """Pull each reference and pin it by digest, image id and NVIDIA_REQUIRE_CUDA."""
+def check_architecture(ref: str, attrs: dict[str, Any], arch: str) -> None:
+    """Refuse an image built for another architecture than the bundle's."""
+    found = str(attrs.get("Architecture") or "")
+    if found and found != arch:
+        raise GpubundleError(
+            f"image {ref} is for {found}, but the bundle is for {arch}",
+            hint=f"use an image published for linux/{arch}, or build with --arch {found}",
+        )
+
+
+def pull(client: Any, refs: Sequence[str], console: Console, arch: str = "amd64") -> list[ImagePin]:
+    """Pull each reference for linux/``arch`` and pin it by digest, id and NVIDIA_REQUIRE_CUDA."""
     from docker.errors import APIError
 
     pins = []
     for ref in refs:
         local = parse_ref(ref).local
-        console.info(f"pulling {ref}")
+        console.info(f"pulling {ref} (linux/{arch})")
         try:
-            for event in client.api.pull(local, stream=True, decode=True):
+            for event in client.api.pull(local, stream=True, decode=True, platform=f"linux/{arch}"):
                 if "error" in event:
                     raise GpubundleError(
                         f"pulling {ref} failed: {event['error']}", hint=DOCKER_HINT
@@ -178,6 +188,7 @@ def pull(client: Any, refs: Sequence[str], console: Console) -> list[ImagePin]:
             attrs = client.api.inspect_image(local)
         except APIError as exc:
             raise GpubundleError(f"pulling {ref} failed: {exc}", hint=DOCKER_HINT) from exc
+        check_architecture(ref, attrs, arch)
         pins.append(pin_from_attrs(ref, attrs))
     return pins
 

@@ -122,6 +122,8 @@ def zstandard_wheel(cache_dir: Path, python: str, arch: str) -> Path:
 def _keep(path: PurePosixPath) -> bool:
     if ".." in path.parts or "__pycache__" in path.parts:
         return False
+    if path.name.startswith(".") or path.name.endswith(("~", ".orig", ".rej", ".swp")):
+        return False
     if path.suffix in _SKIP_SUFFIXES or ".so." in path.name:
         return False
     return not (path.parts[0].endswith(".dist-info") and path.name in _SKIP_METADATA)

@@ -84,6 +84,20 @@ def test_dry_run_json(standin_repo: ServedStandin, nvidia_key_file: Path) -> Non
     assert plan["total_size"] == sum(p["size"] for p in plan["packages"])
 
 
+def test_dry_run_without_images_and_with_docker(
+    standin_repo: ServedStandin, nvidia_key_file: Path
+) -> None:
+    args = source_args(standin_repo, nvidia_key_file)
+    proc = build(*args, "--no-images", "--with-docker", "--dry-run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    assert plan["images"] == []
+    assert plan["requested"] == ["nvidia-container-toolkit", "docker.io"]
+    assert {"docker.io", "containerd", "runc"} <= {p["name"] for p in plan["packages"]}
+    default = json.loads(build(*args, "--dry-run", "--json").stdout)
+    assert default["images"] == ["nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04"]  # the target's
+
+
 def test_dry_run_refuses_unknown_distro() -> None:
     proc = build("--distro", "ubuntu99.04", "--dry-run", "--json")
     assert proc.returncode == 1

@@ -20,6 +20,7 @@ from bundler.build import (
     release_epoch,
     resolution_inputs,
     source_date_epoch,
+    writable_output,
 )
 from bundler.cli import main
 from bundler.index import PackageIndex
@@ -226,3 +227,13 @@ def test_cli_usage_errors(args: list[str]) -> None:
     result = CliRunner().invoke(main, ["build", "--distro", "ubuntu22.04", "--dry-run", *args])
     assert result.exit_code == ExitCode.USAGE, result.output
     assert "hint:" in result.output
+
+
+def test_writable_output(tmp_path: Path) -> None:
+    assert writable_output(tmp_path / "new" / "b.tar.zst") == tmp_path / "new" / "b.tar.zst"
+    with pytest.raises(GpubundleError, match="is a directory"):
+        writable_output(tmp_path)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(GpubundleError, match="cannot write beside") as caught:
+        writable_output(tmp_path / "file" / "b.tar.zst")
+    assert "--output" in caught.value.hint

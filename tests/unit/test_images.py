@@ -6,6 +6,7 @@ import pytest
 
 from bundler.images import (
     archive_key,
+    check_architecture,
     connect,
     env_value,
     parse_ref,
@@ -113,3 +114,11 @@ def test_connect_without_a_daemon_says_what_to_do(monkeypatch: pytest.MonkeyPatc
         connect()
     assert "cannot reach the Docker daemon" in caught.value.message
     assert "--no-images" in caught.value.hint
+
+
+def test_check_architecture() -> None:
+    check_architecture("a:1", {"Architecture": "amd64"}, "amd64")
+    check_architecture("a:1", {}, "arm64")  # unknown: docker pulled what the platform asked
+    with pytest.raises(GpubundleError) as caught:
+        check_architecture("a:1", {"Architecture": "arm64"}, "amd64")
+    assert "--arch arm64" in caught.value.hint
