@@ -18,8 +18,11 @@ import os
 import shutil
 import tarfile
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -31,6 +34,7 @@ from installer.tarsafety import BoundedTarInfo, TarGuard
 from installer.zstd_stream import READ_SIZE, open_zstd
 
 ProgressFn = Callable[[int], None]
+_WRITES_IN_FLIGHT = 8  # chunks of READ_SIZE queued for the writer thread at most
 _DAMAGED = "the bundle is damaged or was altered; copy it again from the build machine"
 
 
@@ -164,12 +168,24 @@ def _staging(extract_to: Path | None) -> Iterator[Path | None]:
             shutil.rmtree(staging)
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _copy(
-    src: IO[bytes], dest: Path | None, guard: TarGuard, progress: ProgressFn
+    src: IO[bytes],
+    dest: Path | None,
+    guard: TarGuard,
+    progress: ProgressFn,
+    writer: ThreadPoolExecutor,
 ) -> tuple[int, str]:
+    """Hash ``src`` (and write it to ``dest``); writes run on ``writer``, in order, overlapped."""
     digest = hashlib.sha256()
     size = 0
     fd = -1
+    pending: deque[Future[None]] = deque()
     if dest is not None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
@@ -179,67 +195,78 @@ def _copy(
             digest.update(chunk)
             size += len(chunk)
             if fd >= 0:
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view) :]
+                pending.append(writer.submit(_write_all, fd, chunk))
+                if len(pending) > _WRITES_IN_FLIGHT:
+                    pending.popleft().result()
             progress(len(chunk))
     finally:
+        wait(pending)
         if fd >= 0:
             os.close(fd)
+    for future in pending:
+        future.result()
     return size, digest.hexdigest()
 
 
-def _members(
-    tar: tarfile.TarFile, manifest: Manifest, staging: Path | None, progress: ProgressFn
-) -> list[str]:
-    expected = manifest.file_map()
-    guard = TarGuard.for_sizes(sum(entry.size for entry in manifest.files))
-    guard.seen.update(layout.HEAD_MEMBERS)
-    failures = _manifest_problems(manifest)
-    try:
-        _stream_members(tar, expected, guard, failures, staging, progress)
-    except tarfile.TarError as exc:
-        failures.append(f"the archive ends early or is damaged: {exc}")
-        return failures
-    failures.extend(
-        f"{name}: missing from the bundle" for name in expected if name not in guard.seen
-    )
-    trailer = tar.fileobj
-    while trailer is not None and (chunk := trailer.read(READ_SIZE)):
-        guard.consume(len(chunk))
-        if chunk.strip(b"\0"):
-            failures.append("data follows the end of the tar archive")
-            break
-    return failures
+@dataclass
+class _Members:
+    """The members after the head: checked, hashed and (with ``staging``) written, one pass."""
 
+    manifest: Manifest
+    staging: Path | None
+    progress: ProgressFn
+    failures: list[str] = field(default_factory=list)
 
-def _stream_members(
-    tar: tarfile.TarFile,
-    expected: dict[str, FileEntry],
-    guard: TarGuard,
-    failures: list[str],
-    staging: Path | None,
-    progress: ProgressFn,
-) -> None:
-    while (info := tar.next()) is not None:
-        entry = expected.get(info.name)
+    def run(self, tar: tarfile.TarFile) -> list[str]:
+        expected = self.manifest.file_map()
+        guard = TarGuard.for_sizes(sum(entry.size for entry in self.manifest.files))
+        guard.seen.update(layout.HEAD_MEMBERS)
+        self.failures.extend(_manifest_problems(self.manifest))
+        try:
+            with ThreadPoolExecutor(1, thread_name_prefix="gpubundle-write") as writer:
+                while (info := tar.next()) is not None:
+                    self._one(tar, info, expected.get(info.name), guard, writer)
+        except tarfile.TarError as exc:
+            self.failures.append(f"the archive ends early or is damaged: {exc}")
+            return self.failures
+        self.failures.extend(
+            f"{name}: missing from the bundle" for name in expected if name not in guard.seen
+        )
+        trailer = tar.fileobj
+        while trailer is not None and (chunk := trailer.read(READ_SIZE)):
+            guard.consume(len(chunk))
+            if chunk.strip(b"\0"):
+                self.failures.append("data follows the end of the tar archive")
+                break
+        return self.failures
+
+    def _one(
+        self,
+        tar: tarfile.TarFile,
+        info: tarfile.TarInfo,
+        entry: FileEntry | None,
+        guard: TarGuard,
+        writer: ThreadPoolExecutor,
+    ) -> None:
         problems = guard.check(info, entry.size if entry else None)
         if not problems and info.isreg() and entry is None:
             problems = [f"{info.name}: not listed in the manifest (extra file)"]
-        if problems or not info.isreg():
-            failures.extend(problems)
+        if problems or entry is None or not info.isreg():
+            self.failures.extend(problems)
             guard.consume(info.size if info.isreg() else 0)  # skipped, but still decompressed
-            continue
-        assert entry is not None
+            return
         src = tar.extractfile(info)
         assert src is not None
+        dest = self.staging / info.name if self.staging else None
         try:
-            size, sha256 = _copy(src, staging / info.name if staging else None, guard, progress)
+            size, sha256 = _copy(src, dest, guard, self.progress, writer)
         except OSError as exc:
-            failures.append(f"{info.name}: cannot be written to staging: {exc.strerror or exc}")
-            continue
+            self.failures.append(
+                f"{info.name}: cannot be written to staging: {exc.strerror or exc}"
+            )
+            return
         if sha256 != entry.sha256 or size != entry.size:
-            failures.append(f"{info.name}: sha256 {sha256}, manifest says {entry.sha256}")
+            self.failures.append(f"{info.name}: sha256 {sha256}, manifest says {entry.sha256}")
 
 
 def verify_bundle(
@@ -275,7 +302,7 @@ def verify_bundle(
                 if on_total is not None:
                     on_total(sum(entry.size for entry in manifest.files))
                 with _staging(extract_to) as staging:
-                    failures = _members(tar, manifest, staging, report)
+                    failures = _Members(manifest, staging, report).run(tar)
                     if failures:
                         raise VerificationError(
                             f"bundle verification failed: {len(failures)} problem(s)",
