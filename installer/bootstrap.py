@@ -6,7 +6,7 @@ build`` stores the zstandard wheel for the target's Python and machine under
 the zipapp's ``__main__``) unpacks the matching one into a private directory
 and puts it on ``sys.path``. As root the directory is kept, named by the
 wheel's sha256, under /var/lib/gpubundle/pylib/; otherwise a temporary one is
-removed at exit. When no wheel fits, nothing happens and
+removed at exit; ``$GPUBUNDLE_PYLIB_DIR`` overrides both. When no wheel fits, nothing happens and
 ``installer.zstd_stream`` falls back to the ``zstd`` program.
 
 Standard library only: this runs before anything else is importable.
@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 
 WHEELS_DIR = "_wheels"
 PYLIB_DIR = "/var/lib/gpubundle/pylib"
+PYLIB_ENV = "GPUBUNDLE_PYLIB_DIR"  # overrides where wheels are unpacked
 _COMPLETE = ".complete"
 
 
@@ -81,6 +82,7 @@ def _unpack(data: bytes, target: Path) -> None:
 
 
 def _pylib_dir(digest: str, root: Path | None) -> Path:
+    root = root or (Path(os.environ[PYLIB_ENV]) if os.environ.get(PYLIB_ENV) else None)
     if root is not None:
         return root / digest
     if os.geteuid() == 0:

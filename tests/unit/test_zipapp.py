@@ -68,12 +68,17 @@ def test_zipapp_holds_installer_and_pure_dependencies_only(pyz: Path) -> None:
     assert not [n for n in names if n.endswith("/RECORD") or n.startswith("..")]
 
 
-def test_zipapp_runs_in_isolated_python(pyz: Path) -> None:
+def test_zipapp_runs_in_isolated_python(pyz: Path, tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-I", str(pyz), "--help"], capture_output=True, text=True, check=False
+        [sys.executable, "-I", str(pyz), "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"GPUBUNDLE_PYLIB_DIR": str(tmp_path / "pylib"), "PATH": "/usr/bin:/bin"},
     )
     assert proc.returncode == 0, proc.stderr
     assert "air-gapped" in proc.stdout
+    assert len(list((tmp_path / "pylib").iterdir())) == 1  # the probe wheel, unpacked there
 
 
 def test_bootstrap_unpacks_fitting_wheel(pyz: Path, tmp_path: Path) -> None:
