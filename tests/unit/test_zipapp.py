@@ -23,9 +23,12 @@ def _probe_wheel(directory: Path, tag: str = TAG, machine: str = MACHINE) -> Pat
     """A small wheel with one module, named for this interpreter (stands for zstandard's)."""
     directory.mkdir(parents=True, exist_ok=True)
     wheel = directory / f"gbprobe-1.0-{tag}-{tag}-manylinux_2_17_{machine}.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        archive.writestr("gbprobe/__init__.py", "VALUE = 42\n")
-        archive.writestr("gbprobe-1.0.dist-info/METADATA", "Name: gbprobe\nVersion: 1.0\n")
+    with zipfile.ZipFile(wheel, "w") as archive:  # fixed times: the same bytes every time
+        for name, text in (
+            ("gbprobe/__init__.py", "VALUE = 42\n"),
+            ("gbprobe-1.0.dist-info/METADATA", "Name: gbprobe\nVersion: 1.0\n"),
+        ):
+            archive.writestr(zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0)), text)
     return wheel
 
 
