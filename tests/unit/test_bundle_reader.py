@@ -218,3 +218,14 @@ def test_verify_command_json_and_exit_codes(tmp_path: Path, key: testkeys.TestKe
     human = CliRunner().invoke(main, ["verify", str(bundle.path), "--trust", key.fingerprint])
     assert human.exit_code == 0 and "verified" in human.stderr
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_no_zstd_decoder_says_what_to_install(tmp_path: Path) -> None:
+    from installer.zstd_stream import open_zstd
+
+    path = tmp_path / "b.tar.zst"
+    path.write_bytes(b"")
+    with pytest.raises(GpubundleError) as err, open_zstd(path, prefer="none"):
+        pass
+    assert "no zstd decoder" in err.value.message
+    assert "apt-get install zstd" in err.value.hint and "zstandard" in err.value.hint
