@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -35,8 +35,7 @@ from bundler.plan import BuildPlan, PlannedPackage
 from bundler.repo import FetchedSource, RepoClient
 from bundler.resolver import Resolution, resolve, toolkit_family_pins
 from bundler.signing import Signer
-from bundler.sourcekeys import primary_fingerprints
-from bundler.targets import KeySpec, Target, apply_overrides, load_target
+from bundler.targets import Target, apply_overrides, load_target
 from bundler.zipapp import build_installer
 from installer import __version__, layout
 from installer.console import Console
@@ -384,9 +383,7 @@ def load_sources(
     options: BuildOptions, session: requests.Session, console: Console
 ) -> tuple[Target, list[FetchedSource]]:
     """The target with --mirror/--key applied, and each source's verified indices."""
-    target = override_keys(
-        apply_overrides(load_target(options.distro), options.mirrors, {}), options.keys
-    )
+    target = apply_overrides(load_target(options.distro), options.mirrors, options.keys)
     target.check_arch(options.arch)
     supported, why = target.installer_support()
     if not supported:
@@ -399,28 +396,6 @@ def load_sources(
         console.info(f"  {source.id}: {source.url_for(options.arch)}")
         fetched.append(client.fetch(source, options.arch))
     return target, fetched
-
-
-def override_keys(target: Target, keys: Mapping[str, Path]) -> Target:
-    """``--key ID=FILE``: source ID is trusted for exactly the primary keys in FILE.
-
-    The file replaces the pinned key (and its download): a mirror re-signed
-    with its own key, or a build that must not reach the key's URL.
-    """
-    target = apply_overrides(target, {}, keys)  # checks ids and that the files exist
-    sources = []
-    for spec in target.sources:
-        if spec.id in keys:
-            path = keys[spec.id].resolve()
-            fingerprints = primary_fingerprints(path.read_bytes())
-            if not fingerprints:
-                raise GpubundleError(
-                    f"--key {spec.id}={path} holds no OpenPGP public key",
-                    hint="export the key with `gpg --export --armor FINGERPRINT > FILE`",
-                )
-            spec = replace(spec, key=KeySpec(fingerprints=tuple(fingerprints), file=path))
-        sources.append(spec)
-    return replace(target, sources=tuple(sources))
 
 
 def plan_build(

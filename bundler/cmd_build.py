@@ -78,7 +78,7 @@ def _pairs(values: tuple[str, ...], option: str, what: str) -> dict[str, str]:
     "keys",
     multiple=True,
     metavar="ID=FILE",
-    help="Also trust the keys in FILE for source ID (repeatable).",
+    help="Trust the keys in FILE for source ID instead of its pinned key (repeatable).",
 )
 @click.option(
     "--sign-key",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bundler.schemacheck import validate
+from installer.bundle_reader import primary_fingerprints
 from installer.errors import GpubundleError
 
 INSTALLER_MIN_PYTHON = (3, 10)  # what the target-side installer needs (pyproject requires-python)
@@ -28,7 +29,6 @@ class KeySpec:
     fingerprints: tuple[str, ...]  # pinned primary fingerprints
     file: Path | None = None  # key material shipped with gpubundle
     url: str = ""  # or fetched at build time, refused unless it holds the fingerprints
-    extra_files: tuple[Path, ...] = ()  # --key ID=FILE: trust every primary key in these files
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,12 @@ def _unknown_source(target: Target, source_id: str) -> GpubundleError:
 
 
 def apply_overrides(target: Target, mirrors: Mapping[str, str], keys: Mapping[str, Path]) -> Target:
-    """``--mirror ID=URL`` replaces a source's URL (all arches); ``--key ID=FILE`` adds a key."""
+    """``--mirror ID=URL`` replaces a source's URL (all arches); ``--key ID=FILE`` its key.
+
+    With ``--key`` the source is trusted for exactly the primary keys in FILE,
+    instead of the pinned key, which is then not fetched: a mirror re-signed by
+    the organisation, or a build that must not reach the key's URL.
+    """
     for source_id in [*mirrors, *keys]:
         target.source(source_id)  # raises for an unknown id, listing the valid ones
     for source_id, url in mirrors.items():
@@ -188,7 +193,13 @@ def apply_overrides(target: Target, mirrors: Mapping[str, str], keys: Mapping[st
         if spec.id in mirrors:
             spec = replace(spec, url=mirrors[spec.id].rstrip("/"), arch_urls=())
         if spec.id in keys:
-            extra = (*spec.key.extra_files, keys[spec.id].resolve())
-            spec = replace(spec, key=replace(spec.key, extra_files=extra))
+            path = keys[spec.id].resolve()
+            fingerprints = primary_fingerprints(path.read_bytes())
+            if not fingerprints:
+                raise GpubundleError(
+                    f"--key {spec.id}={path} holds no OpenPGP public key",
+                    hint="export the key with `gpg --export --armor FINGERPRINT > FILE`",
+                )
+            spec = replace(spec, key=KeySpec(fingerprints=tuple(fingerprints), file=path))
         sources.append(spec)
     return replace(target, sources=tuple(sources))

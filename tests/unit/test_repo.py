@@ -15,7 +15,7 @@ import pytest
 from bundler.http import make_session
 from bundler.index import PackageIndex
 from bundler.repo import FetchedSource, RepoClient
-from bundler.targets import KeySpec, SourceSpec
+from bundler.targets import KeySpec, SourceSpec, Target, apply_overrides
 from installer.errors import VerificationError
 from tests.support import testkeys
 from tests.support.httpserver import serve_directory
@@ -264,24 +264,25 @@ def test_unsigned_repo_is_refused(
     assert "not signed" in err.value.message and "testdist" in err.value.message
 
 
-def test_extra_trusted_key_is_accepted(
+def test_mirror_resigned_by_another_key_needs_key_override(
     tmp_path: Path, keys: tuple[testkeys.TestKey, testkeys.TestKey]
 ) -> None:
+    """A mirror re-signed by the organisation: refused under the pin, accepted with --key."""
     signer, pinned = keys
     make_dists_repo(tmp_path / "srv", signer)
-    extra = tmp_path / "extra.asc"
-    extra.write_bytes(signer.public_armored)
+    org_key = tmp_path / "org.asc"
+    org_key.write_bytes(signer.public_armored)
     with serve_directory(tmp_path / "srv") as base:
         source = dists_source(base, signer, pinned=pinned, key_file=tmp_path / "pinned.asc")
-        source = SourceSpec(
-            source.id,
-            base,
-            source.suite,
-            source.components,
-            KeySpec(source.key.fingerprints, source.key.file, extra_files=(extra,)),
-        )
-        fetched = fetch(tmp_path, source)
-    assert fetched.keys.trusted == (pinned.fingerprint, signer.fingerprint)
+        target = Target(
+            name="t", distro_id="debian", version="12", codename="bookworm", python="3.11",
+            arches=("amd64",), sources=(source,), images=(),
+        )  # fmt: skip
+        with pytest.raises(VerificationError):
+            fetch(tmp_path / "pinned", source)
+        overridden = apply_overrides(target, {}, {"testdist": org_key}).source("testdist")
+        fetched = fetch(tmp_path / "override", overridden)
+    assert fetched.keys.trusted == (signer.fingerprint,)
 
 
 def test_expired_release_is_refused(

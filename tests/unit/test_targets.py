@@ -146,7 +146,9 @@ def test_overrides() -> None:
     key = MANIFESTS / "keys" / "ubuntu-archive.asc"
     changed = apply_overrides(target, {"ubuntu": "http://mirror.local/ubuntu/"}, {"nvidia": key})
     assert changed.source("ubuntu").url_for("arm64") == "http://mirror.local/ubuntu"
-    assert changed.source("nvidia").key.extra_files == (key,)
+    nvidia_key = changed.source("nvidia").key
+    assert nvidia_key.file == key.resolve() and not nvidia_key.url
+    assert "F6ECB3762474EDA9D21B7022871920D1991BC93C" in nvidia_key.fingerprints
     assert changed.source("ubuntu-updates") == target.source("ubuntu-updates")
     with pytest.raises(GpubundleError) as err:
         apply_overrides(target, {"universe": "http://x"}, {})
