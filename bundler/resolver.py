@@ -33,8 +33,8 @@ import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from installer.debversion import compare, satisfies, version_key
 from bundler.index import PackageIndex, PackageRecord, Relation
+from installer.debversion import compare, satisfies, version_key
 from installer.errors import ResolutionError
 
 TOOLKIT_FAMILY = (
