@@ -72,7 +72,7 @@ def make_bundle(size_mb: int, level: int) -> tuple[Path, str]:
 
 def child_verify(bundle: Path, fingerprint: str, dest: Path) -> None:
     start = time.monotonic()
-    manifest = verify_bundle(bundle, [fingerprint], extract_to=dest)
+    manifest = verify_bundle(bundle, [fingerprint], extract_to=dest if dest.name else None)
     print(json.dumps({"seconds": time.monotonic() - start, "files": len(manifest.files)}))
 
 
@@ -106,6 +106,11 @@ def main() -> int:
     shutil.rmtree(dest)
     ref, ref_rss, _ = run_child(["sh", "-c", f"zstd -dc '{bundle}' | sha256sum >/dev/null"])
     ratio = ref / ours
+    _, _, report = run_child([sys.executable, __file__, "--child", str(bundle), fingerprint, ""])
+    verify_only = json.loads(report)["seconds"]
+    dest.mkdir()
+    untar, _, _ = run_child(["sh", "-c", f"zstd -dc '{bundle}' | tar -xf - -C '{dest}'"])
+    shutil.rmtree(dest)
     print(f"bundle: {bundle.stat().st_size / 1e6:.0f} MB compressed, {total_mb:.0f} MB of content")
     print(f"verify_bundle + extract: {total_mb / ours:7.1f} MB/s  ({ours:.1f} s)")
     print(
@@ -115,6 +120,8 @@ def main() -> int:
         f"{verdict(ratio >= SPEED_GOAL)} throughput {ratio:.2f}x of zstd|sha256sum (goal >= {SPEED_GOAL}x)"
     )
     print(f"{verdict(rss <= RSS_GOAL_MB)} peak RSS {rss:.0f} MB (goal <= {RSS_GOAL_MB:.0f} MB)")
+    print(f"verify_bundle only:      {total_mb / verify_only:7.1f} MB/s  (no extraction; info)")
+    print(f"zstd -dc | tar -x:       {total_mb / untar:7.1f} MB/s  (extraction, no check; info)")
     return 0
 
 

@@ -6,7 +6,8 @@ so that every byte is fixed by the inputs: head members first in
 directory entries; owner 0:0 with empty names; mode 0644; one mtime (the
 bundle's ``source_date_epoch``); PAX headers only where ustar cannot hold a
 long name or a size of 8 GiB or more. zstd runs in multi-threaded mode with
-at least one worker, whose output is the same for any number of workers.
+at least one worker and a fixed job size, so its output is the same for any
+number of workers.
 
 Nothing is held in memory beyond a chunk: files are read in 1 MiB pieces and
 the compressed stream goes through a file-like ``Sink`` (today one file
@@ -31,6 +32,10 @@ from installer.manifest import FileEntry
 
 CHUNK = 1 << 20
 DEFAULT_LEVEL = 10
+# zstd's multi-threaded job size: fixed, so the output does not depend on the worker
+# count; 8 MiB keeps each worker near 40 MB at level 10 (zstd's default is 4 windows).
+JOB_SIZE = 8 << 20
+DEFAULT_MAX_WORKERS = 4  # with threads=0: about 200 MB of RSS at most
 _BLOCK = tarfile.BLOCKSIZE
 _RECORD = tarfile.RECORDSIZE
 
@@ -188,12 +193,15 @@ def write_bundle(
 
     ``head`` maps each of ``layout.HEAD_MEMBERS`` to its bytes; ``members`` are
     (bundle path, file) pairs, written sorted by path. ``threads`` is the
-    number of zstd workers (0: one per CPU); ``progress`` is called with the
+    number of zstd workers (0: one per CPU, at most DEFAULT_MAX_WORKERS); ``progress`` is called with the
     number of member bytes (not head bytes) written so far. Same inputs, same bytes.
     """
     ordered = _ordered(head, members)
-    workers = threads if threads > 0 else max(1, os.cpu_count() or 1)
-    compressor = zstandard.ZstdCompressor(level=level, threads=workers, write_checksum=True)
+    workers = threads if threads > 0 else max(1, min(os.cpu_count() or 1, DEFAULT_MAX_WORKERS))
+    params = zstandard.ZstdCompressionParameters.from_level(
+        level, threads=workers, job_size=JOB_SIZE, write_checksum=1
+    )
+    compressor = zstandard.ZstdCompressor(compression_params=params)
     part = output.with_name(output.name + ".part")
     report = progress or (lambda _n: None)
     try:
