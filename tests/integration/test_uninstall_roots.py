@@ -1,0 +1,135 @@
+"""``gpubundle uninstall`` in real Ubuntu 22.04 and Debian 12 roots with the network cut.
+
+Same world as test_install_roots.py: a debootstrap minbase root (plus python3 and
+gpgv), the stand-in toolkit family in a signed bundle, and the shipped zipapp run
+by the root's own python3 under ``unshare -n chroot``. The root's state is
+compared as data (tests/support/rootsnapshot.py): dpkg's package table, the apt
+sources, the keyrings and gpubundle's own paths.
+
+- ``uninstall --dry-run`` lists what it would remove and changes nothing;
+- ``uninstall --yes`` removes the packages, the apt source, the key and the bundle
+  store: the root is as before install, except the conffile package dpkg keeps
+  as ``deinstall ok config-files`` (its config.toml stays, as ``dpkg --remove``
+  leaves it); a second uninstall has nothing to do;
+- install again, then ``uninstall --purge --yes``: the conffiles go too and the
+  package table is exactly the one from before the first install.
+
+Kept by design, and left out of the comparison: install reports in
+/var/log/gpubundle, the installer's unpacked wheels (/var/lib/gpubundle/pylib),
+the empty lock file, and the directories /var/lib/gpubundle and its bundles/ (their
+contents are compared).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bundler.zipapp import build_installer
+from installer import layout
+from tests.conftest import CACHE_DIR
+from tests.integration.conftest import ServedStandin
+from tests.integration.test_install_roots import FAMILY, INCLUDE, PYTHONS, VERSION, build_bundle
+from tests.support import testkeys
+from tests.support.inroot import BUNDLE, gpubundle, ok_json, proc_mounted, stage
+from tests.support.roots import debootstrap_root
+from tests.support.rootsnapshot import RootState, capture, differences
+
+pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.archive]
+
+KEPT_BY_DESIGN = (layout.LOG_DIR, f"{layout.STATE_DIR}/pylib", layout.LOCK_FILE)
+# The state directory and its bundle store stay (pylib/ lives there); their contents count.
+KEPT_DIRS = (layout.STATE_DIR, f"{layout.STATE_DIR}/bundles")
+CONFIG_TOML = "etc/nvidia-container-runtime/config.toml"
+CONFFILE_PACKAGE = "nvidia-container-toolkit-base"  # ships config.toml as a conffile
+SOURCES = "/etc/apt/sources.list.d/gpubundle.list"
+RECORD = "var/lib/gpubundle/install-record.json"
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory: pytest.TempPathFactory) -> testkeys.TestKey:
+    return testkeys.make_key(tmp_path_factory.mktemp("signer"), name="gpubundle uninstall test")
+
+
+@pytest.fixture(scope="module")
+def installer_pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dest = tmp_path_factory.mktemp("pyz") / "gpubundle-installer.pyz"
+    return build_installer(dest, CACHE_DIR, sorted(set(PYTHONS.values())), "amd64")
+
+
+def install(root: Path, fingerprint: str) -> dict[str, Any]:
+    return ok_json(
+        gpubundle(root, "install", BUNDLE, "--trust", fingerprint, "--runtime", "none",
+                  "--skip-gpu-checks", "--yes", "--json")
+    )  # fmt: skip
+
+
+def state(root: Path) -> RootState:
+    return capture(root).without(KEPT_BY_DESIGN, KEPT_DIRS)
+
+
+def assert_installed(root: Path, now: RootState, fingerprint: str) -> None:
+    for name in FAMILY:
+        assert now.packages[name] == (VERSION, "install ok installed"), name
+    assert SOURCES in now.sources
+    keyring = f"/usr/share/keyrings/gpubundle-{fingerprint[-16:].lower()}.gpg"
+    assert keyring in now.keyrings
+    assert (root / CONFIG_TOML).is_file()
+    assert (root / RECORD).is_file()
+
+
+@pytest.mark.parametrize("distro", ["ubuntu22.04", "debian12"])
+def test_uninstall_restores_the_root(
+    distro: str,
+    tmp_path: Path,
+    key: testkeys.TestKey,
+    installer_pyz: Path,
+    standin_repo: ServedStandin,
+) -> None:
+    root = debootstrap_root(distro, "minbase", INCLUDE, dest=tmp_path / "root")
+    stage(root, build_bundle(tmp_path, key, distro, standin_repo), installer_pyz)
+    with proc_mounted(root):
+        before = state(root)
+        install(root, key.fingerprint)
+        installed = state(root)
+        assert_installed(root, installed, key.fingerprint)
+
+        # --dry-run: the plan, in words and as data; nothing changes.
+        dry_text = gpubundle(root, "uninstall", "--dry-run")
+        assert dry_text.returncode == 0, dry_text.stderr
+        dry = ok_json(gpubundle(root, "uninstall", "--dry-run", "--json"))
+        assert dry["dry_run"] is True and dry["nothing_to_do"] is False
+        kinds = {a["kind"]: a["targets"] for a in dry["actions"]}
+        assert sorted(kinds["remove-packages"]) == sorted(FAMILY)
+        assert SOURCES in kinds["remove-paths"]
+        for name in (*FAMILY, SOURCES):
+            assert name in dry_text.stderr, f"dry run does not mention {name}"
+        assert differences(installed, state(root)) == []
+        assert (root / RECORD).is_file()
+
+        # uninstall: back to before, but for the conffile dpkg --remove keeps.
+        done = ok_json(gpubundle(root, "uninstall", "--yes", "--json"))
+        assert done["dry_run"] is False
+        after = state(root)
+        assert differences(before, after) == [
+            f"packages {CONFFILE_PACKAGE}: absent -> ('{VERSION}', 'deinstall ok config-files')"
+        ]
+        assert (root / CONFIG_TOML).is_file()
+        assert not (root / RECORD).exists()
+
+        # A second uninstall has nothing to do and changes nothing.
+        again = gpubundle(root, "uninstall", "--yes")
+        assert again.returncode == 0, again.stderr
+        assert "nothing to do" in again.stderr
+        assert ok_json(gpubundle(root, "uninstall", "--yes", "--json"))["nothing_to_do"] is True
+        assert differences(after, state(root)) == []
+
+        # Install again over the left conffile, then purge: exactly as before the first install.
+        install(root, key.fingerprint)
+        assert_installed(root, state(root), key.fingerprint)
+        purged = ok_json(gpubundle(root, "uninstall", "--purge", "--yes", "--json"))
+        assert purged["purge"] is True
+        assert differences(before, state(root)) == []
+        assert not (root / CONFIG_TOML).exists()

@@ -1,0 +1,128 @@
+"""A root filesystem's package and apt state, captured as data to compare before and after.
+
+``capture(root)`` reads, without running anything inside the root:
+
+- ``packages``: every stanza of ROOT/var/lib/dpkg/status as {name: (version, status)}
+  (the selection, e.g. ``install ok installed`` or ``deinstall ok config-files``);
+- ``sources``: ROOT/etc/apt/sources.list and sources.list.d/*, {path: sha256};
+- ``keyrings``: ROOT/usr/share/keyrings and ROOT/etc/apt/keyrings, {path: sha256};
+- ``gpubundle``: everything under gpubundle's own paths (state, logs, trust, lock),
+  {path: "dir" | sha256 | "-> target"}.
+
+``differences(before, after)`` lists what changed, one readable line each, so an
+assertion message says exactly what an uninstall left behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from installer import layout
+
+SOURCE_PATHS = ("etc/apt/sources.list", "etc/apt/sources.list.d")
+KEYRING_DIRS = ("usr/share/keyrings", "etc/apt/keyrings")
+GPUBUNDLE_PATHS = (layout.STATE_DIR, layout.LOG_DIR, "/etc/gpubundle", layout.LOCK_FILE)
+
+
+@dataclass(frozen=True)
+class RootState:
+    packages: Mapping[str, tuple[str, str]]
+    sources: Mapping[str, str]
+    keyrings: Mapping[str, str]
+    gpubundle: Mapping[str, str]
+
+    def without(self, prefixes: Iterable[str], dirs: Iterable[str] = ()) -> RootState:
+        """This state without gpubundle paths at or under ``prefixes``, and without the
+        directories ``dirs`` themselves (their contents still count): kept by design."""
+        kept = tuple(p.rstrip("/") for p in prefixes)
+        bare = set(dirs)
+
+        def dropped(path: str) -> bool:
+            if path in bare and self.gpubundle[path] == "dir":
+                return True
+            return any(path == p or path.startswith(p + "/") for p in kept)
+
+        return RootState(
+            self.packages,
+            self.sources,
+            self.keyrings,
+            {p: v for p, v in self.gpubundle.items() if not dropped(p)},
+        )
+
+
+def parse_dpkg_status(text: str) -> dict[str, tuple[str, str]]:
+    """{package: (version, status)} of a dpkg status file's text (one architecture per root)."""
+    found: dict[str, tuple[str, str]] = {}
+    for stanza in text.split("\n\n"):
+        values: dict[str, str] = {}
+        for line in stanza.splitlines():
+            if line and not line[0].isspace() and ": " in line:
+                name, value = line.split(": ", 1)
+                values[name] = value
+        if "Package" not in values:
+            continue
+        found[values["Package"]] = (values.get("Version", ""), values.get("Status", ""))
+    return found
+
+
+def _digest(path: Path) -> str:
+    if path.is_symlink():
+        return "-> " + os.readlink(path)
+    if path.is_dir():
+        return "dir"
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def tree(root: Path, rel: str) -> dict[str, str]:
+    """{absolute path in the root: digest} of ``rel`` and everything under it, if it exists."""
+    top = root / rel.lstrip("/")
+    if not os.path.lexists(top):
+        return {}
+    found = {"/" + rel.lstrip("/"): _digest(top)}
+    if top.is_dir() and not top.is_symlink():
+        for dirpath, dirnames, filenames in os.walk(top):
+            for name in (*dirnames, *filenames):
+                path = Path(dirpath) / name
+                found["/" + path.relative_to(root).as_posix()] = _digest(path)
+    return found
+
+
+def _trees(root: Path, rels: Iterable[str]) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    for rel in rels:
+        merged.update(tree(root, rel))
+    return dict(sorted(merged.items()))
+
+
+def capture(root: Path) -> RootState:
+    status = (root / "var/lib/dpkg/status").read_text(encoding="utf-8", errors="replace")
+    return RootState(
+        packages=parse_dpkg_status(status),
+        sources=_trees(root, SOURCE_PATHS),
+        keyrings=_trees(root, KEYRING_DIRS),
+        gpubundle=_trees(root, GPUBUNDLE_PATHS),
+    )
+
+
+def _mapping_changes(
+    what: str, before: Mapping[str, object], after: Mapping[str, object]
+) -> list[str]:
+    lines = []
+    for key in sorted(before.keys() | after.keys()):
+        old, new = before.get(key), after.get(key)
+        if old != new:
+            lines.append(f"{what} {key}: {old if old is not None else 'absent'} -> "
+                         f"{new if new is not None else 'absent'}")  # fmt: skip
+    return lines
+
+
+def differences(before: RootState, after: RootState) -> list[str]:
+    """What changed from ``before`` to ``after``, one line per package or path."""
+    lines: list[str] = []
+    for f in fields(RootState):
+        lines += _mapping_changes(f.name, getattr(before, f.name), getattr(after, f.name))
+    return lines
