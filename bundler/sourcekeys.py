@@ -16,9 +16,8 @@ import requests
 
 from bundler.http import fetch_bytes
 from bundler.targets import SourceSpec
-from installer.bundle_reader import primary_fingerprints
 from installer.errors import GpubundleError, VerificationError
-from installer.openpgp import normalize_fingerprint
+from installer.openpgp import normalize_fingerprint, primary_fingerprints
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from bundler.schemacheck import validate
-from installer.bundle_reader import primary_fingerprints
 from installer.errors import GpubundleError
+from installer.openpgp import primary_fingerprints
 
 INSTALLER_MIN_PYTHON = (3, 10)  # what the target-side installer needs (pyproject requires-python)
 _PACKAGE_DIR = Path(__file__).resolve().parent

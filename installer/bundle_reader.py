@@ -29,7 +29,7 @@ from typing import IO
 from installer import layout
 from installer.errors import ExitCode, GpubundleError, VerificationError
 from installer.manifest import FileEntry, Manifest, parse_manifest
-from installer.openpgp import dearmor, normalize_fingerprint, verify_detached
+from installer.openpgp import normalize_fingerprint, primary_fingerprints, verify_detached
 from installer.tarsafety import BoundedTarInfo, TarGuard
 from installer.zstd_stream import READ_SIZE, open_zstd
 
@@ -58,34 +58,6 @@ def trusted_fingerprints(
             if key_file.suffix in (".asc", ".gpg", ".pgp") and key_file.is_file():
                 found.extend(primary_fingerprints(key_file.read_bytes()))
     return list(dict.fromkeys(found))
-
-
-def primary_fingerprints(key_bytes: bytes) -> list[str]:
-    """v4 fingerprints of the primary keys in an armoured or binary public key file."""
-    data = dearmor(key_bytes)
-    found, pos = [], 0
-    while pos < len(data) and data[pos] & 0x80:
-        first = data[pos]
-        if first & 0x40:  # new packet format
-            tag, length, pos = first & 0x3F, data[pos + 1], pos + 2
-            if 192 <= length < 224:
-                length, pos = ((length - 192) << 8) + data[pos] + 192, pos + 1
-            elif length == 255:
-                length, pos = int.from_bytes(data[pos : pos + 4], "big"), pos + 4
-            elif length > 223:
-                break  # partial lengths never occur in key files
-        else:  # old packet format
-            tag, width = (first >> 2) & 0x0F, (1, 2, 4, 0)[first & 0x03]
-            if not width:
-                break
-            length = int.from_bytes(data[pos + 1 : pos + 1 + width], "big")
-            pos += 1 + width
-        body = data[pos : pos + length]
-        pos += length
-        if tag == 6 and body[:1] == b"\x04":
-            packet = b"\x99" + len(body).to_bytes(2, "big") + body
-            found.append(hashlib.sha1(packet, usedforsecurity=False).hexdigest().upper())
-    return found
 
 
 def _head(tar: tarfile.TarFile) -> dict[str, bytes]:

@@ -33,7 +33,7 @@ from installer.aptlocal import (
     requested_pins,
     run_apt,
 )
-from installer.bundle_reader import primary_fingerprints, verify_bundle
+from installer.bundle_reader import verify_bundle
 from installer.console import Console
 from installer.errors import GpubundleError, VerificationError
 from installer.gpu import read_driver_facts
@@ -58,6 +58,7 @@ from installer.layout import (
     STATE_DIR,
 )
 from installer.manifest import Manifest
+from installer.openpgp import primary_fingerprints
 from installer.preflight import Options
 from installer.record import InstallRecord, load_record, save_record
 from installer.zstd_stream import open_zstd
@@ -272,10 +273,16 @@ class StepRunner:
 
     def load_images(self, record: InstallRecord) -> tuple[InstallRecord, str]:
         archive = self.bundle_dir / IMAGES_ARCHIVE
+        # Images Docker had before are the user's: not recorded, so uninstall keeps them.
+        had = {i.ref for i in self.manifest.images if containers.image_present(i.ref)}
         with self.console.progress("loading images", archive.stat().st_size) as bar:
             refs = containers.load_images(archive, bar)
-        loaded = tuple(dict.fromkeys((*record.images_loaded, *refs)))
-        return dataclasses.replace(record, images_loaded=loaded), ", ".join(refs)
+        new = [r for r in refs if r not in had]
+        loaded = tuple(dict.fromkeys((*record.images_loaded, *new)))
+        detail = ", ".join(refs)
+        if had:
+            detail += f"; there before, so uninstall keeps: {', '.join(sorted(had))}"
+        return dataclasses.replace(record, images_loaded=loaded), detail
 
     def prove(self, record: InstallRecord) -> tuple[InstallRecord, str]:
         uuids = read_driver_facts().uuids

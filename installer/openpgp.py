@@ -9,6 +9,7 @@ a keyring that holds extra keys cannot widen trust.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import tempfile
 from collections.abc import Iterable
@@ -148,3 +149,31 @@ def verify_clearsigned(
     return SignatureResult(
         result.signing_fingerprint, result.primary_fingerprint, result.timestamp, content
     )
+
+
+def primary_fingerprints(key_bytes: bytes) -> list[str]:
+    """v4 fingerprints of the primary keys in an armoured or binary public key file."""
+    data = dearmor(key_bytes)
+    found, pos = [], 0
+    while pos < len(data) and data[pos] & 0x80:
+        first = data[pos]
+        if first & 0x40:  # new packet format
+            tag, length, pos = first & 0x3F, data[pos + 1], pos + 2
+            if 192 <= length < 224:
+                length, pos = ((length - 192) << 8) + data[pos] + 192, pos + 1
+            elif length == 255:
+                length, pos = int.from_bytes(data[pos : pos + 4], "big"), pos + 4
+            elif length > 223:
+                break  # partial lengths never occur in key files
+        else:  # old packet format
+            tag, width = (first >> 2) & 0x0F, (1, 2, 4, 0)[first & 0x03]
+            if not width:
+                break
+            length = int.from_bytes(data[pos + 1 : pos + 1 + width], "big")
+            pos += 1 + width
+        body = data[pos : pos + length]
+        pos += length
+        if tag == 6 and body[:1] == b"\x04":
+            packet = b"\x99" + len(body).to_bytes(2, "big") + body
+            found.append(hashlib.sha1(packet, usedforsecurity=False).hexdigest().upper())
+    return found

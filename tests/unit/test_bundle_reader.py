@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from installer import layout
-from installer.bundle_reader import primary_fingerprints, trusted_fingerprints, verify_bundle
+from installer.bundle_reader import trusted_fingerprints, verify_bundle
 from installer.errors import ExitCode, GpubundleError, VerificationError
+from installer.openpgp import primary_fingerprints
 from installer.tarsafety import TarGuard, name_problem, type_problem
 from tests.support import testkeys
 from tests.support.bundles import add, make_test_bundle, regular, write_members

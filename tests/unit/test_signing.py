@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from bundler.signing import Signer
-from installer.bundle_reader import primary_fingerprints
 from installer.errors import GpubundleError, VerificationError
-from installer.openpgp import verify_clearsigned, verify_detached
+from installer.openpgp import primary_fingerprints, verify_clearsigned, verify_detached
 from tests.support import testkeys
 from tests.support.testkeys import make_key
 
