@@ -31,6 +31,12 @@ class Signer:
     """Signs with one secret key, named by its full fingerprint, from ``gnupghome``."""
 
     def __init__(self, fingerprint: str, gnupghome: Path | None = None) -> None:
+        if not fingerprint.strip():
+            raise GpubundleError(
+                "no signing key given: a bundle is always signed, so the air-gapped host can "
+                "check every byte against a key you trust",
+                hint=_CREATE_KEY_HINT + " (or set GPUBUNDLE_SIGN_KEY)",
+            )
         try:
             self.fingerprint = normalize_fingerprint(fingerprint)
         except ValueError as exc:

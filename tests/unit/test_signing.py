@@ -86,3 +86,10 @@ def test_missing_secret_key_says_how_to_make_one(key: testkeys.TestKey) -> None:
 def test_short_key_id_is_refused(key: testkeys.TestKey) -> None:
     with pytest.raises(GpubundleError, match="--sign-key"):
         Signer(key.fingerprint[-16:], key.gnupghome)
+
+
+def test_no_sign_key_says_why_and_how(key: testkeys.TestKey) -> None:
+    with pytest.raises(GpubundleError) as err:
+        Signer("", gnupghome=key.gnupghome)
+    assert "no signing key given" in err.value.message
+    assert "gpg --quick-gen-key" in err.value.hint
