@@ -183,6 +183,11 @@ def load_images(archive: Path, progress: Progress | None = None) -> list[str]:
     return parse_loaded(proc.stdout.decode(errors="replace"))
 
 
+def image_present(ref: str, timeout: float = 60) -> bool:
+    """Whether the running Docker has an image by this reference (or ID)."""
+    return run(["docker", "image", "inspect", ref], check=False, timeout=timeout).returncode == 0
+
+
 def cdi_enabled(timeout: float = 30) -> bool:
     """Whether the running Docker resolves CDI devices (it lists CDI spec directories)."""
     proc = run(

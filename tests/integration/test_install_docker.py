@@ -1,0 +1,191 @@
+"""``gpubundle install`` on this very host, with the real dockerd of scripts/services.sh.
+
+The bundle is a real ``gpubundle build`` for the host's distribution against its
+own dpkg status: the stand-in NVIDIA toolkit family, the distro packages the host
+lacks (none on a Debian 12 host with docker.io) and the test CUDA image. Before
+each test the user has a daemon.json of their own (applied by a restart) and
+Docker does not have the image. ``tests/support/hostguard.py`` puts the host
+back afterwards, whatever happens. The command runs as users run it: the CLI as
+a subprocess, ``--json``, checked as data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from installer import engine
+from installer.layout import LOG_DIR
+from installer.record import RECORD_PATH
+from tests.integration.conftest import ServedStandin
+from tests.support import hostguard, hostsnapshot, testkeys
+from tests.support.hostsnapshot import HostSnapshot
+from tests.support.installbundles import HostBundle, build_host_bundle, gpubundle
+from tests.support.registry import CUDA_STANDIN
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.root]
+
+FAMILY = (
+    "libnvidia-container-tools",
+    "libnvidia-container1",
+    "nvidia-container-toolkit",
+    "nvidia-container-toolkit-base",
+)
+STEPS_TO_RUNTIME = ["extract", "apt-source", "packages", "runtime-config"]
+
+
+@pytest.fixture(scope="module")
+def bundle(
+    tmp_path_factory: pytest.TempPathFactory, standin_repo: ServedStandin, test_images: list[str]
+) -> HostBundle:
+    hostguard.require_host()  # the host's dpkg status decides what the bundle holds
+    tmp = tmp_path_factory.mktemp("host-bundle")
+    key = testkeys.make_key(tmp / "signer", name="gpubundle docker install test")
+    assert CUDA_STANDIN.ref in test_images
+    return build_host_bundle(
+        tmp / "out", key, standin_repo.url, standin_repo.armored_key, [CUDA_STANDIN.ref]
+    )
+
+
+@pytest.fixture
+def host(bundle: HostBundle) -> Iterator[HostSnapshot]:
+    """The user's daemon.json applied, the image absent; the host as it is then."""
+    hostguard.require_host()
+    with hostguard.guarded_host([CUDA_STANDIN.ref]):
+        hostguard.write_daemon_json(hostguard.USER_SETTINGS)
+        hostguard.remove_image(CUDA_STANDIN.ref)
+        yield hostsnapshot.capture()
+
+
+def install(bundle: HostBundle, *extra: str, env: dict[str, str] | None = None) -> Any:
+    return gpubundle(
+        "install", str(bundle.path), "--trust", bundle.fingerprint,
+        "--runtime", "docker", "--skip-gpu-checks", "--yes", *extra, env=env,
+    )  # fmt: skip
+
+
+def ok_document(proc: Any) -> dict[str, Any]:
+    assert proc.returncode == 0, f"exit {proc.returncode}:\n{proc.stderr}\n{proc.stdout}"
+    doc: dict[str, Any] = json.loads(proc.stdout)
+    assert doc["ok"] is True
+    return doc
+
+
+def step_results(doc: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {s["id"]: (s["result"], s["detail"]) for s in doc["result"]["steps"]}
+
+
+def test_bundle_holds_the_toolkit_and_only_what_the_host_lacks(
+    bundle: HostBundle, host: HostSnapshot
+) -> None:
+    assert {n: bundle.packages[n] for n in FAMILY} == dict.fromkeys(FAMILY, "1.20.1-1")
+    have = {key.split(":")[0] for key in host.installed()}
+    assert not set(bundle.packages) - set(FAMILY) & have  # nothing the host already has
+    assert [i.ref for i in bundle.manifest.images] == [CUDA_STANDIN.ref]
+    assert bundle.manifest.distro == "debian12" or not Path("/etc/debian_version").exists()
+
+
+def test_install_configures_docker_keeping_user_settings(
+    bundle: HostBundle, host: HostSnapshot
+) -> None:
+    argv_before = engine.detect_engine().argv
+
+    doc = ok_document(install(bundle, "--json"))
+
+    after = hostsnapshot.capture()
+    config = after.daemon_config()
+    assert config is not None
+    for key, value in hostguard.USER_SETTINGS.items():
+        assert config[key] == value, key
+    assert config["runtimes"]["nvidia"]["path"] == "nvidia-container-runtime"
+    assert "default-runtime" not in config
+    assert after.runtimes is not None and "nvidia" in after.runtimes
+    assert engine.detect_engine().argv == argv_before  # restarted as services.sh started it
+    # Exactly the bundle's packages, the apt source and its key changed.
+    diff = hostsnapshot.differences(host, after)
+    assert set(diff) == {"packages", "sources", "keyrings", "daemon_json", "runtimes"}
+    assert {k.split(":")[0]: v for k, (_, v) in diff["packages"].items()} == {
+        n: (bundle.packages[n], "install ok installed") for n in FAMILY
+    }
+    assert list(diff["sources"]) == ["/etc/apt/sources.list.d/gpubundle.list"]
+    [keyring] = diff["keyrings"]
+    assert re.fullmatch(r"/usr/share/keyrings/gpubundle-[0-9a-f]{16}\.gpg", keyring)
+    # The image is in Docker, recorded as loaded by install.
+    assert hostguard.image_present(CUDA_STANDIN.ref)
+    record = doc["record"]
+    assert record["images_loaded"] == [CUDA_STANDIN.ref] and record["finished_at"]
+    assert (
+        record["runtime_change"]["sha256_before"]
+        == hashlib.sha256(host.daemon_json or b"").hexdigest()
+    )
+    # No GPU here: the proof is skipped and says why, never passed.
+    results = step_results(doc)
+    assert results["proof"] == ("skipped", "--skip-gpu-checks")
+    assert all(r == "done" for s, (r, _) in results.items() if s != "proof"), results
+    # The report is on disk and is this run's document.
+    report = Path(doc["report"])
+    assert report.parent == Path(LOG_DIR) and report.name.startswith("install-")
+    on_disk = json.loads(report.read_text())
+    assert on_disk["result"] == doc["result"] and on_disk["bundle_sha256"] == bundle.sha256
+
+    # Run again: everything is done, nothing changes, Docker is not restarted.
+    pid = engine.detect_engine().pid
+    again = install(bundle)  # as people run it: the words on stderr
+    assert again.returncode == 0, again.stderr
+    assert "already installed: every step is done; nothing was changed" in again.stderr
+    assert hostsnapshot.capture() == after
+    assert engine.detect_engine().pid == pid
+    [path] = re.findall(r"report: (\S+\.json)", again.stderr)
+    rerun = json.loads(Path(path).read_text())
+    assert rerun["result"]["changed"] is False
+    assert not [s for s in rerun["plan"]["steps"] if s["pending"]]
+
+
+def test_run_killed_after_runtime_config_completes_when_run_again(
+    bundle: HostBundle, host: HostSnapshot
+) -> None:
+    killed = install(bundle, "--json", env={"GPUBUNDLE_TEST_KILL_AFTER": "runtime-config"})
+    assert killed.returncode == -9, killed.stderr
+
+    record = json.loads(RECORD_PATH.read_text())
+    assert record["steps_completed"] == STEPS_TO_RUNTIME and record["finished_at"] is None
+    change = record["runtime_change"]
+    assert change["sha256_before"] == hashlib.sha256(host.daemon_json or b"").hexdigest()
+    middle = hostsnapshot.capture()
+    config = middle.daemon_config() or {}
+    assert "nvidia" in config["runtimes"]  # written, but Docker not restarted yet
+    assert middle.runtimes == host.runtimes
+
+    doc = ok_document(install(bundle, "--json"))
+
+    results = step_results(doc)
+    assert [results[s][0] for s in STEPS_TO_RUNTIME] == ["already done"] * 4
+    assert results["engine-restart"][0] == results["images"][0] == "done"
+    assert results["proof"] == ("skipped", "--skip-gpu-checks")
+    after = hostsnapshot.capture()
+    assert after.runtimes is not None and "nvidia" in after.runtimes
+    assert hostguard.image_present(CUDA_STANDIN.ref)
+    final = doc["record"]
+    assert final["finished_at"] and final["runtime_change"] == change  # the original file's
+    assert final["steps_completed"] == [*STEPS_TO_RUNTIME, "engine-restart", "images"]
+
+
+def test_without_skip_gpu_checks_no_gpu_is_a_plain_preflight_failure(
+    bundle: HostBundle, host: HostSnapshot
+) -> None:
+    if Path("/dev/nvidiactl").exists():
+        pytest.skip("an NVIDIA driver is loaded here; tests marked gpu cover it")
+    proc = gpubundle("install", str(bundle.path), "--trust", bundle.fingerprint, "--yes", "--json")
+    assert proc.returncode == 4, proc.stdout
+    error = json.loads(proc.stdout)
+    assert error["ok"] is False and "nothing was changed" in error["message"]
+    assert any("NVIDIA driver" in d for d in error["details"]), error["details"]
+    assert "--skip-gpu-checks" in error["hint"]
+    assert hostsnapshot.capture() == host
+    assert not RECORD_PATH.exists()

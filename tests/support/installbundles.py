@@ -1,0 +1,92 @@
+"""Bundles made with the real ``gpubundle build`` for installing on this very host.
+
+The bundle is built for the host's own distribution against the host's dpkg
+status (``--target-status /var/lib/dpkg/status``), so it holds the NVIDIA
+packages plus only the distro packages this host lacks, exactly as a user
+would build it for a known target. NVIDIA's repository is the test world's
+stand-in (tests/support/standin_nvidia.py) and the images come from the
+loopback registry (tests/support/registry.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from installer.bundle_reader import verify_bundle
+from installer.hostinfo import distro_name, read_os_release
+from installer.manifest import Manifest
+from tests.conftest import CACHE_DIR
+from tests.support.testkeys import TestKey
+
+BUILD_CACHE = CACHE_DIR / "build"  # shared with tests/integration/test_build.py
+HOST_DPKG_STATUS = Path("/var/lib/dpkg/status")
+CLI = [sys.executable, "-c", "from bundler.cli import main; main()"]
+
+
+@dataclass(frozen=True)
+class HostBundle:
+    path: Path
+    fingerprint: str  # what --trust takes
+    sha256: str
+    manifest: Manifest
+
+    @property
+    def packages(self) -> dict[str, str]:
+        return {p.name: p.version for p in self.manifest.packages}
+
+
+def gpubundle(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
+    """The real ``gpubundle`` command line as a subprocess, stdin closed, output captured."""
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+    )
+
+
+def host_distro() -> str:
+    """The host's target name, e.g. "debian12", as gpubundle's manifests/ name targets."""
+    return distro_name(read_os_release())
+
+
+def build_host_bundle(
+    out_dir: Path,
+    signer: TestKey,
+    nvidia_url: str,
+    nvidia_key: bytes,
+    images: Sequence[str],
+    *,
+    target_status: Path = HOST_DPKG_STATUS,
+) -> HostBundle:
+    """``gpubundle build`` for this host, signed by ``signer``; fails the test if it fails."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    key_file = out_dir / "nvidia-source-key.asc"
+    key_file.write_bytes(nvidia_key)
+    distro = host_distro()
+    bundle = out_dir / f"{distro}.tar.zst"
+    args = [
+        "build", "--distro", distro,
+        "--mirror", f"nvidia={nvidia_url}", "--key", f"nvidia={key_file}",
+        "--target-status", str(target_status),
+        "--sign-key", signer.fingerprint, "--gnupghome", str(signer.gnupghome),
+        "--cache-dir", str(BUILD_CACHE), "--output", str(bundle), "--json",
+    ]  # fmt: skip
+    for ref in images:
+        args += ["--image", ref]
+    proc = gpubundle(*args)
+    assert proc.returncode == 0, f"gpubundle build failed:\n{proc.stderr}\n{proc.stdout}"
+    manifest = verify_bundle(bundle, [signer.fingerprint])
+    sha = hashlib.sha256(bundle.read_bytes()).hexdigest()
+    return HostBundle(bundle, signer.fingerprint, sha, manifest)
