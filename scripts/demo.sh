@@ -154,6 +154,7 @@ mount -t proc proc "$ROOT/proc"
 in_root install /tmp/gpubundle/bundle.tar.zst --trust "$FPR" \
     --runtime none --skip-gpu-checks --yes
 echo
+# shellcheck disable=SC2016  # dpkg-query's format, not the shell's
 show chroot "$ROOT" dpkg-query -W -f '${Package} ${Version} ${db:Status-Abbrev}\n' \
     'nvidia-container-toolkit*' 'libnvidia-container*'
 
@@ -164,6 +165,7 @@ banner "gpubundle uninstall" "Undo exactly what install recorded, plan first."
 in_root uninstall --yes
 echo
 # dpkg-query exits 1 when a pattern matches nothing: that is the point here.
+# shellcheck disable=SC2016
 show chroot "$ROOT" dpkg-query -W -f '${Package} ${db:Status-Abbrev}\n' 'nvidia-container-toolkit*' \
     'libnvidia-container*' || true
 finish_step
