@@ -27,5 +27,9 @@ test: lint typecheck
 bench:
 	$(PYTHON) bench/run_all.py
 
+# The whole flow without NVIDIA access (root, Debian archive): docs/demo.md
+demo:
+	PYTHON=$(PYTHON) scripts/demo.sh
+
 clean:
 	rm -rf .cache out .pytest_cache .mypy_cache .ruff_cache
