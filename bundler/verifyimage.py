@@ -116,7 +116,9 @@ def merge(tree: Tree, entries: Iterable[Entry], package: str) -> None:
 def usrmerge(tree: Tree) -> Tree:
     """Move /bin, /sbin and /lib* under /usr and leave symlinks, as merged-/usr systems have."""
     merged: Tree = {}
-    present = {path.split("/")[0] for path in tree}
+    # Packages built for merged /usr (Ubuntu 24.04's libc6) ship usr/lib64 only; the links
+    # come from base-files there.
+    present = {path.removeprefix("usr/").split("/")[0] for path in tree}
     aliases = [a for a in USR_ALIASES if a in ALWAYS_ALIASED or a in present]
     for path, (entry, package) in sorted(tree.items()):
         top = path.split("/")[0]

@@ -175,6 +175,18 @@ def test_rootfs_is_merged_usr_with_a_shell_and_the_loader(debs: list[Path], tmp_
     assert all(m.uid == 0 and m.gid == 0 and m.mtime == EPOCH for m in layer.values())
 
 
+def test_packages_built_for_merged_usr_get_the_links_too(tmp_path: Path) -> None:
+    """Ubuntu 24.04's libc6 ships usr/lib64 and no lib64: /lib64 must still resolve."""
+    merged = {f"usr/{name}": content for name, content in LIBC.items() if name.startswith("lib")}
+    merged["usr/lib64/ld-linux-x86-64.so.2"] = "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+    libc = make_deb(tmp_path, "libc6", merged)
+    busybox = make_deb(tmp_path, "busybox", {"usr/bin/busybox": b"\x7fELF busybox"})
+    build([libc, busybox], tmp_path / "image.tar")
+    layer = layer_members(tmp_path / "image.tar")
+    assert layer["lib64"].linkname == "usr/lib64"
+    assert layer["usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"].isfile()
+
+
 def test_a_set_without_glibc_is_refused(debs: list[Path], tmp_path: Path) -> None:
     with pytest.raises(GpubundleError) as caught:
         build(debs[1:], tmp_path / "image.tar")
