@@ -26,7 +26,13 @@ from installer.record import RECORD_PATH
 from tests.integration.conftest import ServedStandin
 from tests.support import hostguard, hostsnapshot, testkeys
 from tests.support.hostsnapshot import HostSnapshot
-from tests.support.installbundles import HostBundle, build_host_bundle, gpubundle
+from tests.support.installbundles import (
+    HostBundle,
+    build_host_bundle,
+    gpubundle,
+    install,
+    ok_document,
+)
 from tests.support.registry import CUDA_STANDIN
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.root]
@@ -57,24 +63,8 @@ def bundle(
 def host(bundle: HostBundle) -> Iterator[HostSnapshot]:
     """The user's daemon.json applied, the image absent; the host as it is then."""
     hostguard.require_host()
-    with hostguard.guarded_host([CUDA_STANDIN.ref]):
-        hostguard.write_daemon_json(hostguard.USER_SETTINGS)
-        hostguard.remove_image(CUDA_STANDIN.ref)
-        yield hostsnapshot.capture()
-
-
-def install(bundle: HostBundle, *extra: str, env: dict[str, str] | None = None) -> Any:
-    return gpubundle(
-        "install", str(bundle.path), "--trust", bundle.fingerprint,
-        "--runtime", "docker", "--skip-gpu-checks", "--yes", *extra, env=env,
-    )  # fmt: skip
-
-
-def ok_document(proc: Any) -> dict[str, Any]:
-    assert proc.returncode == 0, f"exit {proc.returncode}:\n{proc.stderr}\n{proc.stdout}"
-    doc: dict[str, Any] = json.loads(proc.stdout)
-    assert doc["ok"] is True
-    return doc
+    with hostguard.user_host([CUDA_STANDIN.ref]) as before:
+        yield before
 
 
 def step_results(doc: dict[str, Any]) -> dict[str, tuple[str, str]]:

@@ -27,8 +27,9 @@ import pytest
 from installer import engine
 from installer.layout import STATE_DIR
 from installer.record import RECORD_PATH
+from tests.support import hostsnapshot
 from tests.support.docker_env import in_ci
-from tests.support.hostsnapshot import DAEMON_JSON, parse_dpkg_status
+from tests.support.hostsnapshot import DAEMON_JSON, HostSnapshot, parse_dpkg_status
 from tests.support.installbundles import gpubundle
 
 CI_LOG_DIR = Path("/var/log/gpubundle-ci")  # where scripts/services.sh logs dockerd
@@ -36,6 +37,8 @@ NVIDIA_PREFIXES = ("nvidia-container-", "libnvidia-container")
 SOURCES_LIST = Path("/etc/apt/sources.list.d/gpubundle.list")
 KEYRINGS = Path("/usr/share/keyrings")
 STATE = Path(STATE_DIR)
+APT_LISTS = Path("/var/lib/apt/lists")
+LOCAL_LISTS = "_var_lib_gpubundle_bundles_*"  # apt's lists of the bundles' file: sources
 # A user's own daemon.json: every key must survive install and uninstall.
 USER_SETTINGS: dict[str, Any] = {
     "log-driver": "json-file",
@@ -120,6 +123,7 @@ class Before:
     images: frozenset[str]  # of the refs the tests load, those Docker had
     keyrings: frozenset[str]
     bundles: frozenset[str]  # entries of /var/lib/gpubundle/bundles
+    apt_lists: frozenset[str]  # apt's lists of gpubundle's local sources
 
 
 def _listing(directory: Path, pattern: str = "*") -> frozenset[str]:
@@ -134,6 +138,7 @@ def capture_before(images: Iterable[str]) -> Before:
         images=frozenset(i for i in images if image_present(i)),
         keyrings=_listing(KEYRINGS, "gpubundle-*.gpg"),
         bundles=_listing(STATE / "bundles"),
+        apt_lists=_listing(APT_LISTS, LOCAL_LISTS),
     )
 
 
@@ -153,6 +158,9 @@ def restore(before: Before) -> list[str]:
         path.unlink(missing_ok=True)
     for key in _listing(KEYRINGS, "gpubundle-*.gpg") - before.keyrings:
         Path(key).unlink(missing_ok=True)
+    # Orphans once the source is gone (apt ignores them; its next update deletes them).
+    for lst in _listing(APT_LISTS, LOCAL_LISTS) - before.apt_lists:
+        Path(lst).unlink(missing_ok=True)
     for tree in _listing(STATE / "bundles") - before.bundles:
         shutil.rmtree(tree, ignore_errors=True)
     now = DAEMON_JSON.read_bytes() if DAEMON_JSON.exists() else None
@@ -192,3 +200,17 @@ def guarded_host(images: Iterable[str]) -> Iterator[Before]:
     finally:
         problems = restore(before)
         assert not problems, f"could not put the host back: {problems}"
+
+
+@contextlib.contextmanager
+def user_host(images: Iterable[str]) -> Iterator[HostSnapshot]:
+    """A guarded host where the user has a daemon.json of their own and Docker lacks ``images``.
+
+    Yields the host as it is then: the "before" that install and uninstall are judged by.
+    """
+    refs = list(images)
+    with guarded_host(refs):
+        write_daemon_json(USER_SETTINGS)
+        for ref in refs:
+            remove_image(ref)
+        yield hostsnapshot.capture()

@@ -11,12 +11,14 @@ loopback registry (tests/support/registry.py).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from installer.bundle_reader import verify_bundle
 from installer.hostinfo import distro_name, read_os_release
@@ -90,3 +92,21 @@ def build_host_bundle(
     manifest = verify_bundle(bundle, [signer.fingerprint])
     sha = hashlib.sha256(bundle.read_bytes()).hexdigest()
     return HostBundle(bundle, signer.fingerprint, sha, manifest)
+
+
+def install(
+    bundle: HostBundle, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``gpubundle install BUNDLE --trust FPR --runtime docker --skip-gpu-checks --yes EXTRA``."""
+    return gpubundle(
+        "install", str(bundle.path), "--trust", bundle.fingerprint,
+        "--runtime", "docker", "--skip-gpu-checks", "--yes", *extra, env=env,
+    )  # fmt: skip
+
+
+def ok_document(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """The ``--json`` document of a run that must have succeeded."""
+    assert proc.returncode == 0, f"exit {proc.returncode}:\n{proc.stderr}\n{proc.stdout}"
+    doc: dict[str, Any] = json.loads(proc.stdout)
+    assert doc["ok"] is True, doc
+    return doc

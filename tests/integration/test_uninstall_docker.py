@@ -1,0 +1,167 @@
+"""``gpubundle uninstall`` after a real install on this host, with the real dockerd.
+
+Judged as data against the host as it was before install (tests/support/hostsnapshot.py):
+dpkg's packages, apt sources, keyrings, daemon.json and the runtimes Docker lists
+must be back; Docker must still start and run a container; a second uninstall has
+nothing to do. A daemon.json the user edited after install loses only the nvidia
+entries. ``tests/support/hostguard.py`` puts the host back whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from installer import engine
+from installer.record import RECORD_PATH
+from tests.integration.conftest import ServedStandin
+from tests.support import hostguard, hostsnapshot, testkeys
+from tests.support.hostsnapshot import DAEMON_JSON, HostSnapshot
+from tests.support.installbundles import (
+    HostBundle,
+    build_host_bundle,
+    gpubundle,
+    install,
+    ok_document,
+)
+from tests.support.registry import CUDA_STANDIN
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.root]
+
+CONFIG_FILES_ONLY = "deinstall ok config-files"  # dpkg --remove keeps conffiles
+
+
+@pytest.fixture(scope="module")
+def bundle(
+    tmp_path_factory: pytest.TempPathFactory, standin_repo: ServedStandin, test_images: list[str]
+) -> HostBundle:
+    hostguard.require_host()  # the host's dpkg status decides what the bundle holds
+    tmp = tmp_path_factory.mktemp("host-bundle")
+    key = testkeys.make_key(tmp / "signer", name="gpubundle docker uninstall test")
+    assert CUDA_STANDIN.ref in test_images
+    return build_host_bundle(
+        tmp / "out", key, standin_repo.url, standin_repo.armored_key, [CUDA_STANDIN.ref]
+    )
+
+
+@pytest.fixture
+def host(bundle: HostBundle) -> Iterator[HostSnapshot]:
+    """The host before install: the user's daemon.json applied, the image absent."""
+    hostguard.require_host()
+    with hostguard.user_host([CUDA_STANDIN.ref]) as before:
+        yield before
+
+
+def uninstall(*extra: str) -> dict[str, Any]:
+    return ok_document(gpubundle("uninstall", "--yes", "--json", *extra))
+
+
+def assert_docker_runs_containers() -> None:
+    """Docker answers and runs the glibc test image (pulled again from the local registry)."""
+    proc = subprocess.run(
+        ["docker", "run", "--rm", CUDA_STANDIN.ref, "/bin/sh", "-c", "echo ran"],
+        capture_output=True, text=True, timeout=300, check=False, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert (proc.returncode, proc.stdout) == (0, "ran\n"), proc.stderr
+
+
+def test_uninstall_puts_the_host_back(bundle: HostBundle, host: HostSnapshot) -> None:
+    argv = engine.detect_engine().argv
+    ok_document(install(bundle, "--json"))
+    assert "nvidia" in (hostsnapshot.capture().runtimes or ())
+
+    done = uninstall()
+
+    kinds = [a["kind"] for a in done["actions"]]
+    assert kinds == [
+        "remove-images", "write-daemon-json", "restart-engine",
+        "remove-packages", "remove-paths", "remove-record",
+    ]  # fmt: skip
+    after = hostsnapshot.capture()
+    assert after.daemon_json == host.daemon_json  # the user's own bytes, from the backup
+    assert (after.sources, after.keyrings, after.runtimes) == (
+        host.sources,
+        host.keyrings,
+        host.runtimes,
+    )
+    # Removed, not purged: packages with conffiles stay as "config-files", nothing else.
+    assert after.installed() == host.installed()
+    left = hostsnapshot.differences(host, after).get("packages", {})
+    assert {k.split(":")[0] for k in left} <= set(bundle.packages)
+    assert all(now[1] == CONFIG_FILES_ONLY for _, now in left.values()), left
+    assert not RECORD_PATH.exists()
+    assert not hostguard.image_present(CUDA_STANDIN.ref)  # install loaded it: removed
+    assert engine.detect_engine().argv == argv
+    assert_docker_runs_containers()
+
+    again = uninstall()
+    assert again["nothing_to_do"] is True and again["actions"] == []
+    assert hostsnapshot.capture() == after  # and changed nothing
+
+
+def test_uninstall_keeps_daemon_json_edits_made_after_install(
+    bundle: HostBundle, host: HostSnapshot
+) -> None:
+    ok_document(install(bundle, "--json"))
+    edited = json.loads(DAEMON_JSON.read_text())
+    edited["debug"] = True
+    edited["log-opts"] = {"max-size": "20m"}
+    edited["default-runtime"] = "nvidia"  # what many users do next
+    DAEMON_JSON.write_text(json.dumps(edited, indent=2))
+    hostguard.restart_dockerd()  # the user applies it; containers now run via nvidia
+
+    done = uninstall("--purge")
+
+    assert "write-daemon-json" in [a["kind"] for a in done["actions"]]
+    after = hostsnapshot.capture()
+    expected = {**hostguard.USER_SETTINGS, "debug": True, "log-opts": {"max-size": "20m"}}
+    assert after.daemon_config() == expected  # no runtimes, no default-runtime, edits kept
+    assert after.packages == host.packages  # purged: dpkg is exactly as before
+    assert (after.sources, after.keyrings, after.runtimes) == (
+        host.sources,
+        host.keyrings,
+        host.runtimes,
+    )
+    info = subprocess.run(
+        ["docker", "info", "--format", "{{json .Debug}} {{.DefaultRuntime}}"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.split()  # fmt: skip
+    assert info == ["true", "runc"]  # the running daemon reads the cleaned file
+    assert_docker_runs_containers()
+    assert uninstall()["nothing_to_do"] is True
+
+
+def test_uninstall_keeps_an_image_docker_had_before_install(
+    bundle: HostBundle, host: HostSnapshot
+) -> None:
+    subprocess.run(["docker", "pull", "-q", CUDA_STANDIN.ref], check=True, capture_output=True)
+    doc = ok_document(install(bundle, "--json"))
+    assert doc["record"]["images_loaded"] == []
+    images = next(s for s in doc["result"]["steps"] if s["id"] == "images")
+    assert "uninstall keeps" in images["detail"], images
+
+    done = uninstall()
+
+    assert "remove-images" not in [a["kind"] for a in done["actions"]]
+    assert hostguard.image_present(CUDA_STANDIN.ref)
+
+
+def test_daemon_json_created_by_install_is_deleted_by_uninstall(
+    bundle: HostBundle, host: HostSnapshot
+) -> None:
+    DAEMON_JSON.unlink()  # a fresh Docker host has none
+    hostguard.restart_dockerd()
+    doc = ok_document(install(bundle, "--json"))
+    assert doc["record"]["runtime_change"]["backup_path"] is None
+    assert "nvidia" in json.loads(DAEMON_JSON.read_text())["runtimes"]
+
+    done = uninstall()
+
+    assert "delete-daemon-json" in [a["kind"] for a in done["actions"]]
+    assert not DAEMON_JSON.exists()
+    assert "nvidia" not in (hostsnapshot.capture().runtimes or ())
+    assert_docker_runs_containers()
