@@ -125,6 +125,9 @@ class StepRunner:
         self.stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         self.results: list[tuple[str, str, str]] = []
         self.names = sorted({p.name for p in manifest.packages})
+        # How dockerd ran before we restarted it: a rollback must start it the same way.
+        self.engine_before: engine.EngineFacts | None = None
+        self.engine_env: dict[str, str] | None = None
 
     def rows(self) -> list[list[str]]:
         return [list(r) for r in self.results]
@@ -265,7 +268,9 @@ class StepRunner:
 
     def restart(self, record: InstallRecord) -> tuple[InstallRecord, str]:
         facts = engine.detect_engine()
-        outcome = engine.restart_engine(facts, Path(LOG_DIR))
+        self.engine_before = facts
+        self.engine_env = engine.process_environ(facts.pid) if facts.pid else None
+        outcome = engine.restart_engine(facts, Path(LOG_DIR), env=self.engine_env)
         version = engine.wait_until_ready(ENGINE_READY_TIMEOUT_S, outcome)
         started = record.engine_started_by_gpubundle or not facts.running
         detail = f"{outcome.method}; Docker {version} answers"
@@ -306,13 +311,26 @@ class StepRunner:
 
     # --- rollback -------------------------------------------------------------------
 
+    def _engine_to_restart(self) -> tuple[engine.EngineFacts, dict[str, str] | None]:
+        """The engine now; if the failed restart left no dockerd, started as the one before.
+
+        Without this a dockerd that would not start with the new configuration came back
+        as a bare ``dockerd``: without its ``--data-root``, ``-H`` or bridge options.
+        """
+        facts = engine.detect_engine()
+        before = self.engine_before
+        if facts.pid or before is None or not before.argv:
+            return facts, None
+        return dataclasses.replace(facts, argv=before.argv), self.engine_env
+
     def _roll_back(self, record: InstallRecord, err: GpubundleError) -> GpubundleError:
         """Undo the runtime configuration after a later step failed; say what stays."""
         notes = [f"cause: {err.message}", *err.details]
         try:
             change = runtime_config.RuntimeChange(**(record.runtime_change or {}))
             runtime_config.rollback_runtime(change)
-            outcome = engine.restart_engine(engine.detect_engine(), Path(LOG_DIR))
+            facts, env = self._engine_to_restart()
+            outcome = engine.restart_engine(facts, Path(LOG_DIR), env=env)
             engine.wait_until_ready(ENGINE_READY_TIMEOUT_S, outcome)
             notes.append(
                 "the container runtime configuration was restored and the engine restarted"

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,22 @@ FAMILY = (
     "nvidia-container-toolkit-base",
 )
 STEPS_TO_RUNTIME = ["extract", "apt-source", "packages", "runtime-config"]
+INVALID_KEY = "gpubundle-test-no-such-directive"  # dockerd refuses to start with it
+
+
+def corrupting_nvidia_ctk(bindir: Path) -> dict[str, str]:
+    """An nvidia-ctk first on PATH: the installed one, then a key dockerd refuses added."""
+    bindir.mkdir()
+    wrapper = bindir / "nvidia-ctk"
+    wrapper.write_text(
+        f"#!{sys.executable}\nimport json, subprocess, sys\n"
+        "rc = subprocess.call(['/usr/bin/nvidia-ctk', *sys.argv[1:]])\n"
+        "p = [a.split('=', 1)[1] for a in sys.argv[1:] if a.startswith('--config=')][0]\n"
+        f"c = json.load(open(p)); c[{INVALID_KEY!r}] = True\n"
+        "open(p, 'w').write(json.dumps(c))\nsys.exit(rc)\n"
+    )
+    wrapper.chmod(0o755)
+    return {"PATH": f"{bindir}:{os.environ['PATH']}"}
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +197,30 @@ def test_without_skip_gpu_checks_no_gpu_is_a_plain_preflight_failure(
     assert "--skip-gpu-checks" in error["hint"]
     assert hostsnapshot.capture() == host
     assert not RECORD_PATH.exists()
+
+
+def test_docker_refusing_the_new_config_is_rolled_back_and_started_as_before(
+    bundle: HostBundle, host: HostSnapshot, tmp_path: Path
+) -> None:
+    facts = engine.detect_engine()
+    env_before = engine.process_environ(facts.pid)
+
+    failed = install(bundle, "--json", env=corrupting_nvidia_ctk(tmp_path / "bin"))
+
+    assert failed.returncode == 1, failed.stdout
+    error = json.loads(failed.stdout)
+    assert error["message"].startswith("install failed after configuring the container runtime")
+    assert any("restored and the engine restarted" in d for d in error["details"]), error
+    assert any(INVALID_KEY in d for d in error["details"]), error["details"]
+    after = hostsnapshot.capture()
+    assert after.daemon_json == host.daemon_json and after.runtimes == host.runtimes
+    now = engine.detect_engine()  # started again as it ran: same arguments, same environment
+    assert now.running and now.argv == facts.argv
+    assert engine.process_environ(now.pid) == env_before
+    record = json.loads(RECORD_PATH.read_text())
+    assert record["runtime_change"] is None
+    assert record["steps_completed"] == STEPS_TO_RUNTIME[:3]
+
+    doc = ok_document(install(bundle, "--json"))  # fixed: the same command completes
+    assert step_results(doc)["runtime-config"][0] == "done"
+    assert "nvidia" in (hostsnapshot.capture().runtimes or ())
