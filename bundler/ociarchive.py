@@ -221,6 +221,7 @@ def write_archive(members: Mapping[str, bytes], output: Path, mtime: int) -> Non
             for name in sorted(members):
                 data = members[name]
                 tar.addfile(_tarinfo(name, "file", 0o644, len(data), "", mtime), io.BytesIO(data))
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 is for the unfinished file only
         os.replace(tmp, output)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

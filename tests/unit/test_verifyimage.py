@@ -115,6 +115,7 @@ def test_same_inputs_give_the_same_bytes(debs: list[Path], tmp_path: Path) -> No
 
 def test_archive_has_what_docker_load_reads(debs: list[Path], tmp_path: Path) -> None:
     info = build(debs, tmp_path / "image.tar")
+    assert (tmp_path / "image.tar").stat().st_mode & 0o777 == 0o644
     files = members(tmp_path / "image.tar")
     [entry] = json.loads(files["manifest.json"])
     assert entry["RepoTags"] == [TAG]
