@@ -82,6 +82,8 @@ def deb_entries(fsys_tar: bytes, what: str) -> list[Entry]:
             path = posixpath.normpath(member.name.removeprefix("./")).strip("/")
             if path in ("", "."):
                 continue
+            if path == ".." or path.startswith("../"):
+                raise GpubundleError(f"{what} holds {member.name}, outside its root", hint=_HINT)
             if member.isdir():
                 entries.append(Entry(path, "dir", member.mode))
             elif member.issym():

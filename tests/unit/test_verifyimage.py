@@ -24,6 +24,7 @@ from bundler.verifyimage import (
     Tree,
     build_verification_image,
     check_tree,
+    deb_entries,
     merge,
     resolve_path,
     usrmerge,
@@ -287,3 +288,11 @@ def test_a_rootfs_directory_gives_the_same_layer_as_its_entries(tmp_path: Path) 
     assert layer_tar(entries, EPOCH) == layer_tar(reversed(expected), EPOCH)
     with pytest.raises(ValueError, match="unique relative paths"):
         layer_tar([*expected, expected[0]], EPOCH)
+
+
+def test_members_outside_the_root_are_refused() -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.addfile(tarfile.TarInfo("./usr/../../etc/passwd"), io.BytesIO())
+    with pytest.raises(GpubundleError, match="outside its root"):
+        deb_entries(buffer.getvalue(), "evil")
