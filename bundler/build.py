@@ -15,7 +15,7 @@ import base64
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from email.utils import parsedate_to_datetime
@@ -30,11 +30,12 @@ from bundler.fetch import fetch_packages
 from bundler.http import make_session
 from bundler.index import PackageIndex, PackageRecord
 from bundler.localrepo import repo_files
-from bundler.pack import file_entries, write_bundle
+from bundler.pack import file_entries, pack_into, write_bundle
 from bundler.plan import BuildPlan, PlannedPackage
 from bundler.repo import FetchedSource, RepoClient
 from bundler.resolver import Resolution, resolve, toolkit_family_pins
 from bundler.signing import Signer
+from bundler.split import stale_outputs, write_split
 from bundler.targets import Target, apply_overrides, load_target
 from bundler.zipapp import build_installer
 from installer import __version__, layout
@@ -66,6 +67,7 @@ class BuildOptions:
     output: Path | None = None
     cache_dir: Path = Path(".cache/gpubundle")
     dry_run: bool = False
+    split_size: int = 0  # bytes per part; 0 = one file
 
 
 def resolution_inputs(options: BuildOptions) -> tuple[tuple[str, ...], dict[str, str]]:
@@ -251,18 +253,20 @@ __all__ = ["BuildOptions", "BuildResult", "run_build"]
 
 @dataclass(frozen=True)
 class BuildResult:
-    bundle: Path
-    bundle_size: int
+    bundle: Path  # the bundle file, or with --split-size its parts index
+    bundle_size: int  # of the whole bundle, split or not
     bundle_sha256: str
     installer: Path
     fingerprint: str
     command: str
     plan: BuildPlan
     timings: dict[str, float] = field(default_factory=dict)
+    parts: tuple[Path, ...] = ()  # with --split-size, in order
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.update(bundle=str(self.bundle), installer=str(self.installer))
+        data["parts"] = [str(part) for part in self.parts]
         data["plan"] = self.plan.as_json()
         return {"ok": True, **data}
 
@@ -336,7 +340,7 @@ def run_build(options: BuildOptions, console: Console) -> BuildPlan | BuildResul
         with step("pack", f"packing {output.name}"):
             total = sum(path.stat().st_size for _, path in members)
             with console.progress("bundle", total) as bar:
-                digest = write_bundle(output, head, members, mtime=epoch, progress=bar.advance)
+                written = pack(options, output, head, members, signer, epoch, bar.advance)
             installer = output.parent / INSTALLER_NAME
             installer_sig = signer.sign_detached(pyz.read_bytes(), timestamp=epoch)
             pyz.replace(installer)
@@ -344,15 +348,51 @@ def run_build(options: BuildOptions, console: Console) -> BuildPlan | BuildResul
     for name, seconds in step.seconds.items():
         console.info(f"  {name:<10} {seconds:7.1f} s")
     return BuildResult(
-        bundle=output,
-        bundle_size=output.stat().st_size,
-        bundle_sha256=digest,
+        bundle=written.bundle,
+        bundle_size=written.size,
+        bundle_sha256=written.sha256,
         installer=installer,
         fingerprint=signer.fingerprint,
-        command=install_command(output.name, signer.fingerprint),
+        command=install_command(written.bundle.name, signer.fingerprint),
         plan=plan,
         timings=step.seconds,
+        parts=written.parts,
     )
+
+
+def pack(
+    options: BuildOptions,
+    output: Path,
+    head: dict[str, bytes],
+    members: list[tuple[str, Path]],
+    signer: Signer,
+    epoch: int,
+    progress: Callable[[int], None],
+) -> Packed:
+    """Write the bundle: one file, or with ``split_size`` its parts and their signed index."""
+    if not options.split_size:
+        digest = write_bundle(output, head, members, mtime=epoch, progress=progress)
+        for stale in stale_outputs(output):
+            if stale != output:  # parts of an earlier split build would contradict it
+                stale.unlink()
+        return Packed(output, output.stat().st_size, digest)
+    split = write_split(
+        output,
+        options.split_size,
+        lambda sink: pack_into(sink, head, members, mtime=epoch, progress=progress),
+        signer_key=head[layout.SIGNER_KEY],
+        fingerprint=signer.fingerprint,
+        sign=lambda raw: signer.sign_detached(raw, timestamp=epoch),
+    )
+    return Packed(split.index, split.size, split.sha256, split.parts)
+
+
+@dataclass(frozen=True)
+class Packed:
+    bundle: Path  # the bundle file, or its parts index
+    size: int  # of the whole bundle
+    sha256: str
+    parts: tuple[Path, ...] = ()
 
 
 def writable_output(output: Path) -> Path:

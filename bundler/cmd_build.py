@@ -8,6 +8,7 @@ import click
 
 from bundler.build import BuildOptions, BuildResult, run_build
 from bundler.plan import BuildPlan
+from bundler.split import parse_size
 from installer.cli import handle_errors, json_option
 from installer.console import Console
 from installer.errors import ExitCode, GpubundleError
@@ -104,6 +105,16 @@ def _pairs(values: tuple[str, ...], option: str, what: str) -> dict[str, str]:
     show_default=True,
     help="Where downloads are kept between builds.",
 )
+@click.option(
+    "--split-size",
+    metavar="SIZE",
+    help="Write the bundle as parts NAME.tar.zst.part001, … of at most SIZE bytes plus a "
+    "signed index NAME.parts.json, for FAT32 sticks (4000M: FAT32 files stop 1 byte short "
+    "of 4G), DVDs or size-limited transfers. "
+    "SIZE is a number of bytes with an optional binary unit: K, M, G = KiB, MiB, GiB "
+    "(e.g. 4G, 4000M, 50M, 1048576; at least 1M). Copy every part, the index and its .asc; "
+    "verify and install take the index or the first part.",
+)
 @click.option("--dry-run", is_flag=True, help="Resolve and print the plan; download nothing.")
 @json_option
 def build(
@@ -121,6 +132,7 @@ def build(
     gnupghome: Path | None,
     output: Path | None,
     cache_dir: Path,
+    split_size: str | None,
     dry_run: bool,
     json_mode: bool,
 ) -> None:
@@ -171,6 +183,7 @@ def build(
             output=output,
             cache_dir=cache_dir,
             dry_run=dry_run,
+            split_size=_split_size(split_size),
         )
         result = run_build(options, console)
         if isinstance(result, BuildPlan):
@@ -179,6 +192,19 @@ def build(
             _report_bundle(console, result)
 
     handle_errors(console, action)
+
+
+def _split_size(value: str | None) -> int:
+    if value is None:
+        return 0
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise GpubundleError(
+            f"--split-size: {exc}",
+            hint="give bytes with an optional K, M or G (binary units), e.g. --split-size 4000M",
+            code=ExitCode.USAGE,
+        ) from exc
 
 
 def _report_plan(console: Console, plan: BuildPlan) -> None:
@@ -201,8 +227,16 @@ def _report_bundle(console: Console, result: BuildResult) -> None:
     console.info(
         f"bundle:    {result.bundle} ({result.bundle_size / 1e6:.1f} MB, sha256 {result.bundle_sha256})"
     )
+    if result.parts:
+        console.info(
+            f"parts:     {len(result.parts)}, {result.parts[0].name} … {result.parts[-1].name}"
+        )
+        console.info(
+            f"           copy every part, {result.bundle.name} and {result.bundle.name}.asc"
+        )
     console.info(f"installer: {result.installer} (+ {result.installer.name}.asc)")
     console.info(f"signed by: {result.fingerprint}")
-    console.info("On the air-gapped host, with both files copied beside each other, run as root:")
+    copied = "all these files" if result.parts else "both files"
+    console.info(f"On the air-gapped host, with {copied} copied beside each other, run as root:")
     console.info(f"  {result.command}")
     console.emit(result.as_json())

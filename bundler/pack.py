@@ -10,9 +10,9 @@ at least one worker and a fixed job size, so its output is the same for any
 number of workers.
 
 Nothing is held in memory beyond a chunk: files are read in 1 MiB pieces and
-the compressed stream goes through a file-like ``Sink`` (today one file
-written as ``OUTPUT.part`` and renamed when complete; ``--split-size`` can
-later be a sink that rolls over to the next volume).
+the compressed stream goes through a file-like sink (``pack_into``): one file
+written as ``OUTPUT.part`` and renamed when complete (``write_bundle``), or
+numbered parts for ``--split-size`` (``bundler.split``).
 """
 
 from __future__ import annotations
@@ -179,6 +179,40 @@ def _ordered(
     return ordered
 
 
+def pack_into(
+    sink: object,
+    head: Mapping[str, bytes],
+    members: Sequence[tuple[str, Path]],
+    *,
+    mtime: int,
+    threads: int = 0,
+    level: int = DEFAULT_LEVEL,
+    progress: ProgressFn | None = None,
+) -> None:
+    """Write the compressed bundle into ``sink`` (anything with ``write(bytes)``).
+
+    ``head`` maps each of ``layout.HEAD_MEMBERS`` to its bytes; ``members`` are
+    (bundle path, file) pairs, written sorted by path. ``threads`` is the
+    number of zstd workers (0: one per CPU, at most DEFAULT_MAX_WORKERS); ``progress`` is called
+    with the number of member bytes (not head bytes) written so far. Same inputs, same bytes.
+    """
+    ordered = _ordered(head, members)
+    workers = threads if threads > 0 else max(1, min(os.cpu_count() or 1, DEFAULT_MAX_WORKERS))
+    params = zstandard.ZstdCompressionParameters.from_level(
+        level, threads=workers, job_size=JOB_SIZE, write_checksum=1
+    )
+    compressor = zstandard.ZstdCompressor(compression_params=params)
+    report = progress or (lambda _n: None)
+    writer = compressor.stream_writer(cast("IO[bytes]", sink), write_size=CHUNK, closefd=False)
+    with writer as zout:
+        tar = _TarWriter(zout, mtime, report)
+        for name in layout.HEAD_MEMBERS:
+            tar.add_bytes(name, head[name])
+        for name, path in ordered:
+            tar.add_file(name, path)
+        tar.finish()
+
+
 def write_bundle(
     output: Path,
     head: Mapping[str, bytes],
@@ -191,32 +225,16 @@ def write_bundle(
 ) -> str:
     """Write the bundle to ``output`` (via ``output.part``) and return its sha256.
 
-    ``head`` maps each of ``layout.HEAD_MEMBERS`` to its bytes; ``members`` are
-    (bundle path, file) pairs, written sorted by path. ``threads`` is the
-    number of zstd workers (0: one per CPU, at most DEFAULT_MAX_WORKERS); ``progress`` is called with the
-    number of member bytes (not head bytes) written so far. Same inputs, same bytes.
+    The arguments after ``output`` are ``pack_into``'s.
     """
-    ordered = _ordered(head, members)
-    workers = threads if threads > 0 else max(1, min(os.cpu_count() or 1, DEFAULT_MAX_WORKERS))
-    params = zstandard.ZstdCompressionParameters.from_level(
-        level, threads=workers, job_size=JOB_SIZE, write_checksum=1
-    )
-    compressor = zstandard.ZstdCompressor(compression_params=params)
+    _ordered(head, members)  # a caller's mistake fails before a file is created
     part = output.with_name(output.name + ".part")
-    report = progress or (lambda _n: None)
     try:
         with part.open("wb") as fh:
             sink = HashingSink(fh)
-            writer = compressor.stream_writer(
-                cast("IO[bytes]", sink), write_size=CHUNK, closefd=False
+            pack_into(
+                sink, head, members, mtime=mtime, threads=threads, level=level, progress=progress
             )
-            with writer as zout:
-                tar = _TarWriter(zout, mtime, report)
-                for name in layout.HEAD_MEMBERS:
-                    tar.add_bytes(name, head[name])
-                for name, path in ordered:
-                    tar.add_file(name, path)
-                tar.finish()
             fh.flush()
             os.fsync(fh.fileno())
         part.replace(output)

@@ -30,6 +30,7 @@ from installer import layout
 from installer.errors import ExitCode, GpubundleError, VerificationError
 from installer.manifest import FileEntry, Manifest, parse_manifest
 from installer.openpgp import normalize_fingerprint, primary_fingerprints, verify_detached
+from installer.partstream import open_source
 from installer.tarsafety import BoundedTarInfo, TarGuard
 from installer.zstd_stream import READ_SIZE, open_zstd
 
@@ -251,6 +252,8 @@ def verify_bundle(
 ) -> Manifest:
     """Verify ``path`` against ``trusted`` fingerprints; with ``extract_to``, extract it there.
 
+    ``path`` is a bundle file, or a split bundle's parts index or one of its parts
+    (``installer.partstream``): the parts are read as one stream, never joined.
     ``on_total`` is called once, when the signed manifest is known, with the
     number of bytes to check; ``progress`` then with each amount checked.
 
@@ -265,7 +268,14 @@ def verify_bundle(
             code=ExitCode.USAGE,
         )
     report = progress or (lambda _n: None)
-    with open_zstd(path) as stream:
+    source = open_source(path, trusted)
+    # Staging is renamed only after the source is closed: a decoder's exit status
+    # and the parts' hashes are known by then.
+    with (
+        _staging(extract_to) as staging,
+        source.reading() as raw,
+        open_zstd(raw) as stream,
+    ):
         try:
             with tarfile.open(  # type: ignore[call-overload]
                 fileobj=stream, mode="r|", bufsize=READ_SIZE, tarinfo=BoundedTarInfo
@@ -273,14 +283,13 @@ def verify_bundle(
                 manifest = _verified_manifest(_head(tar), trusted)
                 if on_total is not None:
                     on_total(sum(entry.size for entry in manifest.files))
-                with _staging(extract_to) as staging:
-                    failures = _Members(manifest, staging, report).run(tar)
-                    if failures:
-                        raise VerificationError(
-                            f"bundle verification failed: {len(failures)} problem(s)",
-                            hint=_DAMAGED,
-                            details=failures,
-                        )
+                failures = _Members(manifest, staging, report).run(tar)
+                if failures:
+                    raise VerificationError(
+                        f"bundle verification failed: {len(failures)} problem(s)",
+                        hint=_DAMAGED,
+                        details=failures,
+                    )
         except tarfile.TarError as exc:
             raise VerificationError(
                 f"{path} is not a readable bundle archive: {exc}", hint=_DAMAGED

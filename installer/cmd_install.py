@@ -30,6 +30,7 @@ from installer.installplan import InstallPlan, PlanFacts, build_plan
 from installer.installsteps import StepRunner, read_signer_key
 from installer.layout import LOG_DIR, REPO_DIR, STATE_DIR
 from installer.manifest import Manifest
+from installer.partstream import open_source
 from installer.preflight import RUNTIMES, Options, PreflightReport, run_preflight
 from installer.record import RECORD_PATH, load_record, write_json_atomic
 
@@ -121,7 +122,8 @@ def run_install(req: Request, console: Console) -> None:
     with lock:
         console.step(f"verifying {req.bundle}")
         trusted = trusted_fingerprints(list(req.trust))
-        sha = file_sha256(req.bundle, console)
+        # A split bundle's whole sha256 comes from its signed index (the parts are not joined).
+        sha = open_source(req.bundle, trusted).sha256 or file_sha256(req.bundle, console)
         manifest = verify_bundle(req.bundle, trusted)
         console.info(
             f"verified: {manifest.distro}/{manifest.arch}, nvidia-container-toolkit "

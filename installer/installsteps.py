@@ -59,6 +59,7 @@ from installer.layout import (
 )
 from installer.manifest import Manifest
 from installer.openpgp import primary_fingerprints
+from installer.partstream import open_source
 from installer.preflight import Options
 from installer.record import InstallRecord, load_record, save_record
 from installer.zstd_stream import open_zstd
@@ -79,7 +80,13 @@ def read_signer_key(bundle: Path, fingerprint: str) -> bytes:
     The extracted bundle holds only the manifest's files; the key that apt will trust
     for the local repository is read from the head again and must be the signer's.
     """
-    with open_zstd(bundle) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
+    # A split bundle's index must be signed by that key too; only the head's parts are read.
+    source = open_source(bundle, [fingerprint])
+    with (
+        source.reading(complete=False) as raw,
+        open_zstd(raw) as stream,
+        tarfile.open(fileobj=stream, mode="r|") as tar,  # type: ignore[call-overload]
+    ):
         for _, info in zip(HEAD_MEMBERS, tar, strict=False):
             if info.name == SIGNER_KEY and info.isreg() and info.size <= MAX_HEAD_MEMBER_BYTES:
                 member = tar.extractfile(info)

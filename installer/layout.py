@@ -16,6 +16,7 @@ See docs/bundle-format.md.
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePosixPath
 
 FORMAT_VERSION = 1
@@ -40,6 +41,38 @@ INSTALLER_PYZ = "installer/gpubundle-installer.pyz"
 
 # Largest manifest or signature the installer will read before verifying it.
 MAX_HEAD_MEMBER_BYTES = 64 * 1024 * 1024
+
+
+# A bundle split for transport (``gpubundle build --split-size``): NAME.tar.zst is
+# written as NAME.tar.zst.part001, .part002, … plus the signed index NAME.parts.json
+# (and NAME.parts.json.asc) that lists every part. See docs/bundle-format.md.
+BUNDLE_SUFFIX = ".tar.zst"
+PARTS_INDEX_SUFFIX = ".parts.json"
+SIGNATURE_SUFFIX = ".asc"
+PART_SUFFIX = ".part"  # followed by the part number, three digits or more
+PARTS_FORMAT_VERSION = 1
+# Largest parts index the installer reads before verifying its signature.
+MAX_PARTS_INDEX_BYTES = 16 * 1024 * 1024
+_PART_NAME = re.compile(r"(?P<bundle>.+)\.part(?P<number>[0-9]{3,})")
+
+
+def parts_index_name(bundle_name: str) -> str:
+    """``NAME.parts.json`` for bundle ``NAME.tar.zst`` (any other name keeps its suffix)."""
+    stem = bundle_name.removesuffix(BUNDLE_SUFFIX) or bundle_name
+    return stem + PARTS_INDEX_SUFFIX
+
+
+def part_name(bundle_name: str, number: int) -> str:
+    """``NAME.tar.zst.part001`` for part 1; numbers start at 1."""
+    return f"{bundle_name}{PART_SUFFIX}{number:03d}"
+
+
+def parse_part_name(file_name: str) -> tuple[str, int] | None:
+    """(bundle name, part number) of a part's file name, or None if it names no part."""
+    match = _PART_NAME.fullmatch(file_name)
+    if match is None or str(int(match["number"])).zfill(3) != match["number"]:
+        return None
+    return match["bundle"], int(match["number"])
 
 
 def upstream_key(source_id: str) -> str:

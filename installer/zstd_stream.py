@@ -1,23 +1,26 @@
-"""Read a zstd file as a stream of decompressed bytes, with whatever the host offers.
+"""Read a zstd file or stream as a stream of decompressed bytes, with whatever the host offers.
 
 In order: the ``zstandard`` module (the installer .pyz carries its wheels),
 else a ``zstd -dc`` pipe (the zstd package), else a clear error saying what
 to install. Either way memory stays bounded: zstd's window (at most 128 MiB,
 the decoder's default limit) plus one read.
 
-A pipe cannot go through ``installer.runner.run``, which waits for the
-process to end; it uses the same clean environment and reports failures the
-same way.
+The source is a path or any readable stream (a bundle split into parts is
+read as one stream, see ``installer.partstream``); a stream reaches ``zstd -dc``
+through its stdin, written by a feeder thread. A pipe cannot go through
+``installer.runner.run``, which waits for the process to end; it uses the
+same clean environment and reports failures the same way.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol, cast
 
 from installer.errors import GpubundleError, VerificationError
 from installer.runner import clean_env, tail
@@ -28,6 +31,12 @@ _INSTALL_HINT = (
     "run the installer as 'python3 gpubundle-installer.pyz' (it carries zstandard), "
     "or install zstd (apt-get install zstd) or the zstandard module (pip install zstandard)"
 )
+
+
+class ByteSource(Protocol):
+    """Anything with ``read(size)``: an open file, a pipe, the chained parts of a bundle."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class _Checked:
@@ -66,34 +75,59 @@ def backend() -> str:
 
 
 @contextmanager
-def open_zstd(path: Path, *, prefer: str = "") -> Iterator[_Checked]:
-    """Yield a readable stream of ``path``'s decompressed content.
+def open_zstd(source: Path | ByteSource, *, prefer: str = "") -> Iterator[_Checked]:
+    """Yield a readable stream of the decompressed content of ``source`` (a path or a stream).
 
     ``prefer`` ('zstandard' or 'zstd') forces a backend, for tests.
     """
+    what = str(source) if isinstance(source, Path) else str(getattr(source, "name", "the bundle"))
     chosen = prefer or backend()
     if chosen == "zstandard":
         import zstandard
 
-        with path.open("rb") as fh:
+        with ExitStack() as stack:
+            fh = stack.enter_context(source.open("rb")) if isinstance(source, Path) else source
             reader = zstandard.ZstdDecompressor().stream_reader(
-                fh, read_size=READ_SIZE, read_across_frames=True
+                cast("IO[bytes]", fh), read_size=READ_SIZE, read_across_frames=True
             )
-            yield _Checked(reader, (zstandard.ZstdError,), str(path))
+            yield _Checked(reader, (zstandard.ZstdError,), what)
         return
     if chosen == "zstd":
-        with _zstd_pipe(path) as stream:
-            yield _Checked(stream, (), str(path))
+        with _zstd_pipe(source, what) as stream:
+            yield _Checked(stream, (), what)
         return
     raise GpubundleError("cannot decompress the bundle: no zstd decoder", hint=_INSTALL_HINT)
 
 
+class _Feeder(threading.Thread):
+    """Copies a stream into the decoder's stdin; keeps the first error for the caller."""
+
+    def __init__(self, source: ByteSource, sink: IO[bytes]) -> None:
+        super().__init__(name="gpubundle-zstd-feed", daemon=True)
+        self.source, self.sink = source, sink
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        try:
+            while chunk := self.source.read(READ_SIZE):
+                self.sink.write(chunk)
+        except BrokenPipeError:
+            pass  # the decoder stopped reading: it failed, or the caller stopped early
+        except Exception as exc:  # raised again in the caller's thread
+            self.error = exc
+        finally:
+            with suppress(BrokenPipeError):
+                self.sink.close()
+
+
 @contextmanager
-def _zstd_pipe(path: Path) -> Iterator[IO[bytes]]:
+def _zstd_pipe(source: Path | ByteSource, what: str) -> Iterator[IO[bytes]]:
+    fed = not isinstance(source, Path)
+    argv = ["zstd", "-dc"] if fed else ["zstd", "-dc", "--", str(source)]
     try:
         proc = subprocess.Popen(
-            ["zstd", "-dc", "--", str(path)],
-            stdin=subprocess.DEVNULL,
+            argv,
+            stdin=subprocess.PIPE if fed else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=clean_env(),
@@ -102,6 +136,11 @@ def _zstd_pipe(path: Path) -> Iterator[IO[bytes]]:
     except FileNotFoundError as exc:
         raise GpubundleError("zstd not found", hint=_INSTALL_HINT) from exc
     assert proc.stdout is not None and proc.stderr is not None
+    feeder = None
+    if not isinstance(source, Path):
+        assert proc.stdin is not None
+        feeder = _Feeder(source, proc.stdin)
+        feeder.start()
     finished = False
     try:
         yield proc.stdout
@@ -115,5 +154,9 @@ def _zstd_pipe(path: Path) -> Iterator[IO[bytes]]:
         stderr = proc.stderr.read().decode(errors="replace")
         proc.stderr.close()
         code = proc.wait()
+        if feeder is not None:
+            feeder.join()
+    if feeder is not None and feeder.error is not None:
+        raise feeder.error
     if code != 0:
-        raise damaged(str(path), "; ".join(tail(stderr, 5)) or f"zstd exited with {code}")
+        raise damaged(what, "; ".join(tail(stderr, 5)) or f"zstd exited with {code}")

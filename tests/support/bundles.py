@@ -14,6 +14,10 @@ Typical uses::
     # a repository only (apt tests): debs/, Packages, Release, InRelease
     pins = write_repo(tmp_path / "repo", key, [DebSpec("hello-gpubundle")])
 
+    # a split bundle: parts of at most 64 KiB and their signed index, in tmp_path / "split"
+    split = split_test_bundle(bundle, key, tmp_path / "split", 64 * 1024)
+    verify_bundle(split.index, [key.fingerprint])
+
     # tampering: ``mutate`` edits the list of raw tar members after signing
     make_test_bundle(tmp_path, key, mutate=flip_byte("repo/Packages"))
     make_test_bundle(tmp_path, key, mutate=add(symlink("repo/x", "/etc/passwd")))
@@ -27,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -40,6 +45,7 @@ import zstandard
 from bundler.localrepo import repo_files
 from bundler.pack import file_entries, hash_file, write_bundle
 from bundler.signing import Signer
+from bundler.split import SplitResult, write_split
 from installer import layout
 from installer.manifest import ImagePin, Manifest, PackagePin
 from tests.support.testkeys import TestKey
@@ -179,6 +185,30 @@ def make_test_bundle(
         write_members(path, entries)
         sha256 = hash_file(path)[1]
     return TestBundle(path, manifest, key.fingerprint, sha256)
+
+
+def split_test_bundle(
+    bundle: TestBundle, key: TestKey, out_dir: Path, part_size: int, *, signer_key: bytes = b""
+) -> SplitResult:
+    """``bundle`` split as ``gpubundle build --split-size`` would, into ``out_dir``.
+
+    The index is signed by ``key``; ``signer_key`` replaces the public key it carries.
+    """
+    signer = Signer(key.fingerprint, key.gnupghome)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def produce(sink: Any) -> None:
+        with bundle.path.open("rb") as src:
+            shutil.copyfileobj(src, sink, 10_000)  # writes that straddle part boundaries
+
+    return write_split(
+        out_dir / bundle.path.name,
+        part_size,
+        produce,
+        signer_key=signer_key or signer.public_key(),
+        fingerprint=key.fingerprint,
+        sign=lambda raw: signer.sign_detached(raw, timestamp=EPOCH),
+    )
 
 
 def placeholder_images_tar() -> bytes:
