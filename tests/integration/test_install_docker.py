@@ -94,9 +94,8 @@ def test_bundle_holds_the_toolkit_and_only_what_the_host_lacks(
 ) -> None:
     assert {n: bundle.packages[n] for n in FAMILY} == dict.fromkeys(FAMILY, "1.20.1-1")
     have = {key.split(":")[0] for key in host.installed()}
-    assert not set(bundle.packages) - set(FAMILY) & have  # nothing the host already has
+    assert not (set(bundle.packages) - set(FAMILY)) & have  # nothing the host already has
     assert [i.ref for i in bundle.manifest.images] == [CUDA_STANDIN.ref]
-    assert bundle.manifest.distro == "debian12" or not Path("/etc/debian_version").exists()
 
 
 def test_install_configures_docker_keeping_user_settings(
