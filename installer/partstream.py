@@ -61,9 +61,16 @@ class ChainedParts:
         chunks = []
         while want > 0 and self._open():
             assert self._fh is not None
-            data = self._fh.read(min(want, self._left, _CHUNK))
+            try:
+                data = self._fh.read(min(want, self._left, _CHUNK))
+            except OSError as exc:  # a bad sector on the stick is a damaged part too
+                self._end_part(f"cannot be read: {exc.strerror or exc}")
+                continue
             if not data:
-                self._end_part(truncated=True)
+                part = self._index.parts[self._next]
+                self._end_part(
+                    f"ends after {part.size - self._left} bytes, the index says {part.size}"
+                )
                 continue
             self._digest.update(data)
             self._whole.update(data)
@@ -76,24 +83,26 @@ class ChainedParts:
         return b"".join(chunks)
 
     def _open(self) -> bool:
-        if self._fh is not None:
-            return True
-        if self._next >= len(self._index.parts):
-            return False
-        part = self._index.parts[self._next]
-        self._fh = (self._directory / part.name).open("rb")
-        self._left, self._digest = part.size, hashlib.sha256()
-        return True
+        """Whether a part is open to read from, opening the next one if needed."""
+        while self._fh is None and self._next < len(self._index.parts):
+            part = self._index.parts[self._next]
+            try:
+                self._fh = (self._directory / part.name).open("rb")
+            except OSError as exc:
+                self.damaged.append(f"{part.name}: cannot be read: {exc.strerror or exc}")
+                self._next += 1
+                continue
+            self._left, self._digest = part.size, hashlib.sha256()
+        return self._fh is not None
 
-    def _end_part(self, *, truncated: bool = False) -> None:
+    def _end_part(self, problem: str = "") -> None:
         assert self._fh is not None
         self._fh.close()
         self._fh = None
         part = self._index.parts[self._next]
         self._next += 1
-        if truncated:
-            self.damaged.append(f"{part.name}: ends after {part.size - self._left} bytes, "
-                                f"the index says {part.size}")  # fmt: skip
+        if problem:
+            self.damaged.append(f"{part.name}: {problem}")
         elif (got := self._digest.hexdigest()) != part.sha256:
             self.damaged.append(f"{part.name}: sha256 {got}, the index says {part.sha256}")
 

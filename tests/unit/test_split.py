@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bundler.split import PartWriter, parse_size, write_split
+from bundler.split import PartWriter, parse_size, stale_outputs, write_split
 from installer import layout
 from installer.bundle_reader import verify_bundle
 from installer.cli import main
@@ -284,6 +284,28 @@ def test_truncated_last_part_is_named_before_any_reading(
     assert list(err.details) == [
         f"{last.name}: {size - 100} bytes, the index says {size}",
     ]
+
+
+def test_part_shortened_after_the_presence_check_is_named(
+    tmp_path: Path, bundle: TestBundle, key: testkeys.TestKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A part that changes between the up-front check and its reading is still named."""
+    index_path, index = _split(bundle, key, tmp_path)
+    part3 = index_path.with_name(index.parts[2].name)
+    monkeypatch.setattr("installer.partstream.absent_parts", lambda *_: [])
+    part3.write_bytes(part3.read_bytes()[:1000])
+    err = _refused(index_path, key, tmp_path)
+    assert isinstance(err, DamagedParts)
+    assert list(err.details) == [f"{part3.name}: ends after 1000 bytes, the index says {PART}"]
+
+
+def test_stale_outputs_are_exactly_the_earlier_builds_files(tmp_path: Path) -> None:
+    names = ["b.tar.zst", "b.parts.json", "b.parts.json.asc", "b.tar.zst.part001",
+             "b.tar.zst.part012", "b.tar.zst.part", "b.tar.zst.partx", "c.tar.zst.part001",
+             "b.tar.zst.part001.tmp", "notes.txt"]  # fmt: skip
+    for name in names:
+        (tmp_path / name).write_text("x")
+    assert sorted(p.name for p in stale_outputs(tmp_path / "b.tar.zst")) == sorted(names[:5])
 
 
 def test_extra_part_file_is_ignored(
