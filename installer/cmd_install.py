@@ -189,6 +189,9 @@ def install(
     Nothing changes until the bundle is verified against a key you trust, the
     host passes its checks and you confirm the plan. Re-running finishes an
     interrupted install; on an installed host it changes nothing.
+
+    BUNDLE is a .tar.zst file, or for a bundle split with --split-size its
+    NAME.parts.json or any of its parts (all of them must lie beside it).
     """
     console = Console(json_mode=json_mode)
     req = Request(bundle, trust, Options(runtime, skip_gpu_checks), dry_run, yes)

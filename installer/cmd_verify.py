@@ -17,13 +17,18 @@ from installer.bundle_reader import trusted_fingerprints, verify_bundle
 from installer.cli import handle_errors, json_option
 from installer.console import Console, Progress
 from installer.manifest import Manifest
+from installer.partstream import open_source
 
 
-def summary(manifest: Manifest, bundle: Path) -> dict[str, Any]:
-    """The verified bundle in a few fields, for people (table) and programs (--json)."""
+def summary(manifest: Manifest, bundle: Path, parts: int = 0) -> dict[str, Any]:
+    """The verified bundle in a few fields, for people (table) and programs (--json).
+
+    ``parts`` is the number of parts of a split bundle, 0 for one file.
+    """
     return {
         "ok": True,
         "bundle": str(bundle),
+        "parts": parts,
         "distro": manifest.distro,
         "arch": manifest.arch,
         "toolkit_version": manifest.toolkit_version,
@@ -45,6 +50,7 @@ def _rows(info: dict[str, Any]) -> list[list[str]]:
         ["packages", str(len(info["packages"]))],
         ["images", ", ".join(info["images"]) or "none"],
         ["files", f"{info['files']} ({info['total_size'] / 1e6:.1f} MB)"],
+        *([["parts", f"{info['parts']}, every one intact"]] if info["parts"] else []),
     ]
 
 
@@ -60,7 +66,11 @@ def _rows(info: dict[str, Any]) -> list[list[str]]:
 )
 @json_option
 def verify(bundle: Path, trust: tuple[str, ...], json_mode: bool) -> None:
-    """Verify BUNDLE's signature and every byte of it; change nothing on this host."""
+    """Verify BUNDLE's signature and every byte of it; change nothing on this host.
+
+    BUNDLE is a .tar.zst file, or for a bundle split with --split-size its
+    NAME.parts.json or any of its parts (all of them must lie beside it).
+    """
     console = Console(json_mode=json_mode)
 
     def body() -> None:
@@ -76,7 +86,8 @@ def verify(bundle: Path, trust: tuple[str, ...], json_mode: bool) -> None:
                 ),
                 progress=lambda amount: bars[0].advance(amount),
             )
-        info = summary(manifest, bundle)
+        index = open_source(bundle, trusted).index
+        info = summary(manifest, bundle, len(index.parts) if index else 0)
         console.table(["field", "value"], _rows(info), title=f"{bundle.name}: verified")
         console.info("packages: " + " ".join(info["packages"]))
         console.emit(info)

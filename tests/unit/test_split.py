@@ -206,6 +206,7 @@ def test_verify_command_takes_the_first_part(
     ok = CliRunner().invoke(main, ["verify", str(part1), "--trust", key.fingerprint, "--json"])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["signer"] == key.fingerprint
+    assert json.loads(ok.stdout)["parts"] == len(parse_index(index_path.read_bytes()).parts)
     _flip(index_path.with_name("bundle.tar.zst.part002"), 100)
     bad = CliRunner().invoke(main, ["verify", str(part1), "--trust", key.fingerprint, "--json"])
     assert bad.exit_code == int(ExitCode.VERIFICATION)
