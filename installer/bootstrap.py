@@ -4,10 +4,11 @@ Python cannot import compiled modules from inside a zip file. ``gpubundle
 build`` stores the zstandard wheel for the target's Python and machine under
 ``_wheels/`` in ``gpubundle-installer.pyz``; ``activate()`` (called first by
 the zipapp's ``__main__``) unpacks the matching one into a private directory
-and puts it on ``sys.path``. As root the directory is kept, named by the
-wheel's sha256, under /var/lib/gpubundle/pylib/; otherwise a temporary one is
-removed at exit; ``$GPUBUNDLE_PYLIB_DIR`` overrides both. When no wheel fits, nothing happens and
-``installer.zstd_stream`` falls back to the ``zstd`` program.
+and puts it on ``sys.path``. The directory is a temporary one removed at
+exit, so ``verify`` and ``--dry-run`` leave the host exactly as they found it
+and uninstall has nothing of ours to chase; ``$GPUBUNDLE_PYLIB_DIR`` names a
+kept one instead (keyed by the wheel's sha256). When no wheel fits, nothing
+happens and ``installer.zstd_stream`` falls back to the ``zstd`` program.
 
 Standard library only: this runs before anything else is importable.
 """
@@ -26,7 +27,6 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 WHEELS_DIR = "_wheels"
-PYLIB_DIR = "/var/lib/gpubundle/pylib"
 PYLIB_ENV = "GPUBUNDLE_PYLIB_DIR"  # overrides where wheels are unpacked
 _COMPLETE = ".complete"
 
@@ -85,8 +85,6 @@ def _pylib_dir(digest: str, root: Path | None) -> Path:
     root = root or (Path(os.environ[PYLIB_ENV]) if os.environ.get(PYLIB_ENV) else None)
     if root is not None:
         return root / digest
-    if os.geteuid() == 0:
-        return Path(PYLIB_DIR) / digest
     tmp = Path(tempfile.mkdtemp(prefix="gpubundle-pylib-"))
     atexit.register(shutil.rmtree, tmp, True)
     return tmp / digest
@@ -95,8 +93,8 @@ def _pylib_dir(digest: str, root: Path | None) -> Path:
 def activate(archive: str | None = None, root: Path | None = None) -> str | None:
     """Put the fitting bundled wheel on sys.path; returns the directory used, or None.
 
-    ``archive`` defaults to the zipapp this module runs from; ``root`` to the
-    directory chosen by privilege (see the module docstring).
+    ``archive`` defaults to the zipapp this module runs from; ``root`` to a
+    temporary directory (see the module docstring).
     """
     archive = archive or _archive_path()
     if archive is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -80,8 +81,13 @@ def test_pyz_runs_and_verifies_on_stock_python(
     where, backend, module, version = probe.stdout.split()
     assert version == PYTHONS[distro]
     assert backend == "zstandard"
-    assert where.startswith("/var/lib/gpubundle/pylib/") and module.startswith(where)
-    assert (root / where.lstrip("/") / ".complete").exists()
+    # Unpacked into a private temporary directory, gone when the process exits:
+    # verify and --dry-run must leave the host as they found it.
+    assert where.startswith(tempfile.gettempdir() + "/gpubundle-pylib-") and module.startswith(
+        where
+    )
+    assert not (root / where.lstrip("/")).exists()
+    assert not (root / "var/lib/gpubundle").exists()
 
     verified = in_root(
         root, "python3", target_pyz, "verify", f"{DROP}/bundle.tar.zst",
