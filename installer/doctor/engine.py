@@ -72,6 +72,8 @@ def check_daemon_json(f: DockerFacts) -> Finding:
 
 def check_nvidia_runtime(f: DockerFacts) -> Finding:
     cid = "engine.nvidia-runtime"
+    if f.source == "none":
+        return skipped(cid, "Docker is not installed")
     in_file = NVIDIA_RUNTIME in _runtimes(f.daemon_json.data)
     evidence = [f"{f.daemon_json.path}: runtimes = {sorted(_runtimes(f.daemon_json.data))}"]
     if f.info is None:
@@ -185,6 +187,8 @@ def _cdi_enabled(f: DockerFacts) -> bool | None:
 
 def check_cdi(f: DockerFacts) -> Finding:
     cid = "engine.cdi"
+    if f.source == "none":
+        return skipped(cid, "Docker is not installed")
     enabled = _cdi_enabled(f)
     evidence = [f"CDI spec dirs searched: {', '.join(map(str, f.cdi_dirs))}"]
     evidence += [f"{s.path}: kind {s.kind}" for s in f.cdi_specs]

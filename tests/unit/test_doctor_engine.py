@@ -181,3 +181,11 @@ def test_absent_daemon_json(tmp_path: Path) -> None:
     dj = read_daemon_json(tmp_path / "none.json")
     assert dj == DaemonJson(tmp_path / "none.json")
     assert check_daemon_json(DockerFacts("docker.io", daemon_json=dj)).status == "ok"
+
+
+def test_without_docker_the_runtime_and_cdi_checks_skip(tmp_path: Path) -> None:
+    """Seen on the real GPU host before install: no Docker, so nothing to register or enable."""
+    f = facts(tmp_path, source="none", info=None)
+    runtime, cdi = check_nvidia_runtime(f), check_cdi(f)
+    assert (runtime.status, runtime.summary) == ("skipped", "Docker is not installed")
+    assert (cdi.status, cdi.summary) == ("skipped", "Docker is not installed")
