@@ -217,8 +217,13 @@ def check_gpu(
         Check(
             "NVIDIA driver",
             "ok",
-            f"{driver.version} (CUDA {driver.cuda_version}), {len(driver.gpus)} GPU(s)",
-        )
+            f"{driver.version} (CUDA {driver.cuda_version}), {len(driver.gpus)} GPU(s), "
+            f"read via {driver.source}",
+        ),
+        *(
+            Check(f"GPU {gpu.index}", "ok", f"{gpu.name}, {gpu.uuid}, {gpu.memory_total_mib} MiB")
+            for gpu in driver.gpus
+        ),
     ]
     for image in m.images:
         name = f"image {image.ref}"

@@ -11,6 +11,7 @@ import pytest
 
 from installer.cuda_compat import check_image_against_driver
 from installer.errors import ExitCode, PreflightError
+from installer.gpu import GpuInfo
 from installer.manifest import ImagePin
 from installer.preflight import HostFacts, Options, run_preflight
 from tests.unit.test_installplan import make_manifest
@@ -28,8 +29,11 @@ class Driver:
     loaded: bool = True
     version: str = "550.54.15"
     cuda_version: str = "12.4"
-    gpus: Sequence[Any] = ("GPU-1",)
+    gpus: Sequence[Any] = (
+        GpuInfo(0, "NVIDIA H200", "GPU-ba793fbf-0ad7-3ef2-2606-91ae096064e1", 143771),
+    )
     problem: str = ""
+    source: str = "pynvml"
 
 
 GOOD = HostFacts(
@@ -57,7 +61,7 @@ def test_a_fitting_host_passes_every_check() -> None:
     report = run_preflight(make_manifest(), GOOD, Options(), compat)
     assert report.failures == ()
     assert [row[0] for row in report.rows()] == [
-        "root", "distro", "architecture", "disk", "container engine", "NVIDIA driver", "toolkit",
+        "root", "distro", "architecture", "disk", "container engine", "NVIDIA driver", "GPU 0", "toolkit",
     ]  # fmt: skip
     report.raise_if_failed()  # does not raise
 
@@ -137,3 +141,12 @@ def test_toolkit_same_upgrade_downgrade(installed: str | None, status: str, word
     (check,) = [c for c in report.checks if c.name == "toolkit"]
     assert check.status == status
     assert word in check.detail
+
+
+def test_each_gpu_is_reported_with_its_uuid_and_the_source() -> None:
+    report = run_preflight(make_manifest(), GOOD, Options(), compat)
+    by_name = {c.name: c for c in report.checks}
+    assert "read via pynvml" in by_name["NVIDIA driver"].detail
+    assert by_name["GPU 0"].detail == (
+        "NVIDIA H200, GPU-ba793fbf-0ad7-3ef2-2606-91ae096064e1, 143771 MiB"
+    )
