@@ -12,6 +12,7 @@ disk follow.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import tempfile
 import time
@@ -464,7 +465,8 @@ def save_images(
     docker: Any, plan: BuildPlan, cache_dir: Path, console: Console
 ) -> tuple[list[ImagePin], Path]:
     """Pull the plan's images and save them in one archive, cached by the images it holds."""
-    pins = imagelib.pull(docker, plan.images, console, plan.arch)
+    pulled = imagelib.pull(docker, plan.images, console, plan.arch)
+    pins = [dataclasses.replace(pin, archive=layout.IMAGES_ARCHIVE) for pin in pulled]
     archive = cache_dir / "images" / f"{imagelib.archive_key(pins)}.tar"
     if archive.exists():
         console.info(f"image archive already in the cache: {archive.name}")

@@ -36,7 +36,10 @@ REPO_RELEASE = "repo/Release"
 REPO_INRELEASE = "repo/InRelease"
 REPO_DEBS_DIR = "repo/debs"
 
-IMAGES_ARCHIVE = "images/images.tar"
+IMAGES_DIR = "images"
+# Image archives, each a ``docker load`` tar; every manifest image names the one it is in.
+IMAGES_ARCHIVE = f"{IMAGES_DIR}/images.tar"  # images pulled from registries (--image)
+VERIFY_IMAGE_ARCHIVE = f"{IMAGES_DIR}/gpubundle-verify.tar"  # built from the distro's .debs
 INSTALLER_PYZ = "installer/gpubundle-installer.pyz"
 
 # Largest manifest or signature the installer will read before verifying it.

@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from installer.errors import VerificationError
-from installer.layout import FORMAT_VERSION
+from installer.layout import FORMAT_VERSION, IMAGES_DIR
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_IMAGE_ARCHIVE = re.compile(rf"^{IMAGES_DIR}/[a-z0-9][a-z0-9._-]*\.tar$")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class ImagePin:
     digest: str  # repo digest "sha256:…" when known, else the image ID
     image_id: str
     require_cuda: str = ""  # the image's NVIDIA_REQUIRE_CUDA, e.g. "cuda>=12.4"
+    archive: str = ""  # the bundle path of the ``docker load`` archive holding it (layout)
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,16 @@ class _Reader:
             self.errors.append(f"{path}.{key}: not a lowercase hex sha256")
         return value
 
+    def image_archive(self, obj: Any, path: str) -> str:
+        value: str = self.get(obj, "archive", str, path)
+        if (
+            isinstance(obj, dict)
+            and isinstance(obj.get("archive"), str)
+            and not _IMAGE_ARCHIVE.match(value)
+        ):
+            self.errors.append(f"{path}.archive: not a tar under {IMAGES_DIR}/")
+        return value
+
     def strings(self, obj: Any, key: str, path: str) -> tuple[str, ...]:
         items = self.get(obj, key, list, path)
         for i, item in enumerate(items):
@@ -155,6 +167,7 @@ def parse_manifest(raw: bytes) -> Manifest:
             digest=r.get(f, "digest", str, p),
             image_id=r.get(f, "image_id", str, p),
             require_cuda=r.get(f, "require_cuda", str, p),
+            archive=r.image_archive(f, p),
         )
         for p, f in r.items(data, "images", "$")
     )
@@ -186,6 +199,9 @@ def parse_manifest(raw: bytes) -> Manifest:
     paths = [entry.path for entry in files]
     if len(set(paths)) != len(paths):
         r.errors.append("$.files: a path is listed more than once")
+    for i, image in enumerate(images):
+        if _IMAGE_ARCHIVE.match(image.archive) and image.archive not in paths:
+            r.errors.append(f"$.images[{i}].archive: {image.archive} is not in $.files")
     if r.errors:
         raise VerificationError(
             "manifest.json does not match the bundle format",

@@ -34,8 +34,27 @@ def sample() -> Manifest:
         packages=(
             PackagePin("libcap2", "1:2.44-1", "amd64", 10, SHA, "repo/debs/libcap2.deb", "ubuntu"),
         ),
-        images=(ImagePin("cuda:12", "sha256:" + "1" * 64, "sha256:" + "2" * 64, "cuda>=12.4"),),
-        files=(FileEntry("repo/debs/libcap2.deb", 10, SHA),),
+        images=(
+            ImagePin(
+                "gpubundle/verify:ubuntu22.04-amd64",
+                "sha256:" + "3" * 64,
+                "sha256:" + "3" * 64,
+                "",
+                "images/gpubundle-verify.tar",
+            ),
+            ImagePin(
+                "cuda:12",
+                "sha256:" + "1" * 64,
+                "sha256:" + "2" * 64,
+                "cuda>=12.4",
+                "images/images.tar",
+            ),
+        ),
+        files=(
+            FileEntry("images/gpubundle-verify.tar", 20, SHA),
+            FileEntry("images/images.tar", 30, SHA),
+            FileEntry("repo/debs/libcap2.deb", 10, SHA),
+        ),
     )
 
 
@@ -58,6 +77,27 @@ def test_every_bad_field_is_reported_by_path() -> None:
     assert "$.distro: missing" in details
     assert "$.packages[0].size: expected int, got str" in details
     assert "$.files[0].sha256: not a lowercase hex sha256" in details
+
+
+@pytest.mark.parametrize(
+    ("archive", "error"),
+    [
+        (None, "$.images[1].archive: missing"),
+        ("", "$.images[1].archive: not a tar under images/"),
+        ("repo/debs/libcap2.deb", "$.images[1].archive: not a tar under images/"),
+        ("images/../repo/x.tar", "$.images[1].archive: not a tar under images/"),
+        ("images/other.tar", "$.images[1].archive: images/other.tar is not in $.files"),
+    ],
+)
+def test_image_archive_is_a_listed_tar_under_images(archive: str | None, error: str) -> None:
+    data = json.loads(sample().to_json())
+    if archive is None:
+        del data["images"][1]["archive"]
+    else:
+        data["images"][1]["archive"] = archive
+    with pytest.raises(VerificationError) as err:
+        parse_manifest(json.dumps(data).encode())
+    assert list(err.value.details) == [error]
 
 
 def test_bool_is_not_accepted_as_int() -> None:
