@@ -1,9 +1,10 @@
 """``gpubundle build``, top to bottom as named steps.
 
-sources (keys, signed Release, Packages) → resolve → plan (``--dry-run`` stops
-here) → validate images → fetch .debs → pull and save images → local repo →
-installer → manifest → sign → pack. Each step reads only what the steps
-before it produced. The pure parts (options → resolution inputs, resolution →
+sources (keys, signed Release, Packages) → resolve (the toolkit's closure and the
+verification image's) → plan (``--dry-run`` stops here) → validate registry images →
+fetch .debs → pull and save registry images → build the verification image →
+local repo → installer → manifest → sign → pack. Each step reads only what the steps
+before it produced. Docker is contacted only when ``--image`` names registry images. The pure parts (options → resolution inputs, resolution →
 plan, plan → pins → manifest, the reproducible timestamp) come first and are
 unit-tested on their own; the steps that touch the network, Docker and the
 disk follow.
@@ -32,12 +33,13 @@ from bundler.http import make_session
 from bundler.index import PackageIndex, PackageRecord
 from bundler.localrepo import repo_files
 from bundler.pack import file_entries, pack_into, write_bundle
-from bundler.plan import BuildPlan, PlannedPackage
+from bundler.plan import BUILTIN, REGISTRY, BuildPlan, PlannedImage, PlannedPackage
 from bundler.repo import FetchedSource, RepoClient
 from bundler.resolver import Resolution, resolve, toolkit_family_pins
 from bundler.signing import Signer
 from bundler.split import stale_outputs, write_split
 from bundler.targets import Target, apply_overrides, load_target
+from bundler.verifyimage import VERIFY_IMAGE_ROOTS, build_verification_image
 from bundler.zipapp import build_installer
 from installer import __version__, layout
 from installer.console import Console
@@ -59,7 +61,8 @@ class BuildOptions:
     toolkit_version: str = ""  # exact version of the toolkit family; "" = newest
     with_docker: bool = False
     extra_packages: tuple[str, ...] = ()
-    images: tuple[str, ...] | None = None  # None: the target's default images; () = none
+    images: tuple[str, ...] = ()  # registry images to pull and bundle as well (--image)
+    builtin_image: bool = True  # the verification image built from the distro's .debs
     target_status: Path | None = None
     mirrors: Mapping[str, str] = field(default_factory=dict)
     keys: Mapping[str, Path] = field(default_factory=dict)
@@ -81,6 +84,10 @@ def resolution_inputs(options: BuildOptions) -> tuple[tuple[str, ...], dict[str,
     return tuple(dict.fromkeys(roots)), pins
 
 
+def verify_image_tag(distro: str, arch: str) -> str:
+    return f"gpubundle/verify:{distro}-{arch}"
+
+
 def planned_package(record: PackageRecord) -> PlannedPackage:
     return PlannedPackage(
         name=record.name,
@@ -94,15 +101,8 @@ def planned_package(record: PackageRecord) -> PlannedPackage:
     )
 
 
-def make_plan(
-    options: BuildOptions,
-    roots: Sequence[str],
-    sources: Sequence[SourceRecord],
-    resolution: Resolution,
-    installed: Mapping[str, PackageRecord],
-    images: Sequence[str],
-) -> BuildPlan:
-    """The plan of a resolution; refuses packages whose index gives no size or SHA256."""
+def checked_packages(resolution: Resolution) -> tuple[PlannedPackage, ...]:
+    """The resolved packages by name; refuses any whose index gives no size or SHA256."""
     unusable = [
         f"{r.name} {r.version} from {r.source_id}: the index gives no SHA256 or size"
         for r in resolution.packages
@@ -114,8 +114,39 @@ def make_plan(
             hint="use a mirror whose Packages index lists SHA256 and Size (--mirror ID=URL)",
             details=unusable,
         )
-    for ref in images:
+    return tuple(planned_package(r) for r in sorted(resolution.packages, key=lambda r: r.name))
+
+
+def plan_images(
+    options: BuildOptions, verify: Resolution | None, refs: Sequence[str]
+) -> tuple[PlannedImage, ...]:
+    """The builtin verification image (from ``verify``, the resolution of
+    VERIFY_IMAGE_ROOTS) first, then each registry reference once."""
+    images = []
+    if verify is not None:
+        tag = verify_image_tag(options.distro, options.arch)
+        images.append(
+            PlannedImage(tag, BUILTIN, layout.VERIFY_IMAGE_ARCHIVE, checked_packages(verify))
+        )
+    for ref in dict.fromkeys(refs):
         imagelib.parse_ref(ref)
+        images.append(PlannedImage(ref, REGISTRY, layout.IMAGES_ARCHIVE))
+    return tuple(images)
+
+
+def make_plan(
+    options: BuildOptions,
+    roots: Sequence[str],
+    sources: Sequence[SourceRecord],
+    resolution: Resolution,
+    installed: Mapping[str, PackageRecord],
+    images: Sequence[str],
+    verify: Resolution | None = None,
+) -> BuildPlan:
+    """The plan of a resolution (and of the verification image's, when there is one);
+    refuses packages whose index gives no size or SHA256."""
+    packages = checked_packages(resolution)
+    planned_images = plan_images(options, verify, images)
     toolkit = next((r for r in resolution.packages if r.name == TOOLKIT), installed.get(TOOLKIT))
     return BuildPlan(
         distro=options.distro,
@@ -124,10 +155,8 @@ def make_plan(
         requested=tuple(roots),
         with_docker=options.with_docker,
         sources=tuple(sources),
-        packages=tuple(
-            planned_package(r) for r in sorted(resolution.packages, key=lambda r: r.name)
-        ),
-        images=tuple(dict.fromkeys(images)),
+        packages=packages,
+        images=planned_images,
     )
 
 
@@ -301,18 +330,25 @@ def run_build(options: BuildOptions, console: Console) -> BuildPlan | BuildResul
         return plan
     output = writable_output(options.output or default_output(plan))
     docker = None
-    if plan.images:
-        with step("validate", f"checking {len(plan.images)} image reference(s)"):
+    if plan.registry_refs:  # only registry images need Docker; the builtin one does not
+        with step("validate", f"checking {len(plan.registry_refs)} image reference(s)"):
             docker = imagelib.connect()
-            imagelib.validate(docker, plan.images)
+            imagelib.validate(docker, plan.registry_refs)
+    verify = plan.verify_image
     with step("fetch", f"fetching {len(plan.packages)} packages"):
         fetched = fetch_packages(session, plan.packages, options.cache_dir, console)
+        image_debs: list[Path] = []
+        if verify is not None:  # into the image only, never into the apt repository
+            console.info(f"and the {len(verify.packages)} packages of {verify.ref}")
+            image_fetched = fetch_packages(session, verify.packages, options.cache_dir, console)
+            image_debs = [item.path for item in image_fetched]
     debs = [(pin, item.path) for pin, item in zip(package_pins(plan), fetched, strict=True)]
-    image_pins: list[ImagePin] = []
+    image_pins: list[ImagePin] = []  # the builtin image first, as the installer proves it first
+    pulled: list[ImagePin] = []
     members: list[tuple[str, Path]] = [(pin.filename, path) for pin, path in debs]
     if docker is not None:
         with step("images", "pulling and saving images"):
-            image_pins, archive = save_images(docker, plan, options.cache_dir, console)
+            pulled, archive = save_images(docker, plan, options.cache_dir, console)
             members.append((layout.IMAGES_ARCHIVE, archive))
     epoch = source_date_epoch(release_epoch(s.release_bytes) for s in sources)
     with (
@@ -320,6 +356,12 @@ def run_build(options: BuildOptions, console: Console) -> BuildPlan | BuildResul
         tempfile.TemporaryDirectory(prefix=".gpubundle-build-", dir=output.parent) as tmp,
     ):
         work = Path(tmp)
+        if verify is not None:
+            with step("verify-image", f"building the verification image {verify.ref}"):
+                pin, archive = make_verify_image(verify, image_debs, work, plan.arch, epoch)
+                image_pins.append(pin)
+                members.append((verify.archive, archive))
+        image_pins += pulled
         with step("repo", "writing the signed local repository"):
             members += write_files(work, repo_metadata(debs, sources, signer, epoch))
         with step("installer", "building the installer"):
@@ -457,22 +499,44 @@ def plan_build(
         installed = installed_records(status)
     roots, pins = resolution_inputs(options)
     resolution = resolve(indices, roots, arch=options.arch, installed=installed, pins=pins)
-    images = target.images if options.images is None else options.images
-    return make_plan(options, roots, [s.record() for s in sources], resolution, installed, images)
+    # The image is its own root filesystem: resolved from an empty status, never the target's.
+    verify = (
+        resolve(indices, VERIFY_IMAGE_ROOTS, arch=options.arch) if options.builtin_image else None
+    )
+    records = [s.record() for s in sources]
+    return make_plan(options, roots, records, resolution, installed, options.images, verify)
 
 
 def save_images(
     docker: Any, plan: BuildPlan, cache_dir: Path, console: Console
 ) -> tuple[list[ImagePin], Path]:
     """Pull the plan's images and save them in one archive, cached by the images it holds."""
-    pulled = imagelib.pull(docker, plan.images, console, plan.arch)
+    refs = plan.registry_refs
+    pulled = imagelib.pull(docker, refs, console, plan.arch)
     pins = [dataclasses.replace(pin, archive=layout.IMAGES_ARCHIVE) for pin in pulled]
     archive = cache_dir / "images" / f"{imagelib.archive_key(pins)}.tar"
     if archive.exists():
         console.info(f"image archive already in the cache: {archive.name}")
     else:
-        imagelib.save(docker, plan.images, archive)
+        imagelib.save(docker, refs, archive)
     return pins, archive
+
+
+def make_verify_image(
+    image: PlannedImage, debs: Sequence[Path], work: Path, arch: str, epoch: int
+) -> tuple[ImagePin, Path]:
+    """Build the verification image from its verified .debs; no registry, no Docker."""
+    output = work / image.archive
+    info = build_verification_image(debs, output, tag=image.ref, arch=arch, source_date_epoch=epoch)
+    planned = tuple((p.name, p.version) for p in image.packages)
+    if info.packages != planned:
+        raise GpubundleError(
+            f"the .debs of {image.ref} are not the packages the plan resolved",
+            hint="clear the build cache (--cache-dir) and build again",
+            details=[f"planned {n} {v}" for n, v in planned]
+            + [f"built from {n} {v}" for n, v in info.packages],
+        )
+    return dataclasses.replace(info.pin(), archive=image.archive), output
 
 
 def repo_metadata(

@@ -59,9 +59,16 @@ def _pairs(values: tuple[str, ...], option: str, what: str) -> dict[str, str]:
     "images",
     multiple=True,
     metavar="REF",
-    help="Container image to bundle instead of the distro's default CUDA image (repeatable).",
+    help="Also bundle this registry image, e.g. a CUDA image, pulled with Docker "
+    "(repeatable; `gpubundle distros --json` suggests one per target). The install proves "
+    "the GPUs with it after the builtin image.",
 )
-@click.option("--no-images", is_flag=True, help="Bundle no container images (no Docker needed).")
+@click.option(
+    "--no-images",
+    is_flag=True,
+    help="Bundle no container images, not even the builtin verification image; install "
+    "then cannot prove that containers see the GPUs.",
+)
 @click.option(
     "--target-status",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -140,8 +147,10 @@ def build(
 
     Resolves the full dependency closure of nvidia-container-toolkit from
     NVIDIA's repository and the distribution's archive, downloads and checks
-    every .deb, saves the CUDA verification images, and writes one signed
-    bundle plus gpubundle-installer.pyz beside it.
+    every .deb, builds the GPU verification image from the distribution's own
+    glibc and busybox (no registry, no Docker), and writes one signed bundle
+    plus gpubundle-installer.pyz beside it. Registry images (--image) are
+    opt-in and need Docker on this machine.
 
     \b
     Examples:
@@ -155,6 +164,9 @@ def build(
       # an internal mirror of NVIDIA's repository, no images
       gpubundle build --distro ubuntu24.04 --mirror nvidia=https://mirror.lan/nvidia/amd64 \\
           --no-images --sign-key 0123...CDEF
+      # a CUDA image too, pulled from NVIDIA's registry with Docker
+      gpubundle build --distro ubuntu22.04 --sign-key 0123...CDEF \\
+          --image nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04
 
     The last lines name the signer's fingerprint and the command to run on the
     air-gapped host.
@@ -174,7 +186,8 @@ def build(
             toolkit_version=toolkit_version,
             with_docker=with_docker,
             extra_packages=extra_packages,
-            images=None if not images and not no_images else images,
+            images=images,
+            builtin_image=not no_images,
             target_status=target_status,
             mirrors=_pairs(mirrors, "--mirror", "URL"),
             keys={k: Path(v) for k, v in _pairs(keys, "--key", "FILE").items()},
@@ -213,8 +226,12 @@ def _report_plan(console: Console, plan: BuildPlan) -> None:
         for p in plan.packages
     ]
     console.table(("package", "version", "arch", "source", "size"), rows, title="build plan")
-    for ref in plan.images:
-        console.info(f"image: {ref}")
+    for image in plan.images:
+        if image.packages:
+            made_of = ", ".join(f"{p.name} {p.version}" for p in image.packages)
+            console.info(f"image: {image.ref} ({image.kind}, from {made_of})")
+        else:
+            console.info(f"image: {image.ref} ({image.kind}, pulled with Docker)")
     total = sum(p.size for p in plan.packages)
     console.info(
         f"{len(plan.packages)} packages, {total / 1e6:.1f} MB; nothing was downloaded (--dry-run)"

@@ -24,7 +24,9 @@ from bundler.build import (
 )
 from bundler.cli import main
 from bundler.index import PackageIndex
+from bundler.plan import BUILTIN, REGISTRY, PlannedImage
 from bundler.resolver import resolve
+from bundler.verifyimage import VERIFY_IMAGE_ROOTS
 from installer.errors import ExitCode, GpubundleError
 from installer.manifest import FileEntry, SourceRecord, parse_manifest
 from installer.openpgp import dearmor
@@ -79,10 +81,44 @@ def _indices(archive: bytes = ARCHIVE) -> list[PackageIndex]:
     ]
 
 
-def _plan(options: BuildOptions, archive: bytes = ARCHIVE, images: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+IMAGE_DEBS = f"""\
+Package: libc6
+Version: 2.35-0ubuntu3.18
+Architecture: amd64
+Depends: libgcc-s1
+Filename: pool/main/g/glibc/libc6_2.35-0ubuntu3.18_amd64.deb
+Size: 3000
+SHA256: {"11" * 32}
+
+Package: libgcc-s1
+Version: 12.3.0-1ubuntu1~22.04
+Architecture: amd64
+Filename: pool/main/g/gcc-12/libgcc-s1_12.3.0-1ubuntu1~22.04_amd64.deb
+Size: 50
+SHA256: {"22" * 32}
+
+Package: busybox
+Version: 1:1.30.1-7ubuntu3.1
+Architecture: amd64
+Depends: libc6 (>= 2.34)
+Filename: pool/universe/b/busybox/busybox_1.30.1-7ubuntu3.1_amd64.deb
+Size: 400
+SHA256: {"33" * 32}
+""".encode()
+
+
+def _plan(  # type: ignore[no-untyped-def]
+    options: BuildOptions,
+    archive: bytes = ARCHIVE,
+    images: tuple[str, ...] = (),
+    *,
+    builtin: bool = False,
+):
     roots, pins = resolution_inputs(options)
-    resolution = resolve(_indices(archive), roots, arch="amd64", pins=pins)
-    return make_plan(options, roots, SOURCES, resolution, {}, images)
+    indices = _indices(archive)
+    resolution = resolve(indices, roots, arch="amd64", pins=pins)
+    verify = resolve(indices, VERIFY_IMAGE_ROOTS, arch="amd64") if builtin else None
+    return make_plan(options, roots, SOURCES, resolution, {}, images, verify)
 
 
 def test_resolution_inputs() -> None:
@@ -117,11 +153,46 @@ def test_plan_from_resolution() -> None:
     assert toolkit.url == "http://nv.example/deb/amd64/nvidia-container-toolkit_1.20.1-1_amd64.deb"
     assert (toolkit.size, toolkit.sha256, toolkit.source) == (1001, SHA, "nvidia")
     assert plan.packages[0].url.endswith("/ubuntu/pool/main/libc/libcap2/libcap2_2.44-1_amd64.deb")
-    assert plan.images == ("nvcr.io/nvidia/cuda:12",)
+    assert plan.images == (PlannedImage("nvcr.io/nvidia/cuda:12", REGISTRY, "images/images.tar"),)
+    assert plan.registry_refs == ("nvcr.io/nvidia/cuda:12",) and plan.verify_image is None
     data = plan.as_json()
     assert data["total_size"] == 1231
     assert set(data["packages"][0]) >= {"name", "version", "architecture", "size", "sha256",
                                          "filename", "source"}  # fmt: skip
+
+
+def test_builtin_image_is_planned_first_from_its_own_closure_not_in_the_repo() -> None:
+    options = BuildOptions("ubuntu22.04")
+    plan = _plan(options, ARCHIVE + b"\n" + IMAGE_DEBS, ("nvcr.io/nvidia/cuda:12",), builtin=True)
+    verify = plan.verify_image
+    assert verify is not None and plan.images[0] == verify
+    assert (verify.ref, verify.kind, verify.archive) == (
+        "gpubundle/verify:ubuntu22.04-amd64",
+        BUILTIN,
+        "images/gpubundle-verify.tar",
+    )
+    assert [(p.name, p.version) for p in verify.packages] == [
+        ("busybox", "1:1.30.1-7ubuntu3.1"),
+        ("libc6", "2.35-0ubuntu3.18"),
+        ("libgcc-s1", "12.3.0-1ubuntu1~22.04"),
+    ]
+    assert verify.packages[0].url.endswith("/busybox_1.30.1-7ubuntu3.1_amd64.deb")
+    assert verify.packages[0].sha256 == "33" * 32
+    # The image's .debs are the image's only: not in the apt repository, nor its size.
+    assert not {"busybox", "libc6", "libgcc-s1"} & {p.name for p in plan.packages}
+    assert plan.registry_refs == ("nvcr.io/nvidia/cuda:12",)
+    data = plan.as_json()
+    assert data["total_size"] == 1231
+    assert [i["ref"] for i in data["images"]] == [verify.ref, "nvcr.io/nvidia/cuda:12"]
+    assert [p["name"] for p in data["images"][0]["packages"]] == ["busybox", "libc6", "libgcc-s1"]
+    assert not data["images"][1]["packages"]
+
+
+def test_builtin_image_refuses_packages_without_sha256() -> None:
+    image_debs = IMAGE_DEBS.replace(f"SHA256: {'33' * 32}\n".encode(), b"")
+    with pytest.raises(GpubundleError) as caught:
+        _plan(BuildOptions("ubuntu22.04"), ARCHIVE + b"\n" + image_debs, builtin=True)
+    assert "busybox 1:1.30.1-7ubuntu3.1 from ubuntu" in caught.value.details[0]
 
 
 def test_plan_honours_toolkit_version_and_docker() -> None:
