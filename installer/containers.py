@@ -1,11 +1,14 @@
 """The bundle's images into Docker, and the proof that containers see the host's GPUs.
 
-``prove_gpus`` runs ``nvidia-smi -L`` in the bundled CUDA image the ways users will:
-``--gpus all``, the CDI form ``--device nvidia.com/gpu=all`` where Docker has CDI
-enabled, and with more than one GPU ``--gpus 1`` and ``--gpus device=0``. Each
-attempt records what ran, what it printed, the UUIDs it saw against the host's, and
-the runtime's error when the container could not start. Nothing is inferred: an
-attempt passes only when the container listed exactly the GPUs it should.
+A bundle holds several ``docker load`` archives (``load_archives`` loads each).
+``prove_gpus`` runs ``nvidia-smi -L`` in one image the ways users will: ``--gpus all``,
+the CDI form ``--device nvidia.com/gpu=all`` where Docker has CDI enabled, and with
+more than one GPU ``--gpus 1`` and ``--gpus device=0``; ``prove_images`` does that for
+each image, the builtin verification image first. Each attempt records what ran, what
+it printed, the UUIDs it saw against the host's, and the runtime's error when the
+container could not start. Nothing is inferred: an attempt passes only when the
+container listed exactly the GPUs it should, and never on a host whose driver lists
+no GPU (``proof_failure`` then says so).
 """
 
 from __future__ import annotations
@@ -112,6 +115,8 @@ def judge(
     if exit_code != 0:
         lines = tail(output, 6)
         return False, "the container did not run: " + (" / ".join(lines) or f"exit {exit_code}")
+    if not host:
+        return False, "the host's NVIDIA driver lists no GPU to compare the container's list with"
     if name == "gpus-1":
         if len(seen) == 1 and seen[0] in host:
             return True, ""
@@ -121,6 +126,38 @@ def judge(
     missing = sorted(set(expected) - set(seen))
     extra = sorted(set(seen) - set(expected))
     return False, f"GPUs differ from the host's: missing {missing}, unexpected {extra}"
+
+
+def proof_failure(
+    results: Sequence[ProofResult], host_uuids: Sequence[str], driver_problem: str = ""
+) -> GpubundleError | None:
+    """The error to report for ``results``, or None when every image saw the host's GPUs."""
+    details = [
+        f"{r.image} {a.name}: {a.error} ({shlex.join(a.argv)})"
+        for r in results
+        for a in r.attempts
+        if not a.passed
+    ]
+    details += [f"{r.image}: no attempt ran" for r in results if not r.attempts]
+    if not host_uuids:
+        return GpubundleError(
+            "could not prove that containers see GPUs: the NVIDIA driver lists no GPU on this host",
+            hint="load the NVIDIA driver (`nvidia-smi -L` must list the GPUs) and run install "
+            "again; to install without a GPU now, use --skip-gpu-checks",
+            details=[driver_problem or "the driver reported no GPU", *details],
+        )
+    if not results:
+        return GpubundleError(
+            "could not prove that containers see GPUs: the bundle has no image to run",
+            hint="build the bundle without --no-images, or install with --skip-gpu-checks",
+        )
+    if details:
+        return GpubundleError(
+            "the verification containers did not see the host's GPUs as expected",
+            hint="run `gpubundle doctor` for the cause",
+            details=details,
+        )
+    return None
 
 
 def smi_path_from_cdi_spec(text: str) -> str:
@@ -183,6 +220,14 @@ def load_images(archive: Path, progress: Progress | None = None) -> list[str]:
     return parse_loaded(proc.stdout.decode(errors="replace"))
 
 
+def load_archives(archives: Sequence[Path], progress: Progress | None = None) -> list[str]:
+    """:func:`load_images` for each archive in order; the refs (or IDs) of all of them."""
+    loaded: list[str] = []
+    for archive in archives:
+        loaded += load_images(archive, progress)
+    return loaded
+
+
 def image_present(ref: str, timeout: float = 60) -> bool:
     """Whether the running Docker has an image by this reference (or ID)."""
     return run(["docker", "image", "inspect", ref], check=False, timeout=timeout).returncode == 0
@@ -230,6 +275,18 @@ def prove_gpus(
             )
         )
     return ProofResult(image, tuple(host_uuids), tuple(attempts))
+
+
+def prove_images(
+    images: Sequence[str],
+    host_uuids: Sequence[str],
+    *,
+    cdi: bool,
+    smi: str = "nvidia-smi",
+    timeout: float = 300,
+) -> list[ProofResult]:
+    """:func:`prove_gpus` for each image in order (the builtin verification image first)."""
+    return [prove_gpus(i, host_uuids, cdi=cdi, smi=smi, timeout=timeout) for i in images]
 
 
 def generate_cdi_spec(nvidia_ctk: str = "nvidia-ctk", output: Path = CDI_SPEC) -> CdiSpec:

@@ -106,3 +106,64 @@ def test_prove_passes_when_uuids_match(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     result = c.prove_gpus("img", [H0], cdi=False)
     assert result.ok and result.attempts[0].seen_uuids == (H0,)
+
+
+def test_no_host_gpu_is_never_a_pass() -> None:
+    ok, why = c.judge("gpus-all", (), [], (), 0, "")
+    assert not ok and "lists no GPU" in why
+    ok, why = c.judge("gpus-all", (), [], (), 125, HOOK_REFUSAL)
+    assert not ok and "did not run" in why  # the container's own words come first
+
+
+def _result(image: str, passed: bool, error: str = "") -> c.ProofResult:
+    argv = ("docker", "run", "--rm", "--gpus", "all", image, "nvidia-smi", "-L")
+    attempt = c.ProofAttempt("gpus-all", argv, 0 if passed else 125, (H0,), (), passed, "", error)
+    return c.ProofResult(image, (H0,), (attempt,))
+
+
+def test_proof_failure_names_each_failed_image_and_attempt() -> None:
+    verify, cuda = "gpubundle/verify:debian12-amd64", "127.0.0.1:5000/cuda:12"
+    assert c.proof_failure([_result(verify, True), _result(cuda, True)], [H0]) is None
+    err = c.proof_failure([_result(verify, True), _result(cuda, False, "refused")], [H0])
+    assert err is not None and "did not see the host's GPUs" in err.message
+    assert list(err.details) == [
+        f"{cuda} gpus-all: refused (docker run --rm --gpus all {cuda} nvidia-smi -L)"
+    ]
+    assert "doctor" in err.hint
+
+
+def test_proof_failure_without_host_gpus_says_why_plainly() -> None:
+    refused = _result("gpubundle/verify:debian12-amd64", False, "the container did not run: x")
+    err = c.proof_failure([refused], [], "no NVIDIA driver is loaded (no nvidia module)")
+    assert err is not None
+    assert err.message.startswith("could not prove that containers see GPUs")
+    assert "lists no GPU" in err.message
+    assert err.details[0] == "no NVIDIA driver is loaded (no nvidia module)"
+    assert "the container did not run: x" in err.details[1]
+    assert "--skip-gpu-checks" in err.hint
+    nothing = c.proof_failure([], [H0])
+    assert nothing is not None and "no image to run" in nothing.message
+
+
+def test_prove_images_runs_each_image_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_docker(tmp_path, f"GPU 0: NVIDIA H200 (UUID: {H0})\n", "", 0)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    results = c.prove_images(["verify:1", "cuda:12"], [H0], cdi=False)
+    assert [r.image for r in results] == ["verify:1", "cuda:12"]
+    assert [r.attempts[0].argv[5] for r in results] == ["verify:1", "cuda:12"]
+    assert all(r.ok for r in results) and c.proof_failure(results, [H0]) is None
+
+
+def test_load_archives_loads_each_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Path] = []
+
+    def load(archive: Path, progress: object = None) -> list[str]:
+        calls.append(archive)
+        return [archive.stem]
+
+    monkeypatch.setattr(c, "load_images", load)
+    archives = [Path("b/gpubundle-verify.tar"), Path("b/images.tar")]
+    assert c.load_archives(archives) == ["gpubundle-verify", "images"]
+    assert calls == archives
