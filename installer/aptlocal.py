@@ -11,7 +11,7 @@ executor runs apt and turns its failures into advice.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from installer.errors import GpubundleError
@@ -21,6 +21,11 @@ from installer.runner import run, tail
 
 SOURCES_LIST = Path("/etc/apt/sources.list.d/gpubundle.list")
 KEYRINGS_DIR = Path("/usr/share/keyrings")
+LISTS_DIR = Path("/var/lib/apt/lists")
+EXTENDED_STATES = Path("/var/lib/apt/extended_states")
+# Characters apt's URItoFileName escapes as %xx (apt-pkg/contrib/strutl.cc), besides
+# control characters, space and non-ASCII; then every "/" becomes "_".
+_APT_QUOTED = set('\\|{}[]<>"^~_=!@#$%^*')
 DPKG_LOCK_TIMEOUT_S = 120
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "NEEDRESTART_MODE": "l"}
 
@@ -51,6 +56,46 @@ def apt_options(sources_list: Path) -> list[str]:
 
 def apt_update_argv(sources_list: Path) -> list[str]:
     return ["apt-get", "update", "-q", *apt_options(sources_list)]
+
+
+def apt_mark_manual_argv(sources_list: Path, names: Iterable[str]) -> list[str]:
+    """``apt-mark manual NAMES``: apt drops their "Auto-Installed" entries from extended_states."""
+    return ["apt-mark", *apt_options(sources_list), "manual", *sorted(names)]
+
+
+def list_file_prefix(repo_dir: Path) -> str:
+    """The start of every file name apt gives, under /var/lib/apt/lists, to the source
+    ``file:REPO_DIR/`` (apt's ``URItoFileName``: no scheme, some characters as %xx, "/" as "_").
+    """
+    uri = str(repo_dir).rstrip("/") + "/"
+    quoted = "".join(
+        f"%{ord(c):02x}" if c in _APT_QUOTED or ord(c) <= 0x20 or ord(c) >= 0x7F else c for c in uri
+    )
+    return quoted.replace("/", "_")
+
+
+def source_lists(repo_dir: Path, lists_dir: Path = LISTS_DIR) -> list[Path]:
+    """apt's list files of the local source in ``lists_dir`` and its ``partial/`` (a killed
+    ``apt-get update`` leaves downloads there). The prefix holds the bundle's sha256, so
+    nothing of another source can match."""
+    prefix = list_file_prefix(repo_dir)
+    found: list[Path] = []
+    for where in (lists_dir, lists_dir / "partial"):
+        if where.is_dir():
+            found += (p for p in where.iterdir() if p.name.startswith(prefix))
+    return sorted(found)
+
+
+def auto_installed(extended_states: str) -> set[str]:
+    """Names (without architecture) marked ``Auto-Installed: 1`` in extended_states' text."""
+    marked: set[str] = set()
+    for stanza in extended_states.split("\n\n"):
+        fields = dict(
+            line.split(": ", 1) for line in stanza.splitlines() if ": " in line and line[0] != " "
+        )
+        if fields.get("Auto-Installed") == "1" and "Package" in fields:
+            marked.add(fields["Package"])
+    return marked
 
 
 def apt_install_argv(sources_list: Path, pins: Mapping[str, str]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -11,13 +12,22 @@ from pathlib import Path
 import click
 
 from installer import engine
+from installer.aptlocal import (
+    APT_ENV,
+    EXTENDED_STATES,
+    LISTS_DIR,
+    SOURCES_LIST,
+    apt_mark_manual_argv,
+    auto_installed,
+    source_lists,
+)
 from installer.cli import handle_errors, json_option
 from installer.console import Console
 from installer.doctor.toolkit import installed_packages
 from installer.errors import GpubundleError
 from installer.hostlock import host_lock
-from installer.layout import LOCK_FILE, LOG_DIR
-from installer.record import RECORD_PATH, InstallRecord, load_record
+from installer.layout import LOCK_FILE, LOG_DIR, REPO_DIR, STATE_DIR
+from installer.record import RECORD_PATH, InstallRecord, load_record, staging_leftovers
 from installer.runner import run
 from installer.runtime_config import write_atomically
 from installer.uninstallplan import NVIDIA_RUNTIMES, Action, HostNow, UninstallPlan, plan_uninstall
@@ -38,11 +48,39 @@ def _image_present(ref: str) -> bool:
     return run(["docker", "image", "inspect", ref], check=False, timeout=60).returncode == 0
 
 
-def read_host(record: InstallRecord, admindir: Path, *, purge: bool) -> HostNow:
+def bundle_dirs(record: InstallRecord) -> list[Path]:
+    """Every bundle store of the record: this bundle's and those of bundles installed before."""
+    store = Path(STATE_DIR) / "bundles"
+    dirs = [store / record.bundle_sha256]
+    dirs += (Path(p) for p in record.files_created if Path(p).parent == store)
+    return list(dict.fromkeys(dirs))
+
+
+def read_auto_marked(names: set[str], path: Path = EXTENDED_STATES) -> set[str]:
+    try:
+        return names & auto_installed(path.read_text(errors="replace"))
+    except FileNotFoundError:
+        return set()
+
+
+def state_dirs(record_path: Path) -> tuple[str, ...]:
+    """gpubundle's own directories beside the record, deepest first, those present."""
+    top = record_path.parent
+    dirs = (top / "backup", top / "bundles", top)
+    return tuple(str(d) for d in dirs if d.is_dir() and not d.is_symlink())
+
+
+def read_host(
+    record: InstallRecord, admindir: Path, *, purge: bool, record_path: Path = RECORD_PATH
+) -> HostNow:
     names = tuple(record.packages_installed)
     states = installed_packages(admindir, names) if names else {}
     # "rc": removed, config files left; purging still has work to do.
     packages = {n: s.version for n, s in states.items() if s.status[1:2] != "c" or purge}
+    unpacked = {n for n, s in states.items() if s.status[1:2] not in ("c", "n")}
+    stores = bundle_dirs(record)
+    lists = {str(p) for d in stores for p in source_lists(d / REPO_DIR, LISTS_DIR)}
+    lists |= {p for p in record.apt_lists if os.path.lexists(p)}
     change = record.runtime_change or {}
     running = engine.detect_engine().running if record.images_loaded or change else False
     paths = (*record.files_created, *record.cdi_specs_created)
@@ -53,6 +91,10 @@ def read_host(record: InstallRecord, admindir: Path, *, purge: bool) -> HostNow:
         existing_paths=frozenset(p for p in paths if os.path.lexists(p)),
         images_present=frozenset(i for i in record.images_loaded if running and _image_present(i)),
         engine_running=running,
+        auto_marked=frozenset(read_auto_marked(unpacked)),
+        apt_lists=frozenset(lists),
+        staging=frozenset(str(p) for d in stores for p in staging_leftovers(d)),
+        state_dirs=state_dirs(record_path),
     )
 
 
@@ -90,9 +132,20 @@ def execute(action: Action, plan: UninstallPlan, record: InstallRecord) -> None:
             timeout=600,
             hint="another package depends on these; remove it first or keep the toolkit",
         )
-    elif action.kind == "remove-paths":
+    elif action.kind == "unmark-auto":
+        run(
+            apt_mark_manual_argv(SOURCES_LIST, action.targets),
+            env=APT_ENV,
+            timeout=300,
+            hint="run `dpkg --audit` and `apt-mark showauto`, fix what they name, then re-run",
+        )
+    elif action.kind in ("remove-paths", "remove-apt-lists"):
         for path in action.targets:
             remove_path(Path(path))
+    elif action.kind == "remove-empty-dirs":
+        for path in action.targets:
+            with contextlib.suppress(OSError):  # not empty: something else lives there
+                os.rmdir(path)
     elif action.kind == "remove-record":
         backup = (record.runtime_change or {}).get("backup_path")
         if backup:
@@ -152,7 +205,7 @@ def uninstall(json_mode: bool, dry_run: bool, keep_images: bool, purge: bool, ye
                 return
             plan = plan_uninstall(
                 record,
-                read_host(record, admindir, purge=purge),
+                read_host(record, admindir, purge=purge, record_path=record_path),
                 keep_images=keep_images,
                 purge=purge,
                 record_path=str(record_path),

@@ -6,15 +6,27 @@ configuration back (and restarts the engine) and says what stays installed.
 The runtime, engine and container steps call ``installer.runtime_config``,
 ``installer.engine`` and ``installer.containers``.
 
-Test hook: with ``GPUBUNDLE_TEST_KILL_AFTER=<step id>`` in the environment the
-process SIGKILLs itself right after recording that step, so tests can prove
-that a killed run resumes. Nothing else reads that variable.
+Write-ahead: each step records what it is about to change before it changes
+anything (``InstallRecord.with_intent``), so the record of a run killed midway
+still names every path, package, list file, image and daemon.json change that
+run may have made; a re-run completes the step and ``uninstall`` undoes it. A
+runtime change recorded as ``pending`` is rolled back to its backup before the
+step runs again.
+
+Test hooks, for the resume and uninstall tests: the process SIGKILLs itself
+with ``GPUBUNDLE_TEST_KILL_BEFORE=<step id>`` right after that step recorded its
+intent (nothing changed yet), with ``GPUBUNDLE_TEST_KILL_UNRECORDED=<step id>``
+after the step changed the host but before its completion is recorded, and with
+``GPUBUNDLE_TEST_KILL_AFTER=<step id>`` right after recording it. Nothing else
+reads these variables.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
+import shutil
 import signal
 import tarfile
 import time
@@ -30,8 +42,10 @@ from installer.aptlocal import (
     apt_update_argv,
     changed_packages,
     install_source,
+    keyring_path,
     requested_pins,
     run_apt,
+    source_lists,
 )
 from installer.bundle_reader import verify_bundle
 from installer.console import Console
@@ -61,10 +75,12 @@ from installer.manifest import Manifest
 from installer.openpgp import primary_fingerprints
 from installer.partstream import open_source
 from installer.preflight import Options
-from installer.record import InstallRecord, load_record, save_record
+from installer.record import InstallRecord, load_record, save_record, staging_leftovers
 from installer.zstd_stream import open_zstd
 
 KILL_HOOK = "GPUBUNDLE_TEST_KILL_AFTER"
+KILL_BEFORE_HOOK = "GPUBUNDLE_TEST_KILL_BEFORE"
+KILL_UNRECORDED_HOOK = "GPUBUNDLE_TEST_KILL_UNRECORDED"
 BACKUP_DIR = Path(STATE_DIR) / "backup"
 ENGINE_READY_TIMEOUT_S = 90
 _RUNTIME_STEPS = (RUNTIME, RESTART, IMAGES, PROOF)
@@ -102,6 +118,67 @@ def read_signer_key(bundle: Path, fingerprint: str) -> bytes:
     return key
 
 
+def _test_kill(hook: str, step_id: str) -> None:
+    if os.environ.get(hook) == step_id:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def backup_path(daemon_json: Path, data: bytes, backup_dir: Path = BACKUP_DIR) -> Path:
+    """Where ``runtime_config.configure_docker_runtime`` keeps the original daemon.json."""
+    return backup_dir / f"{daemon_json.name}.{hashlib.sha256(data).hexdigest()[:12]}.bak"
+
+
+def runtime_change(data: dict[str, Any]) -> runtime_config.RuntimeChange:
+    """A recorded runtime change as ``runtime_config`` takes it (without record-only keys)."""
+    names = {f.name for f in dataclasses.fields(runtime_config.RuntimeChange)}
+    return runtime_config.RuntimeChange(**{k: v for k, v in data.items() if k in names})
+
+
+def intended_runtime_change(
+    daemon_json: Path, backup_dir: Path = BACKUP_DIR
+) -> dict[str, Any] | None:
+    """The change about to be made, as recorded before nvidia-ctk runs: ``pending``, no
+    ``sha256_after`` yet; None when daemon.json has the runtime already (nothing will
+    change). The original is backed up first, so the record never names a backup that
+    is not there."""
+    try:
+        before: bytes | None = daemon_json.read_bytes()
+    except FileNotFoundError:
+        before = None
+    if before is not None and runtime_config.is_configured(
+        runtime_config.read_daemon_json(daemon_json), set_default=False, cdi=False
+    ):
+        return None
+    backup: Path | None = None
+    if before is not None:
+        backup = backup_path(daemon_json, before, backup_dir)
+        backup_dir.mkdir(parents=True, exist_ok=True)
+        runtime_config.write_atomically(backup, before, daemon_json.stat().st_mode & 0o7777)
+    return {
+        "path": str(daemon_json),
+        "backup_path": str(backup) if backup else None,
+        "sha256_before": hashlib.sha256(before).hexdigest() if before is not None else None,
+        "sha256_after": None,
+        "changed": True,
+        "pending": True,
+    }
+
+
+def undo_pending_runtime(change: dict[str, Any]) -> bool:
+    """Put daemon.json back as it was before a runtime change that was never confirmed
+    (a run killed while nvidia-ctk ran, or before the result was recorded). True if it
+    had to be restored."""
+    path = Path(change["path"])
+    try:
+        now: str | None = hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        now = None
+    if now == change.get("sha256_before"):
+        return False
+    runtime_config.rollback_runtime(runtime_change(change))
+    return True
+
+
 def original_packages(previous: InstallRecord | None, current: dict[str, str]) -> dict[str, str]:
     """packages_before for a new record: what the host had before gpubundle ever ran.
 
@@ -114,6 +191,19 @@ def original_packages(previous: InstallRecord | None, current: dict[str, str]) -
     merged = {n: v for n, v in current.items() if n not in touched}
     merged.update(previous.packages_before)
     return dict(sorted(merged.items()))
+
+
+def carried_over(previous: InstallRecord) -> dict[str, Any]:
+    """What an install of another bundle recorded and a new record must keep, so that
+    uninstall still undoes it: its files, apt lists, runtime change, images and specs."""
+    return {
+        "files_created": previous.files_created,
+        "apt_lists": previous.apt_lists,
+        "runtime_change": previous.runtime_change,
+        "engine_started_by_gpubundle": previous.engine_started_by_gpubundle,
+        "images_loaded": previous.images_loaded,
+        "cdi_specs_created": previous.cdi_specs_created,
+    }
 
 
 class StepRunner:
@@ -158,13 +248,20 @@ class StepRunner:
             toolkit_version=m.toolkit_version,
             started_at=now(),
             packages_before=original_packages(previous, installed_versions(self.names, m.arch)),
-            files_created=previous.files_created if previous else (),
+            # What an earlier bundle's install changed stays for uninstall to undo.
+            **(carried_over(previous) if previous else {}),
         )
 
     def _save(self, record: InstallRecord, step_id: str) -> None:
         save_record(record)
-        if os.environ.get(KILL_HOOK) == step_id:
-            os.kill(os.getpid(), signal.SIGKILL)
+        _test_kill(KILL_HOOK, step_id)
+
+    def _intend(self, record: InstallRecord, step_id: str, **changes: Any) -> InstallRecord:
+        """Record what ``step_id`` is about to change, before it changes anything."""
+        record = record.with_intent(step_id, **changes)
+        save_record(record)
+        _test_kill(KILL_BEFORE_HOOK, step_id)
+        return record
 
     # --- running the plan -----------------------------------------------------------
 
@@ -195,6 +292,8 @@ class StepRunner:
                 self.results.append((step.id, "already done", ""))
                 if step.id in (EXTRACT, APT_SOURCE):
                     record = record.with_files(*step.paths)
+                if step.id == PACKAGES and record.in_progress == PACKAGES:
+                    record = self._reconcile_packages(record)
                 record = record.with_step(step.id)
                 continue
             self.console.step(step.title)
@@ -206,6 +305,7 @@ class StepRunner:
                     raise self._roll_back(record, err) from err
                 raise
             self.results.append((step.id, "done", detail))
+            _test_kill(KILL_UNRECORDED_HOOK, step.id)
             self._save(record, step.id)
         save_record(dataclasses.replace(record, finished_at=now()))
         return self._summary() | {"changed": True}
@@ -226,7 +326,10 @@ class StepRunner:
     # --- the steps ------------------------------------------------------------------
 
     def extract(self, record: InstallRecord) -> tuple[InstallRecord, str]:
+        record = self._intend(record.with_files(str(self.bundle_dir)), EXTRACT)
         self.bundle_dir.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        for partial in staging_leftovers(self.bundle_dir):  # of a run killed while extracting
+            shutil.rmtree(partial)
         if not self.bundle_dir.is_dir():
             verify_bundle(self.bundle, self.trusted, extract_to=self.bundle_dir)
         # The staging directory was made private; apt's _apt user must read the repo.
@@ -235,6 +338,8 @@ class StepRunner:
 
     def apt_source(self, record: InstallRecord) -> tuple[InstallRecord, str]:
         key = read_signer_key(self.bundle, self.manifest.signer_fingerprint)
+        planned = (keyring_path(self.manifest.signer_fingerprint), SOURCES_LIST)
+        record = self._intend(record.with_files(*map(str, planned)), APT_SOURCE)
         paths = install_source(key, self.manifest.signer_fingerprint, self.bundle_dir / REPO_DIR)
         return record.with_files(*map(str, paths)), ", ".join(map(str, paths))
 
@@ -245,7 +350,19 @@ class StepRunner:
             f"apt reads only {SOURCES_LIST}; if another apt or dpkg holds the lock it waits "
             f"up to {DPKG_LOCK_TIMEOUT_S} s"
         )
+        earlier = record.packages_installed
+        # Write-ahead: every bundled package apt may install or upgrade. Uninstall removes
+        # only those present and absent before gpubundle, so an over-estimate is safe.
+        may_change = {
+            p.name: p.version for p in self.manifest.packages if before.get(p.name) != p.version
+        }
+        record = self._intend(record, PACKAGES, packages_installed={**earlier, **may_change})
         run_apt(apt_update_argv(SOURCES_LIST), "reading the bundle's package index")
+        lists = map(str, source_lists(self.bundle_dir / REPO_DIR))
+        record = dataclasses.replace(
+            record, apt_lists=tuple(dict.fromkeys((*record.apt_lists, *lists)))
+        )
+        save_record(record)
         run_apt(apt_install_argv(SOURCES_LIST, pins), "installing the packages")
         after = installed_versions(self.names, self.manifest.arch)
         wrong = [
@@ -260,14 +377,37 @@ class StepRunner:
                 details=wrong,
             )
         changed = changed_packages(before, after)
-        installed = {**record.packages_installed, **changed}
+        # Against packages_before, not this run's start: a killed run's installs count too.
+        ours = changed_packages(record.packages_before, after)
+        installed = {**earlier, **ours}
         detail = ", ".join(f"{n} {v}" for n, v in changed.items()) or "no package changed"
         return dataclasses.replace(record, packages_installed=installed), detail
 
+    def _reconcile_packages(self, record: InstallRecord) -> InstallRecord:
+        """packages_installed as the host has it, after a run was killed once apt was done
+        (the record still holds the write-ahead estimate)."""
+        now = installed_versions(self.names, self.manifest.arch)
+        kept = {n: v for n, v in record.packages_installed.items() if n not in self.names}
+        ours = changed_packages(record.packages_before, now)
+        return dataclasses.replace(
+            record, packages_installed=dict(sorted({**kept, **ours}.items()))
+        )
+
     def configure_runtime(self, record: InstallRecord) -> tuple[InstallRecord, str]:
         facts = engine.detect_engine()
+        if record.runtime_pending and record.runtime_change is not None:
+            if undo_pending_runtime(record.runtime_change):
+                self.console.info(
+                    f"restored {facts.daemon_json} as it was before an interrupted run"
+                )
+            record = dataclasses.replace(record, runtime_change=None)
+        intent = None if record.runtime_change else intended_runtime_change(facts.daemon_json)
+        if intent is not None:
+            record = self._intend(record, RUNTIME, runtime_change=intent)
+        else:
+            record = self._intend(record, RUNTIME)
         change = runtime_config.configure_docker_runtime(facts.daemon_json, BACKUP_DIR)
-        if not change.changed and record.runtime_change is not None:
+        if not change.changed and record.runtime_change and not record.runtime_pending:
             # configured by an earlier run: keep the change that records the original file
             return record, f"{facts.daemon_json} already configured"
         detail = f"{facts.daemon_json} " + ("updated" if change.changed else "already configured")
@@ -277,16 +417,20 @@ class StepRunner:
         facts = engine.detect_engine()
         self.engine_before = facts
         self.engine_env = engine.process_environ(facts.pid) if facts.pid else None
+        started = record.engine_started_by_gpubundle or not facts.running
+        record = self._intend(record, RESTART, engine_started_by_gpubundle=started)
         outcome = engine.restart_engine(facts, Path(LOG_DIR), env=self.engine_env)
         version = engine.wait_until_ready(ENGINE_READY_TIMEOUT_S, outcome)
-        started = record.engine_started_by_gpubundle or not facts.running
-        detail = f"{outcome.method}; Docker {version} answers"
-        return dataclasses.replace(record, engine_started_by_gpubundle=started), detail
+        return record, f"{outcome.method}; Docker {version} answers"
 
     def load_images(self, record: InstallRecord) -> tuple[InstallRecord, str]:
         archive = self.bundle_dir / IMAGES_ARCHIVE
         # Images Docker had before are the user's: not recorded, so uninstall keeps them.
         had = {i.ref for i in self.manifest.images if containers.image_present(i.ref)}
+        coming = [i.ref for i in self.manifest.images if i.ref not in had]
+        record = self._intend(
+            record, IMAGES, images_loaded=tuple(dict.fromkeys((*record.images_loaded, *coming)))
+        )
         with self.console.progress("loading images", archive.stat().st_size) as bar:
             refs = containers.load_images(archive, bar)
         new = [r for r in refs if r not in had]
@@ -334,8 +478,7 @@ class StepRunner:
         """Undo the runtime configuration after a later step failed; say what stays."""
         notes = [f"cause: {err.message}", *err.details]
         try:
-            change = runtime_config.RuntimeChange(**(record.runtime_change or {}))
-            runtime_config.rollback_runtime(change)
+            runtime_config.rollback_runtime(runtime_change(record.runtime_change or {}))
             facts, env = self._engine_to_restart()
             outcome = engine.restart_engine(facts, Path(LOG_DIR), env=env)
             engine.wait_until_ready(ENGINE_READY_TIMEOUT_S, outcome)

@@ -10,7 +10,15 @@ toolkit_version, started_at, finished_at (null until done), steps_completed
 installed before gpubundle first ran; absent means not installed),
 packages_installed ({name: version} apt installed or upgraded), files_created,
 runtime_change (a RuntimeChange as a dict, or null), engine_started_by_gpubundle,
-cdi_specs_created, images_loaded.
+cdi_specs_created, images_loaded. Added within format 1 (older readers ignore them):
+apt_lists (apt's list files of the local source, removed by uninstall) and
+in_progress (the step that was running, or null).
+
+Write-ahead: a step first records what it is about to change (``with_intent``:
+the paths it will create, the packages it may install, a runtime change marked
+``pending``) and only then changes the host; its completion is recorded after.
+So a run killed at any point leaves a record that names everything it may have
+changed: a re-run completes it, and ``uninstall`` undoes it.
 """
 
 from __future__ import annotations
@@ -48,6 +56,8 @@ class InstallRecord:
     engine_started_by_gpubundle: bool = False
     cdi_specs_created: tuple[str, ...] = ()
     images_loaded: tuple[str, ...] = ()
+    apt_lists: tuple[str, ...] = ()
+    in_progress: str | None = None
     format: int = RECORD_FORMAT
 
     def as_json(self) -> dict[str, Any]:
@@ -61,14 +71,29 @@ class InstallRecord:
         steps = (
             self.steps_completed if step in self.steps_completed else (*self.steps_completed, step)
         )
-        return dataclasses.replace(self, steps_completed=steps, **changes)
+        return dataclasses.replace(self, steps_completed=steps, in_progress=None, **changes)
+
+    def with_intent(self, step: str, **changes: Any) -> InstallRecord:
+        """This record saying ``step`` is under way and may make ``changes`` (write-ahead)."""
+        return dataclasses.replace(self, in_progress=step, **changes)
+
+    @property
+    def runtime_pending(self) -> bool:
+        """A runtime change was started and not confirmed: daemon.json may be half-written."""
+        return bool(self.runtime_change and self.runtime_change.get("pending"))
 
     def with_files(self, *paths: str) -> InstallRecord:
         merged = tuple(dict.fromkeys((*self.files_created, *paths)))
         return dataclasses.replace(self, files_created=merged)
 
 
-_TUPLE_FIELDS = {"steps_completed", "files_created", "cdi_specs_created", "images_loaded"}
+_TUPLE_FIELDS = {
+    "steps_completed",
+    "files_created",
+    "cdi_specs_created",
+    "images_loaded",
+    "apt_lists",
+}
 
 
 def record_from_json(data: Any) -> InstallRecord:
@@ -124,3 +149,14 @@ def write_json_atomic(path: Path, document: Any, mode: int = 0o644) -> None:
 
 def save_record(record: InstallRecord, path: Path = RECORD_PATH) -> None:
     write_json_atomic(path, record.as_json())
+
+
+def staging_leftovers(bundle_dir: Path) -> list[Path]:
+    """Staging trees that an extraction of ``bundle_dir``, killed midway, left beside it.
+
+    ``installer.bundle_reader`` extracts into ``.<name>.staging-*`` next to the target
+    and renames it onto the target once complete; only SIGKILL or power loss leaves one.
+    """
+    if not bundle_dir.parent.is_dir():
+        return []
+    return sorted(bundle_dir.parent.glob(f".{bundle_dir.name}.staging-*"))

@@ -9,8 +9,16 @@ Rules:
   the backup back (or delete the file if install created it). Changed since: remove
   only the nvidia entries install added, keeping the user's edits.
 - ``default-runtime`` never names a runtime whose package is being removed.
+- A runtime change recorded as ``pending`` (install was killed while nvidia-ctk ran)
+  is undone like a confirmed one: the backup goes back, or the file install created
+  is deleted.
 - packages apt installed are removed (purged with ``purge``); packages that were
-  installed before, at any version, are kept: apt cannot go back offline.
+  installed before, at any version, are kept: apt cannot go back offline. Before
+  that, ``apt-mark manual`` drops apt's "Auto-Installed" entries for them from
+  /var/lib/apt/extended_states, as apt itself would on removal.
+- apt's list files of the local source, the repository, its source and key, any
+  half-extracted bundle a killed run left, the record, and then gpubundle's state
+  directories once empty. Install reports in /var/log/gpubundle stay.
 """
 
 from __future__ import annotations
@@ -38,12 +46,17 @@ class HostNow:
     existing_paths: frozenset[str] = frozenset()  # of files_created + cdi_specs_created
     images_present: frozenset[str] = frozenset()  # of images_loaded
     engine_running: bool = False
+    auto_marked: frozenset[str] = frozenset()  # installed packages apt marks auto-installed
+    apt_lists: frozenset[str] = frozenset()  # apt's list files of the local source(s), present
+    staging: frozenset[str] = frozenset()  # half-extracted bundles left by a killed install
+    state_dirs: tuple[str, ...] = ()  # gpubundle's state directories present, deepest first
 
 
 @dataclass(frozen=True)
 class Action:
     kind: str  # remove-images | write-daemon-json | delete-daemon-json | restart-engine
-    #            | remove-packages | remove-paths | remove-record
+    #            | unmark-auto | remove-packages | remove-paths | remove-apt-lists
+    #            | remove-record | remove-empty-dirs
     summary: str
     targets: tuple[str, ...] = ()
     content: str | None = None  # the new daemon.json for write-daemon-json
@@ -131,7 +144,7 @@ def plan_daemon_json(record: InstallRecord, now: HostNow, *, runtime_removed: bo
         return []
     if sha256(current) == change.get("sha256_before"):
         return []  # already as it was before install
-    if sha256(current) == change.get("sha256_after"):
+    if sha256(current) == change.get("sha256_after") or change.get("pending"):
         if not before_existed:
             return [Action("delete-daemon-json", f"delete {path} (install created it)", (path,))]
         if now.daemon_backup is not None:
@@ -216,14 +229,29 @@ def plan_uninstall(
     if record.engine_started_by_gpubundle:
         notes.append("gpubundle started Docker during install; it is left running")
 
+    unmark = sorted(set(remove) & now.auto_marked)
+    if unmark:
+        actions.append(
+            Action(
+                "unmark-auto", "drop apt's auto-installed marks (apt-mark manual)", tuple(unmark)
+            )
+        )
     if remove:
         verb = "purge" if purge else "remove"
         actions.append(Action("remove-packages", f"{verb} {len(remove)} package(s)", tuple(remove)))
 
-    files = [p for p in record.files_created if p in now.existing_paths]
+    files = [p for p in record.files_created if p in now.existing_paths] + sorted(now.staging)
     if files:
         actions.append(
             Action("remove-paths", "remove the local repository, its source and key", tuple(files))
+        )
+    if now.apt_lists:
+        actions.append(
+            Action(
+                "remove-apt-lists",
+                "remove apt's lists of the local repository",
+                tuple(sorted(now.apt_lists)),
+            )
         )
     specs = [p for p in record.cdi_specs_created if p in now.existing_paths]
     if specs:
@@ -233,5 +261,13 @@ def plan_uninstall(
     if record_path:
         actions.append(
             Action("remove-record", f"remove the install record {record_path}", (record_path,))
+        )
+    if now.state_dirs:
+        actions.append(
+            Action(
+                "remove-empty-dirs",
+                "remove gpubundle's state directories, those left empty",
+                now.state_dirs,
+            )
         )
     return UninstallPlan(tuple(actions), tuple(notes), purge)

@@ -2,22 +2,26 @@
 
 Same world as test_install_roots.py: a debootstrap minbase root (plus python3 and
 gpgv), the stand-in toolkit family in a signed bundle, and the shipped zipapp run
-by the root's own python3 under ``unshare -n chroot``. The root's state is
-compared as data (tests/support/rootsnapshot.py): dpkg's package table, the apt
-sources, the keyrings and gpubundle's own paths.
+by the root's own python3 under ``unshare -n chroot``. The root is first made to
+look like a host where apt has run (``prime_apt``: apt's lists infrastructure, and an
+extended_states with an entry of its own). Its state is compared as data
+(tests/support/rootsnapshot.py): dpkg's package table, the apt sources, the keyrings,
+gpubundle's own paths, and apt's lists and extended_states byte for byte.
 
 - ``uninstall --dry-run`` lists what it would remove and changes nothing;
-- ``uninstall --yes`` removes the packages, the apt source, the key and the bundle
-  store: the root is as before install, except the conffile package dpkg keeps
+- ``uninstall --yes`` removes the packages, the apt source, the key, apt's lists of
+  that source, the packages' auto-installed marks and the bundle store: the root is as
+  before install, except the conffile package dpkg keeps
   as ``deinstall ok config-files`` (its config.toml stays, as ``dpkg --remove``
   leaves it); a second uninstall has nothing to do;
 - install again, then ``uninstall --purge --yes``: the conffiles go too and the
   package table is exactly the one from before the first install.
 
-Kept by design, and left out of the comparison: install reports in
-/var/log/gpubundle, the installer's unpacked wheels (/var/lib/gpubundle/pylib),
-the empty lock file, and the directories /var/lib/gpubundle and its bundles/ (their
-contents are compared).
+Kept by design, and left out of the comparison: the install reports in
+/var/log/gpubundle (what was done to the host, kept for its administrator, like
+apt's own /var/log/apt/history.log), and the empty lock file /run/gpubundle.lock
+(a lock file must outlive its holders: removing it while another run waits on it
+would let two runs in at once; /run is emptied at boot).
 """
 
 from __future__ import annotations
@@ -33,19 +37,18 @@ from tests.conftest import CACHE_DIR
 from tests.integration.conftest import ServedStandin
 from tests.integration.test_install_roots import FAMILY, INCLUDE, PYTHONS, VERSION, build_bundle
 from tests.support import testkeys
-from tests.support.inroot import BUNDLE, gpubundle, ok_json, proc_mounted, stage
+from tests.support.inroot import BUNDLE, gpubundle, ok_json, prime_apt, proc_mounted, stage
 from tests.support.roots import debootstrap_root
 from tests.support.rootsnapshot import RootState, capture, differences
 
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.archive]
 
-KEPT_BY_DESIGN = (layout.LOG_DIR, f"{layout.STATE_DIR}/pylib", layout.LOCK_FILE)
-# The state directory and its bundle store stay (pylib/ lives there); their contents count.
-KEPT_DIRS = (layout.STATE_DIR, f"{layout.STATE_DIR}/bundles")
+KEPT_BY_DESIGN = (layout.LOG_DIR, layout.LOCK_FILE)
 CONFIG_TOML = "etc/nvidia-container-runtime/config.toml"
 CONFFILE_PACKAGE = "nvidia-container-toolkit-base"  # ships config.toml as a conffile
 SOURCES = "/etc/apt/sources.list.d/gpubundle.list"
 RECORD = "var/lib/gpubundle/install-record.json"
+EXTENDED_STATES = "/var/lib/apt/extended_states"
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +70,7 @@ def install(root: Path, fingerprint: str) -> dict[str, Any]:
 
 
 def state(root: Path) -> RootState:
-    return capture(root).without(KEPT_BY_DESIGN, KEPT_DIRS)
+    return capture(root).without(KEPT_BY_DESIGN)
 
 
 def assert_installed(root: Path, now: RootState, fingerprint: str) -> None:
@@ -91,10 +94,15 @@ def test_uninstall_restores_the_root(
     root = debootstrap_root(distro, "minbase", INCLUDE, dest=tmp_path / "root")
     stage(root, build_bundle(tmp_path, key, distro, standin_repo), installer_pyz)
     with proc_mounted(root):
+        prime_apt(root)
         before = state(root)
         install(root, key.fingerprint)
         installed = state(root)
         assert_installed(root, installed, key.fingerprint)
+        # What uninstall must take back from apt: our source's lists and auto marks.
+        new_apt = {p for p in installed.apt.keys() - before.apt.keys() if "/lists/" in p}
+        assert new_apt and all("_var_lib_gpubundle_bundles_" in p for p in new_apt), new_apt
+        assert installed.apt[EXTENDED_STATES] != before.apt[EXTENDED_STATES]
 
         # --dry-run: the plan, in words and as data; nothing changes.
         dry_text = gpubundle(root, "uninstall", "--dry-run")
@@ -104,6 +112,8 @@ def test_uninstall_restores_the_root(
         kinds = {a["kind"]: a["targets"] for a in dry["actions"]}
         assert sorted(kinds["remove-packages"]) == sorted(FAMILY)
         assert SOURCES in kinds["remove-paths"]
+        assert set(kinds["remove-apt-lists"]) == new_apt
+        assert "unmark-auto" in kinds
         for name in (*FAMILY, SOURCES):
             assert name in dry_text.stderr, f"dry run does not mention {name}"
         assert differences(installed, state(root)) == []

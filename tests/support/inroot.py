@@ -5,7 +5,8 @@ bundle and ``gpubundle-installer.pyz`` are copied to /tmp/gpubundle inside it an
 run as ``unshare -n chroot ROOT python3 /tmp/gpubundle/gpubundle-installer.pyz …``:
 the root's own python3, its own dpkg and apt, and no network namespace to reach
 anything with. /proc is mounted for the run (apt and dpkg want it) and unmounted
-by ``proc_mounted``.
+by ``proc_mounted``. ``prime_apt`` makes a fresh debootstrap root look like a host
+where apt has run before, so that its apt state can be compared byte for byte.
 """
 
 from __future__ import annotations
@@ -44,6 +45,36 @@ def proc_mounted(root: Path) -> Iterator[Path]:
     finally:
         if proc.is_mount():
             subprocess.run(["umount", "-l", str(proc)], check=False)
+
+
+def in_root(root: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``argv`` run inside ``root`` offline (``unshare -n chroot``); fails the test if it fails."""
+    proc = subprocess.run(
+        ["unshare", "-n", "chroot", str(root), *argv],
+        env=CHROOT_ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert proc.returncode == 0, f"{' '.join(argv)} in {root}: {proc.stderr}\n{proc.stdout}"
+    return proc
+
+
+def prime_apt(root: Path, auto: str = "gpgv") -> None:
+    """The root as on a host where apt has run: ``apt-get update`` done once (its lock,
+    ``auxfiles/`` and ``partial/`` in /var/lib/apt/lists, as debootstrap leaves none) and an
+    extended_states that marks ``auto`` as auto-installed. Offline: no source is read."""
+    empty = root / DROP.lstrip("/") / "no-sources.list"
+    empty.parent.mkdir(parents=True, exist_ok=True)
+    empty.write_text("")
+    in_root(
+        root, "apt-get", "update", "-q", "-o", f"Dir::Etc::sourcelist={DROP}/no-sources.list",
+        "-o", f"Dir::Etc::sourceparts={DROP}/no-sources.d",
+    )  # fmt: skip
+    in_root(root, "apt-mark", "auto", auto)
+    assert f"Package: {auto}\n" in (root / "var/lib/apt/extended_states").read_text()
 
 
 def gpubundle_argv(root: Path, *args: str) -> list[str]:

@@ -7,7 +7,11 @@
 - ``sources``: ROOT/etc/apt/sources.list and sources.list.d/*, {path: sha256};
 - ``keyrings``: ROOT/usr/share/keyrings and ROOT/etc/apt/keyrings, {path: sha256};
 - ``gpubundle``: everything under gpubundle's own paths (state, logs, trust, lock),
-  {path: "dir" | sha256 | "-> target"}.
+  {path: "dir" | sha256 | "-> target"};
+- ``apt``: apt's own state that an install of packages from a new source touches:
+  everything under ROOT/var/lib/apt/lists (the list files of every source, ``partial/``)
+  and ROOT/var/lib/apt/extended_states (which packages apt installed as dependencies),
+  same digests.
 
 ``differences(before, after)`` lists what changed, one readable line each, so an
 assertion message says exactly what an uninstall left behind.
@@ -26,6 +30,7 @@ from installer import layout
 SOURCE_PATHS = ("etc/apt/sources.list", "etc/apt/sources.list.d")
 KEYRING_DIRS = ("usr/share/keyrings", "etc/apt/keyrings")
 GPUBUNDLE_PATHS = (layout.STATE_DIR, layout.LOG_DIR, "/etc/gpubundle", layout.LOCK_FILE)
+APT_STATE_PATHS = ("var/lib/apt/lists", "var/lib/apt/extended_states")
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class RootState:
     sources: Mapping[str, str]
     keyrings: Mapping[str, str]
     gpubundle: Mapping[str, str]
+    apt: Mapping[str, str]
 
     def without(self, prefixes: Iterable[str], dirs: Iterable[str] = ()) -> RootState:
         """This state without gpubundle paths at or under ``prefixes``, and without the
@@ -51,6 +57,7 @@ class RootState:
             self.sources,
             self.keyrings,
             {p: v for p, v in self.gpubundle.items() if not dropped(p)},
+            self.apt,
         )
 
 
@@ -105,6 +112,7 @@ def capture(root: Path) -> RootState:
         sources=_trees(root, SOURCE_PATHS),
         keyrings=_trees(root, KEYRING_DIRS),
         gpubundle=_trees(root, GPUBUNDLE_PATHS),
+        apt=_trees(root, APT_STATE_PATHS),
     )
 
 
