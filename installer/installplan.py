@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from installer.aptlocal import SOURCES_LIST, keyring_path, requested_pins
-from installer.manifest import Manifest
+from installer.layout import VERIFY_IMAGE_ARCHIVE
+from installer.manifest import ImagePin, Manifest
 
 EXTRACT = "extract"
 APT_SOURCE = "apt-source"
@@ -119,6 +120,32 @@ def package_changes(manifest: Manifest, installed: Mapping[str, str]) -> dict[st
     return dict(sorted(changes.items()))
 
 
+def proof_images(manifest: Manifest) -> tuple[ImagePin, ...]:
+    """The images the proof runs, in order: the builtin verification image, then the rest."""
+    builtin = tuple(i for i in manifest.images if i.archive == VERIFY_IMAGE_ARCHIVE)
+    return builtin + tuple(i for i in manifest.images if i.archive != VERIFY_IMAGE_ARCHIVE)
+
+
+def image_archives(manifest: Manifest) -> tuple[str, ...]:
+    """Every image archive of the bundle once, in the order the proof uses their images."""
+    return tuple(dict.fromkeys(i.archive for i in proof_images(manifest)))
+
+
+def _image_lines(manifest: Manifest) -> tuple[str, ...]:
+    return tuple(f"load image {i.ref} from {i.archive}" for i in proof_images(manifest))
+
+
+def _proof_lines(manifest: Manifest) -> tuple[str, ...]:
+    lines = []
+    for image in proof_images(manifest):
+        what = "the builtin verification image" if image.archive == VERIFY_IMAGE_ARCHIVE else ""
+        lines.append(
+            f"run {image.ref}{f' ({what})' if what else ''}: nvidia-smi -L with --gpus all, "
+            "and with CDI where Docker enables it"
+        )
+    return tuple(lines)
+
+
 def _package_lines(changes: Mapping[str, str], installed: Mapping[str, str]) -> tuple[str, ...]:
     lines = []
     for name, version in changes.items():
@@ -138,6 +165,7 @@ def build_plan(manifest: Manifest, bundle_sha256: str, facts: PlanFacts) -> Inst
     size = sum(f.size for f in manifest.files)
     no_runtime = "--runtime none" if facts.runtime == "none" else ""
     no_gpu = "--skip-gpu-checks" if facts.skip_gpu_checks else ""
+    no_images = "" if manifest.images else "no images in the bundle (built with --no-images)"
 
     def recorded(step_id: str) -> bool:
         return step_id in facts.completed
@@ -185,19 +213,16 @@ def build_plan(manifest: Manifest, bundle_sha256: str, facts: PlanFacts) -> Inst
         Step(
             IMAGES,
             "load the verification images",
-            tuple(f"load image {i.ref}" for i in manifest.images) or ("no images in the bundle",),
-            done=recorded(IMAGES) or not manifest.images,
-            skip_reason=no_runtime,
+            _image_lines(manifest),
+            done=recorded(IMAGES),
+            skip_reason=no_runtime or no_images,
         ),
         Step(
             PROOF,
             "prove that containers see the GPUs",
-            tuple(
-                f"run {i.ref}: nvidia-smi -L with --gpus all and CDI" for i in manifest.images[:1]
-            )
-            or ("no image to run",),
-            done=recorded(PROOF) or not manifest.images,
-            skip_reason=no_runtime or no_gpu,
+            _proof_lines(manifest),
+            done=recorded(PROOF),
+            skip_reason=no_runtime or no_gpu or no_images,
         ),
     )
     return InstallPlan(bundle_sha256, manifest.toolkit_version, changes, steps)

@@ -16,7 +16,9 @@ from installer.installplan import (
     STEP_IDS,
     PlanFacts,
     build_plan,
+    image_archives,
     package_changes,
+    proof_images,
 )
 from installer.manifest import FileEntry, ImagePin, Manifest, PackagePin
 
@@ -74,8 +76,16 @@ def facts(**overrides: object) -> PlanFacts:
 
 
 CUDA = ImagePin(
-    "nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04", "sha256:" + "1" * 64, "x", "cuda>=12.4"
+    "nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04",
+    "sha256:" + "1" * 64,
+    "x",
+    "cuda>=12.4",
+    "images/images.tar",
 )
+VERIFY = ImagePin(
+    "gpubundle/verify:ubuntu22.04-amd64", "sha256:" + "2" * 64, "sha256:" + "2" * 64, "",
+    "images/gpubundle-verify.tar",
+)  # fmt: skip
 
 
 def test_fresh_host_plans_every_step_in_order_with_its_changes() -> None:
@@ -90,7 +100,7 @@ def test_fresh_host_plans_every_step_in_order_with_its_changes() -> None:
     assert plan.step(PACKAGES).paths == APT_BOOKKEEPING
     assert plan.step(RUNTIME).paths == ("/etc/docker/daemon.json",)
     assert "restart docker.io" in plan.step(RESTART).changes[0]
-    assert plan.step(IMAGES).changes == (f"load image {CUDA.ref}",)
+    assert plan.step(IMAGES).changes == (f"load image {CUDA.ref} from images/images.tar",)
     assert plan.packages["libnvidia-container1"] == "1.17.8-1"
 
 
@@ -104,6 +114,35 @@ def test_runtime_none_and_no_gpu_skip_the_runtime_steps() -> None:
     gpu_only = build_plan(make_manifest(images=(CUDA,)), SHA, facts(skip_gpu_checks=True))
     assert gpu_only.step(PROOF).skip_reason == "--skip-gpu-checks"
     assert gpu_only.step(IMAGES).pending
+
+
+def test_builtin_image_is_loaded_and_proved_first() -> None:
+    m = make_manifest(images=(CUDA, VERIFY))  # the order in the manifest does not matter
+    assert proof_images(m) == (VERIFY, CUDA)
+    assert image_archives(m) == ("images/gpubundle-verify.tar", "images/images.tar")
+    plan = build_plan(m, SHA, facts())
+    assert plan.step(IMAGES).changes == (
+        f"load image {VERIFY.ref} from images/gpubundle-verify.tar",
+        f"load image {CUDA.ref} from images/images.tar",
+    )
+    proof = plan.step(PROOF).changes
+    assert len(proof) == 2
+    assert proof[0].startswith(f"run {VERIFY.ref} (the builtin verification image): nvidia-smi -L")
+    assert proof[1].startswith(f"run {CUDA.ref}: nvidia-smi -L with --gpus all")
+    assert plan.step(PROOF).pending and plan.step(IMAGES).pending
+    data = plan.as_json()
+    images = next(s for s in data["steps"] if s["id"] == IMAGES)
+    assert VERIFY.ref in images["changes"][0]
+
+
+def test_without_images_the_proof_is_skipped_never_done() -> None:
+    plan = build_plan(make_manifest(), SHA, facts())
+    for step in (IMAGES, PROOF):
+        assert not plan.step(step).done
+        assert plan.step(step).skip_reason == "no images in the bundle (built with --no-images)"
+    assert build_plan(make_manifest(), SHA, facts(runtime="none")).step(PROOF).skip_reason == (
+        "--runtime none"
+    )
 
 
 def test_installed_host_has_nothing_pending() -> None:
