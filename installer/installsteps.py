@@ -61,10 +61,11 @@ from installer.installplan import (
     RESTART,
     RUNTIME,
     InstallPlan,
+    image_archives,
+    proof_images,
 )
 from installer.layout import (
     HEAD_MEMBERS,
-    IMAGES_ARCHIVE,
     LOG_DIR,
     MAX_HEAD_MEMBER_BYTES,
     REPO_DIR,
@@ -401,7 +402,11 @@ class StepRunner:
                     f"restored {facts.daemon_json} as it was before an interrupted run"
                 )
             record = dataclasses.replace(record, runtime_change=None)
-        intent = None if record.runtime_change else intended_runtime_change(facts.daemon_json)
+        intent = (
+            None
+            if record.runtime_change
+            else intended_runtime_change(facts.daemon_json, BACKUP_DIR)
+        )
         if intent is not None:
             record = self._intend(record, RUNTIME, runtime_change=intent)
         else:
@@ -424,15 +429,16 @@ class StepRunner:
         return record, f"{outcome.method}; Docker {version} answers"
 
     def load_images(self, record: InstallRecord) -> tuple[InstallRecord, str]:
-        archive = self.bundle_dir / IMAGES_ARCHIVE
+        archives = [self.bundle_dir / a for a in image_archives(self.manifest)]
         # Images Docker had before are the user's: not recorded, so uninstall keeps them.
         had = {i.ref for i in self.manifest.images if containers.image_present(i.ref)}
         coming = [i.ref for i in self.manifest.images if i.ref not in had]
         record = self._intend(
             record, IMAGES, images_loaded=tuple(dict.fromkeys((*record.images_loaded, *coming)))
         )
-        with self.console.progress("loading images", archive.stat().st_size) as bar:
-            refs = containers.load_images(archive, bar)
+        size = sum(a.stat().st_size for a in archives)
+        with self.console.progress("loading images", size) as bar:
+            refs = containers.load_archives(archives, bar)
         new = [r for r in refs if r not in had]
         loaded = tuple(dict.fromkeys((*record.images_loaded, *new)))
         detail = ", ".join(refs)
@@ -441,24 +447,22 @@ class StepRunner:
         return dataclasses.replace(record, images_loaded=loaded), detail
 
     def prove(self, record: InstallRecord) -> tuple[InstallRecord, str]:
-        uuids = read_driver_facts().uuids
+        driver = read_driver_facts()
+        uuids = driver.uuids
         cdi = containers.cdi_enabled()
         if cdi and not containers.CDI_SPEC.exists():
             spec = containers.generate_cdi_spec()
             specs = tuple(dict.fromkeys((*record.cdi_specs_created, spec.path)))
             record = dataclasses.replace(record, cdi_specs_created=specs)
             save_record(record)
-        proof = containers.prove_gpus(self.manifest.images[0].ref, uuids, cdi=cdi)
-        if not proof.ok:
-            failed = [a for a in proof.attempts if not a.passed]
-            raise GpubundleError(
-                "the verification containers did not see the host's GPUs as expected",
-                hint="run `gpubundle doctor` for the cause",
-                details=[f"{a.name}: {a.error} ({' '.join(a.argv)})" for a in failed]
-                or ["no attempt ran"],
-            )
-        forms = ", ".join(a.name for a in proof.attempts)
-        return record, f"containers see {len(uuids)} GPU(s) ({forms})"
+        # The builtin verification image first, then any registry images.
+        images = [i.ref for i in proof_images(self.manifest)]
+        results = containers.prove_images(images, uuids, cdi=cdi)
+        failure = containers.proof_failure(results, uuids, driver.problem)
+        if failure is not None:
+            raise failure
+        forms = ", ".join(dict.fromkeys(a.name for r in results for a in r.attempts))
+        return record, f"containers see {len(uuids)} GPU(s) in {', '.join(images)} ({forms})"
 
     # --- rollback -------------------------------------------------------------------
 
