@@ -129,6 +129,14 @@ def test_images_are_judged_against_the_driver() -> None:
     assert result[f"image {cuda13.ref}"] == "fail"
 
 
+def test_an_image_without_cuda_requirement_is_skipped_with_a_note() -> None:
+    verify = ImagePin("gpubundle/verify:ubuntu22.04-amd64", "d", "i", "", "images/x.tar")
+    report = run_preflight(make_manifest(images=(verify,)), GOOD, Options(), compat)
+    (check,) = [c for c in report.checks if c.name == f"image {verify.ref}"]
+    assert check.status == "skip" and not report.failures
+    assert "no NVIDIA_REQUIRE_CUDA" in check.detail and "nvidia-smi" in check.detail
+
+
 @pytest.mark.parametrize(
     ("installed", "status", "word"),
     [(None, "ok", "will install"), ("1.17.8-1", "ok", "already"),
