@@ -12,7 +12,9 @@ Checked as data: dpkg lists the family at the bundle's versions; every file and
 package that changed on the root is one the plan named (or a file of an
 installed package); a dry run and a re-run change nothing; a run SIGKILLed
 right after the apt step (the GPUBUNDLE_TEST_KILL_AFTER test hook) completes
-when run again.
+when run again; and a run killed before, inside or after any step (the
+GPUBUNDLE_TEST_KILL_BEFORE / _UNRECORDED / _AFTER hooks) leaves a record from
+which uninstall puts the root back exactly and a re-run finishes the install.
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ from installer import layout
 from installer.manifest import Manifest, PackagePin
 from tests.conftest import CACHE_DIR
 from tests.integration.conftest import ServedStandin
-from tests.support import testkeys
+from tests.support import inroot, testkeys
 from tests.support.bundles import EPOCH, placeholder_images_tar
+from tests.support.inroot import BUNDLE, gpubundle, ok_json, prime_apt, stage
 from tests.support.roots import debootstrap_root
+from tests.support.rootsnapshot import capture, differences
 
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.archive]
 
@@ -287,3 +291,71 @@ def test_offline_install_in_a_real_root(
     changes = changed_paths(files1, snapshot(root))
     assert unexplained(changes, {"/var/log/gpubundle", "/run/gpubundle.lock"}, set()) == []
     assert dpkg_status(root) == packages1
+
+
+# --- killed at every step boundary ------------------------------------------------------------
+
+KILL_HOOKS = {
+    # hook: (the step is recorded as complete, the record says it is under way)
+    "GPUBUNDLE_TEST_KILL_BEFORE": (False, True),  # intent recorded, nothing changed yet
+    "GPUBUNDLE_TEST_KILL_UNRECORDED": (False, True),  # changes made, completion not recorded
+    "GPUBUNDLE_TEST_KILL_AFTER": (True, False),  # changes made and recorded
+}
+RECORD = "var/lib/gpubundle/install-record.json"
+# Left out of the comparison: install reports (kept for the administrator) and the lock
+# file (a lock must outlive its holders); see test_uninstall_roots.py.
+KEPT = (layout.LOG_DIR, layout.LOCK_FILE)
+
+
+def killed_install(root: Path, fingerprint: str, hook: str, step: str) -> dict[str, Any]:
+    """install SIGKILLed at ``hook``/``step``; returns the record it left."""
+    proc = gpubundle(
+        root, "install", BUNDLE, "--trust", fingerprint, "--runtime", "none",
+        "--skip-gpu-checks", "--yes", "--json", env={hook: step},
+    )  # fmt: skip
+    assert proc.returncode == -9, f"{hook}={step} did not kill install:\n{proc.stderr}"
+    record: dict[str, Any] = json.loads((root / RECORD).read_text())
+    completed, under_way = KILL_HOOKS[hook]
+    assert (step in record["steps_completed"]) is completed, record
+    assert (record["in_progress"] == step) is under_way, record
+    assert record["finished_at"] is None
+    return record
+
+
+@pytest.mark.parametrize("distro", ["ubuntu22.04", "debian12"])
+def test_killed_at_every_step_boundary_reruns_and_uninstalls(
+    distro: str,
+    tmp_path: Path,
+    key: testkeys.TestKey,
+    installer_pyz: Path,
+    standin_repo: ServedStandin,
+) -> None:
+    """Killed before, inside (changes made, not recorded) and after each step: the record
+    left behind lets ``uninstall --purge`` put the root back exactly (apt's lists and
+    extended_states included), and lets a re-run finish the install."""
+    root = debootstrap_root(distro, "minbase", INCLUDE, dest=tmp_path / "root")
+    stage(root, build_bundle(tmp_path, key, distro, standin_repo), installer_pyz)
+    with inroot.proc_mounted(root):
+        prime_apt(root)
+        before = capture(root).without(KEPT)
+        for step in ("extract", "apt-source", "packages"):
+            for hook in KILL_HOOKS:
+                where = f"{hook}={step}"
+                record = killed_install(root, key.fingerprint, hook, step)
+                if step == "packages":  # written ahead: every package apt may install
+                    assert set(record["packages_installed"]) == set(FAMILY), where
+                ok_json(gpubundle(root, "uninstall", "--purge", "--yes", "--json"))
+                assert differences(before, capture(root).without(KEPT)) == [], where
+
+                killed_install(root, key.fingerprint, hook, step)
+                done = ok_json(gpubundle(root, "install", BUNDLE, "--trust", key.fingerprint,
+                                         "--runtime", "none", "--skip-gpu-checks", "--yes",
+                                         "--json"))  # fmt: skip
+                record = done["record"]
+                assert record["finished_at"] and record["in_progress"] is None, where
+                assert record["packages_installed"] == dict.fromkeys(FAMILY, VERSION), where
+                packages = dpkg_status(root)
+                for name in FAMILY:
+                    assert packages[name] == (VERSION, "install ok installed"), where
+                ok_json(gpubundle(root, "uninstall", "--purge", "--yes", "--json"))
+                assert differences(before, capture(root).without(KEPT)) == [], where
