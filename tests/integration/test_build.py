@@ -1,6 +1,9 @@
-"""``gpubundle build`` end to end: stand-in NVIDIA repo + the real Ubuntu archive + a test image.
+"""``gpubundle build`` end to end: stand-in NVIDIA repo + the real Ubuntu archive + images.
 
-Two builds from the same inputs must give the same bytes; the bundle's manifest
+Every bundle carries the builtin verification image, made from the archive's own glibc
+and busybox .debs: a build with only that one must not contact Docker at all (it runs
+with DOCKER_HOST pointing nowhere). A build with ``--image`` adds a registry test
+image. Two builds from the same inputs must give the same bytes; the bundle's manifest
 must verify with plain gpg, every file it lists must hash as listed, and the
 installer's own verifier must accept it. Downloads are cached in .cache/build.
 """
@@ -31,6 +34,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.archive]
 
 BUILD_CACHE = CACHE_DIR / "build"
 PLAN_KEYS = {"name", "version", "architecture", "size", "sha256", "filename", "source"}
+VERIFY_TAG = "gpubundle/verify:ubuntu22.04-amd64"
+# Any contact with Docker through this fails: the SDK and the CLI both read DOCKER_HOST.
+NO_DOCKER = {"DOCKER_HOST": "unix:///nonexistent/gpubundle-test-no-docker.sock"}
 
 
 def build(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -70,7 +76,18 @@ def test_dry_run_json(standin_repo: ServedStandin, nvidia_key_file: Path) -> Non
     plan = json.loads(proc.stdout)  # exactly one JSON document, nothing else on stdout
     assert plan["distro"] == "ubuntu22.04" and plan["arch"] == "amd64"
     assert plan["toolkit_version"] == "1.17.8-1"
-    assert plan["images"] == [CUDA_STANDIN.ref]
+    builtin, cuda = plan["images"]  # the builtin verification image first, with its .debs
+    assert (builtin["ref"], builtin["kind"], builtin["archive"]) == (
+        VERIFY_TAG, "builtin", layout.VERIFY_IMAGE_ARCHIVE,
+    )  # fmt: skip
+    made_of = {p["name"]: p for p in builtin["packages"]}
+    assert {"libc6", "busybox"} <= set(made_of)
+    assert all(set(p) >= PLAN_KEYS and len(p["sha256"]) == 64 for p in made_of.values())
+    assert made_of["busybox"]["source"].startswith("ubuntu")
+    assert (cuda["ref"], cuda["kind"], cuda["archive"]) == (
+        CUDA_STANDIN.ref, "registry", layout.IMAGES_ARCHIVE,
+    )  # fmt: skip
+    assert cuda["packages"] == []
     assert plan["requested"] == ["nvidia-container-toolkit"]
     packages = {p["name"]: p for p in plan["packages"]}
     for item in plan["packages"]:
@@ -81,6 +98,7 @@ def test_dry_run_json(standin_repo: ServedStandin, nvidia_key_file: Path) -> Non
         assert packages[name]["version"] == "1.17.8-1"
         assert packages[name]["source"] == "nvidia"
     assert packages["libc6"]["source"].startswith("ubuntu")
+    assert "busybox" not in packages  # the image's .debs stay out of the apt repository
     assert plan["total_size"] == sum(p["size"] for p in plan["packages"])
 
 
@@ -95,7 +113,8 @@ def test_dry_run_without_images_and_with_docker(
     assert plan["requested"] == ["nvidia-container-toolkit", "docker.io"]
     assert {"docker.io", "containerd", "runc"} <= {p["name"] for p in plan["packages"]}
     default = json.loads(build(*args, "--dry-run", "--json").stdout)
-    assert default["images"] == ["nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04"]  # the target's
+    # The builtin image only: the target's nvcr.io images are suggestions for --image.
+    assert [(i["ref"], i["kind"]) for i in default["images"]] == [(VERIFY_TAG, "builtin")]
 
 
 def test_dry_run_refuses_unknown_distro() -> None:
@@ -156,7 +175,9 @@ def test_result_names_signer_and_command(built: Built) -> None:
         f"install {built.bundle.name} --trust {built.key.fingerprint}"
     )
     assert result["bundle_sha256"] == hashlib.sha256(built.bundle.read_bytes()).hexdigest()
-    assert set(result["timings"]) >= {"sources", "resolve", "fetch", "images", "pack"}
+    assert set(result["timings"]) >= {
+        "sources", "resolve", "fetch", "validate", "images", "verify-image", "pack",
+    }  # fmt: skip
     assert (
         built.key.fingerprint in built.stderr and "gpubundle-installer.pyz install" in built.stderr
     )
@@ -209,13 +230,20 @@ def test_bundle_verifies_with_plain_gpg_and_every_hash_matches(
             pin["size"],
         )
     assert manifest["signer_fingerprint"] == built.key.fingerprint
-    assert {layout.REPO_INRELEASE, layout.IMAGES_ARCHIVE, layout.INSTALLER_PYZ} <= set(listed)
+    assert {
+        layout.REPO_INRELEASE, layout.IMAGES_ARCHIVE, layout.VERIFY_IMAGE_ARCHIVE,
+        layout.INSTALLER_PYZ,
+    } <= set(listed)  # fmt: skip
     assert (root / layout.INSTALLER_PYZ).read_bytes() == (
         built.bundle.parent / "gpubundle-installer.pyz"
     ).read_bytes()
-    [image] = manifest["images"]
+    verify, image = manifest["images"]  # the builtin image first
+    assert (verify["ref"], verify["archive"], verify["require_cuda"]) == (
+        VERIFY_TAG, layout.VERIFY_IMAGE_ARCHIVE, "",
+    )  # fmt: skip
     assert image["ref"] == CUDA_STANDIN.ref and image["digest"].startswith("sha256:")
     assert image["require_cuda"].startswith("cuda>=12.4")
+    assert image["archive"] == layout.IMAGES_ARCHIVE
     # The installer beside the bundle carries a detached signature by the same key.
     pyz = built.bundle.parent / "gpubundle-installer.pyz"
     checked = subprocess.run(
@@ -237,6 +265,68 @@ def test_installer_verifier_accepts_the_bundle(built: Built) -> None:
         "ubuntu-security",
         "nvidia",
     }
+
+
+@pytest.fixture(scope="module")
+def builtin_only(
+    tmp_path_factory: pytest.TempPathFactory, standin_repo: ServedStandin, nvidia_key_file: Path
+) -> Built:
+    """Two builds with no --image, with Docker unreachable: the builtin image needs none."""
+    tmp = tmp_path_factory.mktemp("builtin")
+    key = testkeys.make_key(tmp / "signer", name="gpubundle builtin image test signer")
+    outputs = []
+    for run in ("first", "second"):
+        out = tmp / run / "ubuntu22.04.tar.zst"
+        proc = build(
+            *source_args(standin_repo, nvidia_key_file),
+            "--sign-key", key.fingerprint, "--gnupghome", str(key.gnupghome),
+            "--output", str(out), "--json", env=NO_DOCKER,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        outputs.append((json.loads(proc.stdout), out, proc.stderr))
+    (result, bundle, _), (_, again, stderr) = outputs
+    return Built(key, result, bundle, again, stderr)
+
+
+def test_builtin_image_build_needs_no_docker_and_is_byte_identical(builtin_only: Built) -> None:
+    for name in (
+        builtin_only.bundle.name,
+        "gpubundle-installer.pyz",
+        "gpubundle-installer.pyz.asc",
+    ):
+        first, second = builtin_only.bundle.parent / name, builtin_only.again.parent / name
+        assert first.read_bytes() == second.read_bytes(), name
+    timings = builtin_only.result["timings"]
+    assert "verify-image" in timings and not {"validate", "images"} & set(timings)
+
+
+def test_builtin_image_is_the_bundles_only_image_and_loads_as_its_tag(
+    builtin_only: Built, tmp_path: Path
+) -> None:
+    manifest = verify_bundle(builtin_only.bundle, [builtin_only.key.fingerprint])
+    [pin] = manifest.images
+    assert (pin.ref, pin.archive, pin.require_cuda) == (VERIFY_TAG, layout.VERIFY_IMAGE_ARCHIVE, "")
+    assert pin.digest == pin.image_id and pin.image_id.startswith("sha256:")
+    listed = manifest.file_map()
+    assert layout.VERIFY_IMAGE_ARCHIVE in listed and layout.IMAGES_ARCHIVE not in listed
+    # The image's .debs are in the image only, not in the apt repository.
+    assert "busybox" not in {p.name for p in manifest.packages}
+    assert not [path for path in listed if path.startswith("repo/debs/busybox_")]
+    planned = {
+        p["name"]: p["version"] for p in builtin_only.result["plan"]["images"][0]["packages"]
+    }
+    root = tmp_path / "x"
+    _extract(builtin_only.bundle, root)
+    with tarfile.open(root / layout.VERIFY_IMAGE_ARCHIVE) as tar:
+        [entry] = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        config_bytes = tar.extractfile(entry["Config"]).read()  # type: ignore[union-attr]
+    assert entry["RepoTags"] == [VERIFY_TAG]
+    assert "sha256:" + hashlib.sha256(config_bytes).hexdigest() == pin.image_id
+    labels = json.loads(config_bytes)["config"]["Labels"]
+    assert labels["io.gpubundle.packages"] == ", ".join(
+        f"{name}={version}" for name, version in sorted(planned.items())
+    )
+    assert {"libc6", "busybox"} <= set(planned)
 
 
 @pytest.mark.docker
