@@ -1,11 +1,13 @@
-"""Bundles made with the real ``gpubundle build`` for installing on this very host.
+"""Bundles made with the real ``gpubundle build``, for this very host or for a root.
 
-The bundle is built for the host's own distribution against the host's dpkg
-status (``--target-status /var/lib/dpkg/status``), so it holds the NVIDIA
-packages plus only the distro packages this host lacks, exactly as a user
-would build it for a known target. NVIDIA's repository is the test world's
-stand-in (tests/support/standin_nvidia.py) and the images come from the
-loopback registry (tests/support/registry.py).
+``build_host_bundle`` builds for the host's own distribution against the host's
+dpkg status (``--target-status /var/lib/dpkg/status``), so the bundle holds the
+NVIDIA packages plus only the distro packages this host lacks, exactly as a user
+would build it for a known target. ``build_target_bundle`` builds for any target
+(``--distro``), against a given status file (e.g. a debootstrap root's) or none
+(the full closure, libc6 and all). NVIDIA's repository is the test world's
+stand-in (tests/support/standin_nvidia.py) and the images come from the loopback
+registry (tests/support/registry.py), or there are none (``--no-images``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bundler.build import INSTALLER_NAME
 from installer.bundle_reader import verify_bundle
 from installer.hostinfo import distro_name, read_os_release
 from installer.manifest import Manifest
@@ -37,6 +40,7 @@ class HostBundle:
     fingerprint: str  # what --trust takes
     sha256: str
     manifest: Manifest
+    installer: Path | None = None  # the gpubundle-installer.pyz the build wrote beside it
 
     @property
     def packages(self) -> dict[str, str]:
@@ -63,6 +67,43 @@ def host_distro() -> str:
     return distro_name(read_os_release())
 
 
+def build_target_bundle(
+    out_dir: Path,
+    signer: TestKey,
+    nvidia_url: str,
+    nvidia_key: bytes,
+    *,
+    distro: str,
+    target_status: Path | None,
+    images: Sequence[str] = (),
+) -> HostBundle:
+    """``gpubundle build --distro DISTRO`` signed by ``signer``, against ``target_status``
+    (None: the full closure); no images unless given. Fails the test if the build fails."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    key_file = out_dir / "nvidia-source-key.asc"
+    key_file.write_bytes(nvidia_key)
+    bundle = out_dir / f"{distro}.tar.zst"
+    args = [
+        "build", "--distro", distro,
+        "--mirror", f"nvidia={nvidia_url}", "--key", f"nvidia={key_file}",
+        "--sign-key", signer.fingerprint, "--gnupghome", str(signer.gnupghome),
+        "--cache-dir", str(BUILD_CACHE), "--output", str(bundle), "--json",
+    ]  # fmt: skip
+    if target_status is not None:
+        args += ["--target-status", str(target_status)]
+    for ref in images:
+        args += ["--image", ref]
+    if not images:
+        args.append("--no-images")
+    proc = gpubundle(*args)
+    assert proc.returncode == 0, f"gpubundle build failed:\n{proc.stderr}\n{proc.stdout}"
+    manifest = verify_bundle(bundle, [signer.fingerprint])
+    sha = hashlib.sha256(bundle.read_bytes()).hexdigest()
+    pyz = bundle.with_name(INSTALLER_NAME)  # the build writes it beside the bundle
+    assert pyz.is_file(), f"gpubundle build wrote no {pyz}"
+    return HostBundle(bundle, signer.fingerprint, sha, manifest, pyz)
+
+
 def build_host_bundle(
     out_dir: Path,
     signer: TestKey,
@@ -73,25 +114,10 @@ def build_host_bundle(
     target_status: Path = HOST_DPKG_STATUS,
 ) -> HostBundle:
     """``gpubundle build`` for this host, signed by ``signer``; fails the test if it fails."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    key_file = out_dir / "nvidia-source-key.asc"
-    key_file.write_bytes(nvidia_key)
-    distro = host_distro()
-    bundle = out_dir / f"{distro}.tar.zst"
-    args = [
-        "build", "--distro", distro,
-        "--mirror", f"nvidia={nvidia_url}", "--key", f"nvidia={key_file}",
-        "--target-status", str(target_status),
-        "--sign-key", signer.fingerprint, "--gnupghome", str(signer.gnupghome),
-        "--cache-dir", str(BUILD_CACHE), "--output", str(bundle), "--json",
-    ]  # fmt: skip
-    for ref in images:
-        args += ["--image", ref]
-    proc = gpubundle(*args)
-    assert proc.returncode == 0, f"gpubundle build failed:\n{proc.stderr}\n{proc.stdout}"
-    manifest = verify_bundle(bundle, [signer.fingerprint])
-    sha = hashlib.sha256(bundle.read_bytes()).hexdigest()
-    return HostBundle(bundle, signer.fingerprint, sha, manifest)
+    return build_target_bundle(
+        out_dir, signer, nvidia_url, nvidia_key,
+        distro=host_distro(), target_status=target_status, images=images,
+    )  # fmt: skip
 
 
 def install(
