@@ -2,9 +2,10 @@
 
 The bundle is a real ``gpubundle build`` for the host's distribution against its
 own dpkg status: the stand-in NVIDIA toolkit family, the distro packages the host
-lacks (none on a Debian 12 host with docker.io) and the test CUDA image. Before
-each test the user has a daemon.json of their own (applied by a restart) and
-Docker does not have the image. ``tests/support/hostguard.py`` puts the host
+lacks (none on a Debian 12 host with docker.io), the builtin verification image
+(built from the distro's glibc and busybox) and the test CUDA image. Before each
+test the user has a daemon.json of their own (applied by a restart) and Docker has
+neither image. ``tests/support/hostguard.py`` puts the host
 back afterwards, whatever happens. The command runs as users run it: the CLI as
 a subprocess, ``--json``, checked as data.
 """
@@ -23,8 +24,13 @@ from typing import Any
 import pytest
 
 from installer import engine
-from installer.layout import LOG_DIR
-from installer.record import RECORD_PATH
+from installer.cmd_install import BUNDLES_DIR
+from installer.console import Console
+from installer.errors import GpubundleError
+from installer.installsteps import StepRunner
+from installer.layout import IMAGES_ARCHIVE, LOG_DIR, VERIFY_IMAGE_ARCHIVE
+from installer.preflight import Options
+from installer.record import RECORD_PATH, load_record
 from tests.integration.conftest import ServedStandin
 from tests.support import hostguard, hostsnapshot, testkeys
 from tests.support.hostsnapshot import HostSnapshot
@@ -32,6 +38,7 @@ from tests.support.installbundles import (
     HostBundle,
     build_host_bundle,
     gpubundle,
+    host_distro,
     install,
     ok_document,
 )
@@ -47,6 +54,7 @@ FAMILY = (
 )
 STEPS_TO_RUNTIME = ["extract", "apt-source", "packages", "runtime-config"]
 INVALID_KEY = "gpubundle-test-no-such-directive"  # dockerd refuses to start with it
+VERIFY = f"gpubundle/verify:{host_distro()}-amd64"  # the builtin verification image
 
 
 def corrupting_nvidia_ctk(bindir: Path) -> dict[str, str]:
@@ -82,6 +90,8 @@ def host(bundle: HostBundle) -> Iterator[HostSnapshot]:
     """The user's daemon.json applied, the image absent; the host as it is then."""
     hostguard.require_host()
     with hostguard.user_host([CUDA_STANDIN.ref]) as before:
+        # gpubundle's own image (no registry holds it): absent, as on a fresh host.
+        hostguard.remove_image(VERIFY)
         yield before
 
 
@@ -95,7 +105,12 @@ def test_bundle_holds_the_toolkit_and_only_what_the_host_lacks(
     assert {n: bundle.packages[n] for n in FAMILY} == dict.fromkeys(FAMILY, "1.20.1-1")
     have = {key.split(":")[0] for key in host.installed()}
     assert not (set(bundle.packages) - set(FAMILY)) & have  # nothing the host already has
-    assert [i.ref for i in bundle.manifest.images] == [CUDA_STANDIN.ref]
+    images = [(i.ref, i.archive, i.require_cuda) for i in bundle.manifest.images]
+    assert images == [
+        (VERIFY, VERIFY_IMAGE_ARCHIVE, ""),  # the builtin image first: the install proves it first
+        (CUDA_STANDIN.ref, IMAGES_ARCHIVE, bundle.manifest.images[1].require_cuda),
+    ]
+    assert bundle.manifest.images[1].require_cuda.startswith("cuda>=12.4")
 
 
 def test_install_configures_docker_keeping_user_settings(
@@ -123,10 +138,10 @@ def test_install_configures_docker_keeping_user_settings(
     assert list(diff["sources"]) == ["/etc/apt/sources.list.d/gpubundle.list"]
     [keyring] = diff["keyrings"]
     assert re.fullmatch(r"/usr/share/keyrings/gpubundle-[0-9a-f]{16}\.gpg", keyring)
-    # The image is in Docker, recorded as loaded by install.
-    assert hostguard.image_present(CUDA_STANDIN.ref)
+    # Both images are in Docker, recorded as loaded by install.
+    assert hostguard.image_present(VERIFY) and hostguard.image_present(CUDA_STANDIN.ref)
     record = doc["record"]
-    assert record["images_loaded"] == [CUDA_STANDIN.ref] and record["finished_at"]
+    assert record["images_loaded"] == [VERIFY, CUDA_STANDIN.ref] and record["finished_at"]
     assert (
         record["runtime_change"]["sha256_before"]
         == hashlib.sha256(host.daemon_json or b"").hexdigest()
@@ -134,6 +149,9 @@ def test_install_configures_docker_keeping_user_settings(
     # No GPU here: the proof is skipped and says why, never passed.
     results = step_results(doc)
     assert results["proof"] == ("skipped", "--skip-gpu-checks")
+    assert results["images"][1].startswith(f"{VERIFY}, {CUDA_STANDIN.ref}")
+    preflight = {c["name"]: c for c in doc["preflight"]}
+    assert preflight["NVIDIA driver"]["status"] == "skip"
     assert all(r == "done" for s, (r, _) in results.items() if s != "proof"), results
     # The report is on disk and is this run's document.
     report = Path(doc["report"])
@@ -196,6 +214,37 @@ def test_without_skip_gpu_checks_no_gpu_is_a_plain_preflight_failure(
     assert "--skip-gpu-checks" in error["hint"]
     assert hostsnapshot.capture() == host
     assert not RECORD_PATH.exists()
+
+
+def test_the_proof_runs_the_builtin_image_and_says_plainly_why_it_cannot_prove(
+    bundle: HostBundle, host: HostSnapshot
+) -> None:
+    """Installed and configured, then the proof step as install runs it: no GPU, no pass."""
+    if Path("/dev/nvidiactl").exists():
+        pytest.skip("an NVIDIA driver is loaded here; tests marked gpu cover the real proof")
+    ok_document(install(bundle, "--json"))
+    record = load_record()
+    assert record is not None and VERIFY in record.images_loaded
+    runner = StepRunner(
+        bundle.path, [bundle.fingerprint], bundle.manifest, bundle.sha256,
+        BUNDLES_DIR / bundle.sha256,
+        Options("docker", skip_gpu_checks=False), Console(quiet=True),
+    )  # fmt: skip
+
+    with pytest.raises(GpubundleError) as caught:
+        runner.prove(record)
+
+    err = caught.value
+    assert err.message == (
+        "could not prove that containers see GPUs: the NVIDIA driver lists no GPU on this host"
+    )
+    assert "--skip-gpu-checks" in err.hint and "nvidia-smi -L" in err.hint
+    ran = [d for d in err.details if " gpus-all: " in d]
+    # It ran the builtin image first, then the CUDA image, each with --gpus all, and says
+    # what the runtime answered; nothing passed.
+    assert [d.split(" ", 1)[0] for d in ran] == [VERIFY, CUDA_STANDIN.ref], err.details
+    assert f"docker run --rm --gpus all {VERIFY} nvidia-smi -L" in ran[0]
+    assert all("the container did not run" in d for d in ran), ran
 
 
 def test_docker_refusing_the_new_config_is_rolled_back_and_started_as_before(

@@ -53,6 +53,7 @@ def host(bundle: HostBundle) -> Iterator[HostSnapshot]:
     """The host before install: the user's daemon.json applied, the image absent."""
     hostguard.require_host()
     with hostguard.user_host([CUDA_STANDIN.ref]) as before:
+        hostguard.remove_image(bundle.manifest.images[0].ref)  # the builtin image: gpubundle's
         yield before
 
 
@@ -140,13 +141,15 @@ def test_uninstall_keeps_an_image_docker_had_before_install(
 ) -> None:
     subprocess.run(["docker", "pull", "-q", CUDA_STANDIN.ref], check=True, capture_output=True)
     doc = ok_document(install(bundle, "--json"))
-    assert doc["record"]["images_loaded"] == []
+    verify = bundle.manifest.images[0].ref  # the builtin image, which Docker did not have
+    assert doc["record"]["images_loaded"] == [verify]
     images = next(s for s in doc["result"]["steps"] if s["id"] == "images")
     assert "uninstall keeps" in images["detail"], images
 
     done = uninstall()
 
-    assert "remove-images" not in [a["kind"] for a in done["actions"]]
+    removed = [t for a in done["actions"] if a["kind"] == "remove-images" for t in a["targets"]]
+    assert removed == [verify]
     assert hostguard.image_present(CUDA_STANDIN.ref)
 
 
