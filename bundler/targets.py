@@ -1,7 +1,8 @@
 """Target distributions: the manifests/*.json data files, validated, as frozen dataclasses.
 
-A target names its distro, its stock python3, its architectures, default
-verification images, and its apt sources with the keys that must sign them.
+A target names its distro, its stock python3, its architectures, suggested
+registry images for ``--image`` (the builtin verification image needs none),
+and its apt sources with the keys that must sign them.
 ``--mirror ID=URL`` and ``--key ID=FILE`` are applied with ``apply_overrides``.
 The manifests directory is ``$GPUBUNDLE_MANIFESTS``, else the one shipped
 inside the ``bundler`` package, else ``manifests/`` of the source checkout.
