@@ -79,8 +79,9 @@ def test_uninstall_puts_the_host_back(bundle: HostBundle, host: HostSnapshot) ->
 
     kinds = [a["kind"] for a in done["actions"]]
     assert kinds == [
-        "remove-images", "write-daemon-json", "restart-engine",
-        "remove-packages", "remove-paths", "remove-record",
+        "remove-images", "write-daemon-json", "restart-engine", "unmark-auto",
+        "remove-packages", "remove-paths", "remove-apt-lists", "remove-record",
+        "remove-empty-dirs",
     ]  # fmt: skip
     after = hostsnapshot.capture()
     assert after.daemon_json == host.daemon_json  # the user's own bytes, from the backup
