@@ -206,7 +206,11 @@ def build_plan(manifest: Manifest, bundle_sha256: str, facts: PlanFacts) -> Inst
         Step(
             RESTART,
             "restart the container engine",
-            (f"restart {facts.engine_kind or 'docker'} (running containers restart with it)",),
+            (
+                f"restart {facts.engine_kind} (running containers restart with it)"
+                if facts.engine_kind not in ("", "none")
+                else "start docker from the bundle (dockerd directly where no init system runs)",
+            ),
             done=recorded(RESTART),
             skip_reason=no_runtime,
         ),

@@ -450,19 +450,30 @@ class StepRunner:
         driver = read_driver_facts()
         uuids = driver.uuids
         cdi = containers.cdi_enabled()
+        cdi_note = ""
         if cdi and not containers.CDI_SPEC.exists():
-            spec = containers.generate_cdi_spec()
-            specs = tuple(dict.fromkeys((*record.cdi_specs_created, spec.path)))
-            record = dataclasses.replace(record, cdi_specs_created=specs)
-            save_record(record)
+            try:
+                spec = containers.generate_cdi_spec()
+            except GpubundleError as err:
+                # Still prove what can be proved (--gpus) and say why CDI was not tried.
+                cdi = False
+                cdi_note = f"CDI not tried: {err.message}; " + "; ".join(err.details[-3:])
+            else:
+                specs = tuple(dict.fromkeys((*record.cdi_specs_created, spec.path)))
+                record = dataclasses.replace(record, cdi_specs_created=specs)
+                save_record(record)
+                cdi_note = f"CDI spec {spec.path} mounts nvidia-smi at {spec.nvidia_smi or '?'}"
         # The builtin verification image first, then any registry images.
         images = [i.ref for i in proof_images(self.manifest)]
         results = containers.prove_images(images, uuids, cdi=cdi)
         failure = containers.proof_failure(results, uuids, driver.problem)
         if failure is not None:
+            if cdi_note:
+                failure.details = (*failure.details, cdi_note)
             raise failure
         forms = ", ".join(dict.fromkeys(a.name for r in results for a in r.attempts))
-        return record, f"containers see {len(uuids)} GPU(s) in {', '.join(images)} ({forms})"
+        detail = f"containers see {len(uuids)} GPU(s) in {', '.join(images)} ({forms})"
+        return record, detail + (f"; {cdi_note}" if cdi_note else "")
 
     # --- rollback -------------------------------------------------------------------
 

@@ -187,3 +187,11 @@ def test_plan_json_is_data() -> None:
     assert data["steps"][0]["id"] == EXTRACT
     assert data["steps"][0]["pending"] is True
     assert isinstance(data["packages"], dict)
+
+
+def test_docker_coming_with_the_bundle_is_started_not_restarted() -> None:
+    """Seen on the GPU host: the plan said "restart none" for a --with-docker bundle."""
+    plan = build_plan(make_manifest(images=(VERIFY,)), SHA, facts(engine_kind="none"))
+    assert plan.step(RESTART).changes == (
+        "start docker from the bundle (dockerd directly where no init system runs)",
+    )
