@@ -34,6 +34,7 @@ CHECKS: tuple[Check, ...] = (
     lambda h: [driver.check_gpus(h.driver)],
     lambda h: [toolkit.check_packages(h.toolkit)],
     lambda h: [toolkit.check_nvidia_ctk(h.toolkit)],
+    lambda h: [toolkit.check_cli_info(h.toolkit)],
     lambda h: [toolkit.check_config_toml(h.toolkit)],
     lambda h: [engine.check_installed(h.docker)],
     lambda h: [engine.check_running(h.docker)],

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installer.doctor.checks import Finding, HostPaths, failure, ok, warning
+from installer.doctor.checks import Finding, HostPaths, failure, ok, skipped, warning
 from installer.runner import run
 
 # Released together since 1.11; each depends on the others at "=" the same version.
@@ -45,6 +45,8 @@ class ToolkitFacts:
     nvidia_ctk: str = ""  # its path, empty when not found
     nvidia_ctk_version: str = ""
     config: ConfigFile = ConfigFile(Path("/etc/nvidia-container-runtime/config.toml"), False)
+    # ``nvidia-container-cli info``: (exit code, output); None when the program is absent.
+    cli_info: tuple[int, str] | None = None
 
 
 def dpkg_query_argv(admindir: Path, names: tuple[str, ...] = TOOLKIT_PACKAGES) -> list[str]:
@@ -91,7 +93,17 @@ def gather_toolkit(paths: HostPaths) -> ToolkitFacts:
         nvidia_ctk=ctk,
         nvidia_ctk_version=version,
         config=read_config_file(paths.config_toml),
+        cli_info=cli_info(),
     )
+
+
+def cli_info() -> tuple[int, str] | None:
+    """What NVIDIA's troubleshooting guide runs first: can libnvidia-container load the driver?"""
+    cli = shutil.which("nvidia-container-cli")
+    if not cli:
+        return None
+    proc = run([cli, "info"], check=False, timeout=60)
+    return proc.returncode, (proc.stdout + proc.stderr).decode(errors="replace")
 
 
 def check_packages(facts: ToolkitFacts) -> Finding:
@@ -138,6 +150,27 @@ def check_nvidia_ctk(facts: ToolkitFacts) -> Finding:
             ["dpkg -L nvidia-container-toolkit-base | grep bin/nvidia-ctk", REINSTALL],
         )
     return ok(cid, f"nvidia-ctk found: {facts.nvidia_ctk}", [facts.nvidia_ctk_version])
+
+
+def check_cli_info(facts: ToolkitFacts) -> Finding:
+    cid = "toolkit.cli-info"
+    if facts.cli_info is None:
+        return skipped(cid, "nvidia-container-cli is not installed")
+    code, output = facts.cli_info
+    lines = [line for line in output.splitlines() if line.strip()]
+    if code == 0:
+        gpus = sum(1 for line in lines if line.startswith("Device Index"))
+        return ok(cid, f"nvidia-container-cli info sees the driver and {gpus} GPU(s)", lines[:6])
+    return failure(
+        cid,
+        "nvidia-container-cli cannot load the NVIDIA driver: containers cannot be given GPUs",
+        [f"nvidia-container-cli info: exit code {code}", *lines[-6:]],
+        [
+            "nvidia-smi -L  # must list the GPUs on the host first",
+            "nvidia-container-cli -k -d /dev/tty info  # shows where it fails",
+            "reinstall NVIDIA's nvidia-container-toolkit packages (gpubundle install BUNDLE)",
+        ],
+    )
 
 
 def check_config_toml(facts: ToolkitFacts) -> Finding:

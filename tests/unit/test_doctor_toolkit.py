@@ -11,6 +11,7 @@ from installer.doctor.toolkit import (
     TOOLKIT_PACKAGES,
     PackageState,
     ToolkitFacts,
+    check_cli_info,
     check_config_toml,
     check_nvidia_ctk,
     check_packages,
@@ -113,3 +114,37 @@ def test_config_toml_not_root_owned_and_missing(tmp_path: Path) -> None:
     missing = check_config_toml(ToolkitFacts(config=read_config_file(tmp_path / "nope.toml")))
     assert missing.status == "warning"
     assert "nvidia-ctk config default" in missing.fix[0]
+
+
+# What NVIDIA's nvidia-container-cli prints on a healthy host (shape from its `info` command).
+CLI_INFO_OK = """NVRM version:   580.159.04
+CUDA version:   13.0
+
+Device Index:   0
+Device Minor:   0
+Model:          NVIDIA H200
+GPU UUID:       GPU-84ab8b38-911c-6f8b-2e46-221d9928d90d
+"""
+# What our stand-in prints (tests/support/standin_bin/nvidia-container-cli.sh).
+CLI_INFO_STANDIN = (
+    "nvidia-container-cli: stand-in for tests, not NVIDIA's binary: needs NVIDIA's real "
+    "libnvidia-container-tools and an NVIDIA driver\n"
+)
+
+
+def test_cli_info_ok_counts_gpus() -> None:
+    finding = check_cli_info(ToolkitFacts(cli_info=(0, CLI_INFO_OK)))
+    assert finding.status == "ok"
+    assert finding.summary == "nvidia-container-cli info sees the driver and 1 GPU(s)"
+
+
+def test_cli_info_failure_shows_what_it_said_and_the_fix() -> None:
+    finding = check_cli_info(ToolkitFacts(cli_info=(1, CLI_INFO_STANDIN)))
+    assert finding.status == "failure"
+    assert "cannot load the NVIDIA driver" in finding.summary
+    assert any("stand-in for tests" in line for line in finding.evidence)
+    assert any("nvidia-container-cli -k -d /dev/tty info" in fix for fix in finding.fix)
+
+
+def test_cli_info_absent_is_skipped() -> None:
+    assert check_cli_info(ToolkitFacts()).status == "skipped"
