@@ -10,10 +10,10 @@ executor runs apt and turns its failures into advice.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from installer.atomicfile import write_atomically
 from installer.errors import GpubundleError
 from installer.manifest import Manifest
 from installer.openpgp import dearmor, normalize_fingerprint
@@ -135,11 +135,7 @@ def _write_if_changed(path: Path, data: bytes, mode: int = 0o644) -> bool:
             return False
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    write_atomically(path, data, mode)
     return True
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from installer.aptlocal import source_is_installed
+from installer.atomicfile import write_json_atomic
 from installer.bundle_reader import trusted_fingerprints, verify_bundle
 from installer.cli import handle_errors, json_option
 from installer.console import Console
@@ -32,7 +33,7 @@ from installer.layout import LOG_DIR, REPO_DIR, STATE_DIR
 from installer.manifest import Manifest
 from installer.partstream import open_source
 from installer.preflight import RUNTIMES, Options, PreflightReport, run_preflight
-from installer.record import RECORD_PATH, load_record, write_json_atomic
+from installer.record import RECORD_PATH, load_record
 
 BUNDLES_DIR = Path(STATE_DIR) / "bundles"
 

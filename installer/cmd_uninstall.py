@@ -21,6 +21,7 @@ from installer.aptlocal import (
     auto_installed,
     source_lists,
 )
+from installer.atomicfile import write_atomically
 from installer.cli import handle_errors, json_option
 from installer.console import Console
 from installer.doctor.toolkit import installed_packages
@@ -29,7 +30,6 @@ from installer.hostlock import host_lock
 from installer.layout import LOCK_FILE, LOG_DIR, REPO_DIR, STATE_DIR
 from installer.record import RECORD_PATH, InstallRecord, load_record, staging_leftovers
 from installer.runner import run
-from installer.runtime_config import write_atomically
 from installer.uninstallplan import NVIDIA_RUNTIMES, Action, HostNow, UninstallPlan, plan_uninstall
 
 DPKG_ENV = {"DEBIAN_FRONTEND": "noninteractive"}

@@ -47,6 +47,7 @@ from installer.aptlocal import (
     run_apt,
     source_lists,
 )
+from installer.atomicfile import write_atomically
 from installer.bundle_reader import verify_bundle
 from installer.console import Console
 from installer.errors import GpubundleError, VerificationError
@@ -154,7 +155,7 @@ def intended_runtime_change(
     if before is not None:
         backup = backup_path(daemon_json, before, backup_dir)
         backup_dir.mkdir(parents=True, exist_ok=True)
-        runtime_config.write_atomically(backup, before, daemon_json.stat().st_mode & 0o7777)
+        write_atomically(backup, before, daemon_json.stat().st_mode & 0o7777)
     return {
         "path": str(daemon_json),
         "backup_path": str(backup) if backup else None,

@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from installer.atomicfile import write_json_atomic
 from installer.errors import GpubundleError
 from installer.layout import STATE_DIR
 
@@ -123,28 +122,6 @@ def load_record(path: Path = RECORD_PATH) -> InstallRecord | None:
             f"the install record {path} is unreadable: {exc}",
             hint=f"move {path} aside (it lists what gpubundle changed) and run the command again",
         ) from exc
-
-
-def write_json_atomic(path: Path, document: Any, mode: int = 0o644) -> None:
-    """Write ``document`` as JSON so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(document, out, indent=2, sort_keys=True)
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def save_record(record: InstallRecord, path: Path = RECORD_PATH) -> None:

@@ -14,14 +14,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from installer import engine
+from installer.atomicfile import write_atomically
 from installer.errors import GpubundleError
 from installer.runner import run
 
@@ -115,44 +114,30 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def read_daemon_json(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return {}
-    if not text.strip():
+def parse_json_object(data: bytes, what: str) -> dict[str, Any]:
+    """``data`` as a JSON object (empty = {}); errors name ``what`` and how to find the fault."""
+    if not data.strip():
         return {}
     try:
-        data = json.loads(text)
+        value = json.loads(data)
     except ValueError as exc:
         raise GpubundleError(
-            f"{path} is not valid JSON: {exc}",
-            hint=f"fix {path} (Docker would not start with it either), then re-run",
+            f"{what} is not valid JSON: {exc}",
+            hint=f"fix {what} (python3 -m json.tool shows where; Docker would not start with "
+            "it either), then run the command again",
         ) from exc
-    if not isinstance(data, dict):
-        raise GpubundleError(f"{path} does not hold a JSON object", hint=f"fix {path}, then re-run")
-    return data
+    if not isinstance(value, dict):
+        raise GpubundleError(
+            f"{what} does not hold a JSON object", hint=f"fix {what}, then run the command again"
+        )
+    return value
 
 
-def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """tmp file beside ``path`` + fsync + rename: readers see the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def read_daemon_json(path: Path) -> dict[str, Any]:
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        return parse_json_object(path.read_bytes(), str(path))
+    except FileNotFoundError:
+        return {}
 
 
 def find_nvidia_ctk() -> str:

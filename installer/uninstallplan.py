@@ -29,8 +29,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from installer.errors import GpubundleError
 from installer.record import InstallRecord
+from installer.runtime_config import parse_json_object
 
 NVIDIA_RUNTIMES = ("nvidia", "nvidia-cdi", "nvidia-legacy")
 RUNTIME_PACKAGE = "nvidia-container-toolkit"
@@ -80,21 +80,6 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _load(data: bytes, what: str) -> dict[str, Any]:
-    if not data.strip():
-        return {}
-    try:
-        value = json.loads(data)
-    except ValueError as exc:
-        raise GpubundleError(
-            f"{what} is not valid JSON: {exc}",
-            hint=f"fix {what} (python3 -m json.tool shows where) and run uninstall again",
-        ) from exc
-    if not isinstance(value, dict):
-        raise GpubundleError(f"{what} is not a JSON object", hint=f"fix {what}, then re-run")
-    return value
-
-
 def remove_nvidia_entries(
     current: Mapping[str, Any], before: Mapping[str, Any], *, runtime_removed: bool
 ) -> dict[str, Any]:
@@ -133,7 +118,9 @@ def plan_daemon_json(record: InstallRecord, now: HostNow, *, runtime_removed: bo
         if before_existed and now.daemon_backup is not None:
             content = _render(
                 remove_nvidia_entries(
-                    _load(now.daemon_backup, "the backup"), {}, runtime_removed=runtime_removed
+                    parse_json_object(now.daemon_backup, "the backup"),
+                    {},
+                    runtime_removed=runtime_removed,
                 )
             )
             return [
@@ -148,7 +135,7 @@ def plan_daemon_json(record: InstallRecord, now: HostNow, *, runtime_removed: bo
         if not before_existed:
             return [Action("delete-daemon-json", f"delete {path} (install created it)", (path,))]
         if now.daemon_backup is not None:
-            before = _load(now.daemon_backup, f"the backup {change['backup_path']}")
+            before = parse_json_object(now.daemon_backup, f"the backup {change['backup_path']}")
             restored = remove_nvidia_entries(before, before, runtime_removed=runtime_removed)
             if restored == before:
                 content = now.daemon_backup.decode()
@@ -169,8 +156,8 @@ def plan_daemon_json(record: InstallRecord, now: HostNow, *, runtime_removed: bo
                 )
             ]
     # Changed since install (or the backup is gone): remove only what install added.
-    before = _load(now.daemon_backup, "the backup") if now.daemon_backup else {}
-    edited = _load(current, path)
+    before = parse_json_object(now.daemon_backup, "the backup") if now.daemon_backup else {}
+    edited = parse_json_object(current, path)
     cleaned = remove_nvidia_entries(edited, before, runtime_removed=runtime_removed)
     if cleaned == edited:
         return []
