@@ -38,7 +38,7 @@ FAMILY = (
 
 def test_demo_runs_every_step() -> None:
     proc = subprocess.run(
-        [str(REPO_ROOT / "scripts" / "demo.sh")],
+        ["make", "--no-print-directory", "demo"],  # exactly what README tells a newcomer to run
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,  # one stream, in the order a person sees it
