@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 from dataclasses import dataclass
@@ -19,6 +20,13 @@ def make_key(home: Path, name: str = "gpubundle test", algo: str = "ed25519") ->
     """Create a GnuPG home under ``home`` holding one passphrase-less signing key."""
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
+    # gpg starts an agent per home; stop ours when the test process ends.
+    atexit.register(
+        subprocess.run,
+        ["gpgconf", "--homedir", str(home), "--kill", "all"],
+        check=False,
+        capture_output=True,
+    )
     env = {**os.environ, "GNUPGHOME": str(home), "LANG": "C.UTF-8"}
     uid = f"{name} <test@gpubundle.invalid>"
     subprocess.run(
