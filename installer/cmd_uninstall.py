@@ -125,6 +125,8 @@ def execute(action: Action, plan: UninstallPlan, record: InstallRecord) -> None:
     elif action.kind == "restart-engine":
         outcome = engine.restart_engine(engine.detect_engine(), Path(LOG_DIR))
         engine.wait_until_ready(90, outcome)
+    elif action.kind == "stop-engine":
+        engine.stop_engine(engine.detect_engine())
     elif action.kind == "remove-packages":
         run(
             dpkg_remove_argv(action.targets, purge=plan.purge),

@@ -90,10 +90,10 @@ def choose_restart_method(facts: EngineFacts, *, sysv_script: bool) -> str:
     return "direct"
 
 
-def restart_argv(method: str) -> list[str]:
+def restart_argv(method: str, verb: str = "restart") -> list[str]:
     return {
-        "systemctl": ["systemctl", "restart", "docker"],
-        "service": ["service", "docker", "restart"],
+        "systemctl": ["systemctl", verb, "docker"],
+        "service": ["service", "docker", verb],
     }[method]
 
 
@@ -282,6 +282,25 @@ def restart_engine(
     if facts.pid:
         stop_dockerd(facts.pid, stop_timeout)
     return start_dockerd(dockerd_argv(facts), log_dir, env=env)
+
+
+def stop_engine(facts: EngineFacts, *, timeout: float = 60) -> None:
+    """Stop Docker the way this host manages it (before its package is removed)."""
+    if not facts.running:
+        return
+    method = choose_restart_method(facts, sysv_script=SYSV_SCRIPT.exists())
+    if method in ("systemctl", "service"):
+        proc = run(restart_argv(method, "stop"), check=False, timeout=120)
+        if proc.returncode == 0:
+            return
+        if method == "systemctl":
+            raise GpubundleError(
+                "systemctl stop docker failed",
+                hint="read `journalctl -u docker`, stop Docker yourself, then re-run",
+                details=tail(proc.stderr.decode(errors="replace")),
+            )
+    if facts.pid:
+        stop_dockerd(facts.pid, timeout)
 
 
 def process_environ(pid: int, proc: Path = Path("/proc")) -> dict[str, str] | None:

@@ -34,6 +34,7 @@ from installer.runtime_config import parse_json_object
 
 NVIDIA_RUNTIMES = ("nvidia", "nvidia-cdi", "nvidia-legacy")
 RUNTIME_PACKAGE = "nvidia-container-toolkit"
+ENGINE_PACKAGE = "docker.io"  # what `gpubundle build --with-docker` bundles
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class HostNow:
 @dataclass(frozen=True)
 class Action:
     kind: str  # remove-images | write-daemon-json | delete-daemon-json | restart-engine
-    #            | unmark-auto | remove-packages | remove-paths | remove-apt-lists
+    #            | stop-engine | unmark-auto | remove-packages | remove-paths | remove-apt-lists
     #            | remove-record | remove-empty-dirs
     summary: str
     targets: tuple[str, ...] = ()
@@ -204,16 +205,21 @@ def plan_uninstall(
         elif name in now.packages:
             remove.append(name)
     runtime_removed = RUNTIME_PACKAGE in remove
+    # Docker came with the bundle and goes with it: stop it first, never leave a
+    # dockerd running from deleted files.
+    engine_removed = ENGINE_PACKAGE in remove
 
     config = plan_daemon_json(record, now, runtime_removed=runtime_removed)
     actions += config
-    if config and now.engine_running:
+    if engine_removed and now.engine_running:
+        actions.append(Action("stop-engine", f"stop Docker: {ENGINE_PACKAGE} is being removed"))
+    elif config and now.engine_running:
         actions.append(
             Action("restart-engine", "restart Docker so it reads the restored configuration")
         )
     elif config:
         notes.append("Docker is not running; it reads the restored configuration when it starts")
-    if record.engine_started_by_gpubundle:
+    if record.engine_started_by_gpubundle and not engine_removed:
         notes.append("gpubundle started Docker during install; it is left running")
 
     unmark = sorted(set(remove) & now.auto_marked)

@@ -165,3 +165,27 @@ def test_find_dockerd_picks_the_daemon_of_the_default_socket(tmp_path: Path) -> 
         "tcp://127.0.0.1:2375",
         "fd://",
     )
+
+
+def test_stop_engine_without_init_terminates_the_daemon_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No systemd, no SysV script (the GPU host): the dockerd process itself gets SIGTERM."""
+    import subprocess
+
+    from installer import engine
+
+    monkeypatch.setattr(engine, "SYSV_SCRIPT", tmp_path / "no-init-script")
+    daemon = subprocess.Popen(["sleep", "300"])
+    try:
+        engine.stop_engine(facts(pid=daemon.pid, running=True, systemd=False), timeout=10)
+        assert daemon.poll() is not None  # it really ended
+    finally:
+        daemon.kill()
+        daemon.wait()
+
+
+def test_stop_engine_leaves_a_stopped_engine_alone() -> None:
+    from installer import engine
+
+    engine.stop_engine(facts(pid=0, running=False))  # nothing to stop, nothing run

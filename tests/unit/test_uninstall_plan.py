@@ -166,3 +166,32 @@ def test_remove_nvidia_entries_restores_user_default() -> None:
     current = {"runtimes": {"nvidia": {}, "crun": {}}, "default-runtime": "nvidia"}
     out = remove_nvidia_entries(current, {"default-runtime": "crun"}, runtime_removed=True)
     assert out == {"runtimes": {"crun": {}}, "default-runtime": "crun"}
+
+
+WITH_DOCKER = {**TOOLKIT, "docker.io": "29.1.3-0ubuntu3~24.04.2", "containerd": "2.2.1"}
+
+
+def test_docker_that_came_with_the_bundle_is_stopped_before_removal() -> None:
+    """Seen on the GPU host: uninstall removed docker.io and left its dockerd running."""
+    plan = plan_uninstall(
+        record(packages_installed=WITH_DOCKER, engine_started_by_gpubundle=True),
+        now(packages=dict(WITH_DOCKER)),
+    )
+    order = kinds(plan)
+    assert "restart-engine" not in order
+    assert order.index("write-daemon-json") < order.index("stop-engine")
+    assert order.index("stop-engine") < order.index("remove-packages")
+    assert not any("left running" in note for note in plan.notes)
+
+
+def test_docker_kept_when_it_was_there_before() -> None:
+    plan = plan_uninstall(
+        record(
+            packages_installed=WITH_DOCKER,
+            packages_before={"docker.io": "24.0.7"},
+            engine_started_by_gpubundle=True,
+        ),
+        now(packages=dict(WITH_DOCKER)),
+    )
+    assert "stop-engine" not in kinds(plan) and "restart-engine" in kinds(plan)
+    assert any("left running" in note for note in plan.notes)
