@@ -507,7 +507,12 @@ class StepRunner:
             notes.append(f"rolling the runtime configuration back failed too: {undo.message}")
         save_record(record)
         kept = ", ".join(f"{n} {v}" for n, v in record.packages_installed.items()) or "none"
-        notes.append(f"left installed: packages {kept}; apt source {SOURCES_LIST}")
+        left = f"left installed: packages {kept}; apt source {SOURCES_LIST}"
+        if record.images_loaded:
+            left += f"; images {', '.join(record.images_loaded)}"
+        if record.engine_started_by_gpubundle:
+            left += "; Docker, started by gpubundle, still running"
+        notes.append(left)
         return GpubundleError(
             f"install failed after configuring the container runtime: {err.message}",
             hint=(err.hint + "; " if err.hint else "")
