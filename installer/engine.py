@@ -338,11 +338,16 @@ def _reap(pid: int) -> None:
 
 
 def start_dockerd(
-    argv: Sequence[str], log_dir: Path, *, env: dict[str, str] | None = None
+    argv: Sequence[str],
+    log_dir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    log_name: str = "dockerd.log",
 ) -> RestartOutcome:
-    """Start dockerd detached (own session, stdin closed), logging to ``log_dir``/dockerd.log."""
+    """Start dockerd (or containerd) detached (own session, stdin closed), logging to
+    ``log_dir``/``log_name``."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / "dockerd.log"
+    log_path = log_dir / log_name
     with open(log_path, "ab") as log:
         log.write(f"--- gpubundle starts: {' '.join(argv)}\n".encode())
         log.flush()
@@ -358,7 +363,7 @@ def start_dockerd(
             )
         except FileNotFoundError as exc:
             raise GpubundleError(
-                f"{argv[0]} not found", hint="install docker.io (it provides dockerd)"
+                f"{argv[0]} not found", hint=f"install the package that provides {argv[0]}"
             ) from exc
     return RestartOutcome("direct", child.pid, str(log_path))
 
@@ -368,8 +373,9 @@ def wait_until_ready(
     outcome: RestartOutcome | None = None,
     *,
     probe: Callable[[float], str] = ping,
+    name: str = "Docker",
 ) -> str:
-    """Wait for the daemon to answer; return its version. Fails fast if our dockerd exits."""
+    """Wait for the daemon to answer; return its version. Fails fast if the one we started exits."""
     deadline = time.monotonic() + timeout
     while True:
         version = probe(5)
@@ -380,15 +386,15 @@ def wait_until_ready(
             entry = Path(f"/proc/{outcome.pid}")
             if not entry.exists() or _state(entry) == "Z":
                 raise GpubundleError(
-                    f"dockerd exited right after starting (see {outcome.log})",
+                    f"{name}'s daemon exited right after starting (see {outcome.log})",
                     hint="fix the daemon configuration it names, then re-run",
                     details=_log_tail(outcome.log),
                 )
         if time.monotonic() >= deadline:
             raise GpubundleError(
-                f"Docker did not answer within {timeout:.0f} s",
-                hint="check the daemon's log (journalctl -u docker, or "
-                "/var/log/gpubundle/dockerd.log where gpubundle started it)",
+                f"{name} did not answer within {timeout:.0f} s",
+                hint=f"check the daemon's log (journalctl -u {name.lower()}, or "
+                "/var/log/gpubundle/ where gpubundle started it)",
                 details=_log_tail(outcome.log) if outcome and outcome.log else (),
             )
         time.sleep(0.5)

@@ -25,6 +25,7 @@ from installer.errors import GpubundleError
 from installer.runner import run
 
 RUNTIME_NAME = "nvidia"
+DOCKER_KIND = "docker-json"  # RuntimeChange.kind of daemon.json; see installer.runtime_toml
 NVIDIA_CTK_LOCATIONS = ("/usr/bin/nvidia-ctk", "/usr/local/bin/nvidia-ctk")
 
 
@@ -35,6 +36,7 @@ class RuntimeChange:
     sha256_before: str | None
     sha256_after: str
     changed: bool = True  # False: it was configured already and left alone
+    kind: str = DOCKER_KIND  # which file: docker-json | containerd-toml | crio-toml
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -203,7 +205,7 @@ def _restore(path: Path, before: bytes | None, mode: int) -> None:
 
 
 def rollback_runtime(change: RuntimeChange) -> None:
-    """Put daemon.json back as it was before :func:`configure_docker_runtime`."""
+    """Put the file back as it was before it was configured (daemon.json or a TOML file)."""
     if not change.changed:
         return
     path = Path(change.path)
@@ -216,7 +218,7 @@ def rollback_runtime(change: RuntimeChange) -> None:
     except OSError as exc:
         raise GpubundleError(
             f"cannot read the backup {backup} of {path}: {exc}",
-            hint=f'restore {path} by hand; the nvidia runtime entry is under "runtimes"',
+            hint=f"restore {path} by hand; remove the nvidia runtime entry gpubundle added",
         ) from exc
     mode = backup.stat().st_mode & 0o7777
     write_atomically(path, data, mode)

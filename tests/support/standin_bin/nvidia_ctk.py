@@ -3,8 +3,13 @@
 
 It does the parts gpubundle's tests need, the way the real tool does them:
 ``runtime configure --runtime=docker`` rewrites daemon.json (whole file, keys sorted,
-4-space indent, no trailing newline, as Go's json.MarshalIndent writes it), and
-``--version``. ``cdi generate`` fails: there is no NVIDIA driver behind a stand-in,
+4-space indent, no trailing newline, as Go's json.MarshalIndent writes it);
+``--runtime=containerd`` and ``--runtime=crio`` rewrite the TOML file of ``--config``
+whole, as NVIDIA's pkg/config/engine/containerd and crio do (comments are lost, other
+keys kept; containerd's plugin path by config ``version`` 1/2/3, the ``runc`` runtime's
+settings copied as the template, ``options.BinaryName``; CRI-O's
+``crio.runtime.runtimes.nvidia`` with ``runtime_path``); and ``--version``. The TOML
+runtimes need Python 3.11's tomllib. ``cdi generate`` fails: there is no NVIDIA driver behind a stand-in,
 and it never pretends there is a GPU.
 """
 
@@ -12,11 +17,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+from typing import Any
 
 VERSION = "@VERSION@"
 STANDIN = "stand-in for tests, not NVIDIA's binary"
 DOCKER_CONFIG = "/etc/docker/daemon.json"
+TOML_CONFIGS = {
+    "containerd": "/etc/containerd/config.toml",
+    "crio": "/etc/crio/crio.conf.d/99-nvidia.toml",
+}
+RUNTIME_BINARY = "/usr/bin/nvidia-container-runtime"
+CONTAINERD_CRI = {
+    1: ("plugins", "cri"),
+    2: ("plugins", "io.containerd.grpc.v1.cri"),
+    3: ("plugins", "io.containerd.cri.v1.runtime"),
+}
 
 
 def fail(message: str) -> int:
@@ -83,6 +100,100 @@ def configure_docker(flags: dict[str, str]) -> int:
     return 0
 
 
+def _table(root: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    for key in path:
+        child = root.get(key)
+        if not isinstance(child, dict):
+            child = root[key] = {}
+        root = child
+    return root
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = (f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    raise ValueError(f"cannot write {value!r} as TOML")
+
+
+def dump_toml(doc: dict[str, Any], prefix: tuple[str, ...] = ()) -> str:
+    """Scalars first, then each sub-table under its dotted header (as go-toml does)."""
+    lines = [
+        f"{_toml_key(k)} = {_toml_value(v)}" for k, v in doc.items() if not isinstance(v, dict)
+    ]
+    out = "\n".join(lines) + ("\n" if lines else "")
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            path = (*prefix, key)
+            out += "\n[" + ".".join(_toml_key(p) for p in path) + "]\n" + dump_toml(value, path)
+    return out
+
+
+def configure_toml(runtime: str, flags: dict[str, str]) -> int:
+    try:
+        import tomllib
+    except ImportError:
+        return fail(f"configuring {runtime} needs Python 3.11's tomllib")
+    path = flags.get("config", TOML_CONFIGS[runtime])
+    config: dict[str, Any] = {}
+    if os.path.exists(path):
+        try:
+            with open(path, "rb") as handle:
+                config = tomllib.load(handle)
+        except (ValueError, OSError) as exc:
+            return fail(f"unable to load config: failed to parse {path}: {exc}")
+    name = flags.get("nvidia-runtime-name", "nvidia")
+    binary = flags.get("nvidia-runtime-path", RUNTIME_BINARY)
+    default = flags.get("set-as-default", "false") == "true"
+    if runtime == "containerd":
+        version = int(config.get("version", 2))
+        config["version"] = version
+        plugin = _table(config, CONTAINERD_CRI.get(version, CONTAINERD_CRI[2]))
+        runtimes = _table(plugin, ("containerd", "runtimes"))
+        template = runtimes.get("runc")
+        entry = json.loads(json.dumps(template)) if isinstance(template, dict) else {}
+        entry.setdefault("runtime_type", "io.containerd.runc.v2")
+        entry.setdefault("options", {})["BinaryName"] = binary
+        runtimes[name] = entry
+        if default:
+            plugin["containerd"]["default_runtime_name"] = name
+        if flags.get("cdi.enabled", "false") == "true":
+            plugin["enable_cdi"] = True
+    else:
+        crio_runtime = _table(config, ("crio", "runtime"))
+        runtimes = _table(crio_runtime, ("runtimes",))
+        template = runtimes.get(str(crio_runtime.get("default_runtime", "runc")))
+        entry = json.loads(json.dumps(template)) if isinstance(template, dict) else {}
+        entry.update(runtime_path=binary, runtime_type="oci")
+        runtimes[name] = entry
+        if default:
+            crio_runtime["default_runtime"] = name
+    output = dump_toml(config)
+    if flags.get("dry-run", "false") == "true":
+        print(output)
+        return 0
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(output)
+    print(f"INFO[0000] Wrote updated config to {path}", file=sys.stderr)
+    print(f"INFO[0000] It is recommended that {runtime} daemon be restarted.", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in {"--help", "-h", "help"}:
         print(f"nvidia-ctk {VERSION} ({STANDIN})\ncommands: runtime configure, cdi generate")
@@ -97,8 +208,10 @@ def main(argv: list[str]) -> int:
         return fail(str(exc))
     if command == ["runtime", "configure"]:
         runtime = flags.get("runtime", flags.get("r", "docker"))
+        if runtime in TOML_CONFIGS:
+            return configure_toml(runtime, flags)
         if runtime != "docker":
-            return fail(f"runtime {runtime!r}: this stand-in only configures docker")
+            return fail(f"unrecognized runtime {runtime!r}")
         return configure_docker(flags)
     if command == ["cdi", "generate"]:
         return fail(

@@ -1,0 +1,157 @@
+"""containerd and CRI-O TOML: nvidia-ctk's rewrite (the test world's stand-in), the check,
+user keys kept, and the original bytes back on failure and on rollback.
+
+The stand-in rewrites the file the way NVIDIA's pkg/config/engine/containerd and crio
+do (whole file from the parsed document); it needs tomllib, so Python 3.11+.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from installer import runtime_toml as rt
+from installer.errors import GpubundleError
+from installer.runtime_config import rollback_runtime
+from tests.support.standin_nvidia import STANDIN_BIN
+
+tomllib = pytest.importorskip("tomllib", reason="the stand-in nvidia-ctk needs Python 3.11+")
+
+CONTAINERD_V2 = """# the user's comment
+version = 2
+oom_score = -500
+
+[grpc]
+  address = "/run/containerd/containerd.sock"
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+    SystemdCgroup = true
+"""
+CONTAINERD_V3 = """version = 3
+[plugins.'io.containerd.cri.v1.runtime'.containerd]
+default_runtime_name = "runc"
+"""
+CRIO_DROPIN = """[crio.runtime]
+log_level = "info"
+"""
+
+
+def _ctk(bindir: Path, extra: str = "") -> None:
+    """nvidia-ctk on PATH: the stand-in, plus ``extra`` Python run after it (to break it)."""
+    bindir.mkdir(exist_ok=True)
+    real = bindir / "standin.py"
+    real.write_text((STANDIN_BIN / "nvidia_ctk.py").read_text().replace("@VERSION@", "1.17.8"))
+    wrapper = bindir / "nvidia-ctk"
+    wrapper.write_text(
+        f"#!{sys.executable}\nimport subprocess, sys\n"
+        f"rc = subprocess.call([{sys.executable!r}, {str(real)!r}, *sys.argv[1:]])\n"
+        "p = [a.split('=', 1)[1] for a in sys.argv[1:] if a.startswith('--config=')][0]\n"
+        f"{extra}\nsys.exit(rc)\n"
+    )
+    wrapper.chmod(0o755)
+
+
+@pytest.fixture
+def ctk_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    bindir = tmp_path / "bin"
+    _ctk(bindir)
+    # No containerd on PATH: the engine's own check is the integration tier's.
+    monkeypatch.setenv("PATH", f"{bindir}:/nonexistent")
+    return bindir
+
+
+def test_argv_and_text_checks() -> None:
+    argv = rt.configure_argv("/usr/bin/nvidia-ctk", "containerd", Path("/etc/c.toml"))
+    assert argv == [
+        "/usr/bin/nvidia-ctk", "runtime", "configure", "--runtime=containerd", "--config=/etc/c.toml"
+    ]  # fmt: skip
+    assert not rt.is_configured_text("containerd", CONTAINERD_V2)
+    v1 = '[plugins.cri.containerd.runtimes.nvidia]\nBinaryName = "/usr/bin/nvidia-container-runtime"\n'
+    assert rt.is_configured_text("containerd", v1)
+    v3 = "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.nvidia.options]\n"
+    assert not rt.is_configured_text("containerd", v3 + "BinaryName = '/x/runc'\n")
+    crio = '[crio.runtime.runtimes.nvidia]\nruntime_path = "/usr/bin/nvidia-container-runtime"\n'
+    assert rt.is_configured_text("crio", crio) and not rt.is_configured_text("containerd", crio)
+    assert rt.engine_check_argv("crio", Path("/x")) is None
+
+
+def test_lost_keys_ignores_nvidia_and_finds_drops() -> None:
+    before = {"version": 2, "grpc": {"address": "/s"}, "plugins": {"a": {"b": 1}}}
+    after = {"version": 2, "grpc": {}, "plugins": {"a": {"b": 2}, "nvidia": {"x": 1}}}
+    assert rt.lost_keys(before, after) == ["grpc.address", "plugins.a.b"]
+    assert rt.check_written("crio", "", "[crio]\n") != []
+
+
+@pytest.mark.parametrize(
+    ("original", "table"),
+    [
+        (CONTAINERD_V2, ("plugins", "io.containerd.grpc.v1.cri")),
+        (CONTAINERD_V3, ("plugins", "io.containerd.cri.v1.runtime")),
+    ],
+)
+def test_containerd_configured_user_keys_kept_rollback_restores(
+    ctk_path: Path, tmp_path: Path, original: str, table: tuple[str, str]
+) -> None:
+    config = tmp_path / "etc" / "config.toml"
+    config.parent.mkdir()
+    config.write_text(original)
+    config.chmod(0o600)
+
+    change = rt.configure_toml_runtime("containerd", config, tmp_path / "backup")
+
+    doc = tomllib.loads(config.read_text())
+    plugin = doc[table[0]][table[1]]
+    nvidia = plugin["containerd"]["runtimes"]["nvidia"]
+    assert nvidia["options"]["BinaryName"] == "/usr/bin/nvidia-container-runtime"
+    assert nvidia["runtime_type"] == "io.containerd.runc.v2"
+    assert rt.lost_keys(tomllib.loads(original), doc) == []
+    assert (config.stat().st_mode & 0o777) == 0o600
+    assert change.kind == "containerd-toml" and change.changed and change.backup_path
+    again = rt.configure_toml_runtime("containerd", config, tmp_path / "backup")
+    assert not again.changed
+    rollback_runtime(change)
+    assert config.read_text() == original
+
+
+def test_crio_dropin_created_and_rolled_back(ctk_path: Path, tmp_path: Path) -> None:
+    dropin = tmp_path / "crio.conf.d" / "99-nvidia.toml"
+    change = rt.configure_toml_runtime("crio", dropin, tmp_path / "backup")
+    doc = tomllib.loads(dropin.read_text())
+    nvidia = doc["crio"]["runtime"]["runtimes"]["nvidia"]
+    assert nvidia == {"runtime_path": "/usr/bin/nvidia-container-runtime", "runtime_type": "oci"}
+    assert change.backup_path is None and change.sha256_before is None
+    rollback_runtime(change)
+    assert not dropin.exists()
+
+
+def test_crio_existing_keys_kept(ctk_path: Path, tmp_path: Path) -> None:
+    dropin = tmp_path / "99-nvidia.toml"
+    dropin.write_text(CRIO_DROPIN)
+    rt.configure_toml_runtime("crio", dropin, tmp_path / "backup")
+    assert tomllib.loads(dropin.read_text())["crio"]["runtime"]["log_level"] == "info"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        # drops the user's oom_score, as a careless rewrite would
+        "t = open(p).read().replace('oom_score = -500', ''); open(p, 'w').write(t)",
+        "open(p, 'a').write('broken = [\\n')",
+        "rc = 1",
+    ],
+)
+def test_bad_rewrite_restores_original_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: str
+) -> None:
+    _ctk(tmp_path / "bin", extra)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/nonexistent")
+    config = tmp_path / "config.toml"
+    config.write_text(CONTAINERD_V2)
+    with pytest.raises(GpubundleError):
+        rt.configure_toml_runtime("containerd", config, tmp_path / "backup")
+    assert config.read_text() == CONTAINERD_V2
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
