@@ -108,7 +108,9 @@ def ready_argv(runtime: str, socket: str) -> list[str]:
 def parse_server_version(text: str) -> str:
     """The server version from ``ctr version`` / ``crictl version`` output."""
     server = text.split("Server:", 1)[-1]
-    match = re.search(r"(?:Version|RuntimeVersion):\s*(\S+)", server)
+    match = re.search(r"RuntimeVersion:\s*(\S+)", server) or re.search(
+        r"^\s*Version:\s*(\S+)", server, re.M
+    )
     return match.group(1) if match else ""
 
 

@@ -136,7 +136,11 @@ def _engine_problems(runtime: str, config: Path) -> list[str]:
     if proc.returncode != 0:
         return [f"{argv[0]} refuses it:", *tail(proc.stderr.decode(errors="replace"))]
     if not is_configured_text(runtime, proc.stdout.decode(errors="replace")):
-        return [f"{argv[0]} config dump shows no nvidia runtime (config version unsupported?)"]
+        return [
+            f"`{' '.join(argv)}` shows no nvidia runtime: containerd does not load it from "
+            'this file (is "io.containerd.grpc.v1.cri" in disabled_plugins? a config version '
+            "this containerd does not know?)"
+        ]
     return []
 
 
