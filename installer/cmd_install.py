@@ -9,6 +9,7 @@ The steps themselves live in ``installer.installsteps``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sys
 from contextlib import AbstractContextManager, nullcontext
@@ -18,6 +19,7 @@ from typing import Any
 
 import click
 
+from installer import criengine, runtime_toml
 from installer.aptlocal import source_is_installed
 from installer.atomicfile import write_json_atomic
 from installer.bundle_reader import trusted_fingerprints, verify_bundle
@@ -73,6 +75,9 @@ def preflight(
     req: Request, manifest: Manifest, bundle_dir: Path, console: Console
 ) -> PreflightReport:
     facts = gather_host_facts(manifest, req.opts, bundle_dir)
+    if req.opts.runtime in runtime_toml.RUNTIMES:  # gather_host_facts probes Docker only
+        cri = criengine.detect(req.opts.runtime, runtime_toml.DEFAULT_CONFIG[req.opts.runtime])
+        facts = dataclasses.replace(facts, engine=cri)
     report = run_preflight(
         manifest,
         facts,
@@ -94,6 +99,9 @@ def plan_install(
 
         engine = detect_engine()
         engine_kind, daemon_json = engine.kind, str(engine.daemon_json)
+    elif req.opts.runtime in runtime_toml.RUNTIMES:
+        engine_kind = req.opts.runtime
+        daemon_json = str(runtime_toml.DEFAULT_CONFIG[req.opts.runtime])
     facts = PlanFacts(
         bundle_dir=bundle_dir,
         bundle_dir_exists=bundle_dir.is_dir(),

@@ -72,7 +72,7 @@ class PlanFacts:
     runtime: str = "docker"
     skip_gpu_checks: bool = False
     engine_kind: str = ""
-    daemon_json: str = "/etc/docker/daemon.json"
+    daemon_json: str = "/etc/docker/daemon.json"  # the runtime's config file (TOML for CRI)
 
 
 @dataclass(frozen=True)
@@ -156,6 +156,29 @@ def _package_lines(changes: Mapping[str, str], installed: Mapping[str, str]) -> 
     return tuple(lines) or ("nothing: every package is installed at the bundle's version",)
 
 
+CRI_RUNTIMES = ("containerd", "crio")
+
+
+def runtime_lines(facts: PlanFacts) -> tuple[tuple[str, ...], str]:
+    """What the runtime step changes, and what the restart step restarts, per runtime."""
+    path = facts.daemon_json
+    if facts.runtime == "containerd":
+        change = (
+            f"modify {path}: add runtimes.nvidia with nvidia-ctk (the file is rewritten "
+            "whole: its comments are lost, its keys kept; backup kept)"
+        )
+        return (change,), "restart containerd (systemctl, `service`, or containerd directly)"
+    if facts.runtime == "crio":
+        change = f"write {path}: CRI-O drop-in with the nvidia runtime, by nvidia-ctk"
+        return (change,), "restart CRI-O (systemctl or `service`)"
+    restart = (
+        f"restart {facts.engine_kind} (running containers restart with it)"
+        if facts.engine_kind not in ("", "none")
+        else "start docker from the bundle (dockerd directly where no init system runs)"
+    )
+    return (f"modify {path}: add the nvidia runtime (backup kept)",), restart
+
+
 def build_plan(manifest: Manifest, bundle_sha256: str, facts: PlanFacts) -> InstallPlan:
     bundle_dir = str(facts.bundle_dir)
     keyring = keyring_path(manifest.signer_fingerprint)
@@ -164,6 +187,12 @@ def build_plan(manifest: Manifest, bundle_sha256: str, facts: PlanFacts) -> Inst
     packages_done = all(facts.installed.get(n) == v for n, v in pins.items())
     size = sum(f.size for f in manifest.files)
     no_runtime = "--runtime none" if facts.runtime == "none" else ""
+    no_docker = (
+        f"--runtime {facts.runtime}: the verification containers run through Docker"
+        if facts.runtime in CRI_RUNTIMES
+        else ""
+    )
+    config_changes, restart_line = runtime_lines(facts)
     no_gpu = "--skip-gpu-checks" if facts.skip_gpu_checks else ""
     no_images = "" if manifest.images else "no images in the bundle (built with --no-images)"
 
@@ -198,7 +227,7 @@ def build_plan(manifest: Manifest, bundle_sha256: str, facts: PlanFacts) -> Inst
         Step(
             RUNTIME,
             "configure the container runtime",
-            (f"modify {facts.daemon_json}: add the nvidia runtime (backup kept)",),
+            config_changes,
             (facts.daemon_json,),
             done=recorded(RUNTIME),
             skip_reason=no_runtime,
@@ -206,11 +235,7 @@ def build_plan(manifest: Manifest, bundle_sha256: str, facts: PlanFacts) -> Inst
         Step(
             RESTART,
             "restart the container engine",
-            (
-                f"restart {facts.engine_kind} (running containers restart with it)"
-                if facts.engine_kind not in ("", "none")
-                else "start docker from the bundle (dockerd directly where no init system runs)",
-            ),
+            (restart_line,),
             done=recorded(RESTART),
             skip_reason=no_runtime,
         ),
@@ -219,14 +244,14 @@ def build_plan(manifest: Manifest, bundle_sha256: str, facts: PlanFacts) -> Inst
             "load the verification images",
             _image_lines(manifest),
             done=recorded(IMAGES),
-            skip_reason=no_runtime or no_images,
+            skip_reason=no_runtime or no_docker or no_images,
         ),
         Step(
             PROOF,
             "prove that containers see the GPUs",
             _proof_lines(manifest),
             done=recorded(PROOF),
-            skip_reason=no_runtime or no_gpu or no_images,
+            skip_reason=no_runtime or no_docker or no_gpu or no_images,
         ),
     )
     return InstallPlan(bundle_sha256, manifest.toolkit_version, changes, steps)

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from installer import __version__, containers, engine, runtime_config
+from installer import __version__, containers, criengine, engine, runtime_config, runtime_toml
 from installer.aptlocal import (
     DPKG_LOCK_TIMEOUT_S,
     SOURCES_LIST,
@@ -136,20 +136,26 @@ def runtime_change(data: dict[str, Any]) -> runtime_config.RuntimeChange:
     return runtime_config.RuntimeChange(**{k: v for k, v in data.items() if k in names})
 
 
+def _already_configured(kind: str, path: Path, data: bytes) -> bool:
+    if kind == runtime_config.DOCKER_KIND:
+        config = runtime_config.read_daemon_json(path)
+        return runtime_config.is_configured(config, set_default=False, cdi=False)
+    runtime = kind.removesuffix("-toml")
+    return runtime_toml.is_configured_text(runtime, data.decode(errors="replace"))
+
+
 def intended_runtime_change(
-    daemon_json: Path, backup_dir: Path = BACKUP_DIR
+    daemon_json: Path, backup_dir: Path = BACKUP_DIR, kind: str = runtime_config.DOCKER_KIND
 ) -> dict[str, Any] | None:
-    """The change about to be made, as recorded before nvidia-ctk runs: ``pending``, no
-    ``sha256_after`` yet; None when daemon.json has the runtime already (nothing will
-    change). The original is backed up first, so the record never names a backup that
-    is not there."""
+    """The change about to be made to daemon.json (or, by ``kind``, containerd's or CRI-O's
+    TOML file), as recorded before nvidia-ctk runs: ``pending``, no ``sha256_after`` yet;
+    None when the file has the runtime already (nothing will change). The original is
+    backed up first, so the record never names a backup that is not there."""
     try:
         before: bytes | None = daemon_json.read_bytes()
     except FileNotFoundError:
         before = None
-    if before is not None and runtime_config.is_configured(
-        runtime_config.read_daemon_json(daemon_json), set_default=False, cdi=False
-    ):
+    if before is not None and _already_configured(kind, daemon_json, before):
         return None
     backup: Path | None = None
     if before is not None:
@@ -162,6 +168,7 @@ def intended_runtime_change(
         "sha256_before": hashlib.sha256(before).hexdigest() if before is not None else None,
         "sha256_after": None,
         "changed": True,
+        "kind": kind,
         "pending": True,
     }
 
@@ -395,31 +402,47 @@ class StepRunner:
             record, packages_installed=dict(sorted({**kept, **ours}.items()))
         )
 
+    def _config_file(self) -> tuple[Path, str]:
+        """The file the runtime step changes, and its RuntimeChange kind."""
+        runtime = self.opts.runtime
+        if runtime in runtime_toml.RUNTIMES:
+            return runtime_toml.DEFAULT_CONFIG[runtime], runtime_toml.FILE_KINDS[runtime]
+        return engine.detect_engine().daemon_json, runtime_config.DOCKER_KIND
+
     def configure_runtime(self, record: InstallRecord) -> tuple[InstallRecord, str]:
-        facts = engine.detect_engine()
+        path, kind = self._config_file()
         if record.runtime_pending and record.runtime_change is not None:
             if undo_pending_runtime(record.runtime_change):
-                self.console.info(
-                    f"restored {facts.daemon_json} as it was before an interrupted run"
-                )
+                self.console.info(f"restored {path} as it was before an interrupted run")
             record = dataclasses.replace(record, runtime_change=None)
-        intent = (
-            None
-            if record.runtime_change
-            else intended_runtime_change(facts.daemon_json, BACKUP_DIR)
-        )
+        intent = None if record.runtime_change else intended_runtime_change(path, BACKUP_DIR, kind)
         if intent is not None:
             record = self._intend(record, RUNTIME, runtime_change=intent)
         else:
             record = self._intend(record, RUNTIME)
-        change = runtime_config.configure_docker_runtime(facts.daemon_json, BACKUP_DIR)
+        if kind == runtime_config.DOCKER_KIND:
+            change = runtime_config.configure_docker_runtime(path, BACKUP_DIR)
+        else:
+            change = runtime_toml.configure_toml_runtime(self.opts.runtime, path, BACKUP_DIR)
         if not change.changed and record.runtime_change and not record.runtime_pending:
             # configured by an earlier run: keep the change that records the original file
-            return record, f"{facts.daemon_json} already configured"
-        detail = f"{facts.daemon_json} " + ("updated" if change.changed else "already configured")
+            return record, f"{path} already configured"
+        detail = f"{path} " + ("updated" if change.changed else "already configured")
         return dataclasses.replace(record, runtime_change=change.as_dict()), detail
 
+    def _restart_cri(self) -> str:
+        runtime = self.opts.runtime
+        facts = criengine.detect(runtime, runtime_toml.DEFAULT_CONFIG[runtime])
+        if facts.kind == "none":
+            raise GpubundleError(facts.problem, hint=f"install {runtime}, then re-run")
+        outcome = criengine.restart(facts, Path(LOG_DIR))
+        version = criengine.wait_until_ready(facts, outcome, ENGINE_READY_TIMEOUT_S)
+        return f"{outcome.method}; {runtime} {version} answers"
+
     def restart(self, record: InstallRecord) -> tuple[InstallRecord, str]:
+        if self.opts.runtime in runtime_toml.RUNTIMES:
+            record = self._intend(record, RESTART)
+            return record, self._restart_cri()
         facts = engine.detect_engine()
         self.engine_before = facts
         self.engine_env = engine.process_environ(facts.pid) if facts.pid else None
@@ -495,9 +518,12 @@ class StepRunner:
         notes = [f"cause: {err.message}", *err.details]
         try:
             runtime_config.rollback_runtime(runtime_change(record.runtime_change or {}))
-            facts, env = self._engine_to_restart()
-            outcome = engine.restart_engine(facts, Path(LOG_DIR), env=env)
-            engine.wait_until_ready(ENGINE_READY_TIMEOUT_S, outcome)
+            if self.opts.runtime in runtime_toml.RUNTIMES:
+                self._restart_cri()
+            else:
+                facts, env = self._engine_to_restart()
+                outcome = engine.restart_engine(facts, Path(LOG_DIR), env=env)
+                engine.wait_until_ready(ENGINE_READY_TIMEOUT_S, outcome)
             notes.append(
                 "the container runtime configuration was restored and the engine restarted"
             )

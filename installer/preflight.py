@@ -19,6 +19,7 @@ from installer.manifest import Manifest
 TOOLKIT = "nvidia-container-toolkit"
 DOCKER_PACKAGES = ("docker.io", "docker-ce")
 RUNTIMES = ("docker", "containerd", "crio", "none")
+CRI_RUNTIMES = ("containerd", "crio")
 # Room beyond the bundle's own bytes: filesystem overhead, apt's lists, dpkg's backups.
 DISK_MARGIN_BYTES = 256 * 1024 * 1024
 
@@ -163,14 +164,8 @@ def check_disk(m: Manifest, facts: HostFacts) -> Check:
 def check_engine(m: Manifest, facts: HostFacts, runtime: str) -> Check:
     if runtime == "none":
         return Check("container engine", "skip", "--runtime none: runtime left unconfigured")
-    if runtime != "docker":
-        return Check(
-            "container engine",
-            "fail",
-            f"configuring {runtime} is not supported by this installer",
-            f"install with --runtime none, then run `nvidia-ctk runtime configure "
-            f"--runtime={runtime}` and restart {runtime}",
-        )
+    if runtime in CRI_RUNTIMES:
+        return check_cri(facts.engine, runtime)
     engine = facts.engine
     if engine is None:
         return Check("container engine", "fail", "Docker was not probed", "report this as a bug")
@@ -196,6 +191,25 @@ def check_engine(m: Manifest, facts: HostFacts, runtime: str) -> Check:
     return Check(
         "container engine", status, f"{detail}; {engine.problem}" if engine.problem else detail
     )
+
+
+def check_cri(engine: EngineLike | None, runtime: str) -> Check:
+    """containerd or CRI-O: installed (it is not in the bundle); running or not, it is
+    restarted after its configuration."""
+    if engine is None:
+        return Check("container engine", "fail", f"{runtime} was not probed", "report this bug")
+    if engine.kind == "none":
+        package = "containerd (or containerd.io)" if runtime == "containerd" else "cri-o"
+        return Check(
+            "container engine",
+            "fail",
+            f"{runtime} is not installed",
+            f"install {package} first, or use --runtime docker or --runtime none",
+        )
+    detail = f"{runtime} {engine.version}".strip() if engine.version else f"{runtime}, not running"
+    if engine.problem:
+        return Check("container engine", "warn", f"{detail}; {engine.problem}")
+    return Check("container engine", "ok", detail)
 
 
 def check_gpu(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from installer.installplan import (
     APT_BOOKKEEPING,
     APT_SOURCE,
@@ -114,6 +116,27 @@ def test_runtime_none_and_no_gpu_skip_the_runtime_steps() -> None:
     gpu_only = build_plan(make_manifest(images=(CUDA,)), SHA, facts(skip_gpu_checks=True))
     assert gpu_only.step(PROOF).skip_reason == "--skip-gpu-checks"
     assert gpu_only.step(IMAGES).pending
+
+
+@pytest.mark.parametrize(
+    ("runtime", "path", "words"),
+    [
+        ("containerd", "/etc/containerd/config.toml", "comments are lost"),
+        ("crio", "/etc/crio/crio.conf.d/99-nvidia.toml", "CRI-O drop-in"),
+    ],
+)
+def test_containerd_and_crio_configure_their_file_and_skip_docker_containers(
+    runtime: str, path: str, words: str
+) -> None:
+    plan = build_plan(
+        make_manifest(images=(CUDA,)),
+        SHA,
+        facts(runtime=runtime, engine_kind=runtime, daemon_json=path),
+    )
+    assert plan.step(RUNTIME).paths == (path,) and words in plan.step(RUNTIME).changes[0]
+    assert plan.step(RESTART).pending and "restart" in plan.step(RESTART).changes[0]
+    assert "run through Docker" in plan.step(IMAGES).skip_reason
+    assert "run through Docker" in plan.step(PROOF).skip_reason
 
 
 def test_builtin_image_is_loaded_and_proved_first() -> None:

@@ -107,10 +107,14 @@ def test_runtime_none_and_skip_gpu_checks_are_reported_as_skipped() -> None:
     assert "fail" not in result.values()
 
 
-def test_other_runtimes_are_refused_with_the_manual_command() -> None:
-    report = run_preflight(make_manifest(), GOOD, Options(runtime="containerd"))
-    (failure,) = report.failures
-    assert "nvidia-ctk runtime configure --runtime=containerd" in failure.hint
+@pytest.mark.parametrize("runtime", ["containerd", "crio"])
+def test_containerd_and_crio_must_be_installed(runtime: str) -> None:
+    absent = dataclasses.replace(GOOD, engine=Engine("none", ""))
+    (failure,) = run_preflight(make_manifest(), absent, Options(runtime=runtime)).failures
+    assert failure.detail == f"{runtime} is not installed"
+    assert "--runtime none" in failure.hint
+    present = dataclasses.replace(GOOD, engine=Engine(runtime, "1.6.20"))
+    assert statuses(present, Options(runtime=runtime))["container engine"] == "ok"
 
 
 def test_no_driver_fails_with_a_hint_to_skip_gpu_checks() -> None:
