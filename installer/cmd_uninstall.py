@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from installer import engine
+from installer import criengine, engine
 from installer.aptlocal import (
     APT_ENV,
     EXTENDED_STATES,
@@ -30,7 +30,14 @@ from installer.hostlock import host_lock
 from installer.layout import LOCK_FILE, LOG_DIR, REPO_DIR, STATE_DIR
 from installer.record import RECORD_PATH, InstallRecord, load_record, staging_leftovers
 from installer.runner import run
-from installer.uninstallplan import NVIDIA_RUNTIMES, Action, HostNow, UninstallPlan, plan_uninstall
+from installer.uninstallplan import (
+    NVIDIA_RUNTIMES,
+    Action,
+    HostNow,
+    UninstallPlan,
+    plan_uninstall,
+    runtime_engine,
+)
 
 DPKG_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
 
@@ -82,7 +89,12 @@ def read_host(
     lists = {str(p) for d in stores for p in source_lists(d / REPO_DIR, LISTS_DIR)}
     lists |= {p for p in record.apt_lists if os.path.lexists(p)}
     change = record.runtime_change or {}
-    running = engine.detect_engine().running if record.images_loaded or change else False
+    runtime = runtime_engine(change)
+    docker = runtime == "docker" and bool(change)
+    running = engine.detect_engine().running if record.images_loaded or docker else False
+    engine_running = running
+    if change and runtime != "docker":
+        engine_running = criengine.detect(runtime, Path(change["path"])).running
     paths = (*record.files_created, *record.cdi_specs_created)
     return HostNow(
         packages=packages,
@@ -90,7 +102,7 @@ def read_host(
         daemon_backup=_read(change.get("backup_path")),
         existing_paths=frozenset(p for p in paths if os.path.lexists(p)),
         images_present=frozenset(i for i in record.images_loaded if running and _image_present(i)),
-        engine_running=running,
+        engine_running=engine_running,
         auto_marked=frozenset(read_auto_marked(unpacked)),
         apt_lists=frozenset(lists),
         staging=frozenset(str(p) for d in stores for p in staging_leftovers(d)),
@@ -116,12 +128,15 @@ def execute(action: Action, plan: UninstallPlan, record: InstallRecord) -> None:
             timeout=300,
             hint="stop and remove the containers using these images (docker ps -a), then re-run",
         )
-    elif action.kind == "write-daemon-json":
+    elif action.kind in ("write-daemon-json", "write-config"):
         config = Path(action.targets[0])
         mode = config.stat().st_mode & 0o7777 if config.exists() else 0o644
         write_atomically(config, (action.content or "").encode(), mode)
-    elif action.kind == "delete-daemon-json":
+    elif action.kind in ("delete-daemon-json", "delete-config"):
         Path(action.targets[0]).unlink(missing_ok=True)
+    elif action.kind == "restart-engine" and action.targets:  # containerd or CRI-O
+        facts = criengine.detect(action.targets[0], Path(change_path(record)))
+        criengine.wait_until_ready(facts, criengine.restart(facts, Path(LOG_DIR)), 90)
     elif action.kind == "restart-engine":
         outcome = engine.restart_engine(engine.detect_engine(), Path(LOG_DIR))
         engine.wait_until_ready(90, outcome)
@@ -158,8 +173,14 @@ def execute(action: Action, plan: UninstallPlan, record: InstallRecord) -> None:
         raise GpubundleError(f"unknown uninstall action {action.kind!r}", hint="report this bug")
 
 
+def change_path(record: InstallRecord) -> str:
+    return str((record.runtime_change or {}).get("path") or "")
+
+
 def check_no_dangling_default(record: InstallRecord) -> None:
     """Never leave ``default-runtime: nvidia`` behind without the runtime it names."""
+    if runtime_engine(record.runtime_change) != "docker":
+        return  # gpubundle never sets containerd's or CRI-O's default runtime
     path = (record.runtime_change or {}).get("path")
     data = _read(path)
     if not data or not data.strip():

@@ -9,6 +9,10 @@ Rules:
   the backup back (or delete the file if install created it). Changed since: remove
   only the nvidia entries install added, keeping the user's edits.
 - ``default-runtime`` never names a runtime whose package is being removed.
+- containerd's config.toml or CRI-O's drop-in (``runtime_change.kind`` containerd-toml,
+  crio-toml): unchanged since install, the backup goes back (or the file install
+  created is deleted); changed since, it is left alone with a note saying what to
+  remove by hand (gpubundle edits no TOML itself). That engine is restarted.
 - A runtime change recorded as ``pending`` (install was killed while nvidia-ctk ran)
   is undone like a confirmed one: the backup goes back, or the file install created
   is deleted.
@@ -23,6 +27,7 @@ Rules:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -30,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from installer.record import InstallRecord
-from installer.runtime_config import parse_json_object
+from installer.runtime_config import DOCKER_KIND, parse_json_object
 
 NVIDIA_RUNTIMES = ("nvidia", "nvidia-cdi", "nvidia-legacy")
 RUNTIME_PACKAGE = "nvidia-container-toolkit"
@@ -56,6 +61,7 @@ class HostNow:
 @dataclass(frozen=True)
 class Action:
     kind: str  # remove-images | write-daemon-json | delete-daemon-json | restart-engine
+    #            | write-config | delete-config (containerd, CRI-O TOML files)
     #            | stop-engine | unmark-auto | remove-packages | remove-paths | remove-apt-lists
     #            | remove-record | remove-empty-dirs
     summary: str
@@ -176,6 +182,44 @@ def plan_daemon_json(record: InstallRecord, now: HostNow, *, runtime_removed: bo
     ]
 
 
+def runtime_engine(change: Mapping[str, Any] | None) -> str:
+    """The engine a recorded runtime change belongs to: docker, containerd or crio."""
+    kind = str((change or {}).get("kind") or DOCKER_KIND)
+    return "docker" if kind == DOCKER_KIND else kind.removesuffix("-toml")
+
+
+def plan_toml_file(record: InstallRecord, now: HostNow) -> tuple[list[Action], list[str]]:
+    """containerd's or CRI-O's file: the backup back when untouched since install, else a note."""
+    change = record.runtime_change
+    if not change or not change.get("changed", True):
+        return [], []
+    path = str(change["path"])
+    backup = change.get("backup_path")
+    current = now.daemon_json
+    if current is None or sha256(current) == change.get("sha256_before"):
+        if current is None and backup and now.daemon_backup is not None:
+            restore = Action("write-config", f"restore {path} (deleted since install)", (path,))
+            return [dataclasses.replace(restore, content=now.daemon_backup.decode())], []
+        return [], []
+    if sha256(current) == change.get("sha256_after") or change.get("pending"):
+        if not backup:
+            return [Action("delete-config", f"delete {path} (install created it)", (path,))], []
+        if now.daemon_backup is not None:
+            content = now.daemon_backup.decode()
+            return [Action("write-config", f"restore {path} from {backup}", (path,), content)], []
+    table = (
+        "crio.runtime.runtimes.nvidia"
+        if runtime_engine(change) == "crio"
+        else "plugins.<cri plugin>.containerd.runtimes.nvidia"
+    )
+    note = (
+        f"{path} changed since install (or its backup is gone): left as it is; remove the "
+        f"[{table}] tables (and a default runtime naming nvidia) by hand, then restart "
+        f"{runtime_engine(change)}"
+    )
+    return [], [note]
+
+
 def plan_uninstall(
     record: InstallRecord,
     now: HostNow,
@@ -209,16 +253,26 @@ def plan_uninstall(
     # dockerd running from deleted files.
     engine_removed = ENGINE_PACKAGE in remove
 
-    config = plan_daemon_json(record, now, runtime_removed=runtime_removed)
+    runtime = runtime_engine(record.runtime_change)
+    targets: tuple[str, ...] = ()
+    if runtime == "docker":
+        config = plan_daemon_json(record, now, runtime_removed=runtime_removed)
+        label = "Docker"
+    else:
+        config, config_notes = plan_toml_file(record, now)
+        notes += config_notes
+        label, targets = runtime, (runtime,)
     actions += config
-    if engine_removed and now.engine_running:
+    if engine_removed and now.engine_running and runtime == "docker":
         actions.append(Action("stop-engine", f"stop Docker: {ENGINE_PACKAGE} is being removed"))
     elif config and now.engine_running:
         actions.append(
-            Action("restart-engine", "restart Docker so it reads the restored configuration")
+            Action(
+                "restart-engine", f"restart {label} so it reads the restored configuration", targets
+            )
         )
     elif config:
-        notes.append("Docker is not running; it reads the restored configuration when it starts")
+        notes.append(f"{label} is not running; it reads the restored configuration when it starts")
     if record.engine_started_by_gpubundle and not engine_removed:
         notes.append("gpubundle started Docker during install; it is left running")
 

@@ -195,3 +195,51 @@ def test_docker_kept_when_it_was_there_before() -> None:
     )
     assert "stop-engine" not in kinds(plan) and "restart-engine" in kinds(plan)
     assert any("left running" in note for note in plan.notes)
+
+
+TOML_BEFORE = b'version = 2\n[grpc]\naddress = "/run/containerd/containerd.sock"\n'
+TOML_AFTER = TOML_BEFORE + b'[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia]\n'
+
+
+def toml_record(
+    backup: str | None = "/var/lib/gpubundle/backup/config.toml.x.bak",
+) -> InstallRecord:
+    change = {
+        "path": "/etc/containerd/config.toml",
+        "backup_path": backup,
+        "sha256_before": sha256(TOML_BEFORE) if backup else None,
+        "sha256_after": sha256(TOML_AFTER),
+        "changed": True,
+        "kind": "containerd-toml",
+    }
+    return record(runtime_change=change, images_loaded=(), cdi_specs_created=())
+
+
+def test_containerd_config_unchanged_since_install_gets_its_backup_and_a_restart() -> None:
+    plan = plan_uninstall(toml_record(), now(daemon_json=TOML_AFTER, daemon_backup=TOML_BEFORE))
+    write = next(a for a in plan.actions if a.kind == "write-config")
+    assert write.content == TOML_BEFORE.decode()
+    restart = next(a for a in plan.actions if a.kind == "restart-engine")
+    assert restart.targets == ("containerd",)
+    assert "write-daemon-json" not in kinds(plan) and "stop-engine" not in kinds(plan)
+
+
+def test_crio_dropin_install_created_is_deleted() -> None:
+    rec = toml_record(backup=None)
+    change = {**(rec.runtime_change or {}), "kind": "crio-toml", "path": "/etc/crio/x.toml"}
+    plan = plan_uninstall(record(runtime_change=change), now(daemon_json=TOML_AFTER))
+    assert [a.targets for a in plan.actions if a.kind == "delete-config"] == [("/etc/crio/x.toml",)]
+
+
+def test_containerd_config_edited_since_install_is_left_with_a_note() -> None:
+    edited = TOML_AFTER + b"oom_score = 0\n"
+    plan = plan_uninstall(toml_record(), now(daemon_json=edited, daemon_backup=TOML_BEFORE))
+    assert not {"write-config", "delete-config", "restart-engine"} & set(kinds(plan))
+    assert any("containerd.runtimes.nvidia" in n and "by hand" in n for n in plan.notes)
+
+
+def test_containerd_not_running_is_not_restarted() -> None:
+    host = now(daemon_json=TOML_AFTER, daemon_backup=TOML_BEFORE, engine_running=False)
+    plan = plan_uninstall(toml_record(), host)
+    assert "restart-engine" not in kinds(plan)
+    assert any(n.startswith("containerd is not running") for n in plan.notes)
