@@ -1,0 +1,82 @@
+"""The install's runtime step for containerd: write-ahead record with the file's kind,
+the configured file, a killed run's pending change undone, and uninstall from the record.
+
+nvidia-ctk is the test world's stand-in (tests/unit/test_runtime_toml.py), Python 3.11+.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from installer import installsteps, runtime_toml
+from installer.console import Console
+from installer.installplan import RUNTIME
+from installer.preflight import Options
+from installer.record import InstallRecord
+from installer.uninstallplan import HostNow, plan_uninstall
+from tests.unit.test_installplan import make_manifest
+from tests.unit.test_record_states import SHA, base_record
+from tests.unit.test_runtime_toml import CONTAINERD_V2, _ctk
+
+pytest.importorskip("tomllib", reason="the stand-in nvidia-ctk needs Python 3.11+")
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "containerd" / "config.toml"
+    path.parent.mkdir()
+    path.write_text(CONTAINERD_V2)
+    _ctk(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/nonexistent:{Path(sys.executable).parent}")
+    monkeypatch.setitem(runtime_toml.DEFAULT_CONFIG, "containerd", path)
+    monkeypatch.setattr(installsteps, "BACKUP_DIR", tmp_path / "backup")
+    saved = tmp_path / "record.json"
+    monkeypatch.setattr(
+        installsteps, "save_record", lambda r: saved.write_text(json.dumps(r.as_json()))
+    )
+    return path
+
+
+def runner() -> installsteps.StepRunner:
+    return installsteps.StepRunner(
+        Path("/nonexistent/bundle.tar.zst"), [], make_manifest(), SHA, Path("/nonexistent"),
+        Options("containerd", True), Console(json_mode=True),
+    )  # fmt: skip
+
+
+def test_runtime_step_records_the_toml_change(config: Path) -> None:
+    record, detail = runner().configure_runtime(base_record())
+    change = record.runtime_change or {}
+    assert change["kind"] == "containerd-toml" and change["path"] == str(config)
+    assert detail == f"{config} updated"
+    assert runtime_toml.is_configured_text("containerd", config.read_text())
+    assert Path(change["backup_path"]).read_text() == CONTAINERD_V2
+    # uninstall from this record restores the original and restarts containerd
+    host = HostNow(
+        daemon_json=config.read_bytes(),
+        daemon_backup=Path(change["backup_path"]).read_bytes(),
+        engine_running=True,
+    )
+    plan = plan_uninstall(record, host)
+    assert [a.kind for a in plan.actions][:2] == ["write-config", "restart-engine"]
+
+
+def test_killed_run_pending_change_is_undone_then_redone(config: Path) -> None:
+    intent = installsteps.intended_runtime_change(
+        config, installsteps.BACKUP_DIR, "containerd-toml"
+    )
+    assert intent is not None and intent["kind"] == "containerd-toml"
+    config.write_text("half written by a killed nvidia-ctk [")
+    killed: InstallRecord = base_record(runtime_change=intent, in_progress=RUNTIME)
+    record, _ = runner().configure_runtime(killed)
+    assert not record.runtime_pending
+    assert (record.runtime_change or {})["sha256_before"] == intent["sha256_before"]
+    assert "oom_score = -500" in config.read_text()
+    assert (
+        installsteps.intended_runtime_change(config, installsteps.BACKUP_DIR, "containerd-toml")
+        is None
+    )
