@@ -5,276 +5,56 @@ verification image's) → plan (``--dry-run`` stops here) → validate registry 
 fetch .debs → pull and save registry images → build the verification image →
 local repo → installer → manifest → sign → pack. Each step reads only what the steps
 before it produced. Docker is contacted only when ``--image`` names registry images. The pure parts (options → resolution inputs, resolution →
-plan, plan → pins → manifest, the reproducible timestamp) come first and are
-unit-tested on their own; the steps that touch the network, Docker and the
-disk follow.
+plan, plan → pins → manifest, the reproducible timestamp) live in
+bundler.buildplan and are unit-tested on their own; this module runs the steps
+that touch the network, Docker and the disk.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from bundler import images as imagelib
+from bundler.buildplan import (
+    INSTALLER_NAME,
+    BuildOptions,
+    armored_keys,
+    default_output,
+    install_command,
+    make_manifest,
+    make_plan,
+    package_pins,
+    release_epoch,
+    resolution_inputs,
+    source_date_epoch,
+)
 from bundler.dpkgstatus import installed_records, read_status
 from bundler.fetch import fetch_packages
 from bundler.http import make_session
 from bundler.index import PackageIndex, PackageRecord
 from bundler.localrepo import repo_files
 from bundler.pack import file_entries, pack_into, write_bundle
-from bundler.plan import BUILTIN, REGISTRY, BuildPlan, PlannedImage, PlannedPackage
+from bundler.plan import BuildPlan, PlannedImage
 from bundler.repo import FetchedSource, RepoClient
-from bundler.resolver import Resolution, resolve, toolkit_family_pins
+from bundler.resolver import resolve
 from bundler.signing import Signer
 from bundler.split import stale_outputs, write_split
 from bundler.targets import Target, apply_overrides, load_target
 from bundler.verifyimage import VERIFY_IMAGE_ROOTS, build_verification_image
 from bundler.zipapp import build_installer
-from installer import __version__, layout
+from installer import layout
 from installer.console import Console
 from installer.errors import GpubundleError
-from installer.manifest import FileEntry, ImagePin, Manifest, PackagePin, SourceRecord
-
-INSTALLER_NAME = "gpubundle-installer.pyz"
-TOOLKIT = "nvidia-container-toolkit"
-DOCKER_PACKAGE = "docker.io"
-
-
-# -- pure: options → plan → manifest ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    distro: str
-    arch: str = "amd64"
-    toolkit_version: str = ""  # exact version of the toolkit family; "" = newest
-    with_docker: bool = False
-    extra_packages: tuple[str, ...] = ()
-    images: tuple[str, ...] = ()  # registry images to pull and bundle as well (--image)
-    builtin_image: bool = True  # the verification image built from the distro's .debs
-    target_status: Path | None = None
-    mirrors: Mapping[str, str] = field(default_factory=dict)
-    keys: Mapping[str, Path] = field(default_factory=dict)
-    sign_key: str = ""
-    gnupghome: Path | None = None
-    output: Path | None = None
-    cache_dir: Path = Path(".cache/gpubundle")
-    dry_run: bool = False
-    split_size: int = 0  # bytes per part; 0 = one file
-
-
-def resolution_inputs(options: BuildOptions) -> tuple[tuple[str, ...], dict[str, str]]:
-    """The root packages and exact-version pins that resolution starts from."""
-    roots = [TOOLKIT]
-    if options.with_docker:
-        roots.append(DOCKER_PACKAGE)
-    roots += options.extra_packages
-    pins = toolkit_family_pins(options.toolkit_version) if options.toolkit_version else {}
-    return tuple(dict.fromkeys(roots)), pins
-
-
-def verify_image_tag(distro: str, arch: str) -> str:
-    return f"gpubundle/verify:{distro}-{arch}"
-
-
-def planned_package(record: PackageRecord) -> PlannedPackage:
-    return PlannedPackage(
-        name=record.name,
-        version=record.version,
-        architecture=record.architecture,
-        size=record.size,
-        sha256=record.sha256,
-        filename=record.filename,
-        source=record.source_id,
-        url=record.url,
-    )
-
-
-def checked_packages(resolution: Resolution) -> tuple[PlannedPackage, ...]:
-    """The resolved packages by name; refuses any whose index gives no size or SHA256."""
-    unusable = [
-        f"{r.name} {r.version} from {r.source_id}: the index gives no SHA256 or size"
-        for r in resolution.packages
-        if not r.sha256 or r.size <= 0 or not r.filename
-    ]
-    if unusable:
-        raise GpubundleError(
-            "some packages cannot be checked after download",
-            hint="use a mirror whose Packages index lists SHA256 and Size (--mirror ID=URL)",
-            details=unusable,
-        )
-    return tuple(planned_package(r) for r in sorted(resolution.packages, key=lambda r: r.name))
-
-
-def plan_images(
-    options: BuildOptions, verify: Resolution | None, refs: Sequence[str]
-) -> tuple[PlannedImage, ...]:
-    """The builtin verification image (from ``verify``, the resolution of
-    VERIFY_IMAGE_ROOTS) first, then each registry reference once."""
-    images = []
-    if verify is not None:
-        tag = verify_image_tag(options.distro, options.arch)
-        images.append(
-            PlannedImage(tag, BUILTIN, layout.VERIFY_IMAGE_ARCHIVE, checked_packages(verify))
-        )
-    for ref in dict.fromkeys(refs):
-        imagelib.parse_ref(ref)
-        images.append(PlannedImage(ref, REGISTRY, layout.IMAGES_ARCHIVE))
-    return tuple(images)
-
-
-def make_plan(
-    options: BuildOptions,
-    roots: Sequence[str],
-    sources: Sequence[SourceRecord],
-    resolution: Resolution,
-    installed: Mapping[str, PackageRecord],
-    images: Sequence[str],
-    verify: Resolution | None = None,
-) -> BuildPlan:
-    """The plan of a resolution (and of the verification image's, when there is one);
-    refuses packages whose index gives no size or SHA256."""
-    packages = checked_packages(resolution)
-    planned_images = plan_images(options, verify, images)
-    toolkit = next((r for r in resolution.packages if r.name == TOOLKIT), installed.get(TOOLKIT))
-    return BuildPlan(
-        distro=options.distro,
-        arch=options.arch,
-        toolkit_version=toolkit.version if toolkit else options.toolkit_version,
-        requested=tuple(roots),
-        with_docker=options.with_docker,
-        sources=tuple(sources),
-        packages=packages,
-        images=planned_images,
-    )
-
-
-def package_pins(plan: BuildPlan) -> list[PackagePin]:
-    """The manifest's pins: the plan's packages under their canonical bundle file names."""
-    return [
-        PackagePin(
-            name=p.name,
-            version=p.version,
-            architecture=p.architecture,
-            size=p.size,
-            sha256=p.sha256,
-            filename=layout.repo_deb(layout.deb_filename(p.name, p.version, p.architecture)),
-            source=p.source,
-        )
-        for p in plan.packages
-    ]
-
-
-def make_manifest(
-    plan: BuildPlan,
-    python: str,
-    packages: Sequence[PackagePin],
-    images: Sequence[ImagePin],
-    fingerprint: str,
-    epoch: int,
-    files: Sequence[FileEntry],
-) -> Manifest:
-    return Manifest(
-        format=layout.FORMAT_VERSION,
-        created_by=f"gpubundle {__version__}",
-        source_date_epoch=epoch,
-        distro=plan.distro,
-        arch=plan.arch,
-        python=python,
-        toolkit_version=plan.toolkit_version,
-        signer_fingerprint=fingerprint,
-        requested=plan.requested,
-        sources=plan.sources,
-        packages=tuple(packages),
-        images=tuple(images),
-        files=tuple(sorted(files, key=lambda f: f.path)),
-    )
-
-
-def release_epoch(raw: bytes) -> int | None:
-    """The ``Date`` of a Release or (the signed part of) an InRelease file, as a Unix time."""
-    text = raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
-    if text.startswith("-----BEGIN PGP SIGNED MESSAGE-----"):
-        text = text.partition("\n\n")[2].partition("\n-----BEGIN PGP SIGNATURE-----")[0]
-    for line in text.split("\n"):
-        if line.startswith("Date:"):
-            try:
-                return int(parsedate_to_datetime(line[5:].strip()).timestamp())
-            except (TypeError, ValueError):
-                return None
-    return None
-
-
-def source_date_epoch(
-    release_dates: Iterable[int | None], env: Mapping[str, str] | None = None
-) -> int:
-    """SOURCE_DATE_EPOCH when set, else the newest upstream Release date: same inputs, same bytes."""
-    value = (os.environ if env is None else env).get("SOURCE_DATE_EPOCH", "").strip()
-    if value:
-        if not value.isdigit():
-            raise GpubundleError(
-                f"SOURCE_DATE_EPOCH={value!r} is not a Unix time",
-                hint="set it to whole seconds since 1970, e.g. SOURCE_DATE_EPOCH=$(date +%s)",
-            )
-        return int(value)
-    dates = [d for d in release_dates if d is not None]
-    if not dates:
-        raise GpubundleError(
-            "no upstream Release file has a Date to stamp the bundle with",
-            hint="set SOURCE_DATE_EPOCH to the time the bundle should carry",
-        )
-    return max(dates)
-
-
-def default_output(plan: BuildPlan) -> Path:
-    version = plan.toolkit_version or "unknown"
-    return Path(f"gpubundle-{plan.distro}-{plan.arch}-{version}.tar.zst")
-
-
-def install_command(bundle_name: str, fingerprint: str) -> str:
-    return f"sudo python3 {INSTALLER_NAME} install {bundle_name} --trust {fingerprint}"
-
-
-def armored_keys(material: Sequence[bytes]) -> bytes:
-    """Key files as one armoured text: armoured ones as they are, binary ones armoured."""
-    blocks = []
-    for item in material:
-        if item.lstrip().startswith(b"-----BEGIN PGP PUBLIC KEY BLOCK-----"):
-            blocks.append(item.strip() + b"\n")
-        else:
-            blocks.append(armor_public_key(item))
-    return b"".join(blocks)
-
-
-def armor_public_key(data: bytes) -> bytes:
-    """RFC 4880 ASCII armour (with its CRC-24) of binary public key packets."""
-    crc = 0xB704CE
-    for byte in data:
-        crc ^= byte << 16
-        for _ in range(8):
-            crc <<= 1
-            if crc & 0x1000000:
-                crc ^= 0x1864CFB
-    body = base64.b64encode(data).decode()
-    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
-    checksum = base64.b64encode((crc & 0xFFFFFF).to_bytes(3, "big")).decode()
-    text = "\n".join(
-        ["-----BEGIN PGP PUBLIC KEY BLOCK-----", "", *lines, "=" + checksum,
-         "-----END PGP PUBLIC KEY BLOCK-----", ""]
-    )  # fmt: skip
-    return text.encode()
-
+from installer.manifest import ImagePin, PackagePin
 
 # -- the steps ------------------------------------------------------------------------
 

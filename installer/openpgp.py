@@ -177,3 +177,22 @@ def primary_fingerprints(key_bytes: bytes) -> list[str]:
             packet = b"\x99" + len(body).to_bytes(2, "big") + body
             found.append(hashlib.sha1(packet, usedforsecurity=False).hexdigest().upper())
     return found
+
+
+def armor(data: bytes) -> bytes:
+    """RFC 4880 ASCII armour (with its CRC-24) of binary public key packets."""
+    crc = 0xB704CE
+    for byte in data:
+        crc ^= byte << 16
+        for _ in range(8):
+            crc <<= 1
+            if crc & 0x1000000:
+                crc ^= 0x1864CFB
+    body = base64.b64encode(data).decode()
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    checksum = base64.b64encode((crc & 0xFFFFFF).to_bytes(3, "big")).decode()
+    text = "\n".join(
+        ["-----BEGIN PGP PUBLIC KEY BLOCK-----", "", *lines, "=" + checksum,
+         "-----END PGP PUBLIC KEY BLOCK-----", ""]
+    )  # fmt: skip
+    return text.encode()

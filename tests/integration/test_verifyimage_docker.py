@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bundler.build import planned_package
+from bundler.buildplan import planned_package
 from bundler.fetch import fetch_packages
 from bundler.http import make_session
 from bundler.index import PackageIndex

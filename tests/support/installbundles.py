@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bundler.build import INSTALLER_NAME
+from bundler.buildplan import INSTALLER_NAME
 from installer.bundle_reader import verify_bundle
 from installer.hostinfo import distro_name, read_os_release
 from installer.manifest import Manifest

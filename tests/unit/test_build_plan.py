@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bundler.build import (
+from bundler.build import writable_output
+from bundler.buildplan import (
     BuildOptions,
-    armor_public_key,
     armored_keys,
     default_output,
     install_command,
@@ -20,7 +20,6 @@ from bundler.build import (
     release_epoch,
     resolution_inputs,
     source_date_epoch,
-    writable_output,
 )
 from bundler.cli import main
 from bundler.index import PackageIndex
@@ -29,7 +28,7 @@ from bundler.resolver import resolve
 from bundler.verifyimage import VERIFY_IMAGE_ROOTS
 from installer.errors import ExitCode, GpubundleError
 from installer.manifest import FileEntry, SourceRecord, parse_manifest
-from installer.openpgp import dearmor
+from installer.openpgp import armor, dearmor
 
 SHA = "ab" * 32
 
@@ -280,8 +279,8 @@ def test_armor_matches_gpg_and_round_trips(tmp_path: Path) -> None:
     by_gpg = subprocess.run(
         ["gpg", "--armor", "--export"], env=env, check=True, capture_output=True
     ).stdout
-    assert armor_public_key(key) == by_gpg  # same base64 lines and CRC-24 as gpg writes
-    assert dearmor(armor_public_key(key)) == key
+    assert armor(key) == by_gpg  # same base64 lines and CRC-24 as gpg writes
+    assert dearmor(armor(key)) == key
     joined = armored_keys([key, b"  " + by_gpg + b"\n"])
     assert joined == by_gpg + by_gpg
 
