@@ -24,7 +24,6 @@ reads these variables.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import shutil
 import signal
@@ -34,7 +33,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from installer import __version__, containers, criengine, engine, runtime_config, runtime_toml
+from installer import (
+    __version__,
+    containers,
+    criengine,
+    engine,
+    runtime_config,
+    runtime_intent,
+    runtime_toml,
+)
 from installer.aptlocal import (
     DPKG_LOCK_TIMEOUT_S,
     SOURCES_LIST,
@@ -47,7 +54,6 @@ from installer.aptlocal import (
     run_apt,
     source_lists,
 )
-from installer.atomicfile import write_atomically
 from installer.bundle_reader import verify_bundle
 from installer.console import Console
 from installer.errors import GpubundleError, VerificationError
@@ -71,19 +77,24 @@ from installer.layout import (
     MAX_HEAD_MEMBER_BYTES,
     REPO_DIR,
     SIGNER_KEY,
-    STATE_DIR,
 )
 from installer.manifest import Manifest
 from installer.openpgp import primary_fingerprints
 from installer.partstream import open_source
 from installer.preflight import Options
-from installer.record import InstallRecord, load_record, save_record, staging_leftovers
+from installer.record import (
+    InstallRecord,
+    carried_over,
+    load_record,
+    original_packages,
+    save_record,
+    staging_leftovers,
+)
 from installer.zstd_stream import open_zstd
 
 KILL_HOOK = "GPUBUNDLE_TEST_KILL_AFTER"
 KILL_BEFORE_HOOK = "GPUBUNDLE_TEST_KILL_BEFORE"
 KILL_UNRECORDED_HOOK = "GPUBUNDLE_TEST_KILL_UNRECORDED"
-BACKUP_DIR = Path(STATE_DIR) / "backup"
 ENGINE_READY_TIMEOUT_S = 90
 _RUNTIME_STEPS = (RUNTIME, RESTART, IMAGES, PROOF)
 
@@ -123,96 +134,6 @@ def read_signer_key(bundle: Path, fingerprint: str) -> bytes:
 def _test_kill(hook: str, step_id: str) -> None:
     if os.environ.get(hook) == step_id:
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def backup_path(daemon_json: Path, data: bytes, backup_dir: Path = BACKUP_DIR) -> Path:
-    """Where ``runtime_config.configure_docker_runtime`` keeps the original daemon.json."""
-    return backup_dir / f"{daemon_json.name}.{hashlib.sha256(data).hexdigest()[:12]}.bak"
-
-
-def runtime_change(data: dict[str, Any]) -> runtime_config.RuntimeChange:
-    """A recorded runtime change as ``runtime_config`` takes it (without record-only keys)."""
-    names = {f.name for f in dataclasses.fields(runtime_config.RuntimeChange)}
-    return runtime_config.RuntimeChange(**{k: v for k, v in data.items() if k in names})
-
-
-def _already_configured(kind: str, path: Path, data: bytes) -> bool:
-    if kind == runtime_config.DOCKER_KIND:
-        config = runtime_config.read_daemon_json(path)
-        return runtime_config.is_configured(config, set_default=False, cdi=False)
-    runtime = kind.removesuffix("-toml")
-    return runtime_toml.is_configured_text(runtime, data.decode(errors="replace"))
-
-
-def intended_runtime_change(
-    daemon_json: Path, backup_dir: Path = BACKUP_DIR, kind: str = runtime_config.DOCKER_KIND
-) -> dict[str, Any] | None:
-    """The change about to be made to daemon.json (or, by ``kind``, containerd's or CRI-O's
-    TOML file), as recorded before nvidia-ctk runs: ``pending``, no ``sha256_after`` yet;
-    None when the file has the runtime already (nothing will change). The original is
-    backed up first, so the record never names a backup that is not there."""
-    try:
-        before: bytes | None = daemon_json.read_bytes()
-    except FileNotFoundError:
-        before = None
-    if before is not None and _already_configured(kind, daemon_json, before):
-        return None
-    backup: Path | None = None
-    if before is not None:
-        backup = backup_path(daemon_json, before, backup_dir)
-        backup_dir.mkdir(parents=True, exist_ok=True)
-        write_atomically(backup, before, daemon_json.stat().st_mode & 0o7777)
-    return {
-        "path": str(daemon_json),
-        "backup_path": str(backup) if backup else None,
-        "sha256_before": hashlib.sha256(before).hexdigest() if before is not None else None,
-        "sha256_after": None,
-        "changed": True,
-        "kind": kind,
-        "pending": True,
-    }
-
-
-def undo_pending_runtime(change: dict[str, Any]) -> bool:
-    """Put daemon.json back as it was before a runtime change that was never confirmed
-    (a run killed while nvidia-ctk ran, or before the result was recorded). True if it
-    had to be restored."""
-    path = Path(change["path"])
-    try:
-        now: str | None = hashlib.sha256(path.read_bytes()).hexdigest()
-    except FileNotFoundError:
-        now = None
-    if now == change.get("sha256_before"):
-        return False
-    runtime_config.rollback_runtime(runtime_change(change))
-    return True
-
-
-def original_packages(previous: InstallRecord | None, current: dict[str, str]) -> dict[str, str]:
-    """packages_before for a new record: what the host had before gpubundle ever ran.
-
-    Packages an earlier gpubundle install put in place keep that install's
-    "before"; everything else is as the host has it now.
-    """
-    if previous is None:
-        return current
-    touched = set(previous.packages_installed)
-    merged = {n: v for n, v in current.items() if n not in touched}
-    merged.update(previous.packages_before)
-    return dict(sorted(merged.items()))
-
-
-def carried_over(previous: InstallRecord) -> dict[str, Any]:
-    """What an install of another bundle recorded and a new record must keep, so that
-    uninstall still undoes it: its files, apt lists, runtime change, images and specs."""
-    return {
-        "files_created": previous.files_created,
-        "apt_lists": previous.apt_lists,
-        "runtime_change": previous.runtime_change,
-        "engine_started_by_gpubundle": previous.engine_started_by_gpubundle,
-        "images_loaded": previous.images_loaded,
-        "cdi_specs_created": previous.cdi_specs_created,
-    }
 
 
 class StepRunner:
@@ -412,18 +333,24 @@ class StepRunner:
     def configure_runtime(self, record: InstallRecord) -> tuple[InstallRecord, str]:
         path, kind = self._config_file()
         if record.runtime_pending and record.runtime_change is not None:
-            if undo_pending_runtime(record.runtime_change):
+            if runtime_intent.undo_pending_runtime(record.runtime_change):
                 self.console.info(f"restored {path} as it was before an interrupted run")
             record = dataclasses.replace(record, runtime_change=None)
-        intent = None if record.runtime_change else intended_runtime_change(path, BACKUP_DIR, kind)
+        intent = (
+            None
+            if record.runtime_change
+            else runtime_intent.intended_runtime_change(path, runtime_intent.BACKUP_DIR, kind)
+        )
         if intent is not None:
             record = self._intend(record, RUNTIME, runtime_change=intent)
         else:
             record = self._intend(record, RUNTIME)
         if kind == runtime_config.DOCKER_KIND:
-            change = runtime_config.configure_docker_runtime(path, BACKUP_DIR)
+            change = runtime_config.configure_docker_runtime(path, runtime_intent.BACKUP_DIR)
         else:
-            change = runtime_toml.configure_toml_runtime(self.opts.runtime, path, BACKUP_DIR)
+            change = runtime_toml.configure_toml_runtime(
+                self.opts.runtime, path, runtime_intent.BACKUP_DIR
+            )
         if not change.changed and record.runtime_change and not record.runtime_pending:
             # configured by an earlier run: keep the change that records the original file
             return record, f"{path} already configured"
@@ -517,7 +444,9 @@ class StepRunner:
         """Undo the runtime configuration after a later step failed; say what stays."""
         notes = [f"cause: {err.message}", *err.details]
         try:
-            runtime_config.rollback_runtime(runtime_change(record.runtime_change or {}))
+            runtime_config.rollback_runtime(
+                runtime_intent.runtime_change(record.runtime_change or {})
+            )
             if self.opts.runtime in runtime_toml.RUNTIMES:
                 self._restart_cri()
             else:

@@ -137,3 +137,30 @@ def staging_leftovers(bundle_dir: Path) -> list[Path]:
     if not bundle_dir.parent.is_dir():
         return []
     return sorted(bundle_dir.parent.glob(f".{bundle_dir.name}.staging-*"))
+
+
+def original_packages(previous: InstallRecord | None, current: dict[str, str]) -> dict[str, str]:
+    """packages_before for a new record: what the host had before gpubundle ever ran.
+
+    Packages an earlier gpubundle install put in place keep that install's
+    "before"; everything else is as the host has it now.
+    """
+    if previous is None:
+        return current
+    touched = set(previous.packages_installed)
+    merged = {n: v for n, v in current.items() if n not in touched}
+    merged.update(previous.packages_before)
+    return dict(sorted(merged.items()))
+
+
+def carried_over(previous: InstallRecord) -> dict[str, Any]:
+    """What an install of another bundle recorded and a new record must keep, so that
+    uninstall still undoes it: its files, apt lists, runtime change, images and specs."""
+    return {
+        "files_created": previous.files_created,
+        "apt_lists": previous.apt_lists,
+        "runtime_change": previous.runtime_change,
+        "engine_started_by_gpubundle": previous.engine_started_by_gpubundle,
+        "images_loaded": previous.images_loaded,
+        "cdi_specs_created": previous.cdi_specs_created,
+    }

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from installer import installsteps, runtime_toml
+from installer import installsteps, runtime_intent, runtime_toml
 from installer.console import Console
 from installer.installplan import RUNTIME
 from installer.preflight import Options
@@ -33,7 +33,7 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     _ctk(tmp_path / "bin")
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/nonexistent:{Path(sys.executable).parent}")
     monkeypatch.setitem(runtime_toml.DEFAULT_CONFIG, "containerd", path)
-    monkeypatch.setattr(installsteps, "BACKUP_DIR", tmp_path / "backup")
+    monkeypatch.setattr(runtime_intent, "BACKUP_DIR", tmp_path / "backup")
     saved = tmp_path / "record.json"
     monkeypatch.setattr(
         installsteps, "save_record", lambda r: saved.write_text(json.dumps(r.as_json()))
@@ -66,8 +66,8 @@ def test_runtime_step_records_the_toml_change(config: Path) -> None:
 
 
 def test_killed_run_pending_change_is_undone_then_redone(config: Path) -> None:
-    intent = installsteps.intended_runtime_change(
-        config, installsteps.BACKUP_DIR, "containerd-toml"
+    intent = runtime_intent.intended_runtime_change(
+        config, runtime_intent.BACKUP_DIR, "containerd-toml"
     )
     assert intent is not None and intent["kind"] == "containerd-toml"
     config.write_text("half written by a killed nvidia-ctk [")
@@ -77,6 +77,6 @@ def test_killed_run_pending_change_is_undone_then_redone(config: Path) -> None:
     assert (record.runtime_change or {})["sha256_before"] == intent["sha256_before"]
     assert "oom_score = -500" in config.read_text()
     assert (
-        installsteps.intended_runtime_change(config, installsteps.BACKUP_DIR, "containerd-toml")
+        runtime_intent.intended_runtime_change(config, runtime_intent.BACKUP_DIR, "containerd-toml")
         is None
     )

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from installer import engine, installsteps, runtime_config
+from installer import engine, installsteps, runtime_config, runtime_intent
+from installer import record as record_module
 from installer.aptlocal import (
     apt_mark_manual_argv,
     auto_installed,
@@ -152,7 +153,7 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     monkeypatch.setenv("CTK_LOG", str(tmp_path / "ctk.log"))
     facts = engine.EngineFacts("docker.io", "26.1", True, paths["daemon"], False, "")
     monkeypatch.setattr(engine, "detect_engine", lambda *a, **k: facts)
-    monkeypatch.setattr(installsteps, "BACKUP_DIR", paths["backups"])
+    monkeypatch.setattr(runtime_intent, "BACKUP_DIR", paths["backups"])
     monkeypatch.setattr(
         installsteps, "save_record", lambda record: record_path_save(record, paths["record"])
     )
@@ -198,7 +199,7 @@ def test_runtime_change_is_recorded_pending_before_nvidia_ctk_runs(host: dict[st
 
 def test_killed_after_nvidia_ctk_wrote_rerun_restores_and_redoes(host: dict[str, Path]) -> None:
     original = user_daemon_json(host["daemon"])
-    intent = installsteps.intended_runtime_change(host["daemon"], host["backups"])
+    intent = runtime_intent.intended_runtime_change(host["daemon"], host["backups"])
     assert intent is not None
     killed = base_record(runtime_change=intent, in_progress=RUNTIME)
     # What a kill right after nvidia-ctk left: its rewrite, without the re-merge of user keys.
@@ -224,7 +225,7 @@ def test_killed_after_nvidia_ctk_wrote_rerun_restores_and_redoes(host: dict[str,
 
 
 def test_killed_before_nvidia_ctk_ran_rerun_configures(host: dict[str, Path]) -> None:
-    intent = installsteps.intended_runtime_change(host["daemon"], host["backups"])
+    intent = runtime_intent.intended_runtime_change(host["daemon"], host["backups"])
     assert intent is not None and intent["backup_path"] is None  # no daemon.json before
     killed = base_record(runtime_change=intent, in_progress=RUNTIME)
     assert plan_uninstall(killed, HostNow()).nothing_to_do  # nothing was written yet
@@ -237,7 +238,7 @@ def test_killed_before_nvidia_ctk_ran_rerun_configures(host: dict[str, Path]) ->
 
 def test_a_configured_daemon_json_gets_no_intent_and_no_backup(host: dict[str, Path]) -> None:
     host["daemon"].write_text(json.dumps({"runtimes": {"nvidia": {"path": "x"}}}))
-    assert installsteps.intended_runtime_change(host["daemon"], host["backups"]) is None
+    assert runtime_intent.intended_runtime_change(host["daemon"], host["backups"]) is None
     record, detail = runner().configure_runtime(base_record())
     assert (record.runtime_change or {})["changed"] is False
     assert not host["backups"].exists()
@@ -283,7 +284,7 @@ def test_carried_over_keeps_what_an_earlier_bundle_changed() -> None:
         runtime_change=change,
         images_loaded=("cuda:12",),
     )
-    kept = installsteps.carried_over(earlier)
+    kept = record_module.carried_over(earlier)
     assert kept["runtime_change"] == change and kept["images_loaded"] == ("cuda:12",)
     assert kept["apt_lists"] == earlier.apt_lists
     assert kept["files_created"] == earlier.files_created
