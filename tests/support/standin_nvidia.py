@@ -20,9 +20,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from debian.deb822 import Deb822
-from debian.debian_support import Version
+from installer.debversion import version_key
+
+if TYPE_CHECKING:  # python-debian is imported where used: the GPU host has none
+    from debian.deb822 import Deb822
 
 from installer.runner import run
 from tests.conftest import shared_dir
@@ -86,12 +89,14 @@ def fixture_packages(arch: str = "amd64") -> Path:
 
 def read_stanzas(path: Path) -> list[Deb822]:
     with path.open(encoding="utf-8") as handle:
+        from debian.deb822 import Deb822
+
         return list(Deb822.iter_paragraphs(handle))
 
 
 def newest_toolkit(stanzas: Iterable[Deb822]) -> str:
     versions = [s["Version"] for s in stanzas if s["Package"] == "nvidia-container-toolkit"]
-    return str(max(versions, key=Version))
+    return str(max(versions, key=version_key))
 
 
 def select(stanzas: Sequence[Deb822], versions: Iterable[str]) -> list[Deb822]:
