@@ -21,9 +21,11 @@ import pytest
 
 from installer.openpgp import dearmor
 from tests.conftest import CACHE_DIR
-from tests.support import standin_nvidia
+from tests.support import hostguard, standin_nvidia
 from tests.support.docker_env import require_docker, require_registry
-from tests.support.registry import ensure_test_images
+from tests.support.hostsnapshot import HostSnapshot
+from tests.support.installbundles import HostBundle, build_host_bundle
+from tests.support.registry import CUDA_STANDIN, ensure_test_images
 from tests.support.standin_nvidia import StandinRepo, build_standin_repo
 from tests.support.testkeys import TestKey, make_key
 
@@ -150,3 +152,40 @@ def test_images() -> list[str]:
     """Refs of the test images in the loopback registry (built and pushed once)."""
     require_registry()
     return ensure_test_images()
+
+
+# --- shared by the install, uninstall and zipapp tests ------------------------------
+
+ROOT_PYTHONS = ("3.10", "3.11")  # stock python3 of the ubuntu22.04 and debian12 test roots
+
+
+@pytest.fixture(scope="session")
+def installer_pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One shipped installer for the whole run, for the test roots' stock python3."""
+    from bundler.zipapp import build_installer
+
+    dest = tmp_path_factory.mktemp("pyz") / "gpubundle-installer.pyz"
+    return build_installer(dest, CACHE_DIR, list(ROOT_PYTHONS), "amd64")
+
+
+@pytest.fixture(scope="module")
+def host_bundle(
+    tmp_path_factory: pytest.TempPathFactory, standin_repo: ServedStandin, test_images: list[str]
+) -> HostBundle:
+    """A real ``gpubundle build`` for this host (its dpkg status decides the contents)."""
+    hostguard.require_host()
+    tmp = tmp_path_factory.mktemp("host-bundle")
+    key = make_key(tmp / "signer", name="gpubundle docker host test")
+    assert CUDA_STANDIN.ref in test_images
+    return build_host_bundle(
+        tmp / "out", key, standin_repo.url, standin_repo.armored_key, [CUDA_STANDIN.ref]
+    )
+
+
+@pytest.fixture
+def docker_host(host_bundle: HostBundle) -> Iterator[HostSnapshot]:
+    """The host before install: the user's daemon.json applied, the bundle's images absent."""
+    hostguard.require_host()
+    with hostguard.user_host([CUDA_STANDIN.ref]) as before:
+        hostguard.remove_image(host_bundle.manifest.images[0].ref)  # the builtin image
+        yield before

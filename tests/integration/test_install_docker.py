@@ -17,7 +17,6 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +30,10 @@ from installer.installsteps import StepRunner
 from installer.layout import IMAGES_ARCHIVE, LOG_DIR, VERIFY_IMAGE_ARCHIVE
 from installer.preflight import Options
 from installer.record import RECORD_PATH, load_record
-from tests.integration.conftest import ServedStandin
-from tests.support import hostguard, hostsnapshot, testkeys
+from tests.support import hostguard, hostsnapshot
 from tests.support.hostsnapshot import HostSnapshot
 from tests.support.installbundles import (
     HostBundle,
-    build_host_bundle,
     gpubundle,
     host_distro,
     install,
@@ -72,53 +69,30 @@ def corrupting_nvidia_ctk(bindir: Path) -> dict[str, str]:
     return {"PATH": f"{bindir}:{os.environ['PATH']}"}
 
 
-@pytest.fixture(scope="module")
-def bundle(
-    tmp_path_factory: pytest.TempPathFactory, standin_repo: ServedStandin, test_images: list[str]
-) -> HostBundle:
-    hostguard.require_host()  # the host's dpkg status decides what the bundle holds
-    tmp = tmp_path_factory.mktemp("host-bundle")
-    key = testkeys.make_key(tmp / "signer", name="gpubundle docker install test")
-    assert CUDA_STANDIN.ref in test_images
-    return build_host_bundle(
-        tmp / "out", key, standin_repo.url, standin_repo.armored_key, [CUDA_STANDIN.ref]
-    )
-
-
-@pytest.fixture
-def host(bundle: HostBundle) -> Iterator[HostSnapshot]:
-    """The user's daemon.json applied, the image absent; the host as it is then."""
-    hostguard.require_host()
-    with hostguard.user_host([CUDA_STANDIN.ref]) as before:
-        # gpubundle's own image (no registry holds it): absent, as on a fresh host.
-        hostguard.remove_image(VERIFY)
-        yield before
-
-
 def step_results(doc: dict[str, Any]) -> dict[str, tuple[str, str]]:
     return {s["id"]: (s["result"], s["detail"]) for s in doc["result"]["steps"]}
 
 
 def test_bundle_holds_the_toolkit_and_only_what_the_host_lacks(
-    bundle: HostBundle, host: HostSnapshot
+    host_bundle: HostBundle, docker_host: HostSnapshot
 ) -> None:
-    assert {n: bundle.packages[n] for n in FAMILY} == dict.fromkeys(FAMILY, "1.20.1-1")
-    have = {key.split(":")[0] for key in host.installed()}
-    assert not (set(bundle.packages) - set(FAMILY)) & have  # nothing the host already has
-    images = [(i.ref, i.archive, i.require_cuda) for i in bundle.manifest.images]
+    assert {n: host_bundle.packages[n] for n in FAMILY} == dict.fromkeys(FAMILY, "1.20.1-1")
+    have = {key.split(":")[0] for key in docker_host.installed()}
+    assert not (set(host_bundle.packages) - set(FAMILY)) & have  # nothing the host already has
+    images = [(i.ref, i.archive, i.require_cuda) for i in host_bundle.manifest.images]
     assert images == [
         (VERIFY, VERIFY_IMAGE_ARCHIVE, ""),  # the builtin image first: the install proves it first
-        (CUDA_STANDIN.ref, IMAGES_ARCHIVE, bundle.manifest.images[1].require_cuda),
+        (CUDA_STANDIN.ref, IMAGES_ARCHIVE, host_bundle.manifest.images[1].require_cuda),
     ]
-    assert bundle.manifest.images[1].require_cuda.startswith("cuda>=12.4")
+    assert host_bundle.manifest.images[1].require_cuda.startswith("cuda>=12.4")
 
 
 def test_install_configures_docker_keeping_user_settings(
-    bundle: HostBundle, host: HostSnapshot
+    host_bundle: HostBundle, docker_host: HostSnapshot
 ) -> None:
     argv_before = engine.detect_engine().argv
 
-    doc = ok_document(install(bundle, "--json"))
+    doc = ok_document(install(host_bundle, "--json"))
 
     after = hostsnapshot.capture()
     config = after.daemon_config()
@@ -130,10 +104,10 @@ def test_install_configures_docker_keeping_user_settings(
     assert after.runtimes is not None and "nvidia" in after.runtimes
     assert engine.detect_engine().argv == argv_before  # restarted as services.sh started it
     # Exactly the bundle's packages, the apt source and its key changed.
-    diff = hostsnapshot.differences(host, after)
+    diff = hostsnapshot.differences(docker_host, after)
     assert set(diff) == {"packages", "sources", "keyrings", "daemon_json", "runtimes"}
     assert {k.split(":")[0]: v for k, (_, v) in diff["packages"].items()} == {
-        n: (bundle.packages[n], "install ok installed") for n in FAMILY
+        n: (host_bundle.packages[n], "install ok installed") for n in FAMILY
     }
     assert list(diff["sources"]) == ["/etc/apt/sources.list.d/gpubundle.list"]
     [keyring] = diff["keyrings"]
@@ -144,7 +118,7 @@ def test_install_configures_docker_keeping_user_settings(
     assert record["images_loaded"] == [VERIFY, CUDA_STANDIN.ref] and record["finished_at"]
     assert (
         record["runtime_change"]["sha256_before"]
-        == hashlib.sha256(host.daemon_json or b"").hexdigest()
+        == hashlib.sha256(docker_host.daemon_json or b"").hexdigest()
     )
     # No GPU here: the proof is skipped and says why, never passed.
     results = step_results(doc)
@@ -157,11 +131,11 @@ def test_install_configures_docker_keeping_user_settings(
     report = Path(doc["report"])
     assert report.parent == Path(LOG_DIR) and report.name.startswith("install-")
     on_disk = json.loads(report.read_text())
-    assert on_disk["result"] == doc["result"] and on_disk["bundle_sha256"] == bundle.sha256
+    assert on_disk["result"] == doc["result"] and on_disk["bundle_sha256"] == host_bundle.sha256
 
     # Run again: everything is done, nothing changes, Docker is not restarted.
     pid = engine.detect_engine().pid
-    again = install(bundle)  # as people run it: the words on stderr
+    again = install(host_bundle)  # as people run it: the words on stderr
     assert again.returncode == 0, again.stderr
     assert "already installed: every step is done; nothing was changed" in again.stderr
     assert hostsnapshot.capture() == after
@@ -173,21 +147,21 @@ def test_install_configures_docker_keeping_user_settings(
 
 
 def test_run_killed_after_runtime_config_completes_when_run_again(
-    bundle: HostBundle, host: HostSnapshot
+    host_bundle: HostBundle, docker_host: HostSnapshot
 ) -> None:
-    killed = install(bundle, "--json", env={"GPUBUNDLE_TEST_KILL_AFTER": "runtime-config"})
+    killed = install(host_bundle, "--json", env={"GPUBUNDLE_TEST_KILL_AFTER": "runtime-config"})
     assert killed.returncode == -9, killed.stderr
 
     record = json.loads(RECORD_PATH.read_text())
     assert record["steps_completed"] == STEPS_TO_RUNTIME and record["finished_at"] is None
     change = record["runtime_change"]
-    assert change["sha256_before"] == hashlib.sha256(host.daemon_json or b"").hexdigest()
+    assert change["sha256_before"] == hashlib.sha256(docker_host.daemon_json or b"").hexdigest()
     middle = hostsnapshot.capture()
     config = middle.daemon_config() or {}
     assert "nvidia" in config["runtimes"]  # written, but Docker not restarted yet
-    assert middle.runtimes == host.runtimes
+    assert middle.runtimes == docker_host.runtimes
 
-    doc = ok_document(install(bundle, "--json"))
+    doc = ok_document(install(host_bundle, "--json"))
 
     results = step_results(doc)
     assert [results[s][0] for s in STEPS_TO_RUNTIME] == ["already done"] * 4
@@ -202,32 +176,34 @@ def test_run_killed_after_runtime_config_completes_when_run_again(
 
 
 def test_without_skip_gpu_checks_no_gpu_is_a_plain_preflight_failure(
-    bundle: HostBundle, host: HostSnapshot
+    host_bundle: HostBundle, docker_host: HostSnapshot
 ) -> None:
     if Path("/dev/nvidiactl").exists():
         pytest.skip("an NVIDIA driver is loaded here; tests marked gpu cover it")
-    proc = gpubundle("install", str(bundle.path), "--trust", bundle.fingerprint, "--yes", "--json")
+    proc = gpubundle(
+        "install", str(host_bundle.path), "--trust", host_bundle.fingerprint, "--yes", "--json"
+    )
     assert proc.returncode == 4, proc.stdout
     error = json.loads(proc.stdout)
     assert error["ok"] is False and "nothing was changed" in error["message"]
     assert any("NVIDIA driver" in d for d in error["details"]), error["details"]
     assert "--skip-gpu-checks" in error["hint"]
-    assert hostsnapshot.capture() == host
+    assert hostsnapshot.capture() == docker_host
     assert not RECORD_PATH.exists()
 
 
 def test_the_proof_runs_the_builtin_image_and_says_plainly_why_it_cannot_prove(
-    bundle: HostBundle, host: HostSnapshot
+    host_bundle: HostBundle, docker_host: HostSnapshot
 ) -> None:
     """Installed and configured, then the proof step as install runs it: no GPU, no pass."""
     if Path("/dev/nvidiactl").exists():
         pytest.skip("an NVIDIA driver is loaded here; tests marked gpu cover the real proof")
-    ok_document(install(bundle, "--json"))
+    ok_document(install(host_bundle, "--json"))
     record = load_record()
     assert record is not None and VERIFY in record.images_loaded
     runner = StepRunner(
-        bundle.path, [bundle.fingerprint], bundle.manifest, bundle.sha256,
-        BUNDLES_DIR / bundle.sha256,
+        host_bundle.path, [host_bundle.fingerprint], host_bundle.manifest, host_bundle.sha256,
+        BUNDLES_DIR / host_bundle.sha256,
         Options("docker", skip_gpu_checks=False), Console(quiet=True),
     )  # fmt: skip
 
@@ -248,12 +224,12 @@ def test_the_proof_runs_the_builtin_image_and_says_plainly_why_it_cannot_prove(
 
 
 def test_docker_refusing_the_new_config_is_rolled_back_and_started_as_before(
-    bundle: HostBundle, host: HostSnapshot, tmp_path: Path
+    host_bundle: HostBundle, docker_host: HostSnapshot, tmp_path: Path
 ) -> None:
     facts = engine.detect_engine()
     env_before = engine.process_environ(facts.pid)
 
-    failed = install(bundle, "--json", env=corrupting_nvidia_ctk(tmp_path / "bin"))
+    failed = install(host_bundle, "--json", env=corrupting_nvidia_ctk(tmp_path / "bin"))
 
     assert failed.returncode == 1, failed.stdout
     error = json.loads(failed.stdout)
@@ -261,7 +237,7 @@ def test_docker_refusing_the_new_config_is_rolled_back_and_started_as_before(
     assert any("restored and the engine restarted" in d for d in error["details"]), error
     assert any(INVALID_KEY in d for d in error["details"]), error["details"]
     after = hostsnapshot.capture()
-    assert after.daemon_json == host.daemon_json and after.runtimes == host.runtimes
+    assert after.daemon_json == docker_host.daemon_json and after.runtimes == docker_host.runtimes
     now = engine.detect_engine()  # started again as it ran: same arguments, same environment
     assert now.running and now.argv == facts.argv
     assert engine.process_environ(now.pid) == env_before
@@ -269,6 +245,6 @@ def test_docker_refusing_the_new_config_is_rolled_back_and_started_as_before(
     assert record["runtime_change"] is None
     assert record["steps_completed"] == STEPS_TO_RUNTIME[:3]
 
-    doc = ok_document(install(bundle, "--json"))  # fixed: the same command completes
+    doc = ok_document(install(host_bundle, "--json"))  # fixed: the same command completes
     assert step_results(doc)["runtime-config"][0] == "done"
     assert "nvidia" in (hostsnapshot.capture().runtimes or ())

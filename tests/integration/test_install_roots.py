@@ -32,10 +32,8 @@ import pytest
 from bundler.localrepo import repo_files
 from bundler.pack import file_entries, hash_file, write_bundle
 from bundler.signing import Signer
-from bundler.zipapp import build_installer
 from installer import layout
 from installer.manifest import Manifest, PackagePin
-from tests.conftest import CACHE_DIR
 from tests.integration.conftest import ServedStandin
 from tests.support import inroot, testkeys
 from tests.support.bundles import EPOCH, placeholder_images_tar
@@ -63,12 +61,6 @@ CHROOT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME"
 @pytest.fixture(scope="module")
 def key(tmp_path_factory: pytest.TempPathFactory) -> testkeys.TestKey:
     return testkeys.make_key(tmp_path_factory.mktemp("signer"), name="gpubundle install test")
-
-
-@pytest.fixture(scope="module")
-def installer_pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    dest = tmp_path_factory.mktemp("pyz") / "gpubundle-installer.pyz"
-    return build_installer(dest, CACHE_DIR, sorted(set(PYTHONS.values())), "amd64")
 
 
 def build_bundle(tmp: Path, key: testkeys.TestKey, distro: str, standin: ServedStandin) -> Path:

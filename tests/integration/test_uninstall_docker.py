@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from installer import engine
 from installer.record import RECORD_PATH
-from tests.integration.conftest import ServedStandin
-from tests.support import hostguard, hostsnapshot, testkeys
+from tests.support import hostguard, hostsnapshot
 from tests.support.hostsnapshot import DAEMON_JSON, HostSnapshot
 from tests.support.installbundles import (
     HostBundle,
-    build_host_bundle,
     gpubundle,
     install,
     ok_document,
@@ -33,28 +30,6 @@ from tests.support.registry import CUDA_STANDIN
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.root]
 
 CONFIG_FILES_ONLY = "deinstall ok config-files"  # dpkg --remove keeps conffiles
-
-
-@pytest.fixture(scope="module")
-def bundle(
-    tmp_path_factory: pytest.TempPathFactory, standin_repo: ServedStandin, test_images: list[str]
-) -> HostBundle:
-    hostguard.require_host()  # the host's dpkg status decides what the bundle holds
-    tmp = tmp_path_factory.mktemp("host-bundle")
-    key = testkeys.make_key(tmp / "signer", name="gpubundle docker uninstall test")
-    assert CUDA_STANDIN.ref in test_images
-    return build_host_bundle(
-        tmp / "out", key, standin_repo.url, standin_repo.armored_key, [CUDA_STANDIN.ref]
-    )
-
-
-@pytest.fixture
-def host(bundle: HostBundle) -> Iterator[HostSnapshot]:
-    """The host before install: the user's daemon.json applied, the image absent."""
-    hostguard.require_host()
-    with hostguard.user_host([CUDA_STANDIN.ref]) as before:
-        hostguard.remove_image(bundle.manifest.images[0].ref)  # the builtin image: gpubundle's
-        yield before
 
 
 def uninstall(*extra: str) -> dict[str, Any]:
@@ -70,9 +45,9 @@ def assert_docker_runs_containers() -> None:
     assert (proc.returncode, proc.stdout) == (0, "ran\n"), proc.stderr
 
 
-def test_uninstall_puts_the_host_back(bundle: HostBundle, host: HostSnapshot) -> None:
+def test_uninstall_puts_the_host_back(host_bundle: HostBundle, docker_host: HostSnapshot) -> None:
     argv = engine.detect_engine().argv
-    ok_document(install(bundle, "--json"))
+    ok_document(install(host_bundle, "--json"))
     assert "nvidia" in (hostsnapshot.capture().runtimes or ())
 
     done = uninstall()
@@ -84,16 +59,16 @@ def test_uninstall_puts_the_host_back(bundle: HostBundle, host: HostSnapshot) ->
         "remove-empty-dirs",
     ]  # fmt: skip
     after = hostsnapshot.capture()
-    assert after.daemon_json == host.daemon_json  # the user's own bytes, from the backup
+    assert after.daemon_json == docker_host.daemon_json  # the user's own bytes, from the backup
     assert (after.sources, after.keyrings, after.runtimes) == (
-        host.sources,
-        host.keyrings,
-        host.runtimes,
+        docker_host.sources,
+        docker_host.keyrings,
+        docker_host.runtimes,
     )
     # Removed, not purged: packages with conffiles stay as "config-files", nothing else.
-    assert after.installed() == host.installed()
-    left = hostsnapshot.differences(host, after).get("packages", {})
-    assert {k.split(":")[0] for k in left} <= set(bundle.packages)
+    assert after.installed() == docker_host.installed()
+    left = hostsnapshot.differences(docker_host, after).get("packages", {})
+    assert {k.split(":")[0] for k in left} <= set(host_bundle.packages)
     assert all(now[1] == CONFIG_FILES_ONLY for _, now in left.values()), left
     assert not RECORD_PATH.exists()
     assert not hostguard.image_present(CUDA_STANDIN.ref)  # install loaded it: removed
@@ -106,9 +81,9 @@ def test_uninstall_puts_the_host_back(bundle: HostBundle, host: HostSnapshot) ->
 
 
 def test_uninstall_keeps_daemon_json_edits_made_after_install(
-    bundle: HostBundle, host: HostSnapshot
+    host_bundle: HostBundle, docker_host: HostSnapshot
 ) -> None:
-    ok_document(install(bundle, "--json"))
+    ok_document(install(host_bundle, "--json"))
     edited = json.loads(DAEMON_JSON.read_text())
     edited["debug"] = True
     edited["log-opts"] = {"max-size": "20m"}
@@ -122,11 +97,11 @@ def test_uninstall_keeps_daemon_json_edits_made_after_install(
     after = hostsnapshot.capture()
     expected = {**hostguard.USER_SETTINGS, "debug": True, "log-opts": {"max-size": "20m"}}
     assert after.daemon_config() == expected  # no runtimes, no default-runtime, edits kept
-    assert after.packages == host.packages  # purged: dpkg is exactly as before
+    assert after.packages == docker_host.packages  # purged: dpkg is exactly as before
     assert (after.sources, after.keyrings, after.runtimes) == (
-        host.sources,
-        host.keyrings,
-        host.runtimes,
+        docker_host.sources,
+        docker_host.keyrings,
+        docker_host.runtimes,
     )
     info = subprocess.run(
         ["docker", "info", "--format", "{{json .Debug}} {{.DefaultRuntime}}"],
@@ -138,11 +113,11 @@ def test_uninstall_keeps_daemon_json_edits_made_after_install(
 
 
 def test_uninstall_keeps_an_image_docker_had_before_install(
-    bundle: HostBundle, host: HostSnapshot
+    host_bundle: HostBundle, docker_host: HostSnapshot
 ) -> None:
     subprocess.run(["docker", "pull", "-q", CUDA_STANDIN.ref], check=True, capture_output=True)
-    doc = ok_document(install(bundle, "--json"))
-    verify = bundle.manifest.images[0].ref  # the builtin image, which Docker did not have
+    doc = ok_document(install(host_bundle, "--json"))
+    verify = host_bundle.manifest.images[0].ref  # the builtin image, which Docker did not have
     assert doc["record"]["images_loaded"] == [verify]
     images = next(s for s in doc["result"]["steps"] if s["id"] == "images")
     assert "uninstall keeps" in images["detail"], images
@@ -155,11 +130,11 @@ def test_uninstall_keeps_an_image_docker_had_before_install(
 
 
 def test_daemon_json_created_by_install_is_deleted_by_uninstall(
-    bundle: HostBundle, host: HostSnapshot
+    host_bundle: HostBundle, docker_host: HostSnapshot
 ) -> None:
     DAEMON_JSON.unlink()  # a fresh Docker host has none
     hostguard.restart_dockerd()
-    doc = ok_document(install(bundle, "--json"))
+    doc = ok_document(install(host_bundle, "--json"))
     assert doc["record"]["runtime_change"]["backup_path"] is None
     assert "nvidia" in json.loads(DAEMON_JSON.read_text())["runtimes"]
 

@@ -31,11 +31,9 @@ from typing import Any
 
 import pytest
 
-from bundler.zipapp import build_installer
 from installer import layout
-from tests.conftest import CACHE_DIR
 from tests.integration.conftest import ServedStandin
-from tests.integration.test_install_roots import FAMILY, INCLUDE, PYTHONS, VERSION, build_bundle
+from tests.integration.test_install_roots import FAMILY, INCLUDE, VERSION, build_bundle
 from tests.support import testkeys
 from tests.support.inroot import BUNDLE, gpubundle, ok_json, prime_apt, proc_mounted, stage
 from tests.support.roots import debootstrap_root
@@ -54,12 +52,6 @@ EXTENDED_STATES = "/var/lib/apt/extended_states"
 @pytest.fixture(scope="module")
 def key(tmp_path_factory: pytest.TempPathFactory) -> testkeys.TestKey:
     return testkeys.make_key(tmp_path_factory.mktemp("signer"), name="gpubundle uninstall test")
-
-
-@pytest.fixture(scope="module")
-def installer_pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    dest = tmp_path_factory.mktemp("pyz") / "gpubundle-installer.pyz"
-    return build_installer(dest, CACHE_DIR, sorted(set(PYTHONS.values())), "amd64")
 
 
 def install(root: Path, fingerprint: str) -> dict[str, Any]:

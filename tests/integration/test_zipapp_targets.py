@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from bundler.zipapp import build_installer
-from tests.conftest import CACHE_DIR
 from tests.support import testkeys
 from tests.support.bundles import make_test_bundle
 from tests.support.roots import debootstrap_root
@@ -34,12 +32,6 @@ PROBE = (
     "from installer.zstd_stream import backend; import zstandard;"
     "print(where, backend(), zstandard.__file__, '%d.%d' % sys.version_info[:2])"
 )
-
-
-@pytest.fixture(scope="module")
-def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    dest = tmp_path_factory.mktemp("pyz") / "gpubundle-installer.pyz"
-    return build_installer(dest, CACHE_DIR, sorted(set(PYTHONS.values())), "amd64")
 
 
 @pytest.fixture(scope="module")
@@ -61,16 +53,16 @@ def in_root(root: Path, *argv: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("distro", sorted(PYTHONS))
 def test_pyz_runs_and_verifies_on_stock_python(
-    distro: str, tmp_path: Path, pyz: Path, key: testkeys.TestKey
+    distro: str, tmp_path: Path, installer_pyz: Path, key: testkeys.TestKey
 ) -> None:
     root = debootstrap_root(distro, "minbase", INCLUDE, dest=tmp_path / "root")
     assert not (root / "usr/bin/zstd").exists(), "the root must not offer the zstd fallback"
     bundle = make_test_bundle(tmp_path / "bundle", key)
     drop = root / DROP.lstrip("/")
     drop.mkdir(parents=True)
-    shutil.copyfile(pyz, drop / pyz.name)
+    shutil.copyfile(installer_pyz, drop / installer_pyz.name)
     shutil.copyfile(bundle.path, drop / "bundle.tar.zst")
-    target_pyz = f"{DROP}/{pyz.name}"
+    target_pyz = f"{DROP}/{installer_pyz.name}"
 
     helped = in_root(root, "python3", target_pyz, "--help")
     assert helped.returncode == 0, helped.stderr
