@@ -157,6 +157,8 @@ def run_install(req: Request, console: Console) -> None:
         else:
             confirm(console, req.yes)
             document["result"] = runner.run(plan)
+        if runner.proof:
+            document["proof"] = runner.proof  # every access path tried, passed ones too
         record = load_record()
         document["record"] = record.as_json() if record else None
         document["report"] = str(write_report(document, runner.stamp))

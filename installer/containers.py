@@ -1,32 +1,48 @@
 """The bundle's images into Docker, and the proof that containers see the host's GPUs.
 
 A bundle holds several ``docker load`` archives (``load_archives`` loads each).
-``prove_gpus`` runs ``nvidia-smi -L`` in one image the ways users will: ``--gpus all``,
-the CDI form ``--device nvidia.com/gpu=all`` where Docker has CDI enabled, and with
-more than one GPU ``--gpus 1`` and ``--gpus device=0``; ``prove_images`` does that for
-each image, the builtin verification image first. Each attempt records what ran, what
-it printed, the UUIDs it saw against the host's, and the runtime's error when the
-container could not start. Nothing is inferred: an attempt passes only when the
-container listed exactly the GPUs it should, and never on a host whose driver lists
-no GPU (``proof_failure`` then says so).
+``prove_gpus`` runs ``nvidia-smi -L`` in one image every way the host supports:
+``--gpus all`` (the guide's form; with more than one GPU also ``--gpus 1`` and
+``--gpus device=0``), the CDI form ``--device nvidia.com/gpu=all`` where Docker
+supports CDI (25 or newer, CDI enabled), and ``--runtime=nvidia`` with
+``NVIDIA_VISIBLE_DEVICES=all`` where Docker has the nvidia runtime. A path the host
+does not support is reported as not tried, with the reason. Each attempt records what
+ran, what it printed, the UUIDs it saw against the host's, and the runtime's error
+when the container could not start. Nothing is inferred: an attempt passes only when
+the container listed exactly the GPUs it should, and never on a host whose driver
+lists no GPU (``proof_failure`` then says so).
+
+The rule (docs/installing.md): the proof passes when every ``--gpus`` attempt passes
+and, where Docker supports CDI, the CDI attempt too. The ``--runtime=nvidia``
+attempt is reported, passed or failed, and decides nothing.
+
+``generate_cdi_spec`` runs ``nvidia-ctk cdi generate`` with the driver's own
+directory first on PATH, so the spec mounts the driver's ``nvidia-smi``, not a
+wrapper script found earlier on PATH (see installer.nvidiasmi).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from installer import cdispec, invocation, nvidiasmi
 from installer.console import Progress
 from installer.errors import GpubundleError
 from installer.runner import run, tail
 
 CDI_SPEC = Path("/var/run/cdi/nvidia.yaml")
 CDI_DEVICE_ALL = "nvidia.com/gpu=all"
+CDI_MIN_DOCKER = 25
+NVIDIA_RUNTIME = "nvidia"
+# The --gpus forms and CDI decide the proof; --runtime=nvidia is reported only.
+REQUIRED = frozenset({"gpus-all", "gpus-1", "device-0", "cdi-all"})
 _GPU_LINE = re.compile(r"^GPU (\d+): (.+?) \(UUID: (GPU-[0-9A-Fa-f-]+)\)", re.MULTILINE)
 _LOADED = re.compile(r"^Loaded image(?: ID)?: (.+)$", re.MULTILINE)
 _CHUNK = 1024 * 1024
@@ -34,7 +50,7 @@ _CHUNK = 1024 * 1024
 
 @dataclass(frozen=True)
 class ProofAttempt:
-    name: str  # "gpus-all" | "cdi-all" | "gpus-1" | "device-0"
+    name: str  # "gpus-all" | "cdi-all" | "runtime-nvidia" | "gpus-1" | "device-0"
     argv: tuple[str, ...]
     exit_code: int
     expected_uuids: tuple[str, ...]  # empty for "gpus-1": any one host GPU will do
@@ -42,6 +58,21 @@ class ProofAttempt:
     passed: bool
     output: str  # what the container printed (tail)
     error: str  # why it failed, in words; "" when it passed
+    required: bool = True  # whether the proof's verdict depends on it
+
+    @property
+    def evidence(self) -> str:
+        """One line: the UUIDs the container listed, or why it failed."""
+        if self.passed:
+            return "saw " + ", ".join(self.seen_uuids)
+        return self.error
+
+
+@dataclass(frozen=True)
+class NotTried:
+    name: str
+    argv: tuple[str, ...]
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -49,19 +80,33 @@ class ProofResult:
     image: str
     host_uuids: tuple[str, ...]
     attempts: tuple[ProofAttempt, ...]
+    not_tried: tuple[NotTried, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return bool(self.attempts) and all(a.passed for a in self.attempts)
+        required = [a for a in self.attempts if a.required]
+        return bool(required) and all(a.passed for a in required)
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ok": self.ok}
 
 
 @dataclass(frozen=True)
+class DockerSupport:
+    """Which access paths the running Docker offers, and why not where it does not."""
+
+    cdi: bool
+    cdi_reason: str  # why CDI is not supported; "" when it is
+    nvidia_runtime: bool
+    runtime_reason: str = ""
+
+
+@dataclass(frozen=True)
 class CdiSpec:
     path: str
     nvidia_smi: str  # where the spec mounts nvidia-smi inside containers, "" if absent
+    driver_versions: tuple[str, ...] = ()
+    smi_problem: str = ""  # why that nvidia-smi cannot run in a container; "" if it can
 
 
 # --- pure ---------------------------------------------------------------------------
@@ -77,30 +122,84 @@ def parse_loaded(text: str) -> list[str]:
     return [m.group(1).strip() for m in _LOADED.finditer(text)]
 
 
+@dataclass(frozen=True)
+class PlannedAttempt:
+    name: str
+    argv: list[str]
+    expected: tuple[str, ...]
+    required: bool
+
+
+def _docker_run(image: str, smi: str, *options: str) -> list[str]:
+    return ["docker", "run", "--rm", *options, image, smi, "-L"]
+
+
 def proof_plan(
-    image: str, host_uuids: Sequence[str], *, cdi: bool, smi: str = "nvidia-smi"
-) -> list[tuple[str, list[str], tuple[str, ...]]]:
-    """(name, docker argv, expected UUIDs) for each attempt; host UUIDs are in index order."""
+    image: str,
+    host_uuids: Sequence[str],
+    *,
+    cdi: bool,
+    runtime: bool = False,
+    smi: str = "nvidia-smi",
+) -> list[PlannedAttempt]:
+    """Every attempt for ``image``; host UUIDs are in index order.
+
+    ``cdi``: Docker supports CDI; ``runtime``: Docker has the nvidia runtime.
+    """
     every = tuple(host_uuids)
-    plan = [("gpus-all", ["docker", "run", "--rm", "--gpus", "all", image, smi, "-L"], every)]
+    plan = [PlannedAttempt("gpus-all", _docker_run(image, smi, "--gpus", "all"), every, True)]
     if cdi:
-        plan.append(
-            (
-                "cdi-all",
-                ["docker", "run", "--rm", "--device", CDI_DEVICE_ALL, image, smi, "-L"],
-                every,
-            )
+        argv = _docker_run(image, smi, "--device", CDI_DEVICE_ALL)
+        plan.append(PlannedAttempt("cdi-all", argv, every, True))
+    if runtime:
+        argv = _docker_run(
+            image, smi, f"--runtime={NVIDIA_RUNTIME}", "-e", "NVIDIA_VISIBLE_DEVICES=all"
         )
+        plan.append(PlannedAttempt("runtime-nvidia", argv, every, False))
     if len(every) > 1:
-        plan.append(("gpus-1", ["docker", "run", "--rm", "--gpus", "1", image, smi, "-L"], ()))
-        plan.append(
-            (
-                "device-0",
-                ["docker", "run", "--rm", "--gpus", "device=0", image, smi, "-L"],
-                every[:1],
-            )
-        )
+        plan.append(PlannedAttempt("gpus-1", _docker_run(image, smi, "--gpus", "1"), (), True))
+        argv = _docker_run(image, smi, "--gpus", "device=0")
+        plan.append(PlannedAttempt("device-0", argv, every[:1], True))
     return plan
+
+
+def not_tried(image: str, support: DockerSupport, smi: str = "nvidia-smi") -> list[NotTried]:
+    """The access paths this Docker does not offer, reported with the reason."""
+    skipped = []
+    if not support.cdi:
+        argv = _docker_run(image, smi, "--device", CDI_DEVICE_ALL)
+        skipped.append(NotTried("cdi-all", tuple(argv), support.cdi_reason))
+    if not support.nvidia_runtime:
+        argv = _docker_run(
+            image, smi, f"--runtime={NVIDIA_RUNTIME}", "-e", "NVIDIA_VISIBLE_DEVICES=all"
+        )
+        skipped.append(NotTried("runtime-nvidia", tuple(argv), support.runtime_reason))
+    return skipped
+
+
+def server_major(info: Mapping[str, Any] | None) -> int:
+    match = re.match(r"(\d+)\.", str((info or {}).get("ServerVersion", "")))
+    return int(match.group(1)) if match else 0
+
+
+def docker_support(info: Mapping[str, Any] | None) -> DockerSupport:
+    """What ``docker info`` (as JSON) says about CDI and the nvidia runtime."""
+    if info is None:
+        return DockerSupport(False, "Docker did not answer", False, "Docker did not answer")
+    version = str(info.get("ServerVersion", "?"))
+    major = server_major(info)
+    if 0 < major < CDI_MIN_DOCKER:
+        cdi_reason = f"Docker {version} has no CDI (needs {CDI_MIN_DOCKER} or newer)"
+    elif not info.get("CDISpecDirs"):
+        cdi_reason = (
+            f'CDI is not enabled in Docker {version} (daemon.json "features": {{"cdi": true}})'
+        )
+    else:
+        cdi_reason = ""
+    runtimes = info.get("Runtimes")
+    has_runtime = isinstance(runtimes, dict) and NVIDIA_RUNTIME in runtimes
+    runtime_reason = "" if has_runtime else "the nvidia runtime is not registered with Docker"
+    return DockerSupport(not cdi_reason, cdi_reason, has_runtime, runtime_reason)
 
 
 def judge(
@@ -128,46 +227,95 @@ def judge(
     return False, f"GPUs differ from the host's: missing {missing}, unexpected {extra}"
 
 
+def proof_rows(results: Sequence[ProofResult]) -> list[list[str]]:
+    """One row per attempt, passed ones too, and per path not tried: the proof's table."""
+    rows = []
+    for r in results:
+        for a in r.attempts:
+            verdict = "passed" if a.passed else ("FAILED" if a.required else "failed (optional)")
+            rows.append([r.image, a.name, verdict, a.evidence])
+        rows += [[r.image, n.name, "not tried", n.reason] for n in r.not_tried]
+    return rows
+
+
+def proof_summary(results: Sequence[ProofResult], host_uuids: Sequence[str]) -> str:
+    """The proof step's detail: every path, its verdict and evidence, in one line."""
+    parts = []
+    for r in results:
+        for a in r.attempts:
+            parts.append(f"{a.name} {'ok' if a.passed else 'failed'}: {a.evidence}")
+        parts += [f"{n.name} not tried: {n.reason}" for n in r.not_tried]
+    head = f"containers see {len(host_uuids)} GPU(s) in {', '.join(r.image for r in results)}"
+    return head + " (" + "; ".join(dict.fromkeys(parts)) + ")"
+
+
 def proof_failure(
     results: Sequence[ProofResult], host_uuids: Sequence[str], driver_problem: str = ""
 ) -> GpubundleError | None:
     """The error to report for ``results``, or None when every image saw the host's GPUs."""
-    details = [
+    failed = [
         f"{r.image} {a.name}: {a.error} ({shlex.join(a.argv)})"
         for r in results
         for a in r.attempts
-        if not a.passed
+        if a.required and not a.passed
     ]
-    details += [f"{r.image}: no attempt ran" for r in results if not r.attempts]
+    failed += [f"{r.image}: no attempt ran" for r in results if not r.attempts]
+    # Everything else that ran or was not tried, so the report shows every path.
+    context = [
+        f"{r.image} {a.name}: "
+        + ("passed, " if a.passed else "failed (does not decide the proof), ")
+        + f"{a.evidence} ({shlex.join(a.argv)})"
+        for r in results
+        for a in r.attempts
+        if a.passed or not a.required
+    ]
+    context += [f"{r.image} {n.name}: not tried: {n.reason}" for r in results for n in r.not_tried]
     if not host_uuids:
         return GpubundleError(
             "could not prove that containers see GPUs: the NVIDIA driver lists no GPU on this host",
             hint="load the NVIDIA driver (`nvidia-smi -L` must list the GPUs) and run install "
             "again; to install without a GPU now, use --skip-gpu-checks",
-            details=[driver_problem or "the driver reported no GPU", *details],
+            details=[driver_problem or "the driver reported no GPU", *failed, *context],
         )
     if not results:
         return GpubundleError(
             "could not prove that containers see GPUs: the bundle has no image to run",
             hint="build the bundle without --no-images, or install with --skip-gpu-checks",
         )
-    if details:
+    if failed:
         return GpubundleError(
             "the verification containers did not see the host's GPUs as expected",
-            hint="run `gpubundle doctor` for the cause",
-            details=details,
+            hint=f"run `{invocation.command('doctor')}` for the cause",
+            details=[*failed, *context],
         )
     return None
 
 
 def smi_path_from_cdi_spec(text: str) -> str:
     """The container path the spec mounts nvidia-smi at (YAML or JSON spec)."""
-    match = re.search(r"""["']?containerPath["']?\s*:\s*["']?([^"',\s}]*/nvidia-smi)\b""", text)
-    return match.group(1) if match else ""
+    mount = cdispec.parse_spec(text).nvidia_smi()
+    return mount.container_path if mount else ""
 
 
 def cdi_generate_argv(nvidia_ctk: str, output: Path) -> list[str]:
     return [nvidia_ctk, "cdi", "generate", f"--output={output}"]
+
+
+def regeneration_reason(
+    spec_text: str | None, created_by_gpubundle: bool, driver_version: str
+) -> str:
+    """Why install (re)generates the CDI spec; "" to leave it as it is.
+
+    A missing spec is generated; one gpubundle made is made again (the driver, or
+    gpubundle's way of generating it, may have changed); anyone's stale spec
+    (generated for another driver version) is replaced.
+    """
+    if spec_text is None:
+        return "no NVIDIA CDI spec yet"
+    if created_by_gpubundle:
+        return "gpubundle generated it; generated again for the running driver"
+    stale = cdispec.stale_reason(cdispec.parse_spec(spec_text), driver_version)
+    return f"the spec is stale: {stale}" if stale else ""
 
 
 # --- acting -------------------------------------------------------------------------
@@ -199,7 +347,8 @@ def load_images(archive: Path, progress: Progress | None = None) -> list[str]:
                     if "error" in item:
                         raise GpubundleError(
                             f"Docker refused the image archive {archive}: {item['error']}",
-                            hint="verify the bundle again (gpubundle verify BUNDLE); it may be damaged",
+                            hint=f"verify the bundle again ({invocation.command('verify', invocation.INSTALL_ARGS)}); "
+                            "it may be damaged",
                         )
                     loaded += parse_loaded(str(item.get("stream", "")))
                 return loaded
@@ -233,74 +382,124 @@ def image_present(ref: str, timeout: float = 60) -> bool:
     return run(["docker", "image", "inspect", ref], check=False, timeout=timeout).returncode == 0
 
 
-def cdi_enabled(timeout: float = 30) -> bool:
-    """Whether the running Docker resolves CDI devices (it lists CDI spec directories)."""
-    proc = run(
-        ["docker", "info", "--format", "{{json .CDISpecDirs}}"], check=False, timeout=timeout
-    )
+def docker_info(timeout: float = 30) -> dict[str, Any] | None:
+    """``docker info`` as JSON; None when the daemon does not answer."""
+    proc = run(["docker", "info", "--format", "{{json .}}"], check=False, timeout=timeout)
     if proc.returncode != 0:
-        return False
+        return None
     try:
-        dirs = json.loads(proc.stdout.decode() or "null")
+        info = json.loads(proc.stdout.decode() or "null")
     except ValueError:
-        return False
-    return isinstance(dirs, list) and bool(dirs)
+        return None
+    return info if isinstance(info, dict) else None
 
 
 def prove_gpus(
     image: str,
     host_uuids: Sequence[str],
+    support: DockerSupport,
     *,
-    cdi: bool,
     smi: str = "nvidia-smi",
     timeout: float = 300,
 ) -> ProofResult:
     """Run every attempt of :func:`proof_plan` and judge it against ``host_uuids``."""
     attempts = []
-    for name, argv, expected in proof_plan(image, host_uuids, cdi=cdi, smi=smi):
-        proc = run(argv, check=False, timeout=timeout)
+    planned = proof_plan(
+        image, host_uuids, cdi=support.cdi, runtime=support.nvidia_runtime, smi=smi
+    )
+    for step in planned:
+        proc = run(step.argv, check=False, timeout=timeout)
         output = proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
         seen = parse_gpu_list(proc.stdout.decode(errors="replace"))
-        passed, error = judge(name, expected, host_uuids, seen, proc.returncode, output)
+        passed, error = judge(step.name, step.expected, host_uuids, seen, proc.returncode, output)
         attempts.append(
             ProofAttempt(
-                name,
-                tuple(argv),
+                step.name,
+                tuple(step.argv),
                 proc.returncode,
-                expected,
+                step.expected,
                 seen,
                 passed,
                 "\n".join(tail(output, 20)),
                 error,
+                step.required,
             )
         )
-    return ProofResult(image, tuple(host_uuids), tuple(attempts))
+    skipped = tuple(not_tried(image, support, smi))
+    return ProofResult(image, tuple(host_uuids), tuple(attempts), skipped)
 
 
 def prove_images(
     images: Sequence[str],
     host_uuids: Sequence[str],
+    support: DockerSupport,
     *,
-    cdi: bool,
     smi: str = "nvidia-smi",
     timeout: float = 300,
 ) -> list[ProofResult]:
     """:func:`prove_gpus` for each image in order (the builtin verification image first)."""
-    return [prove_gpus(i, host_uuids, cdi=cdi, smi=smi, timeout=timeout) for i in images]
+    return [prove_gpus(i, host_uuids, support, smi=smi, timeout=timeout) for i in images]
 
 
-def generate_cdi_spec(nvidia_ctk: str = "nvidia-ctk", output: Path = CDI_SPEC) -> CdiSpec:
-    """``nvidia-ctk cdi generate`` (hosts without systemd have no nvidia-cdi-refresh service)."""
+def driver_search_path(search_path: str, host_smi: str) -> tuple[str, str]:
+    """PATH for ``nvidia-ctk cdi generate``: the driver's own directory first.
+
+    ``host_smi`` is the nvidia-smi found on this host (maybe a wrapper script);
+    returns the PATH and a note saying what was put first and why ("" when nothing).
+    """
+    if not host_smi:
+        return search_path, ""
+    binary, _looked_at = nvidiasmi.driver_binary(host_smi)
+    if binary is None:
+        return search_path, ""
+    directory = str(Path(binary.path).parent)
+    note = ""
+    if binary.path != host_smi:
+        note = f"{host_smi} is a wrapper of {binary.path}; {directory} put first on PATH"
+    return nvidiasmi.driver_dir_first(search_path, directory), note
+
+
+def read_spec(path: Path) -> CdiSpec:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        raise GpubundleError(
+            f"nvidia-ctk reported success but {path} cannot be read: {exc}",
+            hint=f"run {shlex.join(cdi_generate_argv('nvidia-ctk', path))} by hand and read "
+            "its output",
+        ) from exc
+    facts = cdispec.parse_spec(text)
+    mount = facts.nvidia_smi()
+    problem = ""
+    if mount is not None:
+        problem = nvidiasmi.judge_mounted(nvidiasmi.inspect(mount.host_path), facts.container_paths)
+    return CdiSpec(str(path), mount.container_path if mount else "", facts.driver_versions, problem)
+
+
+def generate_cdi_spec(
+    nvidia_ctk: str = "nvidia-ctk", output: Path = CDI_SPEC, host_smi: str = ""
+) -> tuple[CdiSpec, str]:
+    """``nvidia-ctk cdi generate`` (hosts without systemd have no nvidia-cdi-refresh service).
+
+    Run with the driver's own directory first on PATH (found behind ``host_smi``), so
+    the spec mounts the driver's nvidia-smi. Returns the spec and what was done about
+    PATH ("" when nothing). A spec whose nvidia-smi still cannot run in a container
+    is an error: the CDI proof would fail for a reason the user cannot see.
+    """
+    search_path, note = driver_search_path(os.environ.get("PATH", ""), host_smi)
+    argv = cdi_generate_argv(nvidia_ctk, output)
     run(
-        cdi_generate_argv(nvidia_ctk, output),
+        argv,
+        env={"PATH": search_path},
         timeout=300,
         hint="nvidia-ctk needs the NVIDIA driver's libraries; check `nvidia-smi` works",
     )
-    try:
-        text = output.read_text()
-    except OSError as exc:
+    spec = read_spec(output)
+    if spec.smi_problem:
         raise GpubundleError(
-            f"nvidia-ctk reported success but {output} cannot be read: {exc}",
-            hint=f"run {shlex.join(cdi_generate_argv(nvidia_ctk, output))} by hand and read its output",
-        ) from exc
-    return CdiSpec(str(output), smi_path_from_cdi_spec(text))
+            f"the CDI spec {output} mounts an nvidia-smi that cannot run in a container",
+            hint="put the directory of the driver's own nvidia-smi first on PATH and run "
+            f"PATH=DIR:$PATH {shlex.join(argv)}; then run install again",
+            details=[spec.smi_problem, *([note] if note else [])],
+        )
+    return spec, note

@@ -38,6 +38,7 @@ from installer import (
     containers,
     criengine,
     engine,
+    invocation,
     runtime_config,
     runtime_intent,
     runtime_toml,
@@ -57,7 +58,7 @@ from installer.aptlocal import (
 from installer.bundle_reader import verify_bundle
 from installer.console import Console
 from installer.errors import GpubundleError, VerificationError
-from installer.gpu import read_driver_facts
+from installer.gpu import find_nvidia_smi, read_driver_facts
 from installer.hostinfo import installed_versions
 from installer.installplan import (
     APT_SOURCE,
@@ -155,6 +156,7 @@ class StepRunner:
         # How dockerd ran before we restarted it: a rollback must start it the same way.
         self.engine_before: engine.EngineFacts | None = None
         self.engine_env: dict[str, str] | None = None
+        self.proof: list[dict[str, Any]] = []  # each image's proof attempts, for --json
 
     def rows(self) -> list[list[str]]:
         return [list(r) for r in self.results]
@@ -397,33 +399,54 @@ class StepRunner:
             detail += f"; there before, so uninstall keeps: {', '.join(sorted(had))}"
         return dataclasses.replace(record, images_loaded=loaded), detail
 
+    def _cdi_spec(self, record: InstallRecord, driver_version: str) -> tuple[InstallRecord, str]:
+        """Generate the CDI spec where install should; the record and a note for the report."""
+        path = containers.CDI_SPEC
+        try:
+            text: str | None = path.read_text(errors="replace")
+        except OSError:
+            text = None
+        ours = str(path) in record.cdi_specs_created
+        reason = containers.regeneration_reason(text, ours, driver_version)
+        if not reason:
+            return record, f"CDI spec {path} kept (current)"
+        try:
+            spec, path_note = containers.generate_cdi_spec(host_smi=find_nvidia_smi())
+        except GpubundleError as err:
+            # The CDI attempt still runs and shows what Docker says; this says why.
+            return record, f"CDI spec not generated ({reason}): {err.message}; " + "; ".join(
+                err.details[-3:]
+            )
+        if text is None or ours:  # a stale spec of someone else's is replaced, not claimed
+            specs = tuple(dict.fromkeys((*record.cdi_specs_created, spec.path)))
+            record = dataclasses.replace(record, cdi_specs_created=specs)
+            save_record(record)
+        note = f"CDI spec {spec.path} generated ({reason}), mounts nvidia-smi at "
+        note += spec.nvidia_smi or "?"
+        return record, note + (f"; {path_note}" if path_note else "")
+
     def prove(self, record: InstallRecord) -> tuple[InstallRecord, str]:
         driver = read_driver_facts()
         uuids = driver.uuids
-        cdi = containers.cdi_enabled()
+        support = containers.docker_support(containers.docker_info())
         cdi_note = ""
-        if cdi and not containers.CDI_SPEC.exists():
-            try:
-                spec = containers.generate_cdi_spec()
-            except GpubundleError as err:
-                # Still prove what can be proved (--gpus) and say why CDI was not tried.
-                cdi = False
-                cdi_note = f"CDI not tried: {err.message}; " + "; ".join(err.details[-3:])
-            else:
-                specs = tuple(dict.fromkeys((*record.cdi_specs_created, spec.path)))
-                record = dataclasses.replace(record, cdi_specs_created=specs)
-                save_record(record)
-                cdi_note = f"CDI spec {spec.path} mounts nvidia-smi at {spec.nvidia_smi or '?'}"
+        if support.cdi:
+            record, cdi_note = self._cdi_spec(record, driver.version)
         # The builtin verification image first, then any registry images.
         images = [i.ref for i in proof_images(self.manifest)]
-        results = containers.prove_images(images, uuids, cdi=cdi)
+        results = containers.prove_images(images, uuids, support)
+        self.console.table(
+            ["image", "path", "result", "evidence"],
+            containers.proof_rows(results),
+            title="GPU proof",
+        )
+        self.proof = [r.as_dict() for r in results]
         failure = containers.proof_failure(results, uuids, driver.problem)
         if failure is not None:
             if cdi_note:
                 failure.details = (*failure.details, cdi_note)
             raise failure
-        forms = ", ".join(dict.fromkeys(a.name for r in results for a in r.attempts))
-        detail = f"containers see {len(uuids)} GPU(s) in {', '.join(images)} ({forms})"
+        detail = containers.proof_summary(results, uuids)
         return record, detail + (f"; {cdi_note}" if cdi_note else "")
 
     # --- rollback -------------------------------------------------------------------
@@ -471,6 +494,7 @@ class StepRunner:
         return GpubundleError(
             f"install failed after configuring the container runtime: {err.message}",
             hint=(err.hint + "; " if err.hint else "")
-            + "fix it and run install again, or `gpubundle uninstall` to remove what was installed",
+            + f"fix it and run install again, or `{invocation.command('uninstall')}` to remove "
+            "what was installed",
             details=notes,
         )

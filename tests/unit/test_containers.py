@@ -25,6 +25,8 @@ containerEdits:
     options: [ro, nosuid, nodev, bind]
 kind: nvidia.com/gpu
 """
+DOCKER_20 = c.docker_support({"ServerVersion": "20.10.24", "Runtimes": {"runc": {}}})
+CDI_AND_RUNTIME = c.DockerSupport(True, "", True)
 HOOK_REFUSAL = (
     "docker: Error response from daemon: failed to create task for container: "
     "nvidia-container-runtime: container requests GPUs (NVIDIA_VISIBLE_DEVICES=all) but this "
@@ -44,18 +46,25 @@ def test_parse_loaded() -> None:
 
 def test_plan_single_gpu_without_cdi() -> None:
     plan = c.proof_plan("img", [H0], cdi=False)
-    assert [name for name, _, _ in plan] == ["gpus-all"]
-    assert plan[0][1] == ["docker", "run", "--rm", "--gpus", "all", "img", "nvidia-smi", "-L"]
+    assert [a.name for a in plan] == ["gpus-all"]
+    assert plan[0].argv == ["docker", "run", "--rm", "--gpus", "all", "img", "nvidia-smi", "-L"]
+    assert plan[0].required
 
 
-def test_plan_multi_gpu_with_cdi_and_spec_path() -> None:
-    plan = c.proof_plan("img", [H0, H1], cdi=True, smi="/usr/local/nvidia/bin/nvidia-smi")
-    names = {name: (argv, expected) for name, argv, expected in plan}
-    assert list(names) == ["gpus-all", "cdi-all", "gpus-1", "device-0"]
-    assert "--device" in names["cdi-all"][0] and c.CDI_DEVICE_ALL in names["cdi-all"][0]
-    assert names["device-0"][0][3:5] == ["--gpus", "device=0"]
-    assert names["device-0"][1] == (H0,)
-    assert names["gpus-all"][0][-2] == "/usr/local/nvidia/bin/nvidia-smi"
+def test_plan_multi_gpu_with_cdi_runtime_and_spec_path() -> None:
+    smi = "/usr/local/nvidia/bin/nvidia-smi"
+    plan = c.proof_plan("img", [H0, H1], cdi=True, runtime=True, smi=smi)
+    names = {a.name: a for a in plan}
+    assert list(names) == ["gpus-all", "cdi-all", "runtime-nvidia", "gpus-1", "device-0"]
+    assert names["cdi-all"].argv[3:5] == ["--device", c.CDI_DEVICE_ALL]
+    assert names["runtime-nvidia"].argv[3:6] == [
+        "--runtime=nvidia", "-e", "NVIDIA_VISIBLE_DEVICES=all",
+    ]  # fmt: skip
+    assert names["device-0"].argv[3:5] == ["--gpus", "device=0"]
+    assert names["device-0"].expected == (H0,)
+    assert names["gpus-all"].argv[-2] == smi
+    # The rule: the --gpus forms and CDI decide; --runtime=nvidia is reported only.
+    assert {a.name for a in plan if a.required} == {"gpus-all", "cdi-all", "gpus-1", "device-0"}
 
 
 def test_judge() -> None:
@@ -72,9 +81,8 @@ def test_judge() -> None:
 
 def test_cdi_spec_nvidia_smi_path() -> None:
     assert c.smi_path_from_cdi_spec(CDI_YAML) == "/usr/local/nvidia/bin/nvidia-smi"
-    spec_json = json.dumps(
-        {"containerEdits": {"mounts": [{"containerPath": "/usr/bin/nvidia-smi"}]}}
-    )
+    mount = {"containerPath": "/usr/bin/nvidia-smi", "hostPath": "/usr/bin/nvidia-smi"}
+    spec_json = json.dumps({"containerEdits": {"mounts": [mount]}})
     assert c.smi_path_from_cdi_spec(spec_json) == "/usr/bin/nvidia-smi"
     assert c.smi_path_from_cdi_spec("kind: nvidia.com/gpu\n") == ""
 
@@ -93,9 +101,9 @@ def test_prove_reports_runtime_refusal_plainly(
 ) -> None:
     _fake_docker(tmp_path, "", HOOK_REFUSAL, 125)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
-    result = c.prove_gpus("img", [H0], cdi=True)
+    result = c.prove_gpus("img", [H0], CDI_AND_RUNTIME)
     assert not result.ok
-    assert [a.name for a in result.attempts] == ["gpus-all", "cdi-all"]
+    assert [a.name for a in result.attempts] == ["gpus-all", "cdi-all", "runtime-nvidia"]
     assert all(a.exit_code == 125 and "stand-in" in a.error for a in result.attempts)
     doc = json.loads(json.dumps(result.as_dict()))
     assert doc["ok"] is False and doc["attempts"][0]["argv"][:3] == ["docker", "run", "--rm"]
@@ -104,7 +112,7 @@ def test_prove_reports_runtime_refusal_plainly(
 def test_prove_passes_when_uuids_match(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_docker(tmp_path, f"GPU 0: NVIDIA H200 (UUID: {H0})\n", "", 0)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
-    result = c.prove_gpus("img", [H0], cdi=False)
+    result = c.prove_gpus("img", [H0], DOCKER_20)
     assert result.ok and result.attempts[0].seen_uuids == (H0,)
 
 
@@ -117,7 +125,8 @@ def test_no_host_gpu_is_never_a_pass() -> None:
 
 def _result(image: str, passed: bool, error: str = "") -> c.ProofResult:
     argv = ("docker", "run", "--rm", "--gpus", "all", image, "nvidia-smi", "-L")
-    attempt = c.ProofAttempt("gpus-all", argv, 0 if passed else 125, (H0,), (), passed, "", error)
+    seen = (H0,) if passed else ()
+    attempt = c.ProofAttempt("gpus-all", argv, 0 if passed else 125, (H0,), seen, passed, "", error)
     return c.ProofResult(image, (H0,), (attempt,))
 
 
@@ -127,7 +136,8 @@ def test_proof_failure_names_each_failed_image_and_attempt() -> None:
     err = c.proof_failure([_result(verify, True), _result(cuda, False, "refused")], [H0])
     assert err is not None and "did not see the host's GPUs" in err.message
     assert list(err.details) == [
-        f"{cuda} gpus-all: refused (docker run --rm --gpus all {cuda} nvidia-smi -L)"
+        f"{cuda} gpus-all: refused (docker run --rm --gpus all {cuda} nvidia-smi -L)",
+        f"{verify} gpus-all: passed, saw {H0} (docker run --rm --gpus all {verify} nvidia-smi -L)",
     ]
     assert "doctor" in err.hint
 
@@ -150,7 +160,7 @@ def test_prove_images_runs_each_image_in_order(
 ) -> None:
     _fake_docker(tmp_path, f"GPU 0: NVIDIA H200 (UUID: {H0})\n", "", 0)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
-    results = c.prove_images(["verify:1", "cuda:12"], [H0], cdi=False)
+    results = c.prove_images(["verify:1", "cuda:12"], [H0], DOCKER_20)
     assert [r.image for r in results] == ["verify:1", "cuda:12"]
     assert [r.attempts[0].argv[5] for r in results] == ["verify:1", "cuda:12"]
     assert all(r.ok for r in results) and c.proof_failure(results, [H0]) is None
@@ -167,3 +177,140 @@ def test_load_archives_loads_each_in_order(monkeypatch: pytest.MonkeyPatch) -> N
     archives = [Path("b/gpubundle-verify.tar"), Path("b/images.tar")]
     assert c.load_archives(archives) == ["gpubundle-verify", "images"]
     assert calls == archives
+
+
+NO_CLI = (
+    "docker: Error response from daemon: failed to create task for container: "
+    "error running prestart hook #0: exit status 1, stdout: , stderr: "
+    "Auto-detected mode as 'legacy'\nnvidia-container-cli: couldn't find binary "
+    "nvidia-container-cli in PATH: unknown.\n"
+)
+UNRESOLVABLE = "docker: Error response from daemon: could not select device driver: unresolvable CDI devices nvidia.com/gpu=all.\n"  # fmt: skip
+
+
+def _docker_by_path(bindir: Path, fail: dict[str, str]) -> None:
+    """A docker CLI that answers each access path: GPU 0's line, or the error given for it."""
+    bindir.mkdir(exist_ok=True)
+    cases = []
+    for pattern, error in fail.items():
+        (bindir / f"{len(cases)}.err").write_text(error)
+        cases.append(f'  *"{pattern}"*) cat {bindir}/{len(cases)}.err >&2; exit 125 ;;')
+    script = bindir / "docker"
+    script.write_text(
+        '#!/bin/sh\ncase "$*" in\n' + "\n".join(cases)
+        + f'\n  *) echo "GPU 0: NVIDIA H100 80GB HBM3 (UUID: {H0})" ;;\nesac\n'
+    )  # fmt: skip
+    script.chmod(0o755)
+
+
+def test_docker_support_over_data() -> None:
+    """Docker 20.10 (here) has no CDI; 25+ only with CDI enabled (CDISpecDirs listed)."""
+    assert not DOCKER_20.cdi and "20.10.24 has no CDI (needs 25 or newer)" in DOCKER_20.cdi_reason
+    assert not DOCKER_20.nvidia_runtime and "not registered" in DOCKER_20.runtime_reason
+    seen_on_the_gpu_host = {
+        "ServerVersion": "29.1.3",
+        "CDISpecDirs": ["/etc/cdi", "/var/run/cdi"],
+        "Runtimes": {"nvidia": {"path": "nvidia-container-runtime"}, "runc": {}},
+    }
+    assert c.docker_support(seen_on_the_gpu_host) == c.DockerSupport(True, "", True, "")
+    off = c.docker_support({"ServerVersion": "27.5.1", "CDISpecDirs": []})
+    assert not off.cdi and "CDI is not enabled in Docker 27.5.1" in off.cdi_reason
+    down = c.docker_support(None)
+    assert not down.cdi and not down.nvidia_runtime and "did not answer" in down.cdi_reason
+
+
+def test_every_path_is_attempted_and_reported_passed_ones_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #9: --gpus failed (no nvidia-container-cli) while CDI and --runtime worked."""
+    _docker_by_path(tmp_path, {"--gpus all": NO_CLI})
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    result = c.prove_gpus("verify:1", [H0], CDI_AND_RUNTIME)
+    verdicts = {a.name: (a.passed, a.evidence) for a in result.attempts}
+    assert verdicts["cdi-all"] == (True, f"saw {H0}")
+    assert verdicts["runtime-nvidia"] == (True, f"saw {H0}")
+    assert not verdicts["gpus-all"][0] and "couldn't find binary" in verdicts["gpus-all"][1]
+    assert not result.ok  # --gpus all is the guide's form: it must work
+    assert c.proof_rows([result]) == [
+        ["verify:1", "gpus-all", "FAILED", verdicts["gpus-all"][1]],
+        ["verify:1", "cdi-all", "passed", f"saw {H0}"],
+        ["verify:1", "runtime-nvidia", "passed", f"saw {H0}"],
+    ]
+    err = c.proof_failure([result], [H0])
+    assert err is not None
+    details = "\n".join(err.details)
+    assert "gpus-all: the container did not run" in details
+    assert f"cdi-all: passed, saw {H0}" in details
+    assert f"runtime-nvidia: passed, saw {H0}" in details
+    doc = json.loads(json.dumps(result.as_dict()))
+    assert [(a["name"], a["passed"]) for a in doc["attempts"]] == [
+        ("gpus-all", False), ("cdi-all", True), ("runtime-nvidia", True),
+    ]  # fmt: skip
+    assert doc["attempts"][1]["seen_uuids"] == [H0]
+
+
+def test_rule_runtime_nvidia_is_reported_but_does_not_decide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _docker_by_path(tmp_path, {"--runtime=nvidia": "docker: unknown or invalid runtime name: nvidia\n"})  # fmt: skip
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    result = c.prove_gpus("verify:1", [H0], CDI_AND_RUNTIME)
+    assert result.ok and c.proof_failure([result], [H0]) is None
+    assert c.proof_rows([result])[2][:3] == ["verify:1", "runtime-nvidia", "failed (optional)"]
+    summary = c.proof_summary([result], [H0])
+    assert f"gpus-all ok: saw {H0}" in summary and f"cdi-all ok: saw {H0}" in summary
+    assert "runtime-nvidia failed: the container did not run: docker: unknown" in summary
+
+
+def test_rule_cdi_must_pass_where_docker_supports_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _docker_by_path(tmp_path, {"nvidia.com/gpu=all": UNRESOLVABLE})
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    supported = c.prove_gpus("verify:1", [H0], CDI_AND_RUNTIME)
+    assert not supported.ok
+    err = c.proof_failure([supported], [H0])
+    assert err is not None and "cdi-all: the container did not run" in err.details[0]
+    # On Docker 20.10 (no CDI) the CDI path is not tried, says why, and --gpus decides.
+    old = c.prove_gpus("verify:1", [H0], DOCKER_20)
+    assert old.ok and [a.name for a in old.attempts] == ["gpus-all"]
+    assert [row[1:3] for row in c.proof_rows([old])] == [
+        ["gpus-all", "passed"], ["cdi-all", "not tried"], ["runtime-nvidia", "not tried"],
+    ]  # fmt: skip
+    assert "has no CDI" in c.proof_rows([old])[1][3]
+
+
+REAL_SPEC_OLD_DRIVER = """\
+---
+cdiVersion: 0.5.0
+containerEdits:
+  hooks:
+  - args:
+    - nvidia-cdi-hook
+    - enable-cuda-compat
+    - --host-driver-version=550.54.15
+    hookName: createContainer
+    path: /usr/bin/nvidia-cdi-hook
+  mounts:
+  - containerPath: /usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15
+    hostPath: /usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15
+    options:
+    - ro
+devices:
+- containerEdits:
+    deviceNodes:
+    - path: /dev/nvidia0
+  name: all
+kind: nvidia.com/gpu
+"""
+
+
+def test_regeneration_reason() -> None:
+    assert c.regeneration_reason(None, False, "580.159.04") == "no NVIDIA CDI spec yet"
+    assert "gpubundle generated it" in c.regeneration_reason(CDI_YAML, True, "580.159.04")
+    assert c.regeneration_reason(CDI_YAML, False, "580.159.04") == ""  # someone's, current
+    stale = c.regeneration_reason(REAL_SPEC_OLD_DRIVER, False, "580.159.04")
+    assert stale == (
+        "the spec is stale: generated for driver 550.54.15, the running driver is 580.159.04"
+    )
+    assert c.regeneration_reason(REAL_SPEC_OLD_DRIVER, False, "") == ""  # no driver: cannot tell

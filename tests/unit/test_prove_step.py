@@ -1,11 +1,13 @@
-"""The proof step when the CDI spec cannot be generated (seen on the GPU host with stand-ins).
+"""The proof step: every access path reported, the CDI spec generated where it should be.
 
-It must still run the ``--gpus`` proof, and report both why CDI was not tried and
-what the containers answered, never a pass the containers did not give.
+Seen on GPU hosts: a CDI spec that cannot be generated (stand-ins), a spec that mounted
+a wrapper nvidia-smi, ``--gpus`` failing while CDI worked. The step must run every path
+Docker supports, report each (passed ones too), and never pass what a container did not.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,40 +20,61 @@ from installer.errors import GpubundleError
 from installer.gpu import DriverFacts, GpuInfo
 from installer.preflight import Options
 from installer.record import InstallRecord
+from tests.unit.test_containers import CDI_YAML, REAL_SPEC_OLD_DRIVER
 from tests.unit.test_installplan import VERIFY, make_manifest
 
 UUID = "GPU-84ab8b38-911c-6f8b-2e46-221d9928d90d"
 H200 = DriverFacts(
     True, "580.159.04", "13.0", (GpuInfo(0, "NVIDIA H200", UUID, 143771),), "pynvml", ""
 )
+DOCKER_29 = {
+    "ServerVersion": "29.1.3",
+    "CDISpecDirs": ["/etc/cdi", "/var/run/cdi"],
+    "Runtimes": {"nvidia": {}, "runc": {}},
+}
+DOCKER_20 = {"ServerVersion": "20.10.24", "Runtimes": {"nvidia": {}, "runc": {}}}
 
 
-def attempt(passed: bool) -> containers.ProofAttempt:
+def attempt(name: str, passed: bool, required: bool = True) -> containers.ProofAttempt:
     return containers.ProofAttempt(
-        "gpus-all", ("docker", "run", "--gpus", "all"), 0 if passed else 125, (UUID,),
+        name, ("docker", "run", name), 0 if passed else 125, (UUID,),
         (UUID,) if passed else (), passed, "", "" if passed else "prestart hook failed",
+        required,
     )  # fmt: skip
 
 
 @pytest.fixture
 def seen(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
-    calls: dict[str, Any] = {}
+    calls: dict[str, Any] = {"info": DOCKER_29, "generate": [], "fails": set()}
 
-    def cdi_fails() -> containers.CdiSpec:
-        raise GpubundleError(
-            "nvidia-ctk failed with exit code 1",
-            details=["failed to generate CDI spec: stand-in for tests, not NVIDIA's binary"],
-        )
+    def generate(host_smi: str = "") -> tuple[containers.CdiSpec, str]:
+        calls["generate"].append(host_smi)
+        if "generate" in calls["fails"]:
+            raise GpubundleError(
+                "nvidia-ctk failed with exit code 1",
+                details=["failed to generate CDI spec: stand-in for tests, not NVIDIA's binary"],
+            )
+        spec = containers.CDI_SPEC
+        spec.write_text(CDI_YAML)
+        note = "/usr/bin/nvidia-smi is a wrapper of /usr/local/nvidia/bin/nvidia-smi"
+        return containers.CdiSpec(str(spec), "/usr/local/nvidia/bin/nvidia-smi"), note
 
-    def prove(images: Sequence[str], uuids: Sequence[str], *, cdi: bool) -> list[Any]:
-        calls["cdi"], calls["images"] = cdi, list(images)
-        return [containers.ProofResult(images[0], tuple(uuids), (attempt(calls["passes"]),))]
+    def prove(
+        images: Sequence[str], uuids: Sequence[str], support: containers.DockerSupport
+    ) -> list[Any]:
+        calls["support"], calls["images"] = support, list(images)
+        names = ["gpus-all", *(["cdi-all"] if support.cdi else []), "runtime-nvidia"]
+        tried = tuple(attempt(n, n not in calls["fails"], n != "runtime-nvidia") for n in names)
+        skipped = tuple(containers.not_tried(images[0], support))
+        return [containers.ProofResult(images[0], tuple(uuids), tried, skipped)]
 
     monkeypatch.setattr(installsteps, "read_driver_facts", lambda: H200)
-    monkeypatch.setattr(containers, "cdi_enabled", lambda: True)
+    monkeypatch.setattr(installsteps, "find_nvidia_smi", lambda: "/usr/bin/nvidia-smi")
+    monkeypatch.setattr(containers, "docker_info", lambda: calls["info"])
     monkeypatch.setattr(containers, "CDI_SPEC", tmp_path / "nvidia.yaml")
-    monkeypatch.setattr(containers, "generate_cdi_spec", cdi_fails)
+    monkeypatch.setattr(containers, "generate_cdi_spec", generate)
     monkeypatch.setattr(containers, "prove_images", prove)
+    monkeypatch.setattr(installsteps, "save_record", lambda record: None)
     return calls
 
 
@@ -70,18 +93,65 @@ def record() -> InstallRecord:
     )  # fmt: skip
 
 
-def test_cdi_failure_still_runs_the_gpus_proof_and_reports_both(seen: dict[str, Any]) -> None:
-    seen["passes"] = False
+def test_cdi_generation_failure_still_runs_every_path_and_reports_why(
+    seen: dict[str, Any],
+) -> None:
+    seen["fails"] = {"generate", "gpus-all", "cdi-all"}
     with pytest.raises(GpubundleError) as err:
         runner().prove(record())
-    assert seen["cdi"] is False and seen["images"] == [VERIFY.ref]
+    assert seen["support"].cdi and seen["images"] == [VERIFY.ref]
     details = "\n".join(err.value.details)
-    assert "prestart hook failed" in details
-    assert "CDI not tried: nvidia-ctk failed" in details and "stand-in" in details
+    assert "gpus-all: prestart hook failed" in details
+    assert "cdi-all: prestart hook failed" in details  # CDI supported: it decides too
+    assert "runtime-nvidia: failed (does not decide the proof), saw" not in details
+    assert f"runtime-nvidia: passed, saw {UUID}" in details  # passed ones are reported
+    assert "CDI spec not generated (no NVIDIA CDI spec yet): nvidia-ctk failed" in details
+    assert "stand-in" in details
 
 
-def test_gpus_proof_passing_without_cdi_says_cdi_was_not_tried(seen: dict[str, Any]) -> None:
-    seen["passes"] = True
+def test_passing_proof_reports_every_path_and_the_spec(seen: dict[str, Any]) -> None:
+    step = runner()
+    new_record, detail = step.prove(record())
+    assert detail.startswith(f"containers see 1 GPU(s) in {VERIFY.ref} (")
+    for name in ("gpus-all", "cdi-all", "runtime-nvidia"):
+        assert f"{name} ok: saw {UUID}" in detail
+    assert (
+        "generated (no NVIDIA CDI spec yet), mounts nvidia-smi at /usr/local/nvidia/bin" in detail
+    )
+    assert "is a wrapper of /usr/local/nvidia/bin/nvidia-smi" in detail
+    assert seen["generate"] == ["/usr/bin/nvidia-smi"]
+    assert new_record.cdi_specs_created == (str(containers.CDI_SPEC),)
+    assert [a["name"] for a in step.proof[0]["attempts"]] == ["gpus-all", "cdi-all", "runtime-nvidia"]  # fmt: skip
+
+
+def test_optional_runtime_path_failing_does_not_fail_the_install(seen: dict[str, Any]) -> None:
+    seen["fails"] = {"runtime-nvidia"}
     _, detail = runner().prove(record())
-    assert detail.startswith(f"containers see 1 GPU(s) in {VERIFY.ref} (gpus-all)")
-    assert "CDI not tried" in detail
+    assert "runtime-nvidia failed: prestart hook failed" in detail
+
+
+def test_docker_without_cdi_generates_nothing_and_says_cdi_was_not_tried(
+    seen: dict[str, Any],
+) -> None:
+    seen["info"] = DOCKER_20
+    _, detail = runner().prove(record())
+    assert seen["generate"] == [] and not seen["support"].cdi
+    assert "cdi-all not tried: Docker 20.10.24 has no CDI (needs 25 or newer)" in detail
+
+
+def test_spec_kept_regenerated_or_replaced(seen: dict[str, Any]) -> None:
+    spec = containers.CDI_SPEC
+    spec.write_text(CDI_YAML)  # someone's, for the running driver: kept
+    rec, detail = runner().prove(record())
+    assert seen["generate"] == [] and f"CDI spec {spec} kept (current)" in detail
+    assert rec.cdi_specs_created == ()
+    # Ours: generated again (the driver, or how we generate, may have changed).
+    ours = dataclasses.replace(record(), cdi_specs_created=(str(spec),))
+    _, detail = runner().prove(ours)
+    assert len(seen["generate"]) == 1 and "gpubundle generated it" in detail
+    # Someone's, stale: replaced, and not claimed (uninstall will not delete it).
+    spec.write_text(REAL_SPEC_OLD_DRIVER)
+    rec, detail = runner().prove(record())
+    assert len(seen["generate"]) == 2
+    assert "the spec is stale: generated for driver 550.54.15" in detail
+    assert rec.cdi_specs_created == ()
