@@ -43,6 +43,7 @@ CHECKS: tuple[Check, ...] = (
     lambda h: [engine.check_restarted(h.docker)],
     lambda h: [engine.check_default_runtime(h.docker)],
     lambda h: [engine.check_cdi(h.docker)],
+    lambda h: [engine.check_cdi_nvidia_smi(h.docker)],
     lambda h: [traps.check_systemd_cgroup(h.traps)],
     lambda h: [traps.check_rootless(h.traps)],
     lambda h: [traps.check_selinux(h.traps)],

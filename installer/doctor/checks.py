@@ -80,6 +80,8 @@ class HostPaths:
     state_dir: Path = Path(layout.STATE_DIR)
     log_dir: Path = Path(layout.LOG_DIR)
     images: tuple[str, ...] = ()  # extra images to check (doctor --image)
+    root: Path = Path("/")  # where paths from dpkg's file lists are looked up
+    search_path: str | None = None  # PATH for finding programs; None = this process's PATH
 
     def docker_env(self) -> dict[str, str]:
         return {"DOCKER_HOST": self.docker_host} if self.docker_host else {}

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from installer import cdispec, nvidiasmi
 from installer.doctor.checks import HostPaths
 from installer.doctor.toolkit import installed_packages
 from installer.runner import run
@@ -38,6 +39,10 @@ class CdiSpec:
     kind: str
     host_paths: tuple[str, ...]
     missing: tuple[str, ...]  # host paths it names that do not exist
+    driver_versions: tuple[str, ...] = ()  # the driver it was generated for
+    container_paths: frozenset[str] = frozenset()  # what it mounts, inside the container
+    smi_container_path: str = ""  # where it mounts nvidia-smi, "" when it does not
+    smi: nvidiasmi.SmiFile | None = None  # the host file it mounts there
 
 
 @dataclass(frozen=True)
@@ -149,7 +154,20 @@ def read_cdi_specs(dirs: tuple[Path, ...]) -> tuple[CdiSpec, ...]:
             kind, host_paths = _scan_spec(text)
             if kind.startswith("nvidia.com/"):
                 missing = tuple(p for p in host_paths if not os.path.lexists(p))
-                specs.append(CdiSpec(path, kind, host_paths, missing))
+                facts = cdispec.parse_spec(text)
+                mount = facts.nvidia_smi()
+                specs.append(
+                    CdiSpec(
+                        path,
+                        kind,
+                        host_paths,
+                        missing,
+                        facts.driver_versions,
+                        facts.container_paths,
+                        mount.container_path if mount else "",
+                        nvidiasmi.inspect(mount.host_path) if mount else None,
+                    )
+                )
     return tuple(specs)
 
 

@@ -13,7 +13,10 @@ BLACKLIST_NOUVEAU = (
     "printf 'blacklist nouveau\\noptions nouveau modeset=0\\n' "
     "> /etc/modprobe.d/blacklist-nouveau.conf && update-initramfs -u && reboot"
 )
-INSTALL_DRIVER = "apt-get install nvidia-driver-<branch>  # or NVIDIA's .run installer; then reboot"
+INSTALL_DRIVER = (
+    "install the NVIDIA driver from files carried to this host (NVIDIA's .run installer, "
+    "or the distribution's driver .debs with dpkg -i), then reboot"
+)
 # Memory use (of a GPU's total) above which doctor warns.
 BUSY_FRACTION = 0.9
 

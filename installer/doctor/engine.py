@@ -9,8 +9,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from installer import invocation, nvidiasmi
 from installer.doctor.checks import Finding, failure, ok, skipped, warning
-from installer.doctor.dockerfacts import DockerFacts
+from installer.doctor.dockerfacts import CdiSpec, DockerFacts
+from installer.layout import REPO_DEBS_DIR, STATE_DIR
 
 # Runtimes dockerd knows without daemon.json.
 BUILTIN_RUNTIMES = frozenset({"runc", "io.containerd.runc.v2", "io.containerd.runtime.v1.linux"})
@@ -19,9 +21,14 @@ CONFIGURE = "nvidia-ctk runtime configure --runtime=docker"
 RESTART = "systemctl restart docker  # or: service docker restart"
 START = "systemctl start docker  # or: service docker start"
 CDI_GENERATE = "nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml"
+# Docker is not in every bundle; the air-gapped host cannot fetch it from the network.
+DOCKER_FROM_BUNDLE = (
+    "on the connected machine: gpubundle build --distro DISTRO --with-docker …  "
+    "# a bundle that carries Docker"
+)
+BUNDLED_DEBS = f"{STATE_DIR}/bundles/*/{REPO_DEBS_DIR}"
 CLOCK_SLACK_S = 2.0
 CDI_MIN_DOCKER = 25
-_SO_VERSION = re.compile(r"/lib(?:cuda|nvidia-ml)\.so\.(\d+\.\d+(?:\.\d+)?)$")
 
 
 def _runtimes(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -32,13 +39,22 @@ def _runtimes(data: Mapping[str, Any]) -> dict[str, Any]:
 def check_installed(f: DockerFacts) -> Finding:
     cid = "engine.installed"
     if f.source == "none":
-        return failure(cid, "Docker is not installed", [], ["apt-get install docker.io"])
+        return failure(
+            cid,
+            "Docker is not installed",
+            [],
+            [DOCKER_FROM_BUNDLE, f"then: {invocation.rerun_install()}  # with that bundle"],
+        )
     if f.source == "snap":
         return failure(
             cid,
             "Docker is installed as a snap, which cannot use the NVIDIA Container Toolkit",
             [f"docker CLI: {f.cli or 'not on PATH'}"],
-            ["snap remove docker", "apt-get install docker.io  # then: gpubundle install again"],
+            [
+                "snap remove docker",
+                DOCKER_FROM_BUNDLE,
+                f"then: {invocation.rerun_install()}  # with that bundle",
+            ],
         )
     version = str(f.info.get("ServerVersion", "")) if f.info else ""
     return ok(cid, f"Docker from {f.source}" + (f" {version}" if version else ""), [f.cli])
@@ -90,7 +106,11 @@ def check_nvidia_runtime(f: DockerFacts) -> Finding:
                 cid,
                 "the nvidia runtime's binary is missing",
                 [*evidence, f"path: {path}"],
-                ["apt-get install --reinstall nvidia-container-toolkit", "or: " + CONFIGURE],
+                [
+                    f"dpkg -i {BUNDLED_DEBS}/nvidia-container-toolkit-base_*.deb  "
+                    "# the bundle's copy, offline",
+                    "or: " + CONFIGURE,
+                ],
             )
         return ok(cid, "nvidia runtime registered and loaded by the daemon", evidence)
     if in_file:
@@ -212,20 +232,26 @@ def check_cdi(f: DockerFacts) -> Finding:
             [CDI_GENERATE, "nvidia-ctk cdi list"],
         )
     stale = [f"{s.path} names missing {p}" for s in f.cdi_specs for p in s.missing[:3]]
+    stale_specs = [s for s in f.cdi_specs if s.missing]
     if f.driver_version:
         for spec in f.cdi_specs:
-            versions = {m.group(1) for p in spec.host_paths if (m := _SO_VERSION.search(p))}
-            if versions and f.driver_version not in versions:
+            if spec.driver_versions and f.driver_version not in spec.driver_versions:
+                stale_specs.append(spec)
                 stale.append(
-                    f"{spec.path} was generated for driver {', '.join(sorted(versions))}, "
-                    f"loaded driver is {f.driver_version}"
+                    f"{spec.path} was generated for driver {', '.join(spec.driver_versions)}, "
+                    f"the running driver is {f.driver_version}"
                 )
     if stale:
+        paths = dict.fromkeys(str(s.path) for s in stale_specs)
         return failure(
             cid,
-            "the NVIDIA CDI spec is stale (the driver changed since it was generated)",
+            "the NVIDIA CDI spec is stale (the driver changed since it was generated): "
+            "`--device nvidia.com/gpu=…` mounts files of another driver",
             [*evidence, *stale],
-            [CDI_GENERATE],
+            [
+                f"{invocation.rerun_install()}  # generates the spec again for this driver",
+                *(f"or: nvidia-ctk cdi generate --output={p}" for p in paths),
+            ],
         )
     if enabled is False:
         return warning(
@@ -239,3 +265,46 @@ def check_cdi(f: DockerFacts) -> Finding:
 
 def _when(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(epoch))
+
+
+def _driver_dir_of(smi: nvidiasmi.SmiFile) -> str:
+    """The directory of the program a wrapper script runs, if it names one by path."""
+    target = next((t for t in smi.targets if t.startswith("/")), "")
+    return target.rsplit("/", 1)[0] if target else ""
+
+
+def _smi_problem(spec: CdiSpec) -> str:
+    if spec.smi is None:
+        return ""
+    return nvidiasmi.judge_mounted(spec.smi, spec.container_paths)
+
+
+def check_cdi_nvidia_smi(f: DockerFacts) -> Finding:
+    """The spec's nvidia-smi must run in a container: not a wrapper of a file left outside."""
+    cid = "engine.cdi-nvidia-smi"
+    specs = [s for s in f.cdi_specs if s.smi is not None]
+    if not f.cdi_specs:
+        return skipped(cid, "no NVIDIA CDI spec")
+    if not specs:
+        return skipped(cid, "the NVIDIA CDI spec mounts no nvidia-smi")
+    evidence = [
+        f"{s.path} mounts {s.smi.describe()} at {s.smi_container_path}"
+        for s in specs
+        if s.smi is not None
+    ]
+    broken = [(s, problem) for s in specs if (problem := _smi_problem(s))]
+    if not broken:
+        return ok(cid, "the NVIDIA CDI spec mounts an nvidia-smi that runs in containers", evidence)
+    fix = []
+    for spec, _ in broken:
+        assert spec.smi is not None
+        directory = _driver_dir_of(spec.smi) or "DIR_OF_THE_DRIVERS_NVIDIA_SMI"
+        fix.append(f"PATH={directory}:$PATH nvidia-ctk cdi generate --output={spec.path}")
+    fix.append(f"or: {invocation.rerun_install()}  # generates it with the driver's dir first")
+    return failure(
+        cid,
+        "the NVIDIA CDI spec mounts an nvidia-smi that cannot run in a container: "
+        "`docker run --device nvidia.com/gpu=all IMAGE nvidia-smi` fails",
+        [*evidence, *(problem for _, problem in broken)],
+        fix,
+    )

@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from installer import invocation
 from installer.doctor.checks import Finding, HostPaths, failure, ok, skipped, warning
+from installer.layout import REPO_DEBS_DIR, STATE_DIR
 from installer.runner import run
 
 # Released together since 1.11; each depends on the others at "=" the same version.
@@ -20,7 +22,14 @@ TOOLKIT_PACKAGES = (
     "libnvidia-container-tools",
     "libnvidia-container1",
 )
-REINSTALL = "gpubundle install BUNDLE --trust FINGERPRINT"
+CLI_PACKAGE = "libnvidia-container-tools"
+CLI = "nvidia-container-cli"
+# The bundle's own .debs stay extracted on the host: a file dpkg lost comes back offline.
+BUNDLED_DEBS = f"{STATE_DIR}/bundles/*/{REPO_DEBS_DIR}"
+
+
+def reinstall() -> str:
+    return invocation.rerun_install()
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,8 @@ class ToolkitFacts:
     config: ConfigFile = ConfigFile(Path("/etc/nvidia-container-runtime/config.toml"), False)
     # ``nvidia-container-cli info``: (exit code, output); None when the program is absent.
     cli_info: tuple[int, str] | None = None
+    cli_path: str = ""  # where nvidia-container-cli was found, "" when nowhere
+    cli_listed: tuple[str, ...] = ()  # where its package says it is (dpkg's file list)
 
 
 def dpkg_query_argv(admindir: Path, names: tuple[str, ...] = TOOLKIT_PACKAGES) -> list[str]:
@@ -82,24 +93,53 @@ def read_config_file(path: Path) -> ConfigFile:
     return ConfigFile(path, True, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
 
 
+def listed_programs(admindir: Path, package: str, name: str) -> tuple[str, ...]:
+    """Paths of ``name`` in ``package``'s dpkg file list (``info/PACKAGE[:ARCH].list``)."""
+    found: list[str] = []
+    for listing in sorted((admindir / "info").glob(f"{package}*.list")):
+        if listing.name.split(":")[0].removesuffix(".list") != package:
+            continue
+        try:
+            lines = listing.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        found += [line for line in lines if line.endswith(f"/{name}")]
+    return tuple(dict.fromkeys(found))
+
+
+def find_cli(paths: HostPaths, listed: tuple[str, ...]) -> str:
+    """nvidia-container-cli on PATH, else where its package put it (under ``paths.root``)."""
+    found = shutil.which(CLI, path=paths.search_path)
+    if found:
+        return found
+    for path in listed:
+        candidate = paths.root / path.lstrip("/")
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return ""
+
+
 def gather_toolkit(paths: HostPaths) -> ToolkitFacts:
-    ctk = shutil.which("nvidia-ctk") or ""
+    ctk = shutil.which("nvidia-ctk", path=paths.search_path) or ""
     version = ""
     if ctk:
         lines = run([ctk, "--version"], check=False).stdout.decode(errors="replace").splitlines()
         version = lines[0].strip() if lines else ""
+    listed = listed_programs(paths.dpkg_admindir, CLI_PACKAGE, CLI)
+    cli = find_cli(paths, listed)
     return ToolkitFacts(
         packages=installed_packages(paths.dpkg_admindir, TOOLKIT_PACKAGES),
         nvidia_ctk=ctk,
         nvidia_ctk_version=version,
         config=read_config_file(paths.config_toml),
-        cli_info=cli_info(),
+        cli_info=cli_info(cli),
+        cli_path=cli,
+        cli_listed=listed,
     )
 
 
-def cli_info() -> tuple[int, str] | None:
+def cli_info(cli: str) -> tuple[int, str] | None:
     """What NVIDIA's troubleshooting guide runs first: can libnvidia-container load the driver?"""
-    cli = shutil.which("nvidia-container-cli")
     if not cli:
         return None
     proc = run([cli, "info"], check=False, timeout=60)
@@ -113,7 +153,7 @@ def check_packages(facts: ToolkitFacts) -> Finding:
     evidence = [f"{p.status} {p.name} {p.version}" for p in facts.packages.values()]
     missing = [n for n in TOOLKIT_PACKAGES if n not in pkgs]
     if "nvidia-container-toolkit" not in pkgs:
-        return failure(cid, "nvidia-container-toolkit is not installed", evidence, [REINSTALL])
+        return failure(cid, "nvidia-container-toolkit is not installed", evidence, [reinstall()])
     broken = [p for p in pkgs.values() if p.status != "ii"]
     if broken:
         return failure(
@@ -121,11 +161,11 @@ def check_packages(facts: ToolkitFacts) -> Finding:
             "toolkit packages are not fully installed: "
             + ", ".join(f"{p.name} ({p.status})" for p in broken),
             evidence,
-            ["dpkg --configure -a", REINSTALL],
+            ["dpkg --configure -a", reinstall()],
         )
     if missing:
         return failure(
-            cid, f"toolkit packages missing: {', '.join(missing)}", evidence, [REINSTALL]
+            cid, f"toolkit packages missing: {', '.join(missing)}", evidence, [reinstall()]
         )
     versions = {p.version for p in pkgs.values()}
     if len(versions) > 1:
@@ -135,7 +175,7 @@ def check_packages(facts: ToolkitFacts) -> Finding:
             cid,
             "toolkit packages have different versions: " + ", ".join(sorted(versions)),
             evidence,
-            [f"apt-get install {pins}", REINSTALL],
+            [f"{reinstall()}  # installs {pins}"],
         )
     return ok(cid, f"nvidia-container-toolkit {versions.pop()} installed", evidence)
 
@@ -147,28 +187,46 @@ def check_nvidia_ctk(facts: ToolkitFacts) -> Finding:
             cid,
             "nvidia-ctk is not on PATH",
             ["PATH=" + os.environ.get("PATH", "")],
-            ["dpkg -L nvidia-container-toolkit-base | grep bin/nvidia-ctk", REINSTALL],
+            ["dpkg -L nvidia-container-toolkit-base | grep bin/nvidia-ctk", reinstall()],
         )
     return ok(cid, f"nvidia-ctk found: {facts.nvidia_ctk}", [facts.nvidia_ctk_version])
 
 
 def check_cli_info(facts: ToolkitFacts) -> Finding:
+    """``docker run --gpus`` goes through the hook, which needs nvidia-container-cli."""
     cid = "toolkit.cli-info"
+    package = facts.packages.get(CLI_PACKAGE)
+    installed = package is not None and package.status[1:2] not in ("n", "c")
     if facts.cli_info is None:
-        return skipped(cid, "nvidia-container-cli is not installed")
+        if not installed:
+            return skipped(cid, f"{CLI} is not installed ({CLI_PACKAGE} is not)")
+        assert package is not None
+        where = ", ".join(facts.cli_listed) or f"/usr/bin/{CLI}"
+        return failure(
+            cid,
+            f"{CLI_PACKAGE} is installed but {CLI} is missing: `docker run --gpus` fails "
+            f"with 'couldn't find binary {CLI} in PATH'",
+            [f"dpkg: {package.status} {CLI_PACKAGE} {package.version}", f"not found: {where}"],
+            [
+                f"dpkg -V {CLI_PACKAGE}  # lists the package's missing files",
+                f"dpkg -i {BUNDLED_DEBS}/{CLI_PACKAGE}_*.deb  # the bundle's copy, offline",
+                f"{CLI} info  # must then list the GPUs",
+            ],
+        )
     code, output = facts.cli_info
     lines = [line for line in output.splitlines() if line.strip()]
     if code == 0:
         gpus = sum(1 for line in lines if line.startswith("Device Index"))
-        return ok(cid, f"nvidia-container-cli info sees the driver and {gpus} GPU(s)", lines[:6])
+        return ok(cid, f"{CLI} info sees the driver and {gpus} GPU(s)", lines[:6])
     return failure(
         cid,
-        "nvidia-container-cli cannot load the NVIDIA driver: containers cannot be given GPUs",
-        [f"nvidia-container-cli info: exit code {code}", *lines[-6:]],
+        f"{CLI} cannot load the NVIDIA driver: containers cannot be given GPUs "
+        "with `docker run --gpus`",
+        [f"{facts.cli_path or CLI} info: exit code {code}", *lines[-6:]],
         [
             "nvidia-smi -L  # must list the GPUs on the host first",
-            "nvidia-container-cli -k -d /dev/tty info  # shows where it fails",
-            "reinstall NVIDIA's nvidia-container-toolkit packages (gpubundle install BUNDLE)",
+            f"{CLI} -k -d /dev/tty info  # shows where it fails",
+            f"{reinstall()}  # with a bundle of NVIDIA's toolkit packages",
         ],
     )
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from installer import nvidiasmi
+from installer.containers import CDI_SPEC
 from installer.doctor.checks import Finding, HostPaths, failure, ok, skipped, warning
 from installer.gpu import find_nvidia_smi
 
@@ -39,6 +41,8 @@ class TrapFacts:
     no_cgroups: bool | None = None  # config.toml [nvidia-container-cli] no-cgroups
     config_toml: Path = Path("/etc/nvidia-container-runtime/config.toml")
     host_smi: str = ""
+    driver_smi: str = ""  # the driver's own nvidia-smi behind host_smi (through wrappers)
+    smi_chain: tuple[str, ...] = ()  # what was looked at on the way, described
 
 
 def parse_toml_bool(text: str, section: str, key: str) -> bool | None:
@@ -88,6 +92,8 @@ def gather_traps(
     paths: HostPaths, info: Mapping[str, Any] | None, dev: Path = Path("/dev")
 ) -> TrapFacts:
     options = security_options(info)
+    host_smi = find_nvidia_smi()
+    binary, chain = nvidiasmi.driver_binary(host_smi) if host_smi else (None, ())
     devices = _nvidia_devices(dev)
     unlinked = []
     for device in devices:
@@ -115,7 +121,9 @@ def gather_traps(
         device_labels={str(d): _selinux_label(d) for d in devices} if enforcing else None,
         no_cgroups=no_cgroups,
         config_toml=paths.config_toml,
-        host_smi=find_nvidia_smi(),
+        host_smi=host_smi,
+        driver_smi=binary.path if binary else "",
+        smi_chain=tuple(s.describe() for s in chain),
     )
 
 
@@ -192,15 +200,30 @@ def check_driver_path(f: TrapFacts) -> Finding:
     cid = "traps.driver-path"
     if not f.host_smi:
         return skipped(cid, "nvidia-smi not found on this host")
-    if str(Path(f.host_smi).parent) in DEFAULT_PATH:
-        return ok(cid, f"nvidia-smi is at {f.host_smi}", [f.host_smi])
-    return warning(
-        cid,
-        f"the driver lives outside the default paths ({f.host_smi}): the container hook "
-        "looks in the default PATH and the ld cache, so containers miss nvidia-smi",
-        [f.host_smi, "default PATH: " + ":".join(DEFAULT_PATH)],
-        [
-            f"echo {Path(f.host_smi).parent.parent}/lib64 > /etc/ld.so.conf.d/nvidia.conf && ldconfig",
-            f"ln -s {f.host_smi} /usr/bin/nvidia-smi",
-        ],
-    )
+    real = f.driver_smi or f.host_smi
+    real_dir = str(Path(real).parent)
+    evidence = [*f.smi_chain] or [f.host_smi]
+    wrapper = bool(f.driver_smi) and f.driver_smi != f.host_smi
+    if real_dir in DEFAULT_PATH and not wrapper:
+        return ok(cid, f"nvidia-smi is at {f.host_smi}", evidence)
+    fix = [
+        f"PATH={real_dir}:$PATH nvidia-ctk cdi generate --output={CDI_SPEC}  "
+        "# a CDI spec that mounts the driver's own nvidia-smi",
+    ]
+    if real_dir not in DEFAULT_PATH:
+        fix.append(
+            f"echo {Path(real_dir).parent}/lib64 > /etc/ld.so.conf.d/nvidia.conf && ldconfig"
+        )
+    if wrapper:
+        summary = (
+            f"{f.host_smi} is a wrapper of the driver's {f.driver_smi}: `nvidia-ctk cdi "
+            "generate` mounts the first nvidia-smi on PATH, the wrapper, whose target "
+            "containers do not have"
+        )
+    else:
+        summary = (
+            f"the driver lives outside the default paths ({f.host_smi}): the container hook "
+            "looks in the default PATH and the ld cache, so containers miss nvidia-smi"
+        )
+        fix.append(f"ln -s {f.host_smi} /usr/bin/nvidia-smi")
+    return warning(cid, summary, [*evidence, "default PATH: " + ":".join(DEFAULT_PATH)], fix)

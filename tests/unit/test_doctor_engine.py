@@ -159,7 +159,11 @@ def test_cdi_spec_current_and_stale(tmp_path: Path) -> None:
     finding = check_cdi(f)
     assert finding.status == "failure"
     assert any("generated for driver 550.54.15" in e for e in finding.evidence)
-    assert finding.fix == ["nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml"]
+    assert finding.fix == [
+        "python3 gpubundle-installer.pyz install BUNDLE --trust FINGERPRINT"
+        "  # generates the spec again for this driver",
+        f"or: nvidia-ctk cdi generate --output={cdi / 'nvidia.yaml'}",
+    ]
 
 
 def test_cdi_enabled_without_spec(tmp_path: Path) -> None:

@@ -97,9 +97,28 @@ def test_selinux_enforcing_without_labels() -> None:
 def test_driver_outside_default_path() -> None:
     finding = check_driver_path(TrapFacts(True, host_smi="/usr/local/nvidia/bin/nvidia-smi"))
     assert finding.status == "warning"
-    assert "/usr/local/nvidia/lib64" in finding.fix[0]
+    assert finding.fix[0].startswith("PATH=/usr/local/nvidia/bin:$PATH nvidia-ctk cdi generate")
+    assert any("/usr/local/nvidia/lib64" in fix for fix in finding.fix)
     assert check_driver_path(TrapFacts(True, host_smi="/usr/bin/nvidia-smi")).status == "ok"
     assert check_driver_path(TrapFacts(True)).status == "skipped"
+
+
+def test_wrapper_on_path_is_seen_through() -> None:
+    """Issue #9: /usr/bin/nvidia-smi was a script exec'ing /usr/local/nvidia/bin/nvidia-smi;
+    doctor said ok. The driver lives outside the default PATH: that is a warning."""
+    wrapped = TrapFacts(
+        True,
+        host_smi="/usr/bin/nvidia-smi",
+        driver_smi="/usr/local/nvidia/bin/nvidia-smi",
+        smi_chain=(
+            "/usr/bin/nvidia-smi: a script, #! /bin/sh, runs /usr/local/nvidia/bin/nvidia-smi",
+        ),
+    )
+    finding = check_driver_path(wrapped)
+    assert finding.status == "warning"
+    assert "is a wrapper of the driver's /usr/local/nvidia/bin/nvidia-smi" in finding.summary
+    assert finding.fix[0].startswith("PATH=/usr/local/nvidia/bin:$PATH nvidia-ctk cdi generate")
+    assert not any(fix.startswith("ln -s") for fix in finding.fix)  # /usr/bin/nvidia-smi exists
 
 
 NO_DRIVER = DriverFacts(
