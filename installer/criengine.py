@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installer import engine
+from installer import engine, invocation
 from installer.errors import GpubundleError
 from installer.runner import run, tail
 from installer.runtime_toml import DEFAULT_CONFIG
@@ -88,7 +88,7 @@ def choose_restart_method(runtime: str, *, systemd: bool, init_script: bool) -> 
         return "direct"
     raise GpubundleError(
         f"cannot restart {runtime}: this host has neither systemd nor /etc/init.d/{runtime}",
-        hint=f"restart {runtime} the way it is run here, then re-run gpubundle install",
+        hint=f"restart {runtime} the way it is run here, then re-run {invocation.rerun_install()}",
     )
 
 

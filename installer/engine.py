@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from installer import invocation
 from installer.errors import GpubundleError
 from installer.runner import run, tail
 
@@ -31,8 +32,9 @@ SYSV_PIDFILE = Path("/var/run/docker-ssd.pid")  # Debian's script (start-stop-da
 DOCKER_PACKAGES = ("docker-ce", "docker.io", "moby-engine")
 SNAP_PROBLEM = (
     "Docker is installed as a snap; its confinement keeps it from using the NVIDIA "
-    "Container Toolkit installed with apt. Remove the snap (snap remove docker) and "
-    "install docker.io or docker-ce from apt, then re-run gpubundle install"
+    "Container Toolkit installed with apt. Remove the snap (snap remove docker), build a "
+    "bundle that carries Docker (gpubundle build … --with-docker, on the connected "
+    f"machine) and install that one: {invocation.rerun_install()}"
 )
 
 

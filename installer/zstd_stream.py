@@ -27,9 +27,10 @@ from installer.runner import clean_env, tail
 
 READ_SIZE = 1 << 20
 
+# The air-gapped host cannot fetch a decoder: the zipapp is the one that carries it.
 _INSTALL_HINT = (
-    "run the installer as 'python3 gpubundle-installer.pyz' (it carries zstandard), "
-    "or install zstd (apt-get install zstd) or the zstandard module (pip install zstandard)"
+    "run the installer as 'python3 gpubundle-installer.pyz' (it carries zstandard, "
+    "nothing to install), copied beside the bundle from the build machine"
 )
 
 
