@@ -69,6 +69,14 @@ def _words(line: str) -> list[str]:
         return line.split("#", 1)[0].split()
 
 
+def _exec_program(words: list[str]) -> str:
+    """The program ``exec`` runs: past assignments and its options (``-a NAME`` takes one)."""
+    rest = [w for w in words if not _ASSIGNMENT.match(w)]
+    while rest and rest[0].startswith("-"):
+        rest = rest[2:] if rest[0] == "-a" else rest[1:]
+    return rest[0] if rest else ""
+
+
 def parse_script(text: str) -> tuple[str, tuple[str, ...]]:
     """A script's interpreter and the programs it runs by name.
 
@@ -91,8 +99,7 @@ def parse_script(text: str) -> tuple[str, tuple[str, ...]]:
         words = _words(line)
         for i, word in enumerate(words):
             if word == "exec":
-                following = [w for w in words[i + 1 :] if not _ASSIGNMENT.match(w)]
-                program = next((w for w in following if not w.startswith("-")), "")
+                program = _exec_program(words[i + 1 :])
                 if program:
                     targets.append(program)
             elif word.startswith("/") and PurePosixPath(word).name.startswith("nvidia-smi"):

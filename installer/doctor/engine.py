@@ -207,9 +207,10 @@ def _cdi_enabled(f: DockerFacts) -> bool | None:
 
 def check_cdi(f: DockerFacts) -> Finding:
     cid = "engine.cdi"
-    if f.source == "none":
+    # A stale spec misleads every CDI user (containerd, podman), Docker or not.
+    if f.source == "none" and not f.cdi_specs:
         return skipped(cid, "Docker is not installed")
-    enabled = _cdi_enabled(f)
+    enabled = _cdi_enabled(f) if f.source != "none" else False
     evidence = [f"CDI spec dirs searched: {', '.join(map(str, f.cdi_dirs))}"]
     evidence += [f"{s.path}: kind {s.kind}" for s in f.cdi_specs]
     if enabled is False and not f.cdi_specs:
@@ -253,6 +254,8 @@ def check_cdi(f: DockerFacts) -> Finding:
                 *(f"or: nvidia-ctk cdi generate --output={p}" for p in paths),
             ],
         )
+    if f.source == "none":
+        return ok(cid, "NVIDIA CDI spec current (Docker is not installed)", evidence)
     if enabled is False:
         return warning(
             cid,

@@ -16,6 +16,7 @@ from installer.doctor.dockerfacts import (
 )
 from installer.doctor.engine import (
     check_cdi,
+    check_cdi_nvidia_smi,
     check_daemon_json,
     check_default_runtime,
     check_installed,
@@ -193,3 +194,53 @@ def test_without_docker_the_runtime_and_cdi_checks_skip(tmp_path: Path) -> None:
     runtime, cdi = check_nvidia_runtime(f), check_cdi(f)
     assert (runtime.status, runtime.summary) == ("skipped", "Docker is not installed")
     assert (cdi.status, cdi.summary) == ("skipped", "Docker is not installed")
+
+
+def _spec_with(tmp_path: Path, smi: str, mounted: str) -> DockerFacts:
+    cdi = tmp_path / "cdi"
+    cdi.mkdir(exist_ok=True)
+    (cdi / "nvidia.yaml").write_text(
+        f"kind: nvidia.com/gpu\ncontainerEdits:\n  mounts:\n"
+        f"  - containerPath: {mounted}\n    hostPath: {smi}\n"
+    )
+    return facts(tmp_path, cdi_dirs=(cdi,), cdi_specs=read_cdi_specs((cdi,)))
+
+
+def test_cdi_nvidia_smi_wrapper_fails_and_real_binary_passes(tmp_path: Path) -> None:
+    wrapper = tmp_path / "wrapper-nvidia-smi"
+    wrapper.write_text('#!/bin/sh\nexec /usr/local/nvidia/bin/nvidia-smi "$@"\n')
+    finding = check_cdi_nvidia_smi(_spec_with(tmp_path, str(wrapper), "/usr/bin/nvidia-smi"))
+    assert finding.status == "failure"
+    assert "cannot run in a container" in finding.summary
+    assert any("/usr/local/nvidia/bin/nvidia-smi, which it runs" in e for e in finding.evidence)
+    assert finding.fix[0] == (
+        f"PATH=/usr/local/nvidia/bin:$PATH nvidia-ctk cdi generate --output={tmp_path}/cdi/nvidia.yaml"
+    )
+    assert finding.fix[1].startswith("or: python3 gpubundle-installer.pyz install BUNDLE")
+    real = tmp_path / "nvidia-smi"
+    real.write_bytes(Path("/bin/true").read_bytes())
+    ok = check_cdi_nvidia_smi(_spec_with(tmp_path, str(real), "/usr/local/nvidia/bin/nvidia-smi"))
+    assert ok.status == "ok" and "an ELF binary" in ok.evidence[0]
+    assert check_cdi_nvidia_smi(facts(tmp_path)).status == "skipped"
+
+
+def test_stale_spec_is_found_without_docker_too(tmp_path: Path) -> None:
+    cdi = tmp_path / "cdi"
+    cdi.mkdir()
+    lib = tmp_path / "libcuda.so.550.54.15"
+    lib.write_text("")
+    (cdi / "nvidia.yaml").write_text(SPEC.format(lib=lib))
+    specs = read_cdi_specs((cdi,))
+    f = facts(tmp_path, source="none", info=None, cdi_specs=specs, driver_version="580.159.04")
+    finding = check_cdi(f)
+    assert finding.status == "failure" and "stale" in finding.summary
+    current = facts(tmp_path, source="none", info=None, cdi_specs=specs, driver_version="550.54.15")
+    assert check_cdi(current).status in ("ok", "failure")  # failure only for a missing /dev node
+
+
+def test_docker_missing_fix_is_a_bundle_with_docker_not_apt(tmp_path: Path) -> None:
+    finding = check_installed(facts(tmp_path, source="none", info=None))
+    assert finding.status == "failure"
+    assert not any("apt-get" in fix for fix in finding.fix)
+    assert any("--with-docker" in fix for fix in finding.fix)
+    assert any("python3 gpubundle-installer.pyz install" in fix for fix in finding.fix)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from installer.doctor.checks import HostPaths
 from installer.doctor.toolkit import (
     TOOLKIT_PACKAGES,
     PackageState,
@@ -15,6 +16,7 @@ from installer.doctor.toolkit import (
     check_config_toml,
     check_nvidia_ctk,
     check_packages,
+    gather_toolkit,
     installed_packages,
     read_config_file,
 )
@@ -148,3 +150,28 @@ def test_cli_info_failure_shows_what_it_said_and_the_fix() -> None:
 
 def test_cli_info_absent_is_skipped() -> None:
     assert check_cli_info(ToolkitFacts()).status == "skipped"
+
+
+def test_cli_missing_with_its_package_installed_fails(tmp_path: Path) -> None:
+    """Issue #9: doctor said skip while dpkg listed libnvidia-container-tools."""
+    adm = admindir(tmp_path, [("libnvidia-container-tools", "install ok installed", "1.20.0-1")])
+    (adm / "info" / "libnvidia-container-tools.list").write_text(
+        "/.\n/usr\n/usr/bin\n/usr/bin/nvidia-container-cli\n"
+    )
+    root = tmp_path / "host"
+    paths = HostPaths(dpkg_admindir=adm, root=root, search_path=str(tmp_path / "empty"))
+    facts = gather_toolkit(paths)
+    assert facts.cli_info is None and facts.cli_listed == ("/usr/bin/nvidia-container-cli",)
+    finding = check_cli_info(facts)
+    assert finding.status == "failure"
+    assert "couldn't find binary nvidia-container-cli in PATH" in finding.summary
+    assert "dpkg: ii libnvidia-container-tools 1.20.0-1" in finding.evidence
+    assert any(f.startswith("dpkg -i /var/lib/gpubundle/bundles/*/repo/debs/") for f in finding.fix)
+    # Where its package put it, off PATH: found and run.
+    (root / "usr/bin").mkdir(parents=True)
+    cli = root / "usr/bin/nvidia-container-cli"
+    cli.write_text("#!/bin/sh\necho 'NVRM version:   580.159.04'\n")
+    cli.chmod(0o755)
+    found = gather_toolkit(paths)
+    assert found.cli_path == str(cli) and found.cli_info == (0, "NVRM version:   580.159.04\n")
+    assert check_cli_info(found).status == "ok"

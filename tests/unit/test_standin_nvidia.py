@@ -151,7 +151,21 @@ def test_runtime_configure_creates_a_missing_file(payload: Path, tmp_path: Path)
 def test_cdi_generate_fails_without_a_driver(payload: Path, tmp_path: Path) -> None:
     proc = run_tool(payload, "nvidia-ctk", "cdi", "generate", "--output", str(tmp_path / "x"))
     assert proc.returncode != 0
-    assert "no NVIDIA driver libraries are available" in proc.stderr
+    assert "failed to initialize NVML: ERROR_LIBRARY_NOT_FOUND" in proc.stderr
+    assert "stand-in for tests" in proc.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_cdi_generate_never_pretends_a_gpu(payload: Path, tmp_path: Path) -> None:
+    """Driver libraries but no /dev/nvidiaN: no spec (the real tool finds no device either)."""
+    lib = tmp_path / "usr/local/nvidia/lib64"
+    lib.mkdir(parents=True)
+    (lib / "libnvidia-ml.so.580.159.04").write_bytes(b"\x7fELF")
+    proc = run_tool(payload, "nvidia-ctk", "cdi", "generate", f"--driver-root={tmp_path}",
+                    "--output", str(tmp_path / "x"))  # fmt: skip
+    assert proc.returncode != 0
+    assert "Using driver version 580.159.04" in proc.stderr
+    assert "no /dev/nvidiaN device nodes" in proc.stderr
     assert not (tmp_path / "x").exists()
 
 

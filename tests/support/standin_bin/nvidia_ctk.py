@@ -9,8 +9,11 @@ whole, as NVIDIA's pkg/config/engine/containerd and crio do (comments are lost, 
 keys kept; containerd's plugin path by config ``version`` 1/2/3, the ``runc`` runtime's
 settings copied as the template, ``options.BinaryName``; CRI-O's
 ``crio.runtime.runtimes.nvidia`` with ``runtime_path``); and ``--version``. The TOML
-runtimes need Python 3.11's tomllib. ``cdi generate`` fails: there is no NVIDIA driver behind a stand-in,
-and it never pretends there is a GPU.
+runtimes need Python 3.11's tomllib.
+
+``cdi generate`` writes a CDI spec from what the NVIDIA driver really installed on
+this host (see ``cdi_generate``), and fails where there is no driver: it never
+pretends there is a GPU.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
+import subprocess
 import sys
 from typing import Any
 
@@ -194,6 +199,300 @@ def configure_toml(runtime: str, flags: dict[str, str]) -> int:
     return 0
 
 
+# --- cdi: the CDI spec from what the driver installed ----------------------------------
+#
+# Like NVIDIA's ``nvidia-ctk cdi generate`` (mode "nvml"), with these stand-in limits:
+# GPUs are the /dev/nvidiaN device nodes (named N; the real tool also names them by
+# UUID, which needs NVML); the driver version is read from the libnvidia-ml.so.VERSION
+# file name (the real tool asks NVML); hooks point at --nvidia-cdi-hook-path as the
+# real ones do, but only where that program exists (our stand-in packages do not ship
+# nvidia-cdi-hook): without it the libraries' soname links are mounted instead of
+# being created by the create-symlinks and update-ldcache hooks.
+
+CDI_VERSION = "0.5.0"
+CDI_CONTROL_NODES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset")
+CDI_DRIVER_DIRS = ("/usr/local/nvidia/lib64", "/usr/local/nvidia/lib")
+CDI_LIBRARY = re.compile(r"^lib(?:cuda|nvidia-[a-z0-9-]+)\.so(?:\.\d+)+$")
+CDI_VERSIONED = re.compile(r"\.so\.(\d+\.\d+(?:\.\d+)?)$")
+CDI_BINARIES = (
+    "nvidia-smi",
+    "nvidia-debugdump",
+    "nvidia-persistenced",
+    "nvidia-cuda-mps-control",
+    "nvidia-cuda-mps-server",
+)
+CDI_FLAGS = {
+    "output": "",
+    "format": "",
+    "driver-root": "/",
+    "dev-root": "",
+    "nvidia-cdi-hook-path": "/usr/bin/nvidia-cdi-hook",
+    "ldconfig-path": "/sbin/ldconfig",
+    "vendor": "nvidia.com",
+    "class": "gpu",
+}
+CDI_MOUNT_OPTIONS = ["ro", "nosuid", "nodev", "rbind", "rprivate"]
+
+
+def cdi_log(level: str, message: str) -> None:
+    print(f"{level}[0000] {message}", file=sys.stderr)
+
+
+def cdi_flags(args: list[str]) -> dict[str, str]:
+    """``--name=value`` or ``--name value`` for the flags of ``cdi generate``."""
+    flags = dict(CDI_FLAGS)
+    i = 0
+    while i < len(args):
+        name, sep, value = args[i].lstrip("-").partition("=")
+        if not args[i].startswith("-") or name not in CDI_FLAGS:
+            raise ValueError(f"flag provided but not defined: {args[i]}")
+        if not sep:
+            if i + 1 >= len(args):
+                raise ValueError(f"flag needs an argument: {args[i]}")
+            value, i = args[i + 1], i + 1
+        flags[name] = value
+        i += 1
+    flags["dev-root"] = flags["dev-root"] or flags["driver-root"]
+    return flags
+
+
+def in_root(root: str, path: str) -> str:
+    return path if root in ("", "/") else os.path.join(root, path.lstrip("/"))
+
+
+def out_of_root(root: str, path: str) -> str:
+    if root in ("", "/"):
+        return path
+    return "/" + os.path.relpath(path, root)
+
+
+def cdi_device_nodes(dev_root: str) -> tuple[list[str], list[str]]:
+    """GPU nodes (/dev/nvidiaN, by N) and control nodes, as host paths; char devices only."""
+
+    def is_char(path: str) -> bool:
+        try:
+            return stat.S_ISCHR(os.stat(path).st_mode)
+        except OSError:
+            return False
+
+    dev = in_root(dev_root, "/dev")
+    gpus = []
+    for name in os.listdir(dev) if os.path.isdir(dev) else []:
+        if re.fullmatch(r"nvidia\d+", name) and is_char(os.path.join(dev, name)):
+            gpus.append(os.path.join(dev, name))
+    gpus.sort(key=lambda p: int(p.rsplit("nvidia", 1)[1]))
+    control = [os.path.join(dev, n) for n in CDI_CONTROL_NODES if is_char(os.path.join(dev, n))]
+    caps = os.path.join(dev, "nvidia-caps")
+    if os.path.isdir(caps):
+        control += [os.path.join(caps, n) for n in sorted(os.listdir(caps))]
+    return gpus, [c for c in control if is_char(c)]
+
+
+def cdi_ldcache(flags: dict[str, str]) -> list[str]:
+    """Driver libraries the ld cache lists (``ldconfig -p``), as host paths."""
+    root = flags["driver-root"]
+    argv = [flags["ldconfig-path"], "-p"]
+    if root not in ("", "/"):
+        cache = in_root(root, "/etc/ld.so.cache")
+        if not os.path.exists(cache):
+            return []
+        argv += ["-C", cache]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return []
+    found = []
+    for line in out.splitlines():
+        name, _, path = line.strip().partition(" => ")
+        if CDI_LIBRARY.match(name.split(" ", 1)[0]) and path:
+            found.append(in_root(root, path.strip()))
+    return found
+
+
+def cdi_libraries(flags: dict[str, str]) -> tuple[list[str], list[str], str]:
+    """(versioned library files, their soname links, driver version), as host paths."""
+    root = flags["driver-root"]
+    candidates = cdi_ldcache(flags)
+    for directory in CDI_DRIVER_DIRS:
+        where = in_root(root, directory)
+        if os.path.isdir(where):
+            candidates += [
+                os.path.join(where, n) for n in sorted(os.listdir(where)) if CDI_LIBRARY.match(n)
+            ]
+    files: dict[str, None] = {}
+    links: dict[str, None] = {}
+    for path in candidates:
+        if not os.path.exists(path):
+            continue
+        real = path
+        if os.path.islink(path):
+            target = os.readlink(path)
+            absolute = in_root(root, target) if target.startswith("/") else None
+            real = os.path.normpath(absolute or os.path.join(os.path.dirname(path), target))
+        if CDI_VERSIONED.search(real):
+            files[real] = None
+        if path != real:
+            links[path] = None
+    version = ""
+    for path in files:
+        match = CDI_VERSIONED.search(path)
+        if match and os.path.basename(path).startswith("libnvidia-ml.so."):
+            version = match.group(1)
+    return list(files), [link for link in links if link not in files], version
+
+
+def cdi_find_binary(name: str, root: str) -> str:
+    """The first ``name`` on PATH (each directory under the driver root), as the real tool."""
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        if not directory:
+            continue
+        candidate = in_root(root, os.path.join(directory, name))
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return ""
+
+
+def cdi_hook(hook: str, *args: str) -> dict[str, Any]:
+    return {
+        "args": ["nvidia-cdi-hook", *args],
+        "env": ["NVIDIA_CTK_DEBUG=false"],
+        "hookName": "createContainer",
+        "path": hook,
+    }
+
+
+def cdi_spec(flags: dict[str, str]) -> dict[str, Any]:
+    """The spec as data; raises ValueError where the driver is not there."""
+    root, dev_root = flags["driver-root"], flags["dev-root"]
+    files, links, version = cdi_libraries(flags)
+    if not version:
+        raise ValueError(
+            "failed to initialize NVML: ERROR_LIBRARY_NOT_FOUND "
+            "(no libnvidia-ml.so.VERSION in the ld cache or the driver's directories)"
+        )
+    cdi_log("INFO", f"Using driver version {version}")
+    gpus, control = cdi_device_nodes(dev_root)
+    if not gpus:
+        raise ValueError("failed to create device CDI specs: no /dev/nvidiaN device nodes")
+
+    def node(path: str) -> dict[str, str]:
+        inside = out_of_root(dev_root, path)
+        cdi_log("INFO", f"Selecting {path} as {inside}")
+        return {"path": inside} if inside == path else {"hostPath": path, "path": inside}
+
+    def mount(path: str) -> dict[str, Any]:
+        return {
+            "containerPath": out_of_root(root, path),
+            "hostPath": path,
+            "options": list(CDI_MOUNT_OPTIONS),
+        }
+
+    binaries = []
+    for name in CDI_BINARIES:
+        found = cdi_find_binary(name, root)
+        if found:
+            cdi_log("INFO", f"Selecting {found} as {out_of_root(root, found)}")
+            binaries.append(found)
+        else:
+            cdi_log("WARN", f"Could not locate {name}: pattern {name} not found")
+    hook = flags["nvidia-cdi-hook-path"]
+    edits: dict[str, Any] = {
+        "deviceNodes": [node(p) for p in control],
+        "env": ["NVIDIA_VISIBLE_DEVICES=void"],
+        "mounts": [mount(p) for p in (*files, *binaries)],
+    }
+    folders = sorted({os.path.dirname(out_of_root(root, p)) for p in files})
+    if os.path.exists(in_root(root, hook)):
+        cuda = [out_of_root(root, p) for p in files if "/libcuda.so." in p]
+        hooks = [cdi_hook(hook, "create-symlinks", *(f"--link=libcuda.so.1::{os.path.dirname(c)}/libcuda.so" for c in cuda))] if cuda else []  # fmt: skip
+        hooks.append(cdi_hook(hook, "enable-cuda-compat", f"--host-driver-version={version}"))
+        hooks.append(cdi_hook(hook, "update-ldcache", *(f"--folder={f}" for f in folders)))
+        edits["hooks"] = hooks
+    else:
+        cdi_log("WARN", f"{hook} not found: mounting the libraries' soname links instead of hooks")
+        edits["mounts"] += [mount(p) for p in links]
+    devices = [
+        {"containerEdits": {"deviceNodes": [node(p)]}, "name": p.rsplit("nvidia", 1)[1]}
+        for p in gpus
+    ]
+    devices.append({"containerEdits": {"deviceNodes": [node(p) for p in gpus]}, "name": "all"})
+    return {
+        "cdiVersion": CDI_VERSION,
+        "containerEdits": edits,
+        "devices": devices,
+        "kind": f"{flags['vendor']}/{flags['class']}",
+    }
+
+
+def to_yaml(value: Any, indent: int = 0) -> str:
+    """Block YAML as sigs.k8s.io/yaml writes it: keys sorted, lists at the key's indent."""
+    pad = " " * indent
+    if isinstance(value, dict):
+        out = ""
+        for key in sorted(value):
+            item = value[key]
+            if isinstance(item, (dict, list)) and item:
+                nested = indent if isinstance(item, list) else indent + 2
+                out += f"{pad}{key}:\n" + to_yaml(item, nested)
+            else:
+                out += f"{pad}{key}: {yaml_scalar(item)}\n"
+        return out
+    if isinstance(value, list):
+        out = ""
+        for item in value:
+            body = to_yaml(item, indent + 2) if isinstance(item, (dict, list)) else ""
+            if body:
+                out += f"{pad}- " + body[indent + 2 :]
+            else:
+                out += f"{pad}- {yaml_scalar(item)}\n"
+        return out
+    return f"{pad}{yaml_scalar(value)}\n"
+
+
+def yaml_scalar(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return "{}" if isinstance(value, dict) else "[]"
+    text = str(value)
+    if re.fullmatch(r"[A-Za-z0-9_./=:,@+-][A-Za-z0-9_./=:,@+ -]*", text) and not re.fullmatch(
+        r"[0-9.]+|true|false|null|yes|no|on|off", text
+    ) and ": " not in text:  # fmt: skip
+        return text
+    return json.dumps(text)
+
+
+def cdi_generate(flags: dict[str, str]) -> int:
+    try:
+        spec = cdi_spec(flags)
+    except ValueError as exc:
+        return fail(f"failed to generate CDI spec: {exc}")
+    output = flags["output"]
+    fmt = flags["format"] or ("json" if output.endswith(".json") else "yaml")
+    text = json.dumps(spec, indent=2) + "\n" if fmt == "json" else "---\n" + to_yaml(spec)
+    if not output:
+        sys.stdout.write(text)
+        return 0
+    directory = os.path.dirname(output)
+    if directory:
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+    with open(output + ".tmp", "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(output + ".tmp", 0o644)
+    os.replace(output + ".tmp", output)
+    cdi_log("INFO", f"Generated CDI spec with version {CDI_VERSION}")
+    return 0
+
+
+def cdi_main(args: list[str]) -> int:
+    """``cdi generate [flags]``; other cdi subcommands are not in this stand-in."""
+    if args[:1] != ["generate"]:
+        return fail(f"'cdi {' '.join(args[:1])}' is not implemented by this stand-in")
+    try:
+        flags = cdi_flags(args[1:])
+    except ValueError as exc:
+        return fail(str(exc))
+    return cdi_generate(flags)
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in {"--help", "-h", "help"}:
         print(f"nvidia-ctk {VERSION} ({STANDIN})\ncommands: runtime configure, cdi generate")
@@ -202,6 +501,8 @@ def main(argv: list[str]) -> int:
         print(f"NVIDIA Container Toolkit CLI version {VERSION}\n{STANDIN}")
         return 0
     command = argv[:2]
+    if command[:1] == ["cdi"]:
+        return cdi_main(argv[1:])
     try:
         flags = parse_flags(argv[2:])
     except ValueError as exc:
@@ -213,12 +514,6 @@ def main(argv: list[str]) -> int:
         if runtime != "docker":
             return fail(f"unrecognized runtime {runtime!r}")
         return configure_docker(flags)
-    if command == ["cdi", "generate"]:
-        return fail(
-            "failed to generate CDI spec: no NVIDIA driver libraries are available; "
-            "this stand-in cannot discover GPUs (install NVIDIA's nvidia-container-toolkit "
-            "on a GPU host)"
-        )
     return fail(f"'{' '.join(command)}' is not implemented by this stand-in")
 
 
