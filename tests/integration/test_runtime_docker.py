@@ -156,9 +156,11 @@ def test_gpu_proof_reports_failure_plainly_without_a_gpu(test_images: list[str])
         pytest.skip("a real NVIDIA driver is present; test_gpu_host covers it")
     ref = test_images[-1]  # the CUDA stand-in image
     subprocess.run(["docker", "pull", "-q", ref], check=True, capture_output=True)
-    result = containers.prove_gpus(ref, ["GPU-00000000-0000-0000-0000-000000000000"], cdi=False)
+    support = containers.docker_support(containers.docker_info())  # Docker 20.10 here: no CDI
+    result = containers.prove_gpus(ref, ["GPU-00000000-0000-0000-0000-000000000000"], support)
     assert not result.ok
     attempt = result.attempts[0]
+    assert attempt.name == "gpus-all" and attempt.required
     assert attempt.exit_code != 0 and attempt.seen_uuids == ()
     assert attempt.error.startswith("the container did not run:")
     json.dumps(result.as_dict())
