@@ -1,6 +1,7 @@
 """Engine checks: Docker installed from a usable source, running, the nvidia runtime
 registered both in daemon.json and in the running daemon, the daemon restarted since
-the toolkit arrived, no dangling ``default-runtime``, and CDI specs that match the driver."""
+the toolkit arrived, no dangling ``default-runtime``, and CDI specs that match the driver
+and mount an ``nvidia-smi`` that runs in containers."""
 
 from __future__ import annotations
 

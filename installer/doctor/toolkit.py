@@ -1,5 +1,6 @@
 """Toolkit checks: the packages are installed, fully configured and of one version;
-``nvidia-ctk`` is there; the runtime's config.toml is root-owned and not writable by others."""
+``nvidia-ctk`` is there; ``nvidia-container-cli`` is there (when its package is) and loads
+the driver; the runtime's config.toml is root-owned and not writable by others."""
 
 from __future__ import annotations
 
