@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from installer import criengine, runtime_toml
+from installer import containers, criengine, runtime_toml
 from installer.aptlocal import source_is_installed
 from installer.atomicfile import write_json_atomic
 from installer.bundle_reader import trusted_fingerprints, verify_bundle
@@ -27,6 +27,7 @@ from installer.cli import handle_errors, json_option
 from installer.console import Console
 from installer.cuda_compat import check_image_against_driver
 from installer.errors import ExitCode, GpubundleError
+from installer.gpu import read_driver_facts
 from installer.hostinfo import gather_host_facts, installed_versions, is_root
 from installer.hostlock import host_lock
 from installer.installplan import InstallPlan, PlanFacts, build_plan
@@ -102,6 +103,11 @@ def plan_install(
     elif req.opts.runtime in runtime_toml.RUNTIMES:
         engine_kind = req.opts.runtime
         daemon_json = str(runtime_toml.DEFAULT_CONFIG[req.opts.runtime])
+    cdi_refresh = ""
+    if req.opts.runtime == "docker" and not req.opts.skip_gpu_checks:
+        ours = record is not None and str(containers.CDI_SPEC) in record.cdi_specs_created
+        driver = read_driver_facts().version
+        cdi_refresh = containers.refresh_reason(containers.CDI_SPEC, ours, driver)
     facts = PlanFacts(
         bundle_dir=bundle_dir,
         bundle_dir_exists=bundle_dir.is_dir(),
@@ -114,6 +120,7 @@ def plan_install(
         skip_gpu_checks=req.opts.skip_gpu_checks,
         engine_kind=engine_kind,
         daemon_json=daemon_json or "/etc/docker/daemon.json",
+        cdi_refresh=cdi_refresh,
     )
     return build_plan(manifest, sha, facts)
 

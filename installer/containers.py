@@ -476,6 +476,29 @@ def read_spec(path: Path) -> CdiSpec:
     return CdiSpec(str(path), mount.container_path if mount else "", facts.driver_versions, problem)
 
 
+def refresh_reason(spec_path: Path, created_by_gpubundle: bool, driver_version: str) -> str:
+    """Why a completed install must run its proof again for the CDI spec; "" when not.
+
+    A spec generated for another driver is stale, whoever made it; one gpubundle made
+    whose nvidia-smi cannot run in a container (an older gpubundle mounted a wrapper) is
+    made again. Install's plan asks this, so re-running install is the fix doctor prints.
+    """
+    try:
+        text = spec_path.read_text(errors="replace")
+    except OSError:
+        return ""
+    facts = cdispec.parse_spec(text)
+    stale = cdispec.stale_reason(facts, driver_version)
+    if stale:
+        return f"the spec is stale: {stale}"
+    mount = facts.nvidia_smi()
+    if created_by_gpubundle and mount is not None:
+        problem = nvidiasmi.judge_mounted(nvidiasmi.inspect(mount.host_path), facts.container_paths)
+        if problem:
+            return f"its nvidia-smi cannot run in a container: {problem}"
+    return ""
+
+
 def generate_cdi_spec(
     nvidia_ctk: str = "nvidia-ctk", output: Path = CDI_SPEC, host_smi: str = ""
 ) -> tuple[CdiSpec, str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from installer.aptlocal import SOURCES_LIST, keyring_path, requested_pins
+from installer.containers import CDI_SPEC
 from installer.layout import VERIFY_IMAGE_ARCHIVE
 from installer.manifest import ImagePin, Manifest
 
@@ -73,6 +74,8 @@ class PlanFacts:
     skip_gpu_checks: bool = False
     engine_kind: str = ""
     daemon_json: str = "/etc/docker/daemon.json"  # the runtime's config file (TOML for CRI)
+    # Why the CDI spec must be generated again (stale, or ours and broken); "" when not.
+    cdi_refresh: str = ""
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,7 @@ def _proof_lines(manifest: Manifest) -> tuple[str, ...]:
         what = "the builtin verification image" if image.archive == VERIFY_IMAGE_ARCHIVE else ""
         lines.append(
             f"run {image.ref}{f' ({what})' if what else ''}: nvidia-smi -L with --gpus all, "
-            "and with CDI where Docker enables it"
+            "with CDI where Docker supports it, and with --runtime=nvidia"
         )
     return tuple(lines)
 
@@ -249,8 +252,9 @@ def build_plan(manifest: Manifest, bundle_sha256: str, facts: PlanFacts) -> Inst
         Step(
             PROOF,
             "prove that containers see the GPUs",
-            _proof_lines(manifest),
-            done=recorded(PROOF),
+            _proof_lines(manifest)
+            + ((f"generate {CDI_SPEC} again: {facts.cdi_refresh}",) if facts.cdi_refresh else ()),
+            done=recorded(PROOF) and not facts.cdi_refresh,
             skip_reason=no_runtime or no_docker or no_gpu or no_images,
         ),
     )

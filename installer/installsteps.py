@@ -430,7 +430,9 @@ class StepRunner:
         uuids = driver.uuids
         support = containers.docker_support(containers.docker_info())
         cdi_note = ""
-        if support.cdi:
+        # Where Docker has no CDI, a spec that is there (for containerd, podman) is still
+        # kept current; a new one is written only for a Docker that reads it.
+        if support.cdi or containers.CDI_SPEC.exists():
             record, cdi_note = self._cdi_spec(record, driver.version)
         # The builtin verification image first, then any registry images.
         images = [i.ref for i in proof_images(self.manifest)]

@@ -314,3 +314,21 @@ def test_regeneration_reason() -> None:
         "the spec is stale: generated for driver 550.54.15, the running driver is 580.159.04"
     )
     assert c.regeneration_reason(REAL_SPEC_OLD_DRIVER, False, "") == ""  # no driver: cannot tell
+
+
+def test_refresh_reason_reads_the_spec_and_its_nvidia_smi(tmp_path: Path) -> None:
+    spec = tmp_path / "nvidia.yaml"
+    assert c.refresh_reason(spec, True, "580.159.04") == ""  # no spec: nothing to refresh
+    spec.write_text(REAL_SPEC_OLD_DRIVER)
+    assert c.refresh_reason(spec, False, "580.159.04").startswith(
+        "the spec is stale: generated for driver 550.54.15"
+    )
+    wrapper = tmp_path / "nvidia-smi"
+    wrapper.write_text('#!/bin/sh\nexec /usr/local/nvidia/bin/nvidia-smi "$@"\n')
+    spec.write_text(
+        "kind: nvidia.com/gpu\ncontainerEdits:\n  mounts:\n"
+        f"  - containerPath: /usr/bin/nvidia-smi\n    hostPath: {wrapper}\n"
+    )
+    # Made by an older gpubundle with the wrapper in it: made again. Someone else's: doctor says.
+    assert "cannot run in a container" in c.refresh_reason(spec, True, "580.159.04")
+    assert c.refresh_reason(spec, False, "580.159.04") == ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,14 @@ def test_docker_coming_with_the_bundle_is_started_not_restarted() -> None:
     assert plan.step(RESTART).changes == (
         "start docker from the bundle (dockerd directly where no init system runs)",
     )
+
+
+def test_a_stale_cdi_spec_makes_a_finished_install_run_its_proof_again() -> None:
+    """doctor's fix for a stale spec is "run install again": the plan must not say done."""
+    done = facts(completed=(PROOF,))
+    m = make_manifest(images=(VERIFY,))
+    assert build_plan(m, SHA, done).step(PROOF).done
+    stale = "the spec is stale: generated for driver 550.54.15, the running driver is 580.159.04"
+    step = build_plan(m, SHA, dataclasses.replace(done, cdi_refresh=stale)).step(PROOF)
+    assert step.pending and not step.done
+    assert step.changes[-1] == f"generate /var/run/cdi/nvidia.yaml again: {stale}"
