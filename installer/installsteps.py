@@ -410,17 +410,17 @@ class StepRunner:
         reason = containers.regeneration_reason(text, ours, driver_version)
         if not reason:
             return record, f"CDI spec {path} kept (current)"
+        if text is None or ours:  # a stale spec of someone else's is replaced, not claimed
+            # Write-ahead: recorded before nvidia-ctk writes it, so uninstall finds it.
+            specs = tuple(dict.fromkeys((*record.cdi_specs_created, str(path))))
+            record = self._intend(record, PROOF, cdi_specs_created=specs)
         try:
-            spec, path_note = containers.generate_cdi_spec(host_smi=find_nvidia_smi())
+            spec, path_note = containers.generate_cdi_spec(output=path, host_smi=find_nvidia_smi())
         except GpubundleError as err:
             # The CDI attempt still runs and shows what Docker says; this says why.
             return record, f"CDI spec not generated ({reason}): {err.message}; " + "; ".join(
                 err.details[-3:]
             )
-        if text is None or ours:  # a stale spec of someone else's is replaced, not claimed
-            specs = tuple(dict.fromkeys((*record.cdi_specs_created, spec.path)))
-            record = dataclasses.replace(record, cdi_specs_created=specs)
-            save_record(record)
         note = f"CDI spec {spec.path} generated ({reason}), mounts nvidia-smi at "
         note += spec.nvidia_smi or "?"
         return record, note + (f"; {path_note}" if path_note else "")

@@ -47,7 +47,8 @@ def attempt(name: str, passed: bool, required: bool = True) -> containers.ProofA
 def seen(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     calls: dict[str, Any] = {"info": DOCKER_29, "generate": [], "fails": set()}
 
-    def generate(host_smi: str = "") -> tuple[containers.CdiSpec, str]:
+    def generate(output: Path, host_smi: str = "") -> tuple[containers.CdiSpec, str]:
+        assert output == containers.CDI_SPEC
         calls["generate"].append(host_smi)
         if "generate" in calls["fails"]:
             raise GpubundleError(
