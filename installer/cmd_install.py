@@ -48,6 +48,7 @@ class Request:
     opts: Options
     dry_run: bool
     yes: bool
+    proof: str = "default"  # which access paths decide the GPU proof (containers.DECIDING)
 
 
 def file_sha256(path: Path, console: Console) -> str:
@@ -157,7 +158,9 @@ def run_install(req: Request, console: Console) -> None:
             console.info("dry run: nothing was changed")
             console.emit(document | {"dry_run": True})
             return
-        runner = StepRunner(req.bundle, trusted, manifest, sha, bundle_dir, req.opts, console)
+        runner = StepRunner(
+            req.bundle, trusted, manifest, sha, bundle_dir, req.opts, console, req.proof
+        )
         if not plan.pending:
             console.info("already installed: every step is done; nothing was changed")
             document["result"] = runner.nothing_to_do(plan)
@@ -190,6 +193,15 @@ def run_install(req: Request, console: Console) -> None:
     help="Container runtime to configure; none installs the packages only.",
 )
 @click.option("--skip-gpu-checks", is_flag=True, help="Install on a host without a GPU right now.")
+@click.option(
+    "--proof",
+    type=click.Choice(containers.PROOF_RULES),
+    default="default",
+    show_default=True,
+    help="Which GPU access paths must work: default (every --gpus form, and CDI where "
+    "Docker supports it), gpus, cdi, or all (--runtime=nvidia too). Every path is tried "
+    "and reported either way.",
+)
 @click.option("--dry-run", is_flag=True, help="Verify, check and print the plan; change nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @json_option
@@ -198,6 +210,7 @@ def install(
     trust: tuple[str, ...],
     runtime: str,
     skip_gpu_checks: bool,
+    proof: str,
     dry_run: bool,
     yes: bool,
     json_mode: bool,
@@ -212,5 +225,5 @@ def install(
     NAME.parts.json or any of its parts (all of them must lie beside it).
     """
     console = Console(json_mode=json_mode)
-    req = Request(bundle, trust, Options(runtime, skip_gpu_checks), dry_run, yes)
+    req = Request(bundle, trust, Options(runtime, skip_gpu_checks), dry_run, yes, proof)
     handle_errors(console, lambda: run_install(req, console))

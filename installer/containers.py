@@ -14,7 +14,8 @@ lists no GPU (``proof_failure`` then says so).
 
 The rule (docs/installing.md): the proof passes when every ``--gpus`` attempt passes
 and, where Docker supports CDI, the CDI attempt too. The ``--runtime=nvidia``
-attempt is reported, passed or failed, and decides nothing.
+attempt is reported, passed or failed, and decides nothing. ``install --proof``
+picks another rule (:data:`DECIDING`): ``gpus``, ``cdi`` or ``all``.
 
 ``generate_cdi_spec`` runs ``nvidia-ctk cdi generate`` with the driver's own
 directory first on PATH, so the spec mounts the driver's ``nvidia-smi``, not a
@@ -41,8 +42,16 @@ CDI_SPEC = Path("/var/run/cdi/nvidia.yaml")
 CDI_DEVICE_ALL = "nvidia.com/gpu=all"
 CDI_MIN_DOCKER = 25
 NVIDIA_RUNTIME = "nvidia"
-# The --gpus forms and CDI decide the proof; --runtime=nvidia is reported only.
-REQUIRED = frozenset({"gpus-all", "gpus-1", "device-0", "cdi-all"})
+GPUS_PATHS = frozenset({"gpus-all", "gpus-1", "device-0"})
+# install --proof RULE: the paths whose attempts decide the proof (the others are reported).
+# "default": the --gpus forms and, where Docker supports it, CDI; --runtime=nvidia reported.
+DECIDING: dict[str, frozenset[str]] = {
+    "default": GPUS_PATHS | {"cdi-all"},
+    "gpus": GPUS_PATHS,
+    "cdi": frozenset({"cdi-all"}),
+    "all": GPUS_PATHS | {"cdi-all", "runtime-nvidia"},
+}
+PROOF_RULES = tuple(DECIDING)
 _GPU_LINE = re.compile(r"^GPU (\d+): (.+?) \(UUID: (GPU-[0-9A-Fa-f-]+)\)", re.MULTILINE)
 _LOADED = re.compile(r"^Loaded image(?: ID)?: (.+)$", re.MULTILINE)
 _CHUNK = 1024 * 1024
@@ -141,26 +150,34 @@ def proof_plan(
     cdi: bool,
     runtime: bool = False,
     smi: str = "nvidia-smi",
+    rule: str = "default",
 ) -> list[PlannedAttempt]:
     """Every attempt for ``image``; host UUIDs are in index order.
 
-    ``cdi``: Docker supports CDI; ``runtime``: Docker has the nvidia runtime.
+    ``cdi``: Docker supports CDI; ``runtime``: Docker has the nvidia runtime; ``rule``
+    (a key of :data:`DECIDING`): which attempts decide the proof.
     """
     every = tuple(host_uuids)
-    plan = [PlannedAttempt("gpus-all", _docker_run(image, smi, "--gpus", "all"), every, True)]
+    deciding = DECIDING[rule]
+    plan = [("gpus-all", _docker_run(image, smi, "--gpus", "all"), every)]
     if cdi:
-        argv = _docker_run(image, smi, "--device", CDI_DEVICE_ALL)
-        plan.append(PlannedAttempt("cdi-all", argv, every, True))
+        plan.append(("cdi-all", _docker_run(image, smi, "--device", CDI_DEVICE_ALL), every))
     if runtime:
         argv = _docker_run(
             image, smi, f"--runtime={NVIDIA_RUNTIME}", "-e", "NVIDIA_VISIBLE_DEVICES=all"
         )
-        plan.append(PlannedAttempt("runtime-nvidia", argv, every, False))
+        plan.append(("runtime-nvidia", argv, every))
     if len(every) > 1:
-        plan.append(PlannedAttempt("gpus-1", _docker_run(image, smi, "--gpus", "1"), (), True))
-        argv = _docker_run(image, smi, "--gpus", "device=0")
-        plan.append(PlannedAttempt("device-0", argv, every[:1], True))
-    return plan
+        plan.append(("gpus-1", _docker_run(image, smi, "--gpus", "1"), ()))
+        plan.append(("device-0", _docker_run(image, smi, "--gpus", "device=0"), every[:1]))
+    return [PlannedAttempt(name, argv, exp, name in deciding) for name, argv, exp in plan]
+
+
+def rule_problem(rule: str, support: DockerSupport) -> str:
+    """Why ``--proof RULE`` cannot be met on this Docker before anything runs; "" if it can."""
+    if rule == "cdi" and not support.cdi:
+        return f"--proof cdi needs CDI, and {support.cdi_reason}"
+    return ""
 
 
 def not_tried(image: str, support: DockerSupport, smi: str = "nvidia-smi") -> list[NotTried]:
@@ -401,11 +418,12 @@ def prove_gpus(
     *,
     smi: str = "nvidia-smi",
     timeout: float = 300,
+    rule: str = "default",
 ) -> ProofResult:
     """Run every attempt of :func:`proof_plan` and judge it against ``host_uuids``."""
     attempts = []
     planned = proof_plan(
-        image, host_uuids, cdi=support.cdi, runtime=support.nvidia_runtime, smi=smi
+        image, host_uuids, cdi=support.cdi, runtime=support.nvidia_runtime, smi=smi, rule=rule
     )
     for step in planned:
         proc = run(step.argv, check=False, timeout=timeout)
@@ -436,9 +454,10 @@ def prove_images(
     *,
     smi: str = "nvidia-smi",
     timeout: float = 300,
+    rule: str = "default",
 ) -> list[ProofResult]:
     """:func:`prove_gpus` for each image in order (the builtin verification image first)."""
-    return [prove_gpus(i, host_uuids, support, smi=smi, timeout=timeout) for i in images]
+    return [prove_gpus(i, host_uuids, support, smi=smi, timeout=timeout, rule=rule) for i in images]
 
 
 def driver_search_path(search_path: str, host_smi: str) -> tuple[str, str]:

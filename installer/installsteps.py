@@ -147,6 +147,7 @@ class StepRunner:
         bundle_dir: Path,
         opts: Options,
         console: Console,
+        proof_rule: str = "default",
     ) -> None:
         self.bundle, self.trusted, self.manifest = bundle, list(trusted), manifest
         self.sha, self.bundle_dir, self.opts, self.console = sha, bundle_dir, opts, console
@@ -157,6 +158,7 @@ class StepRunner:
         self.engine_before: engine.EngineFacts | None = None
         self.engine_env: dict[str, str] | None = None
         self.proof: list[dict[str, Any]] = []  # each image's proof attempts, for --json
+        self.proof_rule = proof_rule  # install --proof: which access paths decide
 
     def rows(self) -> list[list[str]]:
         return [list(r) for r in self.results]
@@ -429,6 +431,13 @@ class StepRunner:
         driver = read_driver_facts()
         uuids = driver.uuids
         support = containers.docker_support(containers.docker_info())
+        problem = containers.rule_problem(self.proof_rule, support)
+        if problem:
+            raise GpubundleError(
+                f"cannot prove the GPUs as asked: {problem}",
+                hint="run install again with --proof default (the --gpus forms decide), "
+                'or enable CDI in Docker 25+ ("features": {"cdi": true} in daemon.json)',
+            )
         cdi_note = ""
         # Where Docker has no CDI, a spec that is there (for containerd, podman) is still
         # kept current; a new one is written only for a Docker that reads it.
@@ -436,7 +445,7 @@ class StepRunner:
             record, cdi_note = self._cdi_spec(record, driver.version)
         # The builtin verification image first, then any registry images.
         images = [i.ref for i in proof_images(self.manifest)]
-        results = containers.prove_images(images, uuids, support)
+        results = containers.prove_images(images, uuids, support, rule=self.proof_rule)
         self.console.table(
             ["image", "path", "result", "evidence"],
             containers.proof_rows(results),

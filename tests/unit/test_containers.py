@@ -332,3 +332,36 @@ def test_refresh_reason_reads_the_spec_and_its_nvidia_smi(tmp_path: Path) -> Non
     # Made by an older gpubundle with the wrapper in it: made again. Someone else's: doctor says.
     assert "cannot run in a container" in c.refresh_reason(spec, True, "580.159.04")
     assert c.refresh_reason(spec, False, "580.159.04") == ""
+
+
+@pytest.mark.parametrize(
+    ("rule", "deciding"),
+    [
+        ("default", {"gpus-all", "cdi-all", "gpus-1", "device-0"}),
+        ("gpus", {"gpus-all", "gpus-1", "device-0"}),
+        ("cdi", {"cdi-all"}),
+        ("all", {"gpus-all", "cdi-all", "runtime-nvidia", "gpus-1", "device-0"}),
+    ],
+)
+def test_proof_rules_pick_the_deciding_paths_and_every_path_still_runs(
+    rule: str, deciding: set[str]
+) -> None:
+    plan = c.proof_plan("img", [H0, H1], cdi=True, runtime=True, rule=rule)
+    assert [a.name for a in plan] == ["gpus-all", "cdi-all", "runtime-nvidia", "gpus-1", "device-0"]
+    assert {a.name for a in plan if a.required} == deciding
+
+
+def test_rule_cdi_on_a_docker_without_cdi_is_refused_up_front(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert c.rule_problem("cdi", DOCKER_20) == (
+        "--proof cdi needs CDI, and Docker 20.10.24 has no CDI (needs 25 or newer)"
+    )
+    assert c.rule_problem("cdi", CDI_AND_RUNTIME) == ""
+    assert c.rule_problem("default", DOCKER_20) == ""
+    # --proof cdi on a host where --gpus fails (no nvidia-container-cli) and CDI works.
+    _docker_by_path(tmp_path, {"--gpus all": NO_CLI})
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    result = c.prove_gpus("verify:1", [H0], CDI_AND_RUNTIME, rule="cdi")
+    assert result.ok and c.proof_failure([result], [H0]) is None
+    assert c.proof_rows([result])[0][:3] == ["verify:1", "gpus-all", "failed (optional)"]

@@ -61,9 +61,12 @@ def seen(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
         return containers.CdiSpec(str(spec), "/usr/local/nvidia/bin/nvidia-smi"), note
 
     def prove(
-        images: Sequence[str], uuids: Sequence[str], support: containers.DockerSupport
+        images: Sequence[str],
+        uuids: Sequence[str],
+        support: containers.DockerSupport,
+        rule: str = "default",
     ) -> list[Any]:
-        calls["support"], calls["images"] = support, list(images)
+        calls["support"], calls["images"], calls["rule"] = support, list(images), rule
         names = ["gpus-all", *(["cdi-all"] if support.cdi else []), "runtime-nvidia"]
         tried = tuple(attempt(n, n not in calls["fails"], n != "runtime-nvidia") for n in names)
         skipped = tuple(containers.not_tried(images[0], support))
@@ -79,10 +82,10 @@ def seen(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     return calls
 
 
-def runner() -> installsteps.StepRunner:
+def runner(proof_rule: str = "default") -> installsteps.StepRunner:
     return installsteps.StepRunner(
         Path("/nonexistent/b.tar.zst"), [], make_manifest(images=(VERIFY,)), "0" * 64,
-        Path("/nonexistent"), Options("docker", False), Console(json_mode=True),
+        Path("/nonexistent"), Options("docker", False), Console(json_mode=True), proof_rule,
     )  # fmt: skip
 
 
@@ -156,3 +159,17 @@ def test_spec_kept_regenerated_or_replaced(seen: dict[str, Any]) -> None:
     assert len(seen["generate"]) == 2
     assert "the spec is stale: generated for driver 550.54.15" in detail
     assert rec.cdi_specs_created == ()
+
+
+def test_proof_cdi_on_docker_without_cdi_stops_with_a_doable_hint(seen: dict[str, Any]) -> None:
+    seen["info"] = DOCKER_20
+    with pytest.raises(GpubundleError) as err:
+        runner("cdi").prove(record())
+    assert "--proof cdi needs CDI, and Docker 20.10.24 has no CDI" in err.value.message
+    assert "--proof default" in err.value.hint
+    assert "images" not in seen  # nothing ran
+
+
+def test_proof_rule_reaches_the_attempts(seen: dict[str, Any]) -> None:
+    runner("gpus").prove(record())
+    assert seen["rule"] == "gpus"
