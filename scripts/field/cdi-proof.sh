@@ -5,8 +5,10 @@
 #
 # Run from the repository root on the GPU host, with gpubundle-installer.pyz beside
 # BUNDLE (a bundle built here with --with-docker for the host's distro, Docker >= 25).
-# It installs the bundle (our stand-in toolkit: its --gpus proof fails, as it must; the
-# images and Docker stay), then with the stand-in `nvidia-ctk cdi generate`
+# It installs the bundle with --proof cdi (our stand-in toolkit: its --gpus attempts fail,
+# as they must, and are reported; install's own CDI attempt, with the spec the bundle's
+# stand-in nvidia-ctk generates from the host's driver, decides: exit 0 expected), then
+# with the stand-in `nvidia-ctk cdi generate`
 # (tests/support/standin_bin/nvidia_ctk.py, reading the host's REAL driver files):
 #   1. generates the spec the way nvidia-ctk does by itself, with a wrapper nvidia-smi
 #      first on PATH (the host's own wrapper, or a temporary one if it has none), runs
@@ -40,9 +42,21 @@ SMI=$(command -v nvidia-smi || echo /usr/local/nvidia/bin/nvidia-smi)
 HOST_UUIDS=$(grep -o 'GPU-[0-9a-fA-F-]*' "$OUT_DIR/host-gpus.txt" | sort | tr '\n' ' ')
 log "host GPUs: $HOST_UUIDS (via $SMI)"
 
-log "install (stand-in toolkit: its --gpus proof is expected to fail; Docker and images stay)"
-$PY "$PYZ" install "$BUNDLE" --trust "$FPR" --yes --json >"$OUT_DIR/install.json" 2>"$OUT_DIR/install.stderr"
-log "install exit code $?"
+log "install --proof cdi (stand-in toolkit: --gpus is expected to fail and be reported; CDI decides)"
+$PY "$PYZ" install "$BUNDLE" --trust "$FPR" --proof cdi --yes --json >"$OUT_DIR/install.json" 2>"$OUT_DIR/install.stderr"
+log "install exit code $? (0 expected); its GPU proof:"
+$PY - "$OUT_DIR/install.json" <<'PYEOF' | tee -a "$OUT_DIR/summary.txt"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+for result in doc.get("proof", []):
+    for a in result["attempts"]:
+        seen = ", ".join(a["seen_uuids"]) or a["error"]
+        print(f"   {result['image']} {a['name']}: {'passed' if a['passed'] else 'failed'}: {seen}")
+    for n in result["not_tried"]:
+        print(f"   {result['image']} {n['name']}: not tried: {n['reason']}")
+for line in doc.get("details", []):  # a failed install: every attempt is in the details
+    print(f"   {line}")
+PYEOF
 docker version --format '{{.Server.Version}}' >"$OUT_DIR/docker-version.txt" 2>&1 || fail "Docker does not answer"
 docker info --format '{{json .CDISpecDirs}}' >"$OUT_DIR/cdi-spec-dirs.txt" 2>&1
 log "Docker $(cat "$OUT_DIR/docker-version.txt"), CDI spec dirs $(cat "$OUT_DIR/cdi-spec-dirs.txt")"
