@@ -257,6 +257,12 @@ def check_cdi(f: DockerFacts) -> Finding:
         )
     if f.source == "none":
         return ok(cid, "NVIDIA CDI spec current (Docker is not installed)", evidence)
+    if enabled is False and 0 < major < CDI_MIN_DOCKER:
+        return ok(
+            cid,
+            f"NVIDIA CDI spec current; Docker {major}.x has no CDI (--gpus works without it)",
+            evidence,
+        )
     if enabled is False:
         return warning(
             cid,

@@ -244,3 +244,15 @@ def test_docker_missing_fix_is_a_bundle_with_docker_not_apt(tmp_path: Path) -> N
     assert not any("apt-get" in fix for fix in finding.fix)
     assert any("--with-docker" in fix for fix in finding.fix)
     assert any("python3 gpubundle-installer.pyz install" in fix for fix in finding.fix)
+
+
+def test_current_spec_on_a_docker_without_cdi_is_ok_not_a_daemon_json_fix(tmp_path: Path) -> None:
+    """Docker 20.10 (Debian 12's) has no CDI: "features": {"cdi": true} would not help."""
+    cdi = tmp_path / "cdi"
+    cdi.mkdir()
+    (cdi / "nvidia.yaml").write_text("kind: nvidia.com/gpu\n")
+    old = facts(
+        tmp_path, info={**INFO, "ServerVersion": "20.10.24"}, cdi_specs=read_cdi_specs((cdi,))
+    )
+    finding = check_cdi(old)
+    assert finding.status == "ok" and "Docker 20.x has no CDI" in finding.summary
