@@ -212,7 +212,8 @@ def configure_toml(runtime: str, flags: dict[str, str]) -> int:
 CDI_VERSION = "0.5.0"
 CDI_CONTROL_NODES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset")
 CDI_DRIVER_DIRS = ("/usr/local/nvidia/lib64", "/usr/local/nvidia/lib")
-CDI_LIBRARY = re.compile(r"^lib(?:cuda|nvidia-[a-z0-9-]+)\.so(?:\.\d+)+$")
+# The driver's libraries; libnvidia-container* is the toolkit's own, never mounted.
+CDI_LIBRARY = re.compile(r"^lib(?:cuda|nvidia-(?!container)[a-z0-9-]+)\.so(?:\.\d+)+$")
 CDI_VERSIONED = re.compile(r"\.so\.(\d+\.\d+(?:\.\d+)?)$")
 CDI_BINARIES = (
     "nvidia-smi",
