@@ -181,6 +181,10 @@ def test_install_generates_the_spec_with_the_drivers_dir_first(driver_host: Path
         f"{NVIDIA_BIN} put first on PATH",
     }
     assert spec_smi(root) == cdispec.Mount(f"{NVIDIA_BIN}/nvidia-smi", f"{NVIDIA_BIN}/nvidia-smi")
+    mounted = cdispec.parse_spec((root / SPEC_IN_ROOT).read_text()).container_paths
+    assert f"{NVIDIA_LIB}/libnvidia-ml.so.{DRIVER}" in mounted
+    assert f"{NVIDIA_LIB}/libcuda.so.{DRIVER}" in mounted
+    assert not any("libnvidia-container" in m for m in mounted)  # the toolkit's, not the driver's
     assert doctor(root)["engine.cdi-nvidia-smi"]["status"] == "ok"
 
 
