@@ -53,7 +53,7 @@ from bundler.verifyimage import VERIFY_IMAGE_ROOTS, build_verification_image
 from bundler.zipapp import build_installer
 from installer import layout
 from installer.console import Console
-from installer.errors import GpubundleError
+from installer.errors import ExitCode, GpubundleError
 from installer.manifest import ImagePin, PackagePin
 
 # -- the steps ------------------------------------------------------------------------
@@ -99,11 +99,14 @@ class _Steps:
 def run_build(options: BuildOptions, console: Console) -> BuildPlan | BuildResult:
     """The whole build; with ``dry_run`` it stops after planning and returns the plan."""
     step = _Steps(console)
-    # A missing signing key fails before anything is downloaded.
-    signer = None if options.dry_run else Signer(options.sign_key, options.gnupghome)
+    # Every argument is checked before any work, in the order they are given: a bad one
+    # is a usage error (exit 2), not a failed build.
+    with _usage_errors():
+        target = checked_target(options)
+        signer = None if options.dry_run else Signer(options.sign_key, options.gnupghome)
     session = make_session()
     with step("sources", "fetching and verifying repository metadata"):
-        target, sources = load_sources(options, session, console)
+        sources = load_sources(target, options, session, console)
     with step("resolve", "resolving dependencies"):
         plan = plan_build(options, target, sources, console)
     if signer is None:
@@ -242,10 +245,17 @@ def _disk_errors(output: Path) -> Iterator[None]:
         ) from exc
 
 
-def load_sources(
-    options: BuildOptions, session: requests.Session, console: Console
-) -> tuple[Target, list[FetchedSource]]:
-    """The target with --mirror/--key applied, and each source's verified indices."""
+@contextmanager
+def _usage_errors() -> Iterator[None]:
+    """A failure while checking the command line is exit 2, whatever raised it."""
+    try:
+        yield
+    except GpubundleError as err:
+        raise GpubundleError(err.message, err.hint, err.details, ExitCode.USAGE) from err
+
+
+def checked_target(options: BuildOptions) -> Target:
+    """The target with --mirror/--key applied, refused unless it can be built for --arch."""
     target = apply_overrides(load_target(options.distro), options.mirrors, options.keys)
     target.check_arch(options.arch)
     supported, why = target.installer_support()
@@ -253,12 +263,19 @@ def load_sources(
         raise GpubundleError(
             f"{target.name} cannot run the installer: {why}", hint="pick another --distro"
         )
+    return target
+
+
+def load_sources(
+    target: Target, options: BuildOptions, session: requests.Session, console: Console
+) -> list[FetchedSource]:
+    """Each source's verified indices."""
     client = RepoClient(session, options.cache_dir / "indices")
     fetched = []
     for source in target.sources:
         console.info(f"  {source.id}: {source.url_for(options.arch)}")
         fetched.append(client.fetch(source, options.arch))
-    return target, fetched
+    return fetched
 
 
 def plan_build(

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import requests
 
-from bundler.http import NotFoundError, download, fetch_bytes
+from bundler.http import NETWORK_HINT, NotFoundError, download, fetch_bytes
 from bundler.releasefile import (
     IndexEntry,
     ReleaseFile,
@@ -41,7 +41,7 @@ from bundler.releasefile import (
 )
 from bundler.sourcekeys import SourceKeys, load_source_keys
 from bundler.targets import SourceSpec
-from installer.errors import VerificationError
+from installer.errors import GpubundleError, VerificationError
 from installer.manifest import SourceRecord
 from installer.openpgp import verify_clearsigned, verify_detached
 
@@ -101,6 +101,10 @@ class RepoClient:
         self.now = now
 
     def fetch(self, source: SourceSpec, arch: str) -> FetchedSource:
+        with _reachable(source, arch):
+            return self._fetch(source, arch)
+
+    def _fetch(self, source: SourceSpec, arch: str) -> FetchedSource:
         keys = load_source_keys(self.session, source)
         meta = metadata_url(source, arch)
         name, raw, signature, content = self._release(source, meta, keys)
@@ -266,6 +270,30 @@ def _matches(entry: IndexEntry, path: Path) -> bool:
     except VerificationError:
         return False
     return True
+
+
+@contextmanager
+def _reachable(source: SourceSpec, arch: str) -> Iterator[None]:
+    """Re-raise a download failure naming the source and the two options that route around it."""
+    try:
+        yield
+    except VerificationError:
+        raise
+    except GpubundleError as exc:
+        if exc.message.startswith("source "):
+            raise
+        base = (
+            "check the network and HTTP_PROXY/HTTPS_PROXY/NO_PROXY"
+            if exc.hint == NETWORK_HINT
+            else exc.hint
+        )
+        raise GpubundleError(
+            f"source {source.id} ({source.url_for(arch)}): {exc.message}",
+            hint=f"{base}; where this machine reaches {source.id} through an internal mirror, "
+            f"pass --mirror {source.id}=URL (and --key {source.id}=FILE if the mirror re-signs "
+            "the repository with its own key)",
+            details=exc.details,
+        ) from exc
 
 
 @contextmanager
