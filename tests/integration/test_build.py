@@ -119,7 +119,7 @@ def test_dry_run_without_images_and_with_docker(
 
 def test_dry_run_refuses_unknown_distro() -> None:
     proc = build("--distro", "ubuntu99.04", "--dry-run", "--json")
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # a bad command line, found before any download
     error = json.loads(proc.stdout)
     assert error["ok"] is False and "ubuntu22.04" in error["hint"]
 

@@ -22,6 +22,9 @@ from bundler.http import (
 from installer.errors import GpubundleError
 from tests.support.httpserver import serve_directory
 
+# Loopback HTTP servers: real sockets, so not the unit tier.
+pytestmark = pytest.mark.integration
+
 PAYLOAD = bytes(range(256)) * 1600  # 400 KiB: several download chunks
 
 
