@@ -5,11 +5,15 @@ VENV ?= .venv
 PYTHON ?= $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,python3)
 PYTEST ?= $(PYTHON) -m pytest
 
-.PHONY: install fixtures test lint typecheck unit integration bench demo clean
+.PHONY: install deps fixtures test lint typecheck unit integration bench demo clean
 
 install:
 	python3 -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q -e '.[dev]'
+
+# The Debian/Ubuntu packages the tests and the demo need (root): scripts/deps.sh.
+deps:
+	bash scripts/deps.sh
 
 # NVIDIA's published metadata for the tests: ../shared/fixtures/nvidia, or fetched by
 # pinned hash into .cache/nvidia-fixtures (tests/support/nvidia_fixtures.py).
@@ -26,12 +30,13 @@ typecheck:
 unit: fixtures
 	$(PYTEST) tests/unit -q
 
-# Needs root, docker (scripts/services.sh start) and the Ubuntu/Debian archives.
+# Needs root, `make deps` and the Ubuntu/Debian archives. dockerd and the loopback
+# registry are started for the run and stopped after it, unless they were running.
 integration: fixtures
-	$(PYTEST) tests/integration -q -m integration
+	bash scripts/services.sh run -- $(PYTEST) tests/integration -q -m integration
 
 test: lint typecheck fixtures
-	$(PYTEST) tests -q -m 'integration or not integration'
+	bash scripts/services.sh run -- $(PYTEST) tests -q -m 'integration or not integration'
 
 bench:
 	$(PYTHON) bench/run_all.py

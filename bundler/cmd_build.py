@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from bundler.build import BuildOptions, BuildResult, run_build
+from bundler.build import BuildOptions, run_build
 from bundler.plan import BuildPlan
 from bundler.split import parse_size
 from installer.cli import handle_errors, json_option
 from installer.console import Console
 from installer.errors import ExitCode, GpubundleError
+
+if TYPE_CHECKING:
+    from bundler.assemble import BuildResult
 
 DEFAULT_CACHE = Path.home() / ".cache" / "gpubundle"
 

@@ -18,7 +18,9 @@ flat ones (``deb URL /``, like NVIDIA's) are handled.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import json
 import lzma
 import os
 import shutil
@@ -205,7 +207,7 @@ class RepoClient:
         if not pooled.exists():
             return None
         try:
-            check_file(entry, pooled, what)
+            _checked(entry, pooled, what)
             return self._decompressed(pooled, suffix, plain, what)
         except VerificationError:
             pooled.unlink()  # damaged cache entry: fetch it again
@@ -264,9 +266,36 @@ def _trust_hint(source: SourceSpec, keys: SourceKeys) -> str:
     )
 
 
+_VERIFIED_SUFFIX = ".verified"
+
+
+def _stamp(path: Path) -> list[int]:
+    info = path.stat()
+    return [info.st_size, info.st_mtime_ns, info.st_ino]
+
+
+def _checked(entry: IndexEntry, path: Path, what: str) -> None:
+    """check_file, once per file: a verified file is not hashed again while unchanged.
+
+    The same trust apt gives its lists once verified: the cache is the builder's own
+    directory. A stamp (size, mtime, inode) and the Release's hashes are kept beside the
+    file; a file that changed in any of these is hashed again.
+    """
+    stamp_file = path.with_name(path.name + _VERIFIED_SUFFIX)
+    expected = {"stamp": _stamp(path), "hashes": dict(sorted(entry.hashes.items()))}
+    try:
+        if json.loads(stamp_file.read_text()) == expected:
+            return
+    except (OSError, ValueError):
+        pass
+    check_file(entry, path, what)
+    with contextlib.suppress(OSError):  # a stamp not written only costs the next run a rehash
+        stamp_file.write_text(json.dumps(expected))
+
+
 def _matches(entry: IndexEntry, path: Path) -> bool:
     try:
-        check_file(entry, path, str(path))
+        _checked(entry, path, str(path))
     except VerificationError:
         return False
     return True
