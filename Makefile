@@ -1,11 +1,24 @@
 # Test tiers (see README.md). `make test` is what CI runs.
-PYTHON ?= python3
+# The developer install lives in .venv (PEP 668 forbids pip into Debian's/Ubuntu's python3);
+# once it exists every target uses it, under sudo too.
+VENV ?= .venv
+PYTHON ?= $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,python3)
 PYTEST ?= $(PYTHON) -m pytest
 
-.PHONY: install test lint typecheck unit integration bench demo clean
+.PHONY: install deps fixtures test lint typecheck unit integration bench demo clean
 
 install:
-	$(PYTHON) -m pip install -e '.[dev]'
+	python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q -e '.[dev]'
+
+# The Debian/Ubuntu packages the tests and the demo need (root): scripts/deps.sh.
+deps:
+	bash scripts/deps.sh
+
+# NVIDIA's published metadata for the tests: ../shared/fixtures/nvidia, or fetched by
+# pinned hash into .cache/nvidia-fixtures (tests/support/nvidia_fixtures.py).
+fixtures:
+	$(PYTHON) -m tests.support.nvidia_fixtures
 
 lint:
 	$(PYTHON) -m ruff check bundler installer tests bench
@@ -14,15 +27,16 @@ lint:
 typecheck:
 	$(PYTHON) -m mypy
 
-unit:
+unit: fixtures
 	$(PYTEST) tests/unit -q
 
-# Needs root, docker (scripts/services.sh start) and the Ubuntu/Debian archives.
-integration:
-	$(PYTEST) tests/integration -q -m integration
+# Needs root, `make deps` and the Ubuntu/Debian archives. dockerd and the loopback
+# registry are started for the run and stopped after it, unless they were running.
+integration: fixtures
+	bash scripts/services.sh run -- $(PYTEST) tests/integration -q -m integration
 
-test: lint typecheck
-	$(PYTEST) tests -q -m 'integration or not integration'
+test: lint typecheck fixtures
+	bash scripts/services.sh run -- $(PYTEST) tests -q -m 'integration or not integration'
 
 bench:
 	$(PYTHON) bench/run_all.py

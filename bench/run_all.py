@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-SCRIPTS = ("bench_resolve.py", "bench_pack.py", "bench_verify.py")
+SCRIPTS = ("bench_resolve.py", "bench_dryrun.py", "bench_pack.py", "bench_verify.py")
 
 
 def main() -> int:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from bundler.build import BuildOptions, BuildResult, run_build
+from bundler.build import BuildOptions, run_build
 from bundler.plan import BuildPlan
 from bundler.split import parse_size
 from installer.cli import handle_errors, json_option
 from installer.console import Console
 from installer.errors import ExitCode, GpubundleError
+
+if TYPE_CHECKING:
+    from bundler.assemble import BuildResult
 
 DEFAULT_CACHE = Path.home() / ".cache" / "gpubundle"
 
@@ -229,31 +233,31 @@ def _report_plan(console: Console, plan: BuildPlan) -> None:
     for image in plan.images:
         if image.packages:
             made_of = ", ".join(f"{p.name} {p.version}" for p in image.packages)
-            console.info(f"image: {image.ref} ({image.kind}, from {made_of})")
+            console.result(f"image: {image.ref} ({image.kind}, from {made_of})")
         else:
-            console.info(f"image: {image.ref} ({image.kind}, pulled with Docker)")
+            console.result(f"image: {image.ref} ({image.kind}, pulled with Docker)")
     total = sum(p.size for p in plan.packages)
-    console.info(
+    console.result(
         f"{len(plan.packages)} packages, {total / 1e6:.1f} MB; nothing was downloaded (--dry-run)"
     )
     console.emit(plan.as_json())
 
 
 def _report_bundle(console: Console, result: BuildResult) -> None:
-    console.info("")
-    console.info(
+    console.result("")
+    console.result(
         f"bundle:    {result.bundle} ({result.bundle_size / 1e6:.1f} MB, sha256 {result.bundle_sha256})"
     )
     if result.parts:
-        console.info(
+        console.result(
             f"parts:     {len(result.parts)}, {result.parts[0].name} … {result.parts[-1].name}"
         )
-        console.info(
+        console.result(
             f"           copy every part, {result.bundle.name} and {result.bundle.name}.asc"
         )
-    console.info(f"installer: {result.installer} (+ {result.installer.name}.asc)")
-    console.info(f"signed by: {result.fingerprint}")
+    console.result(f"installer: {result.installer} (+ {result.installer.name}.asc)")
+    console.result(f"signed by: {result.fingerprint}")
     copied = "all these files" if result.parts else "both files"
-    console.info(f"On the air-gapped host, with {copied} copied beside each other, run as root:")
-    console.info(f"  {result.command}")
+    console.result(f"On the air-gapped host, with {copied} copied beside each other, run as root:")
+    console.result(f"  {result.command}")
     console.emit(result.as_json())

@@ -70,7 +70,7 @@ def distros(show_sources: bool, json_mode: bool) -> None:
             for t in targets:
                 for s in t["sources"]:
                     urls = " ".join(f"{arch}={url}" for arch, url in s["urls"].items())
-                    console.info(f"{t['name']} {s['id']}: {urls} suite {s['suite']}")
+                    console.result(f"{t['name']} {s['id']}: {urls} suite {s['suite']}")
         console.emit({"ok": True, "targets": targets})
 
     handle_errors(console, body)

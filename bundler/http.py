@@ -11,6 +11,7 @@ to ``DEST``. Progress is reported through a callback, never printed here.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 from urllib3.util.retry import Retry
 
 from installer import __version__
@@ -32,6 +34,11 @@ NETWORK_HINT = (
     "check the network, the HTTP_PROXY/HTTPS_PROXY/NO_PROXY settings, and the mirror URL "
     "(override a source with --mirror ID=URL)"
 )
+
+# urllib3 logs each retry as a WARNING ("Retrying (Retry(total=4, ...))"); with no logging
+# configured Python prints those raw on stderr. The final error says what happened instead.
+logging.getLogger("urllib3").addHandler(logging.NullHandler())
+logging.getLogger("urllib3").propagate = False
 
 Timeout = tuple[float, float]
 
@@ -49,11 +56,36 @@ class _TimeoutAdapter(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
+def _unreachable(error: BaseException | None) -> bool:
+    """A name that does not resolve, or a host that refuses the connection: final, not transient."""
+    if isinstance(error, NameResolutionError):
+        return True
+    return isinstance(error, NewConnectionError) and isinstance(
+        error.__context__, ConnectionRefusedError
+    )
+
+
+class _Retry(Retry):
+    """urllib3's Retry, except that an unreachable host is final at once.
+
+    "No such host" and "connection refused" do not change within the seconds of a
+    backoff: retrying them only delayed the error by 15-18 s for a mistyped or
+    unreachable mirror. Timeouts, resets and 429/5xx answers are still retried.
+    """
+
+    def increment(  # type: ignore[override]
+        self, *args: Any, **kwargs: Any
+    ) -> Retry:
+        if _unreachable(kwargs.get("error")):
+            return Retry.increment(self.new(total=0, connect=0), *args, **kwargs)
+        return super().increment(*args, **kwargs)
+
+
 def make_session(
     *, retries: int = 5, backoff: float = 0.5, timeout: Timeout = DEFAULT_TIMEOUT
 ) -> requests.Session:
     """A session that retries transient failures with backoff ``backoff * 2**n`` seconds."""
-    retry = Retry(
+    retry = _Retry(
         total=retries,
         connect=retries,
         read=retries,
@@ -77,8 +109,25 @@ class NotFoundError(GpubundleError):
     """The server answered 404: callers with a fallback (InRelease -> Release) catch this."""
 
 
+def _cause(exc: BaseException) -> str:
+    """What went wrong, in words, instead of urllib3's nested reprs."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, NameResolutionError):
+            return f"the host name {seen.conn.host} does not resolve"
+        if isinstance(seen, NewConnectionError) and isinstance(
+            seen.__context__, ConnectionRefusedError
+        ):
+            return f"{seen.conn.host}:{seen.conn.port} refused the connection"
+        if isinstance(seen, requests.Timeout):
+            return "no answer in time (after retries)"
+        reason = getattr(seen, "reason", None)
+        seen = reason if isinstance(reason, BaseException) else seen.__cause__ or seen.__context__
+    return str(exc)
+
+
 def _network_error(url: str, exc: Exception) -> GpubundleError:
-    return GpubundleError(f"cannot download {url}: {exc}", hint=NETWORK_HINT)
+    return GpubundleError(f"cannot download {url}: {_cause(exc)}", hint=NETWORK_HINT)
 
 
 def _check(response: requests.Response, url: str) -> None:

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import bisect
 import functools
+import marshal
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 # A literal "\n" prefix instead of MULTILINE "^" keeps these scans several times faster;
 # the first stanza of a file, which no newline precedes, is matched separately.
@@ -185,6 +189,61 @@ def record_from_fields(
         raise ValueError(f"stanza without a {exc.args[0]} field") from None
 
 
+_OFFSETS_SUFFIX = ".offsets"
+_OFFSETS_FORMAT = 1
+Offsets = tuple[list[int], dict[bytes, list[int]]]
+
+
+def _scan_packages(data: bytes) -> Offsets:
+    """Every stanza's start, and the starts of each package name's stanzas, in file order."""
+    starts: list[int] = []
+    by_name: dict[bytes, list[int]] = {}
+    first = _FIRST_PACKAGE_LINE.match(data)
+    matches = _PACKAGE_LINE.finditer(data)
+    for match, start in (
+        *(((first, 0),) if first else ()),
+        *((m, m.start() + 1) for m in matches),
+    ):
+        starts.append(start)
+        offsets = by_name.get(match.group(1))
+        if offsets is None:
+            by_name[match.group(1)] = [start]
+        else:
+            offsets.append(start)
+    return starts, by_name
+
+
+def _file_stamp(path: Path) -> tuple[int, int, int]:
+    info = path.stat()
+    return (info.st_size, info.st_mtime_ns, info.st_ino)
+
+
+def _load_sidecar(sidecar: Path, stamp: tuple[int, int, int]) -> tuple[Any, ...] | None:
+    try:
+        loaded = marshal.loads(sidecar.read_bytes())
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    if not isinstance(loaded, tuple) or len(loaded) != 5 or loaded[:2] != (_OFFSETS_FORMAT, stamp):
+        return None
+    return loaded
+
+
+def _write_offsets(
+    sidecar: Path,
+    stamp: tuple[int, int, int],
+    starts: list[int],
+    by_name: dict[bytes, list[int]],
+    provides: dict[str, list[int]],
+) -> None:
+    """Best effort: a cache that cannot be written only costs the next run a rescan."""
+    tmp = sidecar.with_name(f".{sidecar.name}.{os.getpid()}")
+    try:
+        tmp.write_bytes(marshal.dumps((_OFFSETS_FORMAT, stamp, starts, by_name, provides)))
+        os.replace(tmp, sidecar)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
 class PackageIndex:
     """The binary packages of one ``Packages`` file, for one architecture.
 
@@ -199,30 +258,45 @@ class PackageIndex:
         packages_bytes: bytes,
         arch: str,
         extra_archs: tuple[str, ...] = (),
+        *,
+        offsets: tuple[list[int], dict[bytes, list[int]]] | None = None,
     ) -> None:
         self.source_id = source_id
         self.base_url = base_url
         self.arch = arch
         self._archs = {arch, "all", *extra_archs}
         self._data = packages_bytes
-        self._starts: list[int] = []
-        self._by_name: dict[bytes, list[int]] = {}
-        starts = self._starts
-        by_name = self._by_name
-        first = _FIRST_PACKAGE_LINE.match(packages_bytes)
-        matches = _PACKAGE_LINE.finditer(packages_bytes)
-        for match, start in (
-            *(((first, 0),) if first else ()),
-            *((m, m.start() + 1) for m in matches),
-        ):
-            starts.append(start)
-            offsets = by_name.get(match.group(1))
-            if offsets is None:
-                by_name[match.group(1)] = [start]
-            else:
-                offsets.append(start)
+        self._starts, self._by_name = offsets or _scan_packages(packages_bytes)
         self._records: dict[int, PackageRecord | None] = {}
         self._provides: dict[str, list[int]] | None = None
+
+    @classmethod
+    def from_file(
+        cls,
+        source_id: str,
+        base_url: str,
+        path: Path,
+        arch: str,
+        extra_archs: tuple[str, ...] = (),
+    ) -> PackageIndex:
+        """The index of a verified Packages file, its stanza offsets cached beside it.
+
+        Scanning a large index for its stanzas costs more than apt's whole warm run;
+        the offsets depend only on the file's bytes, so they are kept in
+        ``PATH.offsets`` and reused while the file's size and mtime are unchanged.
+        """
+        data = path.read_bytes()
+        sidecar = path.with_name(path.name + _OFFSETS_SUFFIX)
+        stamp = _file_stamp(path)
+        loaded = _load_sidecar(sidecar, stamp)
+        if loaded is not None:
+            index = cls(source_id, base_url, data, arch, extra_archs, offsets=loaded[2:4])
+            index._provides = loaded[4]
+            return index
+        index = cls(source_id, base_url, data, arch, extra_archs)
+        index._provides = index._scan_provides()
+        _write_offsets(sidecar, stamp, index._starts, index._by_name, index._provides)
+        return index
 
     def __len__(self) -> int:
         return len(self._starts)

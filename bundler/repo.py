@@ -18,7 +18,9 @@ flat ones (``deb URL /``, like NVIDIA's) are handled.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import json
 import lzma
 import os
 import shutil
@@ -30,7 +32,7 @@ from pathlib import Path
 
 import requests
 
-from bundler.http import NotFoundError, download, fetch_bytes
+from bundler.http import NETWORK_HINT, NotFoundError, download, fetch_bytes
 from bundler.releasefile import (
     IndexEntry,
     ReleaseFile,
@@ -41,7 +43,7 @@ from bundler.releasefile import (
 )
 from bundler.sourcekeys import SourceKeys, load_source_keys
 from bundler.targets import SourceSpec
-from installer.errors import VerificationError
+from installer.errors import GpubundleError, VerificationError
 from installer.manifest import SourceRecord
 from installer.openpgp import verify_clearsigned, verify_detached
 
@@ -101,6 +103,10 @@ class RepoClient:
         self.now = now
 
     def fetch(self, source: SourceSpec, arch: str) -> FetchedSource:
+        with _reachable(source, arch):
+            return self._fetch(source, arch)
+
+    def _fetch(self, source: SourceSpec, arch: str) -> FetchedSource:
         keys = load_source_keys(self.session, source)
         meta = metadata_url(source, arch)
         name, raw, signature, content = self._release(source, meta, keys)
@@ -201,7 +207,7 @@ class RepoClient:
         if not pooled.exists():
             return None
         try:
-            check_file(entry, pooled, what)
+            _checked(entry, pooled, what)
             return self._decompressed(pooled, suffix, plain, what)
         except VerificationError:
             pooled.unlink()  # damaged cache entry: fetch it again
@@ -260,12 +266,63 @@ def _trust_hint(source: SourceSpec, keys: SourceKeys) -> str:
     )
 
 
+_VERIFIED_SUFFIX = ".verified"
+
+
+def _stamp(path: Path) -> list[int]:
+    info = path.stat()
+    return [info.st_size, info.st_mtime_ns, info.st_ino]
+
+
+def _checked(entry: IndexEntry, path: Path, what: str) -> None:
+    """check_file, once per file: a verified file is not hashed again while unchanged.
+
+    The same trust apt gives its lists once verified: the cache is the builder's own
+    directory. A stamp (size, mtime, inode) and the Release's hashes are kept beside the
+    file; a file that changed in any of these is hashed again.
+    """
+    stamp_file = path.with_name(path.name + _VERIFIED_SUFFIX)
+    expected = {"stamp": _stamp(path), "hashes": dict(sorted(entry.hashes.items()))}
+    try:
+        if json.loads(stamp_file.read_text()) == expected:
+            return
+    except (OSError, ValueError):
+        pass
+    check_file(entry, path, what)
+    with contextlib.suppress(OSError):  # a stamp not written only costs the next run a rehash
+        stamp_file.write_text(json.dumps(expected))
+
+
 def _matches(entry: IndexEntry, path: Path) -> bool:
     try:
-        check_file(entry, path, str(path))
+        _checked(entry, path, str(path))
     except VerificationError:
         return False
     return True
+
+
+@contextmanager
+def _reachable(source: SourceSpec, arch: str) -> Iterator[None]:
+    """Re-raise a download failure naming the source and the two options that route around it."""
+    try:
+        yield
+    except VerificationError:
+        raise
+    except GpubundleError as exc:
+        if exc.message.startswith("source "):
+            raise
+        base = (
+            "check the network and HTTP_PROXY/HTTPS_PROXY/NO_PROXY"
+            if exc.hint == NETWORK_HINT
+            else exc.hint
+        )
+        raise GpubundleError(
+            f"source {source.id} ({source.url_for(arch)}): {exc.message}",
+            hint=f"{base}; where this machine reaches {source.id} through an internal mirror, "
+            f"pass --mirror {source.id}=URL (and --key {source.id}=FILE if the mirror re-signs "
+            "the repository with its own key)",
+            details=exc.details,
+        ) from exc
 
 
 @contextmanager

@@ -89,7 +89,7 @@ def verify(bundle: Path, trust: tuple[str, ...], json_mode: bool) -> None:
         index = open_source(bundle, trusted).index
         info = summary(manifest, bundle, len(index.parts) if index else 0)
         console.table(["field", "value"], _rows(info), title=f"{bundle.name}: verified")
-        console.info("packages: " + " ".join(info["packages"]))
+        console.result("packages: " + " ".join(info["packages"]))
         console.emit(info)
 
     handle_errors(console, body)

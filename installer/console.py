@@ -1,8 +1,11 @@
 """How gpubundle talks to people and to programs.
 
-Human output goes to stderr as plain lines (rich tables and progress bars on
-a terminal when rich is importable); ``--json`` output is exactly one JSON
-document on stdout, so ``gpubundle … --json | jq`` always works.
+The conventions of apt and docker: results (tables, verdicts, the command to run
+next) go to stdout, so ``gpubundle distros | grep ubuntu24`` works; progress, steps,
+logs and warnings go to stderr, so they never mix into what a pipe reads. Rich
+tables and progress bars appear on a terminal when rich is importable. With
+``--json`` stdout holds exactly one JSON document and nothing else, so
+``gpubundle … --json | jq`` always works; errors are that document too.
 """
 
 from __future__ import annotations
@@ -61,23 +64,36 @@ class Console:
     def step(self, message: str) -> None:
         self.info(f"==> {message}")
 
+    def result(self, message: str) -> None:
+        """A line of the command's result, for people: stdout, silent with --json."""
+        if not self.json_mode:
+            print(message, flush=True)
+
     def warn(self, message: str) -> None:
         if not self.json_mode:
             print(f"warning: {message}", file=sys.stderr, flush=True)
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]], title: str = "") -> None:
+        """A result table on stdout. The first column (names) is never cut or wrapped."""
         if self.json_mode or self.quiet:
             return
-        if self.fancy:
+        if sys.stdout.isatty() and _rich_available():
             from rich.console import Console as RichConsole
             from rich.table import Table
 
-            rich_table = Table(*headers, title=title or None)
+            rich_table = Table(title=title or None)
+            first = max((len(h) for h in headers[:1]), default=0)
+            first = max([first, *(len(row[0]) for row in rows if row)])
+            for position, header in enumerate(headers):
+                if position == 0:
+                    rich_table.add_column(header, no_wrap=True, min_width=first)
+                else:
+                    rich_table.add_column(header, overflow="fold")
             for row in rows:
                 rich_table.add_row(*row)
-            RichConsole(stderr=True).print(rich_table)
+            RichConsole().print(rich_table)
             return
-        print(format_table(headers, rows, title), file=sys.stderr, flush=True)
+        print(format_table(headers, rows, title), flush=True)
 
     def emit(self, document: Any) -> None:
         """The machine-readable result: printed only in JSON mode."""

@@ -8,7 +8,7 @@
 #   --keep   leave the work directory (bundle, root, keys) for a look afterwards
 # GPUBUNDLE_DEMO_CACHE: the build's download cache (default .cache/build, shared with the
 # tests); point it at an empty directory to see a cold build.
-# Needs root (chroot, mount, unshare), `gpubundle` on PATH (make install), and the
+# Needs root (chroot, mount, unshare), gpubundle importable by $PYTHON (make install), and the
 # Debian archive (deb.debian.org). The packages are stand-ins built for tests, not
 # NVIDIA's; nothing outside the throwaway directory is changed.
 set -euo pipefail
@@ -25,10 +25,34 @@ if [[ $(id -u) -ne 0 ]]; then
     echo "hint: run it as root, e.g. sudo make demo" >&2
     exit 1
 fi
-if ! command -v gpubundle >/dev/null; then
-    echo "demo: gpubundle is not on PATH" >&2
-    echo "hint: make install (pip install -e '.[dev]'), then run the demo again" >&2
+# Every prerequisite first, all of them named at once: nothing is started before.
+missing_pkgs=()
+for tool in debootstrap:debootstrap gpg:gnupg gpgv:gpgv zstd:zstd unshare:util-linux \
+    dpkg-deb:dpkg fakeroot:fakeroot; do
+    command -v "${tool%%:*}" >/dev/null || missing_pkgs+=("${tool#*:}")
+done
+[[ -f /usr/share/keyrings/debian-archive-keyring.gpg ]] || missing_pkgs+=(debian-archive-keyring)
+problems=()
+if [[ ${#missing_pkgs[@]} -gt 0 ]]; then
+    problems+=("missing packages: ${missing_pkgs[*]} (apt-get install ${missing_pkgs[*]})")
+fi
+if ! "$PYTHON" -c "import bundler.cli" 2>/dev/null; then
+    problems+=("$PYTHON cannot import gpubundle (make install, then sudo make demo: the Makefile runs the demo with .venv's python)")
+elif ! "$PYTHON" -m tests.support.nvidia_fixtures 2>/dev/null \
+    || ! "$PYTHON" -c "from tests.support import nvidia_fixtures as f; f.required_dir()" 2>/dev/null; then
+    problems+=("NVIDIA's published metadata is missing (make fixtures says why)")
+fi
+if [[ ${#problems[@]} -gt 0 ]]; then
+    for p in "${problems[@]}"; do echo "demo: $p" >&2; done
+    echo "hint: fix the above, then run the demo again; nothing was started" >&2
     exit 1
+fi
+# gpubundle as the user would type it; without a console script on PATH (sudo resets PATH),
+# the same command through the interpreter that has it.
+if [[ $PYTHON != */* ]] && command -v gpubundle >/dev/null; then
+    GPUBUNDLE=(gpubundle)
+else
+    GPUBUNDLE=("$PYTHON" -m bundler)  # a chosen interpreter, e.g. .venv/bin/python
 fi
 
 WORK=$(mktemp -d /tmp/gpubundle-demo.XXXXXX)
@@ -132,7 +156,7 @@ banner "gpubundle build (the connected machine)" \
     "Resolve nvidia-container-toolkit against the stand-in and the real Debian archive, for only
 what the host lacks, download and check every .deb, sign, pack."
 mkdir "$WORK/out"
-show gpubundle build --distro "$DISTRO" \
+show "${GPUBUNDLE[@]}" build --distro "$DISTRO" \
     --mirror "nvidia=$MIRROR" --key "nvidia=$WORK/nvidia/gpgkey" \
     --target-status "$WORK/host-dpkg-status" --no-images \
     --sign-key "$FPR" --gnupghome "$GNUPGHOME" \
@@ -140,7 +164,7 @@ show gpubundle build --distro "$DISTRO" \
 BUNDLE_SIZE=$(stat -c %s "$WORK/out/bundle.tar.zst")
 
 banner "gpubundle verify" "Check every byte against the key you trust, without changing anything."
-show gpubundle verify "$WORK/out/bundle.tar.zst" --trust "$FPR"
+show "${GPUBUNDLE[@]}" verify "$WORK/out/bundle.tar.zst" --trust "$FPR"
 gpg --batch --quiet --export "$FPR" >"$WORK/signer.gpg"
 show gpgv --keyring "$WORK/signer.gpg" \
     "$WORK/out/gpubundle-installer.pyz.asc" "$WORK/out/gpubundle-installer.pyz"

@@ -4,7 +4,10 @@
 #   docker-registry         Debian's registry with our own config: 127.0.0.1:5000, no auth,
 #                           storage under /var/lib/gpubundle-ci/registry
 # Usage: bash scripts/services.sh start|stop|status
+#        bash scripts/services.sh run -- COMMAND [ARG...]
 # `start` is idempotent: a service that already answers is left alone.
+# `run` starts what is not running, runs COMMAND, then stops only what it started
+# (`make test` runs the tests this way) and exits with COMMAND's status.
 set -euo pipefail
 
 LOG_DIR=/var/log/gpubundle-ci
@@ -165,8 +168,25 @@ stop)
 status)
     status
     ;;
+run)
+    shift
+    [ "${1:-}" = "--" ] && shift
+    [ $# -gt 0 ] || { echo "usage: $0 run -- COMMAND [ARG...]" >&2; exit 2; }
+    need_root run
+    mkdir -p "$LOG_DIR" "$RUN_DIR" "$STATE_DIR"
+    docker_was_up=0; registry_was_up=0
+    docker_up && docker_was_up=1
+    registry_up && registry_was_up=1
+    start_dockerd
+    start_registry
+    rc=0
+    "$@" || rc=$?
+    [ $registry_was_up -eq 1 ] || stop_pid registry "$REGISTRY_PID"
+    [ $docker_was_up -eq 1 ] || stop_pid dockerd "$DOCKERD_PID"
+    exit $rc
+    ;;
 *)
-    echo "usage: $0 start|stop|status" >&2
+    echo "usage: $0 start|stop|status|run -- COMMAND" >&2
     exit 2
     ;;
 esac

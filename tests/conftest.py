@@ -4,25 +4,43 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support import nvidia_fixtures as pinned_nvidia
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = REPO_ROOT / ".cache"
 
 
-def shared_dir() -> Path:
-    """../shared beside the checkout (CI lays a copy there too); GPUBUNDLE_SHARED overrides."""
-    return Path(os.environ.get("GPUBUNDLE_SHARED", REPO_ROOT.parent / "shared"))
+IN_CI = bool(os.environ.get("CI"))
+
+
+def missing_part(reason: str) -> None:
+    """Skip for a missing part here; in CI (CI=true) the same is a failure: tiers fail closed."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI must have every part)", pytrace=False)
+    pytest.skip(reason)
+
+
+def nvidia_fixtures_dir() -> Path:
+    """NVIDIA's real published metadata (tests/support/nvidia_fixtures.py says from where)."""
+    found, why = pinned_nvidia.locate()
+    if found is None:
+        missing_part(
+            "NVIDIA's published metadata is not here: " + "; ".join(why) + ". Run `make "
+            "fixtures` (it fetches them by pinned hash), or put ../shared/fixtures/nvidia "
+            "beside the checkout"
+        )
+        raise AssertionError("unreachable")  # missing_part raises
+    return found
 
 
 @pytest.fixture(scope="session")
 def nvidia_fixtures() -> Path:
-    path = shared_dir() / "fixtures" / "nvidia"
-    if not (path / "gpgkey").exists():
-        pytest.fail(f"NVIDIA fixtures not found at {path}; set GPUBUNDLE_SHARED")
-    return path
+    return nvidia_fixtures_dir()
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +60,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             and not Path("/usr/local/nvidia/bin/nvidia-smi").exists()
         ):
             item.add_marker(pytest.mark.skip(reason="no NVIDIA GPU/driver on this machine"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """In CI a skipped test fails: a missing part must not make a tier vanish silently.
+
+    Only tests marked ``gpu`` may skip there (CI machines have no GPU; the GPU host
+    runs them), and expected failures (xfail) keep their meaning.
+    """
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail") and "gpu" not in item.keywords:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where every part must be present: {reason}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI a selected tier that ran nothing fails (pytest's own code 5 would pass .ci/run)."""
+    if IN_CI and session.testscollected == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

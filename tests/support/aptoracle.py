@@ -24,7 +24,8 @@ from bundler.releasefile import check_file, parse_release
 from installer.errors import VerificationError
 from installer.openpgp import verify_clearsigned
 from installer.runner import run
-from tests.conftest import CACHE_DIR, shared_dir
+from tests.conftest import CACHE_DIR
+from tests.support import nvidia_fixtures
 from tests.support.roots import DISTROS, DistroSpec, archive_keyring, keyring_fingerprints
 
 INDEX_CACHE = CACHE_DIR / "indices"
@@ -86,7 +87,7 @@ def distro_index_files(distro: str, arch: str = "amd64") -> list[IndexFile]:
 
 def nvidia_index_file(arch: str = "amd64") -> IndexFile:
     """NVIDIA's real flat Packages from the shared fixtures (verified when collected)."""
-    path = shared_dir() / "fixtures" / "nvidia" / "stable" / "deb" / arch / "Packages"
+    path = nvidia_fixtures.required_dir() / "stable" / "deb" / arch / "Packages"
     line = f"deb [trusted=yes arch={arch}] {NVIDIA_URL} /"
     return IndexFile("nvidia", NVIDIA_URL, line, path)
 

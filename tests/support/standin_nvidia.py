@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # python-debian is imported where used: the GPU host has none
     from debian.deb822 import Deb822
 
 from installer.runner import run
-from tests.conftest import shared_dir
+from tests.support import nvidia_fixtures
 from tests.support.testkeys import TestKey
 
 STANDIN_BIN = Path(__file__).resolve().parent / "standin_bin"
@@ -84,7 +84,7 @@ class StandinRepo:
 
 
 def fixture_packages(arch: str = "amd64") -> Path:
-    return shared_dir() / "fixtures" / "nvidia" / "stable" / "deb" / arch / "Packages"
+    return nvidia_fixtures.required_dir() / "stable" / "deb" / arch / "Packages"
 
 
 def read_stanzas(path: Path) -> list[Deb822]:

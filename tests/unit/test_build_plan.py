@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bundler.build import writable_output
+from bundler.assemble import writable_output
 from bundler.buildplan import (
     BuildOptions,
     armored_keys,

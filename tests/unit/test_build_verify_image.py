@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bundler.build import make_verify_image
+from bundler.assemble import make_verify_image
 from bundler.plan import BUILTIN, PlannedImage, PlannedPackage
 from installer import layout
 from installer.errors import GpubundleError

@@ -217,7 +217,7 @@ def test_verify_command_json_and_exit_codes(tmp_path: Path, key: testkeys.TestKe
     assert bad.exit_code == int(ExitCode.VERIFICATION)
     assert json.loads(bad.stdout)["error"] == "VerificationError"
     human = CliRunner().invoke(main, ["verify", str(bundle.path), "--trust", key.fingerprint])
-    assert human.exit_code == 0 and "verified" in human.stderr
+    assert human.exit_code == 0 and "verified" in human.stdout
     assert sorted(tmp_path.rglob("*")) == before
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
+import sys
 
 import click
+import pytest
 from click.testing import CliRunner
 
 from installer.cli import handle_errors, json_option, make_group
@@ -87,3 +91,42 @@ def test_format_table_aligns_columns() -> None:
     lines = text.splitlines()
     assert lines[0] == "check   result"
     assert lines[3] == "distro  mismatch"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_tables_are_results_on_stdout_and_never_cut_names(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [
+        ["libnvidia-container-tools", "1.20.1-1", "amd64", "nvidia", "x" * 60],
+        ["nvidia-container-toolkit-base", "1.20.1-1", "amd64", "nvidia", "y" * 60],
+    ]
+    headers = ["package", "version", "arch", "source", "detail"]
+    Console().table(headers, rows, title="plan")  # not a terminal: plain text
+    out, err = capsys.readouterr()
+    assert "libnvidia-container-tools" in out and err == ""
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    monkeypatch.setenv("COLUMNS", "80")
+    Console().table(headers, rows, title="plan")  # a terminal at 80 columns: rich
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", terminal.getvalue())  # colours are not width
+    assert "libnvidia-container-tools " in shown and "nvidia-container-toolkit-base " in shown
+    assert max(len(line) for line in shown.splitlines()) <= 80
+
+
+def test_results_go_to_stdout_and_progress_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    console = Console()
+    console.step("verifying")
+    console.info("reading")
+    console.warn("careful")
+    console.result("verified")
+    out, err = capsys.readouterr()
+    assert out == "verified\n"
+    assert err == "==> verifying\nreading\nwarning: careful\n"
+    Console(json_mode=True).result("verified")
+    assert capsys.readouterr().out == ""

@@ -86,3 +86,44 @@ def test_lazy_index_and_provides() -> None:
         Relation("virt", "", "=", "2"),
         Relation("other"),
     )
+
+
+INDEX_TEXT = b"""Package: a
+Version: 1
+Architecture: amd64
+Provides: virt
+
+Package: b
+Version: 2
+Architecture: all
+Depends: a
+"""
+
+
+def _same(first: PackageIndex, second: PackageIndex) -> None:
+    assert [(r.name, r.version) for r in first.records()] == [
+        (r.name, r.version) for r in second.records()
+    ]
+    assert [r.name for r in first.providers("virt")] == [r.name for r in second.providers("virt")]
+
+
+def test_from_file_caches_offsets_beside_the_index(tmp_path: Path) -> None:
+    path = tmp_path / "Packages"
+    path.write_bytes(INDEX_TEXT)
+    fresh = PackageIndex.from_file("src", "http://x", path, "amd64")
+    sidecar = tmp_path / "Packages.offsets"
+    assert sidecar.exists()
+    _same(fresh, PackageIndex("src", "http://x", INDEX_TEXT, "amd64"))
+    # A second load reads the sidecar: a sidecar that lied would show here.
+    cached = PackageIndex.from_file("src", "http://x", path, "amd64")
+    _same(cached, fresh)
+    assert cached._starts == fresh._starts
+
+    # The file changes (a new index under the same name): the sidecar no longer counts.
+    changed = INDEX_TEXT.replace(b"Package: b", b"Package: c")
+    path.write_bytes(changed)
+    reloaded = PackageIndex.from_file("src", "http://x", path, "amd64")
+    assert [r.name for r in reloaded.records()] == ["a", "c"]
+
+    sidecar.write_bytes(b"not marshal")  # damaged: rescanned, rewritten
+    assert [r.name for r in PackageIndex.from_file("s", "u", path, "amd64").records()] == ["a", "c"]

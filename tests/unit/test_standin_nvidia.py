@@ -24,7 +24,8 @@ COPIED = (*RELATIONS, "Multi-Arch", "Architecture", "Section", "Priority")
 
 
 @pytest.fixture(scope="module")
-def key(tmp_path_factory: pytest.TempPathFactory) -> testkeys.TestKey:
+def key(tmp_path_factory: pytest.TempPathFactory, nvidia_fixtures: Path) -> testkeys.TestKey:
+    """The stand-ins copy NVIDIA's real metadata: every test here needs it (nvidia_fixtures)."""
     return testkeys.make_key(tmp_path_factory.mktemp("gnupg"))
 
 

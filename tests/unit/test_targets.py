@@ -72,20 +72,21 @@ def test_urls_per_arch() -> None:
     assert (
         nvidia.url_for("arm64") == "https://nvidia.github.io/libnvidia-container/stable/deb/arm64"
     )
-    assert nvidia.key.fingerprints == (NVIDIA_FPR,) and nvidia.key.file is None
-    assert nvidia.key.url == "https://nvidia.github.io/libnvidia-container/gpgkey"
+    # NVIDIA's key ships with gpubundle like the distributions' keys: a build never fetches it.
+    assert nvidia.key.fingerprints == (NVIDIA_FPR,) and nvidia.key.url == ""
+    assert nvidia.key.file is not None and nvidia.key.file.name == "nvidia.asc"
     with pytest.raises(GpubundleError, match="i386"):
         target.check_arch("i386")
 
 
 def test_shipped_key_files_hold_exactly_the_pinned_keys(tmp_path: Path) -> None:
-    """Every pinned distro fingerprint is in its key file, and the files hold nothing unused."""
+    """Every pinned fingerprint (distros and NVIDIA) is in its key file, and the files hold nothing unused."""
     pinned: dict[Path, set[str]] = {}
     for name in EXPECTED:
         for source in load_target(name, manifests_dir=MANIFESTS).sources:
             if source.key.file is not None:
                 pinned.setdefault(source.key.file, set()).update(source.key.fingerprints)
-    assert {p.name for p in pinned} == {"ubuntu-archive.asc", "debian-archive.asc"}
+    assert {p.name for p in pinned} == {"ubuntu-archive.asc", "debian-archive.asc", "nvidia.asc"}
     for path, fingerprints in pinned.items():
         assert key_fingerprints(path, tmp_path) == fingerprints
     assert sorted(p.name for p in (MANIFESTS / "keys").iterdir()) == sorted(p.name for p in pinned)

@@ -22,6 +22,9 @@ from bundler.http import (
 from installer.errors import GpubundleError
 from tests.support.httpserver import serve_directory
 
+# Loopback HTTP servers: real sockets, so not the unit tier.
+pytestmark = pytest.mark.integration
+
 PAYLOAD = bytes(range(256)) * 1600  # 400 KiB: several download chunks
 
 
@@ -122,6 +125,23 @@ def test_unreachable_host_is_a_clear_error() -> None:
     with pytest.raises(GpubundleError) as err:
         fetch_bytes(make_session(retries=0), "http://127.0.0.1:9/x")
     assert "http://127.0.0.1:9/x" in err.value.message
+
+
+def test_a_refused_connection_is_final_at_once_and_quiet(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """No backoff for a host that refuses (5 retries would take >= 15 s), no urllib3 noise."""
+    started = time.monotonic()
+    with pytest.raises(GpubundleError) as err:
+        fetch_bytes(make_session(retries=5), "http://127.0.0.1:9/x")
+    assert time.monotonic() - started < 5
+    assert (
+        err.value.message
+        == "cannot download http://127.0.0.1:9/x: 127.0.0.1:9 refused the connection"
+    )
+    assert "--mirror ID=URL" in err.value.hint
+    out, errors = capfd.readouterr()
+    assert "Retrying" not in out + errors and "urllib3" not in out + errors
 
 
 def test_default_timeout_applies(tmp_path: Path) -> None:

@@ -14,6 +14,9 @@ from installer.console import Console
 from installer.errors import GpubundleError
 from tests.support.httpserver import serve_directory
 
+# Loopback HTTP servers: real sockets, so not the unit tier.
+pytestmark = pytest.mark.integration
+
 
 def _publish(root: Path, name: str, body: bytes) -> tuple[str, int, str]:
     (root / "pool").mkdir(parents=True, exist_ok=True)

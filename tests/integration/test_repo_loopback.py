@@ -21,6 +21,9 @@ from tests.support import testkeys
 from tests.support.httpserver import serve_directory
 from tests.support.testkeys import make_key
 
+# Loopback HTTP servers: real sockets, so not the unit tier.
+pytestmark = pytest.mark.integration
+
 NVIDIA_FPR = "C95B321B61E88C1809C4F759DDCAE044F796ECB0"
 PACKAGES = b"""Package: hello
 Version: 2.10-2

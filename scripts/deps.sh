@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The Debian/Ubuntu packages the tests and `make demo` need, installed with apt (root).
+# Usage: sudo bash scripts/deps.sh [--check]
+#   --check   only say which are missing (exit 1 if any), install nothing
+# Works on Debian 12 and Ubuntu 24.04; .ci/run calls it on a fresh machine.
+set -euo pipefail
+
+PACKAGES=(
+    docker.io docker-registry debootstrap iproute2 xz-utils zstd gnupg gpgv dpkg-dev
+    fakeroot ca-certificates debian-archive-keyring git make python3-venv
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$pkg")
+done
+
+if [[ ${1:-} == --check ]]; then
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        echo "missing packages: ${missing[*]}" >&2
+        echo "hint: sudo bash scripts/deps.sh (apt-get install ${missing[*]})" >&2
+        exit 1
+    fi
+    exit 0
+fi
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+    echo "deps: every package is installed" >&2
+    exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+    echo "deps: installing ${missing[*]} needs root" >&2
+    echo "hint: sudo bash scripts/deps.sh" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get -o DPkg::Lock::Timeout=600 update -q
+apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: installed ${missing[*]}" >&2
