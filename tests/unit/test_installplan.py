@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from installer.installplan import (
     IMAGES,
     PACKAGES,
     PROOF,
+    RECOVER,
     RESTART,
     RUNTIME,
     STEP_IDS,
@@ -93,7 +95,8 @@ VERIFY = ImagePin(
 def test_fresh_host_plans_every_step_in_order_with_its_changes() -> None:
     plan = build_plan(make_manifest(images=(CUDA,)), SHA, facts())
     assert tuple(s.id for s in plan.steps) == STEP_IDS
-    assert [s.id for s in plan.pending] == list(STEP_IDS)
+    assert [s.id for s in plan.pending] == [s for s in STEP_IDS if s != RECOVER]
+    assert plan.step(RECOVER).skip_reason == "dpkg has no interrupted work"
     assert plan.step(EXTRACT).paths == (str(BUNDLE_DIR),)
     source = plan.step(APT_SOURCE)
     assert "/usr/share/keyrings/gpubundle-89abcdef01234567.gpg" in source.paths
@@ -191,17 +194,29 @@ def test_packages_removed_since_the_record_make_the_step_pending_again() -> None
     assert plan.step(PACKAGES).pending
 
 
-def test_requested_packages_are_upgraded_and_present_dependencies_left_alone() -> None:
+def test_the_family_follows_the_requested_upgrade_and_present_dependencies_are_left_alone() -> None:
+    """NVIDIA's packages depend on each other at exact versions: apt upgrades them together.
+    A dependency from another source that is present stays as it is."""
     m = make_manifest()
-    installed = {"nvidia-container-toolkit": "1.16.0-1", "libnvidia-container1": "1.16.0-1"}
+    seccomp = PackagePin(
+        "libseccomp2", "2.5.4-1", "amd64", 1000, "0" * 64, "repo/debs/s.deb", "debian-main"
+    )
+    m = dataclasses.replace(m, packages=(*m.packages, seccomp))
+    installed = {
+        "nvidia-container-toolkit": "1.16.0-1",
+        "libnvidia-container1": "1.16.0-1",
+        "libseccomp2": "2.5.3-2",
+    }
     changes = package_changes(m, installed)
     assert changes == {
         "nvidia-container-toolkit": "1.17.8-1",
         "nvidia-container-toolkit-base": "1.17.8-1",
         "libnvidia-container-tools": "1.17.8-1",
+        "libnvidia-container1": "1.17.8-1",
     }
     plan = build_plan(m, SHA, facts(installed=installed))
     assert "upgrade nvidia-container-toolkit 1.16.0-1 -> 1.17.8-1" in plan.step(PACKAGES).changes
+    assert "upgrade libnvidia-container1 1.16.0-1 -> 1.17.8-1" in plan.step(PACKAGES).changes
 
 
 def test_plan_json_is_data() -> None:
