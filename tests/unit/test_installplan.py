@@ -233,3 +233,24 @@ def test_docker_coming_with_the_bundle_is_started_not_restarted() -> None:
     assert plan.step(RESTART).changes == (
         "start docker from the bundle (dockerd directly where no init system runs)",
     )
+
+
+def test_interrupted_dpkg_work_is_finished_by_a_planned_step_before_apt_runs_again() -> None:
+    m = make_manifest()
+    installed = dict.fromkeys(
+        ("nvidia-container-toolkit-base", "libnvidia-container-tools", "libnvidia-container1"),
+        "1.17.8-1",
+    ) | {"nvidia-container-toolkit": "1.17.8-1"}
+    pending = ("nvidia-container-toolkit 1.17.8-1 (half-configured)", "dpkg's journal (2 entries)")
+    plan = build_plan(m, SHA, facts(installed=installed, dpkg_recovery=pending))
+    recover = plan.step(RECOVER)
+    assert recover.pending and recover.paths == APT_BOOKKEEPING
+    assert recover.changes == (
+        "run dpkg --configure -a --force-confdef --force-confold: "
+        "nvidia-container-toolkit 1.17.8-1 (half-configured), dpkg's journal (2 entries)",
+    )
+    # apt runs after it, so that its result is checked as after a fresh install.
+    assert plan.step(PACKAGES).pending
+    order = [s.id for s in plan.pending]
+    assert order.index(RECOVER) + 1 == order.index(PACKAGES)
+    assert not build_plan(m, SHA, facts(installed=installed)).step(PACKAGES).pending
