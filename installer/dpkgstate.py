@@ -17,6 +17,8 @@ from pathlib import Path
 
 ADMIN_DIR = Path("/var/lib/dpkg")
 PROC = Path("/proc")
+# apt-get update holds this one, not dpkg's: install runs apt-get update too.
+APT_LISTS_LOCK = Path("/var/lib/apt/lists/lock")
 # apt holds lock-frontend for its whole run, dpkg holds lock while it acts.
 LOCK_NAMES = ("lock-frontend", "lock")
 # dpkg's package states that mean a run did not finish (dpkg --audit reports them).
@@ -169,8 +171,11 @@ def command_line(cmdline: Path) -> str:
         return ""
 
 
-def read_dpkg_facts(admin_dir: Path = ADMIN_DIR, proc: Path = PROC) -> DpkgFacts:
-    """The status file with the journal applied on top, as dpkg itself reads them."""
+def read_dpkg_facts(
+    admin_dir: Path = ADMIN_DIR, proc: Path = PROC, other_locks: Iterable[Path] = ()
+) -> DpkgFacts:
+    """The status file with the journal applied on top, as dpkg itself reads them; lock
+    holders of dpkg's locks and of ``other_locks`` (apt's, e.g. its lists lock)."""
     try:
         status = (admin_dir / "status").read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
@@ -185,5 +190,7 @@ def read_dpkg_facts(admin_dir: Path = ADMIN_DIR, proc: Path = PROC) -> DpkgFacts
     return DpkgFacts(
         packages=dict(sorted(packages.items())),
         journal=tuple(p.name for p in journal),
-        lock_holders=tuple(lock_holders([admin_dir / n for n in LOCK_NAMES], proc)),
+        lock_holders=tuple(
+            lock_holders([*(admin_dir / n for n in LOCK_NAMES), *other_locks], proc)
+        ),
     )

@@ -14,7 +14,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from installer.dpkgstate import ADMIN_DIR, PROC, DpkgFacts, LockHolder, read_dpkg_facts
+from installer.dpkgstate import (
+    ADMIN_DIR,
+    APT_LISTS_LOCK,
+    PROC,
+    DpkgFacts,
+    LockHolder,
+    read_dpkg_facts,
+)
 from installer.engine import detect_engine
 from installer.errors import GpubundleError
 from installer.gpu import read_driver_facts
@@ -121,6 +128,7 @@ def dpkg_facts_after_lock(
     admin_dir: Path = ADMIN_DIR,
     proc: Path = PROC,
     poll_s: float = 1.0,
+    other_locks: Iterable[Path] = (APT_LISTS_LOCK,),
 ) -> DpkgFacts:
     """dpkg's state once nobody holds its locks, or as it is after ``wait_s`` seconds.
 
@@ -131,7 +139,7 @@ def dpkg_facts_after_lock(
     deadline = time.monotonic() + wait_s
     told: set[int] = set()
     while True:
-        facts = read_dpkg_facts(admin_dir, proc)
+        facts = read_dpkg_facts(admin_dir, proc, other_locks)
         if not facts.lock_holders or time.monotonic() >= deadline:
             return facts
         if not {h.pid for h in facts.lock_holders} <= told:

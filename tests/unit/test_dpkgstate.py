@@ -143,12 +143,15 @@ def test_install_waits_for_dpkgs_lock_and_says_who_holds_it(tmp_path: Path) -> N
     told: list[str] = []
     assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
     facts = dpkg_facts_after_lock(
-        30, lambda hs: told.extend(h.describe() for h in hs), tmp_path, poll_s=0.05
+        30, lambda hs: told.extend(h.describe() for h in hs), tmp_path, poll_s=0.05, other_locks=()
     )
     holder.wait()
     assert facts.lock_holders == () and len(told) == 1 and f"pid {holder.pid}" in told[0]
 
-    with lock.open("w") as handle:
+    # apt-get update's lists lock counts too; still held at the end: reported.
+    with (tmp_path / "lists-lock").open("w") as handle:
         fcntl.lockf(handle, fcntl.LOCK_EX)
-        facts = dpkg_facts_after_lock(0.2, lambda hs: None, tmp_path, poll_s=0.05)
+        facts = dpkg_facts_after_lock(
+            0.2, lambda hs: None, tmp_path, poll_s=0.05, other_locks=[tmp_path / "lists-lock"]
+        )
     assert [h.pid for h in facts.lock_holders] == [os.getpid()]
