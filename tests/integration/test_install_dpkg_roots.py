@@ -1,4 +1,5 @@
-"""dpkg's state before and after ``gpubundle install``, in a real Debian 12 root, offline.
+"""dpkg's state before and after ``gpubundle install``, in real Debian 12 (and, for the
+kills, Ubuntu 22.04) roots, offline.
 
 The bundle is made by the real ``gpubundle build`` (stand-in NVIDIA repository, against
 the root's dpkg status) and installed by the ``gpubundle-installer.pyz`` it shipped, under
@@ -67,16 +68,21 @@ def key(tmp_path_factory: pytest.TempPathFactory) -> testkeys.TestKey:
     return testkeys.make_key(tmp_path_factory.mktemp("signer"), name="gpubundle dpkg test")
 
 
-def fresh_root(tmp: Path) -> Path:
-    return debootstrap_root(DISTRO, "minbase", INCLUDE, dest=tmp / "root")
+def fresh_root(tmp: Path, distro: str = DISTRO) -> Path:
+    return debootstrap_root(distro, "minbase", INCLUDE, dest=tmp / "root")
 
 
 def build(
-    tmp: Path, key: testkeys.TestKey, standin: ServedStandin, status: Path, **kw: Any
+    tmp: Path,
+    key: testkeys.TestKey,
+    standin: ServedStandin,
+    status: Path,
+    distro: str = DISTRO,
+    **kw: Any,
 ) -> HostBundle:
     out = tmp / f"out-{kw.get('toolkit_version', 'newest')}"
     return build_target_bundle(
-        out, key, standin.url, standin.armored_key, distro=DISTRO, target_status=status, **kw
+        out, key, standin.url, standin.armored_key, distro=distro, target_status=status, **kw
     )
 
 
@@ -123,11 +129,12 @@ def start_install(root: Path, bundle: HostBundle, *extra: str) -> subprocess.Pop
     )
 
 
+@pytest.mark.parametrize("distro", ["debian12", "ubuntu22.04"])
 def test_killed_while_dpkg_unpacks_or_configures_a_rerun_completes(
-    tmp_path: Path, key: testkeys.TestKey, standin_repo: ServedStandin
+    distro: str, tmp_path: Path, key: testkeys.TestKey, standin_repo: ServedStandin
 ) -> None:
-    root = fresh_root(tmp_path)
-    bundle = build(tmp_path, key, standin_repo, root / "var/lib/dpkg/status")
+    root = fresh_root(tmp_path, distro)
+    bundle = build(tmp_path, key, standin_repo, root / "var/lib/dpkg/status", distro)
     assert bundle.installer is not None
     stage(root, bundle.path, bundle.installer)
     with proc_mounted(root):
