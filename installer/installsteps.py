@@ -6,6 +6,12 @@ configuration back (and restarts the engine) and says what stays installed.
 The runtime, engine and container steps call ``installer.runtime_config``,
 ``installer.engine`` and ``installer.containers``.
 
+apt and dpkg run detached (``aptlocal.run_apt`` with a log under /var/log/gpubundle):
+a kill of this process leaves them to finish, and the next run waits for their lock.
+dpkg work cut short (a power cut) is finished by the ``dpkg-recover`` step, which the
+plan holds only when preflight found that work to be gpubundle's own; the packages step
+ends only when dpkg shows every planned package installed and its journal empty.
+
 Write-ahead: each step records what it is about to change before it changes
 anything (``InstallRecord.with_intent``), so the record of a run killed midway
 still names every path, package, list file, image and daemon.json change that

@@ -3,8 +3,10 @@ kills, Ubuntu 22.04) roots, offline.
 
 The bundle is made by the real ``gpubundle build`` (stand-in NVIDIA repository, against
 the root's dpkg status) and installed by the ``gpubundle-installer.pyz`` it shipped, under
-``unshare -n chroot``. dpkg is stopped at a known point of its work by a status logger
-(tests/support/dpkgfreeze.py: right after it journaled a package's change), then:
+``unshare -n chroot``. dpkg is held at a known point of its work (tests/support/dpkgfreeze.py:
+mid-unpack, by a ``dpkg-deb`` wrapper, with the package half-installed in the journal;
+mid-configure, in the trigger of a watcher package, the toolkit's packages awaiting it),
+then:
 
 - the installer process alone is SIGKILLed: apt and dpkg, in a session of their own,
   go on once dpkg is let go, and a re-run waits for dpkg's lock, then completes;
