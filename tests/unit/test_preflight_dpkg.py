@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from installer.dpkgstate import DpkgFacts, DpkgPackage, LockHolder
+from installer.dpkgstate import DpkgFacts, DpkgPackage, LockHolder, parse_status
 from installer.errors import ExitCode, PreflightError
 from installer.preflight import Check, Options, recoverable, run_preflight
 from tests.unit.test_installplan import make_manifest
@@ -133,3 +133,39 @@ def test_foreign_work_is_recovered_when_gpubundles_record_shows_its_packages_ste
     facts = dpkg(pkg("libc-bin", "2.35", "install ok triggers-pending"))
     assert checks(facts)["dpkg state"].status == "fail"
     assert checks(facts, under_way=True)["dpkg state"].status == "warn"
+
+
+# dpkg's status after `dpkg -r nvidia-container-toolkit` on a host that had 1.18.0-1 (issue #8),
+# plus a hold someone set on a library: both refused from the status file alone.
+ISSUE_8_STATUS = """\
+Package: nvidia-container-toolkit
+Status: deinstall ok config-files
+Architecture: amd64
+Version: 1.18.0-1
+
+Package: nvidia-container-toolkit-base
+Status: install ok installed
+Architecture: amd64
+Version: 1.18.0-1
+
+Package: libnvidia-container-tools
+Status: install ok installed
+Architecture: amd64
+Version: 1.18.0-1
+
+Package: libnvidia-container1
+Status: hold ok installed
+Architecture: amd64
+Version: 1.18.0-1
+"""
+
+
+def test_preflight_over_a_real_status_file_text() -> None:
+    found = checks(DpkgFacts(packages=parse_status(ISSUE_8_STATUS)))
+    assert found["toolkit family"].status == "fail"
+    assert "nvidia-container-toolkit-base 1.18.0-1 installed, bundle has 1.17.8-1" in (
+        found["toolkit family"].detail
+    )
+    assert found["holds"].status == "fail"
+    assert "apt-mark unhold libnvidia-container1" in found["holds"].hint
+    assert found["dpkg state"].status == "ok"  # config-files is a finished state
