@@ -10,14 +10,14 @@ executor runs apt and turns its failures into advice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from installer.atomicfile import write_atomically
 from installer.errors import GpubundleError
 from installer.manifest import Manifest
 from installer.openpgp import dearmor, normalize_fingerprint
-from installer.runner import run, tail
+from installer.runner import run, run_detached, tail
 
 SOURCES_LIST = Path("/etc/apt/sources.list.d/gpubundle.list")
 KEYRINGS_DIR = Path("/usr/share/keyrings")
@@ -27,6 +27,14 @@ EXTENDED_STATES = Path("/var/lib/apt/extended_states")
 # control characters, space and non-ASCII; then every "/" becomes "_".
 _APT_QUOTED = set('\\|{}[]<>"^~_=!@#$%^*')
 DPKG_LOCK_TIMEOUT_S = 120
+# What a person runs after an interrupted dpkg; conffiles kept as apt's install keeps them.
+DPKG_CONFIGURE_PENDING = (
+    "dpkg",
+    "--configure",
+    "-a",
+    "--force-confdef",
+    "--force-confold",
+)
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "NEEDRESTART_MODE": "l"}
 
 
@@ -182,6 +190,8 @@ def _advice(output: str) -> str:
         )
     if "dpkg was interrupted" in output:
         return "an earlier dpkg run was interrupted: run `dpkg --configure -a`, then install again"
+    if "Held packages were changed" in output or "held packages" in output:
+        return "a package the bundle installs is held: `apt-mark showhold`, `apt-mark unhold NAME`"
     if "NO_PUBKEY" in output or "is not signed" in output or "Signature" in output:
         return (
             "apt rejected the local repository's signature; re-run install from the original bundle"
@@ -195,16 +205,55 @@ def _advice(output: str) -> str:
     return "read apt's output above, fix what it names, then run install again"
 
 
-def run_apt(argv: list[str], what: str) -> str:
-    """Run apt-get ``argv``; on failure raise with the tail of apt's output and what to do."""
-    proc = run(argv, env=APT_ENV, check=False, hint="apt-get comes with apt")
-    output = proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
-    if proc.returncode != 0:
-        raise GpubundleError(
-            f"{what} failed (apt-get exit code {proc.returncode})",
-            hint=_advice(output),
-            details=tail(output, 25),
-        )
+def first_errors(output: str) -> list[str]:
+    """apt's first ``E:`` line and dpkg's first error line, in the order they came: the
+    cause, where the last lines are often only apt's summary."""
+    apt_error = next((ln.strip() for ln in output.splitlines() if ln.startswith("E: ")), "")
+    dpkg_error = next(
+        (ln.strip() for ln in output.splitlines() if ln.startswith("dpkg: error")), ""
+    )
+    return [line for line in (dpkg_error, apt_error) if line]
+
+
+def apt_failure(
+    what: str, program: str, code: int, output: str, log_path: Path | None
+) -> GpubundleError:
+    """The error for a failed apt or dpkg run: its own first error lines in the message,
+    the end of its output and where the whole of it lies in the details."""
+    errors = first_errors(output)
+    cause = f": {errors[-1]}" if errors else ""
+    details = [*errors[:-1], *tail(output, 20)]
+    if log_path is not None:
+        details.append(f"full output: {log_path}")
+    return GpubundleError(
+        f"{what} failed ({program} exit code {code}){cause}",
+        hint=_advice(output),
+        details=details,
+    )
+
+
+def run_apt(
+    argv: list[str],
+    what: str,
+    log_path: Path | None = None,
+    on_line: Callable[[str], None] | None = None,
+) -> str:
+    """Run apt-get (or dpkg) ``argv``; on failure raise with its first error line, the tail
+    of its output and what to do.
+
+    With ``log_path`` it runs detached (``runner.run_detached``): its output goes to that
+    log and it finishes its work even when gpubundle is killed; a re-run then finds the
+    dpkg lock held until it is done and waits.
+    """
+    hint = f"{argv[0]} comes with {'dpkg' if argv[0] == 'dpkg' else 'apt'}"
+    if log_path is not None:
+        code, output = run_detached(argv, log_path, env=APT_ENV, on_line=on_line, hint=hint)
+    else:
+        proc = run(argv, env=APT_ENV, check=False, hint=hint)
+        code = proc.returncode
+        output = proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
+    if code != 0:
+        raise apt_failure(what, argv[0], code, output, log_path)
     return output
 
 

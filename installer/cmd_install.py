@@ -20,22 +20,35 @@ from typing import Any
 import click
 
 from installer import containers, criengine, runtime_toml
-from installer.aptlocal import source_is_installed
+from installer.aptlocal import DPKG_LOCK_TIMEOUT_S, source_is_installed
 from installer.atomicfile import write_json_atomic
 from installer.bundle_reader import trusted_fingerprints, verify_bundle
 from installer.cli import handle_errors, json_option
 from installer.console import Console
 from installer.cuda_compat import check_image_against_driver
+from installer.dpkgstate import DpkgFacts, LockHolder
 from installer.errors import ExitCode, GpubundleError
 from installer.gpu import read_driver_facts
-from installer.hostinfo import gather_host_facts, installed_versions, is_root
+from installer.hostinfo import (
+    dpkg_facts_after_lock,
+    gather_host_facts,
+    installed_versions,
+    is_root,
+)
 from installer.hostlock import host_lock
-from installer.installplan import InstallPlan, PlanFacts, build_plan
+from installer.installplan import PACKAGES, RECOVER, InstallPlan, PlanFacts, build_plan
 from installer.installsteps import StepRunner, read_signer_key
 from installer.layout import LOG_DIR, REPO_DIR, STATE_DIR
 from installer.manifest import Manifest
 from installer.partstream import open_source
-from installer.preflight import RUNTIMES, Options, PreflightReport, run_preflight
+from installer.preflight import (
+    RUNTIMES,
+    HostFacts,
+    Options,
+    PreflightReport,
+    recoverable,
+    run_preflight,
+)
 from installer.record import RECORD_PATH, load_record
 
 BUNDLES_DIR = Path(STATE_DIR) / "bundles"
@@ -73,10 +86,33 @@ def confirm(console: Console, yes: bool) -> None:
         raise GpubundleError("cancelled; nothing was changed", hint="re-run when ready")
 
 
+def read_dpkg_state(console: Console) -> DpkgFacts:
+    """dpkg's state, once an apt or dpkg still running (an earlier install's, going on by
+    itself after that install was killed, or anyone's) is done, for up to the lock timeout."""
+
+    def waiting(holders: tuple[LockHolder, ...]) -> None:
+        who = ", ".join(h.describe() for h in holders)
+        console.warn(f"waiting up to {DPKG_LOCK_TIMEOUT_S} s for dpkg's lock, held by {who}")
+
+    return dpkg_facts_after_lock(DPKG_LOCK_TIMEOUT_S, waiting)
+
+
+def packages_step_under_way() -> bool:
+    """gpubundle's record shows its own dpkg work under way (any bundle's)."""
+    record = load_record()
+    return record is not None and record.in_progress in (RECOVER, PACKAGES)
+
+
 def preflight(
     req: Request, manifest: Manifest, bundle_dir: Path, console: Console
-) -> PreflightReport:
-    facts = gather_host_facts(manifest, req.opts, bundle_dir)
+) -> tuple[PreflightReport, HostFacts]:
+    facts = gather_host_facts(
+        manifest,
+        req.opts,
+        bundle_dir,
+        dpkg=read_dpkg_state(console),
+        packages_step_under_way=packages_step_under_way(),
+    )
     if req.opts.runtime in runtime_toml.RUNTIMES:  # gather_host_facts probes Docker only
         cri = criengine.detect(req.opts.runtime, runtime_toml.DEFAULT_CONFIG[req.opts.runtime])
         facts = dataclasses.replace(facts, engine=cri)
@@ -87,11 +123,27 @@ def preflight(
         lambda need, driver, cuda: check_image_against_driver(need, driver, cuda_version=cuda),
     )
     console.table(["check", "result", "detail"], report.rows(), title="Preflight")
-    return report
+    return report, facts
+
+
+def dpkg_recovery(manifest: Manifest, facts: HostFacts) -> tuple[str, ...]:
+    """What the plan's recovery step finishes: empty unless preflight allowed it."""
+    dpkg = facts.dpkg
+    if dpkg is None or not recoverable(manifest, facts):
+        return ()
+    lines = [p.describe() for p in dpkg.interrupted]
+    if dpkg.journal:
+        lines.append(f"dpkg's journal ({len(dpkg.journal)} entries)")
+    return tuple(lines)
 
 
 def plan_install(
-    req: Request, manifest: Manifest, sha: str, bundle_dir: Path, key: bytes
+    req: Request,
+    manifest: Manifest,
+    sha: str,
+    bundle_dir: Path,
+    key: bytes,
+    recovery: tuple[str, ...] = (),
 ) -> InstallPlan:
     record = load_record()
     completed = record.steps_completed if record and record.bundle_sha256 == sha else ()
@@ -122,6 +174,7 @@ def plan_install(
         engine_kind=engine_kind,
         daemon_json=daemon_json or "/etc/docker/daemon.json",
         cdi_refresh=cdi_refresh,
+        dpkg_recovery=recovery,
     )
     return build_plan(manifest, sha, facts)
 
@@ -147,11 +200,11 @@ def run_install(req: Request, console: Console) -> None:
             f"{manifest.toolkit_version}, signed by {manifest.signer_fingerprint}"
         )
         bundle_dir = BUNDLES_DIR / sha
-        report = preflight(req, manifest, bundle_dir, console)
+        report, facts = preflight(req, manifest, bundle_dir, console)
         document: dict[str, Any] = {"ok": True, "bundle_sha256": sha, "preflight": report.as_json()}
         report.raise_if_failed()
         key = read_signer_key(req.bundle, manifest.signer_fingerprint)
-        plan = plan_install(req, manifest, sha, bundle_dir, key)
+        plan = plan_install(req, manifest, sha, bundle_dir, key, dpkg_recovery(manifest, facts))
         console.table(["step", "state", "changes"], plan.rows(), title="Plan")
         document["plan"] = plan.as_json()
         if req.dry_run:

@@ -10,9 +10,18 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from installer.dpkgstate import (
+    ADMIN_DIR,
+    APT_LISTS_LOCK,
+    PROC,
+    DpkgFacts,
+    LockHolder,
+    read_dpkg_facts,
+)
 from installer.engine import detect_engine
 from installer.errors import GpubundleError
 from installer.gpu import read_driver_facts
@@ -113,14 +122,46 @@ def installed_versions(names: Iterable[str], arch: str) -> dict[str, str]:
     return parse_dpkg_query(proc.stdout.decode(errors="replace"), arch)
 
 
+def dpkg_facts_after_lock(
+    wait_s: float,
+    on_wait: Callable[[tuple[LockHolder, ...]], None],
+    admin_dir: Path = ADMIN_DIR,
+    proc: Path = PROC,
+    poll_s: float = 1.0,
+    other_locks: Iterable[Path] = (APT_LISTS_LOCK,),
+) -> DpkgFacts:
+    """dpkg's state once nobody holds its locks, or as it is after ``wait_s`` seconds.
+
+    An apt run of an earlier, killed install goes on in its own session; this waits for
+    it (``on_wait`` is told who holds the lock, once per new holder) so that preflight
+    decides on the state it leaves. A holder still there at the end is preflight's finding.
+    """
+    deadline = time.monotonic() + wait_s
+    told: set[int] = set()
+    while True:
+        facts = read_dpkg_facts(admin_dir, proc, other_locks)
+        if not facts.lock_holders or time.monotonic() >= deadline:
+            return facts
+        if not {h.pid for h in facts.lock_holders} <= told:
+            told |= {h.pid for h in facts.lock_holders}
+            on_wait(facts.lock_holders)
+        time.sleep(poll_s)
+
+
 def gather_host_facts(
     manifest: Manifest,
     opts: Options,
     bundle_dir: Path,
     *,
     os_release_paths: Iterable[Path] = OS_RELEASE_PATHS,
+    dpkg: DpkgFacts | None = None,
+    packages_step_under_way: bool = False,
 ) -> HostFacts:
-    """Everything preflight decides on; the engine and the driver only when they matter."""
+    """Everything preflight decides on; the engine and the driver only when they matter.
+
+    ``dpkg`` is dpkg's state as ``dpkg_facts_after_lock`` read it (None: not read);
+    ``packages_step_under_way`` whether gpubundle's record shows an unfinished packages
+    step (its own dpkg work, which install may finish)."""
     try:
         arch = dpkg_architecture()
     except GpubundleError:
@@ -135,4 +176,6 @@ def gather_host_facts(
         toolkit_installed=toolkit,
         engine=detect_engine() if opts.runtime == "docker" else None,
         driver=None if opts.skip_gpu_checks else read_driver_facts(),
+        dpkg=dpkg,
+        packages_step_under_way=packages_step_under_way,
     )

@@ -14,19 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from installer.aptlocal import SOURCES_LIST, keyring_path, requested_pins
+from installer.aptlocal import DPKG_CONFIGURE_PENDING, SOURCES_LIST, keyring_path, requested_pins
 from installer.containers import CDI_SPEC
 from installer.layout import VERIFY_IMAGE_ARCHIVE
 from installer.manifest import ImagePin, Manifest
 
 EXTRACT = "extract"
 APT_SOURCE = "apt-source"
+RECOVER = "dpkg-recover"
 PACKAGES = "packages"
 RUNTIME = "runtime-config"
 RESTART = "engine-restart"
 IMAGES = "images"
 PROOF = "proof"
-STEP_IDS = (EXTRACT, APT_SOURCE, PACKAGES, RUNTIME, RESTART, IMAGES, PROOF)
+STEP_IDS = (EXTRACT, APT_SOURCE, RECOVER, PACKAGES, RUNTIME, RESTART, IMAGES, PROOF)
 
 # What apt and dpkg write for their own bookkeeping when the packages step runs.
 APT_BOOKKEEPING = (
@@ -76,6 +77,9 @@ class PlanFacts:
     daemon_json: str = "/etc/docker/daemon.json"  # the runtime's config file (TOML for CRI)
     # Why the CDI spec must be generated again (stale, or ours and broken); "" when not.
     cdi_refresh: str = ""
+    # dpkg's interrupted work that install finishes first (preflight allowed it), one line
+    # per package or journal; empty when dpkg has none.
+    dpkg_recovery: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,16 +113,27 @@ class InstallPlan:
         }
 
 
+def toolkit_family(manifest: Manifest) -> dict[str, str]:
+    """{name: version} of the bundled packages from the requested packages' own source
+    (NVIDIA's repository): they depend on each other at exact versions."""
+    sources = {p.source for p in manifest.packages if p.name in manifest.requested}
+    return {p.name: p.version for p in manifest.packages if p.source in sources}
+
+
 def package_changes(manifest: Manifest, installed: Mapping[str, str]) -> dict[str, str]:
     """{name: version} of bundled packages that are absent or at another version on the host.
 
-    The requested packages are always pinned to the bundle's version; dependencies
-    apt installs only when missing, so those already present are left alone.
+    The requested packages are pinned to the bundle's version, and the rest of their
+    family follows them (exact-version dependencies); other dependencies apt installs
+    only when missing, so those already present are left alone.
     """
     pins = requested_pins(manifest)
+    family = toolkit_family(manifest)
     changes = {name: v for name, v in pins.items() if installed.get(name) != v}
     for pkg in manifest.packages:
-        if pkg.name not in pins and pkg.name not in installed:
+        if pkg.name in pins:
+            continue
+        if pkg.name not in installed or (pkg.name in family and installed[pkg.name] != pkg.version):
             changes[pkg.name] = pkg.version
     return dict(sorted(changes.items()))
 
@@ -187,7 +202,10 @@ def build_plan(manifest: Manifest, bundle_sha256: str, facts: PlanFacts) -> Inst
     keyring = keyring_path(manifest.signer_fingerprint)
     pins = requested_pins(manifest)
     changes = package_changes(manifest, facts.installed)
-    packages_done = all(facts.installed.get(n) == v for n, v in pins.items())
+    # After a recovery apt runs again, so that its result is checked like a fresh one.
+    packages_done = not facts.dpkg_recovery and all(
+        facts.installed.get(n) == v for n, v in pins.items()
+    )
     size = sum(f.size for f in manifest.files)
     no_runtime = "--runtime none" if facts.runtime == "none" else ""
     no_docker = (
@@ -219,6 +237,13 @@ def build_plan(manifest: Manifest, bundle_sha256: str, facts: PlanFacts) -> Inst
             ),
             (str(keyring), str(SOURCES_LIST)),
             done=facts.source_installed,
+        ),
+        Step(
+            RECOVER,
+            "finish dpkg's interrupted work",
+            (f"run {' '.join(DPKG_CONFIGURE_PENDING)}: {', '.join(facts.dpkg_recovery)}",),
+            APT_BOOKKEEPING,
+            skip_reason="" if facts.dpkg_recovery else "dpkg has no interrupted work",
         ),
         Step(
             PACKAGES,

@@ -6,6 +6,12 @@ configuration back (and restarts the engine) and says what stays installed.
 The runtime, engine and container steps call ``installer.runtime_config``,
 ``installer.engine`` and ``installer.containers``.
 
+apt and dpkg run detached (``aptlocal.run_apt`` with a log under /var/log/gpubundle):
+a kill of this process leaves them to finish, and the next run waits for their lock.
+dpkg work cut short (a power cut) is finished by the ``dpkg-recover`` step, which the
+plan holds only when preflight found that work to be gpubundle's own; the packages step
+ends only when dpkg shows every planned package installed and its journal empty.
+
 Write-ahead: each step records what it is about to change before it changes
 anything (``InstallRecord.with_intent``), so the record of a run killed midway
 still names every path, package, list file, image and daemon.json change that
@@ -44,6 +50,7 @@ from installer import (
     runtime_toml,
 )
 from installer.aptlocal import (
+    DPKG_CONFIGURE_PENDING,
     DPKG_LOCK_TIMEOUT_S,
     SOURCES_LIST,
     apt_install_argv,
@@ -57,6 +64,7 @@ from installer.aptlocal import (
 )
 from installer.bundle_reader import verify_bundle
 from installer.console import Console
+from installer.dpkgstate import read_dpkg_facts
 from installer.errors import GpubundleError, VerificationError
 from installer.gpu import find_nvidia_smi, read_driver_facts
 from installer.hostinfo import installed_versions
@@ -66,10 +74,12 @@ from installer.installplan import (
     IMAGES,
     PACKAGES,
     PROOF,
+    RECOVER,
     RESTART,
     RUNTIME,
     InstallPlan,
     image_archives,
+    package_changes,
     proof_images,
 )
 from installer.layout import (
@@ -159,6 +169,8 @@ class StepRunner:
         self.engine_env: dict[str, str] | None = None
         self.proof: list[dict[str, Any]] = []  # each image's proof attempts, for --json
         self.proof_rule = proof_rule  # install --proof: which access paths decide
+        # apt's and dpkg's output: they run detached and write here (see run_apt).
+        self.apt_log = Path(LOG_DIR) / f"apt-{self.stamp}.log"
 
     def rows(self) -> list[list[str]]:
         return [list(r) for r in self.results]
@@ -248,6 +260,7 @@ class StepRunner:
         action = {
             EXTRACT: self.extract,
             APT_SOURCE: self.apt_source,
+            RECOVER: self.recover_dpkg,
             PACKAGES: self.packages,
             RUNTIME: self.configure_runtime,
             RESTART: self.restart,
@@ -255,6 +268,10 @@ class StepRunner:
             PROOF: self.prove,
         }[step_id]
         record, detail = action(record)
+        if step_id == RECOVER:
+            # A repair of dpkg's state, not a change of gpubundle's: nothing for uninstall
+            # to undo, so the record of a recovered install equals that of a clean one.
+            return dataclasses.replace(record, in_progress=None), detail
         return record.with_step(step_id), detail
 
     # --- the steps ------------------------------------------------------------------
@@ -277,12 +294,42 @@ class StepRunner:
         paths = install_source(key, self.manifest.signer_fingerprint, self.bundle_dir / REPO_DIR)
         return record.with_files(*map(str, paths)), ", ".join(map(str, paths))
 
+    def _apt_progress(self, line: str) -> None:
+        if line.startswith(("Unpacking ", "Setting up ", "Processing triggers", "Preparing ")):
+            self.console.info(f"    {line.strip()}")
+
+    def recover_dpkg(self, record: InstallRecord) -> tuple[InstallRecord, str]:
+        """``dpkg --configure -a``: finish the dpkg work an interrupted run left (preflight
+        allowed it: see ``preflight.recoverable``). A package left half-installed cannot be
+        configured, so dpkg may fail on it and what depends on it; apt reinstalls it from
+        the bundle in the packages step, which checks the result."""
+        record = self._intend(record, RECOVER)
+        before = read_dpkg_facts()
+        what = ", ".join(p.describe() for p in before.interrupted) or "dpkg's journal"
+        self.console.info(f"finishing dpkg's interrupted work: {what} (log: {self.apt_log})")
+        try:
+            run_apt(
+                list(DPKG_CONFIGURE_PENDING),
+                "finishing dpkg's interrupted work (dpkg --configure -a)",
+                self.apt_log,
+                self._apt_progress,
+            )
+        except GpubundleError as err:
+            after = read_dpkg_facts()
+            left = {p.name for p in after.interrupted}
+            if after.journal or not left <= set(self.names):
+                raise
+            return record, f"{what}; left for apt to reinstall: {', '.join(sorted(left))} " + (
+                f"({err.message})"
+            )
+        return record, f"finished: {what}"
+
     def packages(self, record: InstallRecord) -> tuple[InstallRecord, str]:
         pins = requested_pins(self.manifest)
         before = installed_versions(self.names, self.manifest.arch)
         self.console.info(
             f"apt reads only {SOURCES_LIST}; if another apt or dpkg holds the lock it waits "
-            f"up to {DPKG_LOCK_TIMEOUT_S} s"
+            f"up to {DPKG_LOCK_TIMEOUT_S} s; its output: {self.apt_log}"
         )
         earlier = record.packages_installed
         # Write-ahead: every bundled package apt may install or upgrade. Uninstall removes
@@ -291,31 +338,45 @@ class StepRunner:
             p.name: p.version for p in self.manifest.packages if before.get(p.name) != p.version
         }
         record = self._intend(record, PACKAGES, packages_installed={**earlier, **may_change})
-        run_apt(apt_update_argv(SOURCES_LIST), "reading the bundle's package index")
+        run_apt(apt_update_argv(SOURCES_LIST), "reading the bundle's package index", self.apt_log)
         lists = map(str, source_lists(self.bundle_dir / REPO_DIR))
         record = dataclasses.replace(
             record, apt_lists=tuple(dict.fromkeys((*record.apt_lists, *lists)))
         )
         save_record(record)
-        run_apt(apt_install_argv(SOURCES_LIST, pins), "installing the packages")
+        run_apt(
+            apt_install_argv(SOURCES_LIST, pins),
+            "installing the packages",
+            self.apt_log,
+            self._apt_progress,
+        )
+        self._check_dpkg_finished({**package_changes(self.manifest, before), **pins})
         after = installed_versions(self.names, self.manifest.arch)
-        wrong = [
-            f"{n}: want {v}, have {after.get(n, 'none')}"
-            for n, v in pins.items()
-            if after.get(n) != v
-        ]
-        if wrong:
-            raise GpubundleError(
-                "apt finished but the requested packages are not at the bundle's versions",
-                hint="check `apt-mark showhold` and `dpkg --audit`, then run install again",
-                details=wrong,
-            )
         changed = changed_packages(before, after)
         # Against packages_before, not this run's start: a killed run's installs count too.
         ours = changed_packages(record.packages_before, after)
         installed = {**earlier, **ours}
         detail = ", ".join(f"{n} {v}" for n, v in changed.items()) or "no package changed"
         return dataclasses.replace(record, packages_installed=installed), detail
+
+    def _check_dpkg_finished(self, wanted: dict[str, str]) -> None:
+        """After apt returned 0: dpkg's journal is empty and every planned package is
+        "install ok installed" at the bundle's version; else the step fails."""
+        facts = read_dpkg_facts()
+        wrong = []
+        for name, version in sorted(wanted.items()):
+            pkg = facts.packages.get(name)
+            if pkg is None or not pkg.installed or pkg.version != version:
+                have = f"{pkg.version} ({pkg.want} {pkg.flag} {pkg.state})" if pkg else "none"
+                wrong.append(f"{name}: want {version} installed, have {have}")
+        if facts.journal:
+            wrong.append(f"dpkg's journal still holds {len(facts.journal)} entries")
+        if wrong:
+            raise GpubundleError(
+                "apt finished but dpkg did not leave the bundle's packages installed",
+                hint="check `apt-mark showhold` and `dpkg --audit`, then run install again",
+                details=[*wrong, f"apt's output: {self.apt_log}"],
+            )
 
     def _reconcile_packages(self, record: InstallRecord) -> InstallRecord:
         """packages_installed as the host has it, after a run was killed once apt was done

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from installer import debversion
+from installer.dpkgstate import DpkgFacts
 from installer.errors import PreflightError
+from installer.installplan import package_changes, toolkit_family
 from installer.manifest import Manifest
 
 TOOLKIT = "nvidia-container-toolkit"
@@ -74,6 +76,9 @@ class HostFacts:
     toolkit_installed: str | None  # installed nvidia-container-toolkit version, None if absent
     engine: EngineLike | None = None  # None: not probed (--runtime none)
     driver: DriverLike | None = None  # None: not probed (--skip-gpu-checks)
+    dpkg: DpkgFacts | None = None  # None: dpkg's database was not read (no dpkg)
+    # gpubundle's record shows its packages step under way: dpkg's unfinished work is ours.
+    packages_step_under_way: bool = False
 
 
 @dataclass(frozen=True)
@@ -290,5 +295,128 @@ def run_preflight(
         check_engine(manifest, facts, opts.runtime),
         *check_gpu(manifest, facts, opts, image_check),
         check_toolkit(manifest, facts),
+        *check_dpkg(manifest, facts),
     ]
     return PreflightReport(tuple(checks))
+
+
+# --- dpkg's state: locks, interrupted work, holds, the family's versions ---------------------
+
+RECOVER_COMMAND = "dpkg --configure -a"
+
+
+def bundle_names(m: Manifest) -> set[str]:
+    return {p.name for p in m.packages if p.architecture in (m.arch, "all")}
+
+
+def recoverable(m: Manifest, facts: HostFacts) -> bool:
+    """Whether install may finish dpkg's interrupted work itself (``dpkg --configure -a``):
+    the work is gpubundle's own (its record shows the packages step under way), or every
+    interrupted package is one the bundle brings. Anything else is someone else's work."""
+    dpkg = facts.dpkg
+    if dpkg is None or not dpkg.needs_recovery:
+        return False
+    if facts.packages_step_under_way:
+        return True
+    return all(p.name in bundle_names(m) for p in dpkg.interrupted)
+
+
+def check_dpkg_lock(dpkg: DpkgFacts) -> Check:
+    if not dpkg.lock_holders:
+        return Check("dpkg lock", "ok", "no other apt or dpkg is running")
+    who = ", ".join(h.describe() for h in dpkg.lock_holders)
+    return Check(
+        "dpkg lock",
+        "fail",
+        f"dpkg's lock is held by {who}",
+        "wait for that apt or dpkg run to finish (or stop it), then run install again",
+    )
+
+
+def check_dpkg_interrupted(m: Manifest, facts: HostFacts) -> Check:
+    dpkg = facts.dpkg
+    assert dpkg is not None
+    if not dpkg.needs_recovery:
+        return Check("dpkg state", "ok", "no interrupted dpkg work")
+    pending = ", ".join(p.describe() for p in dpkg.interrupted) or "no package"
+    journal = f"; dpkg's journal holds {len(dpkg.journal)} entries" if dpkg.journal else ""
+    if recoverable(m, facts):
+        whose = "gpubundle's" if facts.packages_step_under_way else "the bundle's packages'"
+        return Check(
+            "dpkg state",
+            "warn",
+            f"interrupted dpkg work ({whose}): {pending}{journal}; "
+            f"install finishes it first ({RECOVER_COMMAND})",
+        )
+    foreign = sorted(p.name for p in dpkg.interrupted if p.name not in bundle_names(m))
+    reinstall = sorted(p.name for p in dpkg.interrupted if p.flag == "reinstreq")
+    hint = f"finish it first: run `{RECOVER_COMMAND}` (see `dpkg --audit`)"
+    if reinstall:
+        hint += (
+            f"; {', '.join(reinstall)} must be reinstalled from its .deb (`dpkg -i FILE.deb`) "
+            "or removed (`dpkg --remove NAME`)"
+        )
+    return Check(
+        "dpkg state",
+        "fail",
+        f"dpkg was interrupted while working on packages that are not the bundle's "
+        f"({', '.join(foreign)}): {pending}{journal}",
+        hint + "; then run install again",
+    )
+
+
+def check_holds(m: Manifest, facts: HostFacts) -> Check:
+    """A hold (``apt-mark hold``) on any package the bundle would install or upgrade."""
+    dpkg = facts.dpkg
+    assert dpkg is not None
+    installed = {n: p.version for n, p in dpkg.packages.items() if p.installed}
+    changes = package_changes(m, installed)
+    held = [dpkg.packages[n] for n in changes if n in dpkg.held()]
+    if not held:
+        return Check("holds", "ok", "no package the bundle installs is held")
+    names = " ".join(p.name for p in held)
+    what = ", ".join(
+        f"{p.name} (held at {p.version or 'not installed'}, bundle has {changes[p.name]})"
+        for p in held
+    )
+    return Check(
+        "holds",
+        "fail",
+        f"held with apt-mark hold: {what}",
+        f"release the hold with `apt-mark unhold {names}`, then run install again",
+    )
+
+
+def check_family_versions(m: Manifest, facts: HostFacts) -> Check:
+    """Bundled toolkit packages installed at a newer version than the bundle's: apt would
+    have to downgrade part of the family (their exact-version dependencies) and refuses."""
+    dpkg = facts.dpkg
+    assert dpkg is not None
+    newer = []
+    for name, version in toolkit_family(m).items():
+        have = dpkg.installed_version(name)
+        # The toolkit itself is check_toolkit's finding.
+        if name != TOOLKIT and have is not None and debversion.compare(have, version) > 0:
+            newer.append((name, have, version))
+    if not newer:
+        return Check("toolkit family", "ok", "no toolkit package is newer than the bundle's")
+    what = ", ".join(f"{n} {have} installed, bundle has {want}" for n, have, want in newer)
+    names = " ".join(n for n, _, _ in newer)
+    return Check(
+        "toolkit family",
+        "fail",
+        f"newer than the bundle, installing would downgrade part of the family: {what}",
+        f"use a bundle with toolkit {max((h for _, h, _ in newer), key=debversion.version_key)} "
+        f"or remove the newer packages first (`dpkg --remove {names}`)",
+    )
+
+
+def check_dpkg(m: Manifest, facts: HostFacts) -> list[Check]:
+    if facts.dpkg is None:
+        return [Check("dpkg state", "skip", "dpkg's database was not read")]
+    return [
+        check_dpkg_lock(facts.dpkg),
+        check_dpkg_interrupted(m, facts),
+        check_holds(m, facts),
+        check_family_versions(m, facts),
+    ]

@@ -12,7 +12,8 @@ import logging
 import os
 import shlex
 import subprocess
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from installer.errors import GpubundleError
@@ -83,3 +84,61 @@ def run(
             details=tail(output),
         )
     return proc
+
+
+def run_detached(
+    argv: Sequence[str | os.PathLike[str]],
+    log_path: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    on_line: Callable[[str], None] | None = None,
+    hint: str = "",
+    poll_s: float = 0.2,
+) -> tuple[int, str]:
+    """Run ``argv`` in a session of its own, its output appended to ``log_path``; wait for it.
+
+    For work that must not die with gpubundle (apt and dpkg): a kill of this process, a
+    closed terminal or Ctrl-C leaves it running to its end, as no pipe of ours can break
+    under it. Each new line of its output goes to ``on_line`` while it runs. Returns its
+    exit code and the output this run wrote to the log.
+    """
+    args = [os.fspath(a) for a in argv]
+    log.debug("+ %s (output to %s)", shlex.join(args), log_path)
+    log_path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with log_path.open("ab") as out:
+        out.write(f"+ {shlex.join(args)}\n".encode())
+        out.flush()
+        start = os.fstat(out.fileno()).st_size
+        try:
+            proc = subprocess.Popen(
+                args,
+                env=clean_env(env),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            raise GpubundleError(
+                f"{args[0]} not found",
+                hint=hint or f"install the package that provides {Path(args[0]).name} and retry",
+            ) from exc
+    written = bytearray()
+    pending = b""
+    with log_path.open("rb") as reader:
+        reader.seek(start)
+        while True:
+            finished = proc.poll() is not None
+            chunk = reader.read()
+            written += chunk
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if on_line is not None:
+                    on_line(line.decode(errors="replace"))
+            if finished:
+                break
+            time.sleep(poll_s)
+    if pending and on_line is not None:
+        on_line(pending.decode(errors="replace"))
+    return proc.returncode, written.decode(errors="replace")

@@ -279,7 +279,7 @@ def test_offline_install_in_a_real_root(
     files1 = snapshot(root)
     again = ok_document(install_in_root(root, key.fingerprint, "--yes"))
     assert again["result"]["changed"] is False
-    assert [s["pending"] for s in again["plan"]["steps"]] == [False] * 7
+    assert not any(s["pending"] for s in again["plan"]["steps"])
     changes = changed_paths(files1, snapshot(root))
     assert unexplained(changes, {"/var/log/gpubundle", "/run/gpubundle.lock"}, set()) == []
     assert dpkg_status(root) == packages1

@@ -14,6 +14,7 @@ from installer.installplan import (
     IMAGES,
     PACKAGES,
     PROOF,
+    RECOVER,
     RESTART,
     RUNTIME,
     STEP_IDS,
@@ -94,7 +95,8 @@ VERIFY = ImagePin(
 def test_fresh_host_plans_every_step_in_order_with_its_changes() -> None:
     plan = build_plan(make_manifest(images=(CUDA,)), SHA, facts())
     assert tuple(s.id for s in plan.steps) == STEP_IDS
-    assert [s.id for s in plan.pending] == list(STEP_IDS)
+    assert [s.id for s in plan.pending] == [s for s in STEP_IDS if s != RECOVER]
+    assert plan.step(RECOVER).skip_reason == "dpkg has no interrupted work"
     assert plan.step(EXTRACT).paths == (str(BUNDLE_DIR),)
     source = plan.step(APT_SOURCE)
     assert "/usr/share/keyrings/gpubundle-89abcdef01234567.gpg" in source.paths
@@ -192,17 +194,29 @@ def test_packages_removed_since_the_record_make_the_step_pending_again() -> None
     assert plan.step(PACKAGES).pending
 
 
-def test_requested_packages_are_upgraded_and_present_dependencies_left_alone() -> None:
+def test_the_family_follows_the_requested_upgrade_and_present_dependencies_are_left_alone() -> None:
+    """NVIDIA's packages depend on each other at exact versions: apt upgrades them together.
+    A dependency from another source that is present stays as it is."""
     m = make_manifest()
-    installed = {"nvidia-container-toolkit": "1.16.0-1", "libnvidia-container1": "1.16.0-1"}
+    seccomp = PackagePin(
+        "libseccomp2", "2.5.4-1", "amd64", 1000, "0" * 64, "repo/debs/s.deb", "debian-main"
+    )
+    m = dataclasses.replace(m, packages=(*m.packages, seccomp))
+    installed = {
+        "nvidia-container-toolkit": "1.16.0-1",
+        "libnvidia-container1": "1.16.0-1",
+        "libseccomp2": "2.5.3-2",
+    }
     changes = package_changes(m, installed)
     assert changes == {
         "nvidia-container-toolkit": "1.17.8-1",
         "nvidia-container-toolkit-base": "1.17.8-1",
         "libnvidia-container-tools": "1.17.8-1",
+        "libnvidia-container1": "1.17.8-1",
     }
     plan = build_plan(m, SHA, facts(installed=installed))
     assert "upgrade nvidia-container-toolkit 1.16.0-1 -> 1.17.8-1" in plan.step(PACKAGES).changes
+    assert "upgrade libnvidia-container1 1.16.0-1 -> 1.17.8-1" in plan.step(PACKAGES).changes
 
 
 def test_plan_json_is_data() -> None:
@@ -230,3 +244,24 @@ def test_a_stale_cdi_spec_makes_a_finished_install_run_its_proof_again() -> None
     step = build_plan(m, SHA, dataclasses.replace(done, cdi_refresh=stale)).step(PROOF)
     assert step.pending and not step.done
     assert step.changes[-1] == f"generate /var/run/cdi/nvidia.yaml again: {stale}"
+
+
+def test_interrupted_dpkg_work_is_finished_by_a_planned_step_before_apt_runs_again() -> None:
+    m = make_manifest()
+    installed = dict.fromkeys(
+        ("nvidia-container-toolkit-base", "libnvidia-container-tools", "libnvidia-container1"),
+        "1.17.8-1",
+    ) | {"nvidia-container-toolkit": "1.17.8-1"}
+    pending = ("nvidia-container-toolkit 1.17.8-1 (half-configured)", "dpkg's journal (2 entries)")
+    plan = build_plan(m, SHA, facts(installed=installed, dpkg_recovery=pending))
+    recover = plan.step(RECOVER)
+    assert recover.pending and recover.paths == APT_BOOKKEEPING
+    assert recover.changes == (
+        "run dpkg --configure -a --force-confdef --force-confold: "
+        "nvidia-container-toolkit 1.17.8-1 (half-configured), dpkg's journal (2 entries)",
+    )
+    # apt runs after it, so that its result is checked as after a fresh install.
+    assert plan.step(PACKAGES).pending
+    order = [s.id for s in plan.pending]
+    assert order.index(RECOVER) + 1 == order.index(PACKAGES)
+    assert not build_plan(m, SHA, facts(installed=installed)).step(PACKAGES).pending

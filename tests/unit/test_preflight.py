@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from installer.cuda_compat import check_image_against_driver
+from installer.dpkgstate import DpkgFacts
 from installer.errors import ExitCode, PreflightError
 from installer.gpu import GpuInfo
 from installer.manifest import ImagePin
@@ -45,6 +46,7 @@ GOOD = HostFacts(
     toolkit_installed=None,
     engine=Engine(),
     driver=Driver(),
+    dpkg=DpkgFacts(),
 )
 
 
@@ -62,6 +64,7 @@ def test_a_fitting_host_passes_every_check() -> None:
     assert report.failures == ()
     assert [row[0] for row in report.rows()] == [
         "root", "distro", "architecture", "disk", "container engine", "NVIDIA driver", "GPU 0", "toolkit",
+        "dpkg lock", "dpkg state", "holds", "toolkit family",
     ]  # fmt: skip
     report.raise_if_failed()  # does not raise
 
