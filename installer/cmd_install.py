@@ -33,7 +33,7 @@ from installer.installplan import InstallPlan, PlanFacts, build_plan
 from installer.installsteps import StepRunner, read_signer_key
 from installer.layout import LOG_DIR, REPO_DIR, STATE_DIR
 from installer.manifest import Manifest
-from installer.partstream import open_source
+from installer.partstream import check_bundle_path, open_source
 from installer.preflight import RUNTIMES, Options, PreflightReport, run_preflight
 from installer.record import RECORD_PATH, load_record
 
@@ -128,9 +128,12 @@ def run_install(req: Request, console: Console) -> None:
     lock: AbstractContextManager[None] = (
         host_lock(command="gpubundle install") if is_root() else nullcontext()
     )
+    check_bundle_path(req.bundle)
     with lock:
         console.step(f"verifying {req.bundle}")
         trusted = trusted_fingerprints(list(req.trust))
+        for warning in trusted.warnings:
+            console.warn(warning)
         # A split bundle's whole sha256 comes from its signed index (the parts are not joined).
         sha = open_source(req.bundle, trusted).sha256 or file_sha256(req.bundle, console)
         manifest = verify_bundle(req.bundle, trusted)
@@ -141,8 +144,9 @@ def run_install(req: Request, console: Console) -> None:
         bundle_dir = BUNDLES_DIR / sha
         report = preflight(req, manifest, bundle_dir, console)
         document: dict[str, Any] = {"ok": True, "bundle_sha256": sha, "preflight": report.as_json()}
+        document["warnings"] = list(trusted.warnings)
         report.raise_if_failed()
-        key = read_signer_key(req.bundle, manifest.signer_fingerprint)
+        key = read_signer_key(req.bundle, manifest.signer_fingerprint, trusted)
         plan = plan_install(req, manifest, sha, bundle_dir, key)
         console.table(["step", "state", "changes"], plan.rows(), title="Plan")
         document["plan"] = plan.as_json()
