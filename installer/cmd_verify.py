@@ -18,6 +18,7 @@ from installer.cli import handle_errors, json_option
 from installer.console import Console, Progress
 from installer.manifest import Manifest
 from installer.partstream import check_bundle_path, open_source
+from installer.trust import warnings_in_errors
 
 
 def summary(manifest: Manifest, bundle: Path, parts: int = 0) -> dict[str, Any]:
@@ -79,7 +80,7 @@ def verify(bundle: Path, trust: tuple[str, ...], json_mode: bool) -> None:
         for warning in trusted.warnings:
             console.warn(warning)
         console.step(f"verifying {bundle.name}")
-        with ExitStack() as stack:
+        with ExitStack() as stack, warnings_in_errors(trusted.warnings):
             bars: list[Progress] = []
             manifest = verify_bundle(
                 bundle,

@@ -19,7 +19,9 @@ from __future__ import annotations
 import base64
 import errno
 import hashlib
+import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -228,18 +230,32 @@ def armor(data: bytes) -> bytes:
 
 @contextmanager
 def scratch_dir(prefix: str) -> Iterator[Path]:
-    """A private temporary directory; a full or unwritable TMPDIR is said as such.
+    """A private temporary directory; one that cannot be made is said as such.
 
-    Only writes into the directory may happen in the block: any OSError in it is
+    Write into it with ``write_scratch``, so that a full or unwritable TMPDIR is
     reported as the temporary directory's problem, never as a bad signature.
     """
-    base = "the temporary directory"
     try:
-        base = tempfile.gettempdir()
-        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
-            yield Path(tmp)
+        tmp = tempfile.mkdtemp(prefix=prefix)
+    except OSError as exc:  # also Python's "No usable temporary directory found"
+        where = tempfile.tempdir or os.environ.get("TMPDIR") or "/tmp"
+        raise _scratch_failure(where, exc) from exc
+    try:
+        yield Path(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_scratch(path: Path, data: bytes) -> None:
+    """Write a scratch file; OSError becomes the error that names the temporary directory."""
+    try:
+        path.write_bytes(data)
     except OSError as exc:
-        raise scratch_error(base, exc.strerror or str(exc), exc.errno == errno.ENOSPC) from exc
+        raise _scratch_failure(str(path.parent.parent), exc) from exc
+
+
+def _scratch_failure(base: str, exc: OSError) -> GpubundleError:
+    return scratch_error(base, exc.strerror or str(exc), exc.errno == errno.ENOSPC)
 
 
 def scratch_error(
@@ -409,9 +425,13 @@ def _verify(
     key_list = list(keys)
     keyring = workdir / "keyring.gpg"
     try:
-        keyring.write_bytes(b"".join(dearmor(k) for k in key_list))
+        material = b"".join(dearmor(k) for k in key_list)
     except ValueError as exc:  # base64 that is not: the key material is damaged
-        raise VerificationError(f"{what}: the signer's key is not readable: {exc}") from exc
+        raise VerificationError(
+            f"{what}: the signer's key that comes with it is not readable: {exc}",
+            hint="the file was altered or damaged; copy it again from where it was made",
+        ) from exc
+    write_scratch(keyring, material)
     output = workdir / "signed-data"
     argv = [
         "gpgv",
@@ -508,8 +528,8 @@ def verify_detached_bytes(
     """``verify_detached`` for data and signature held in memory (a bundle's head, an index)."""
     with scratch_dir("gpubundle-gpgv-") as tmp:
         data_path, sig_path = tmp / "data", tmp / "data.asc"
-        data_path.write_bytes(data)
-        sig_path.write_bytes(signature)
+        write_scratch(data_path, data)
+        write_scratch(sig_path, signature)
         args = [str(sig_path), str(data_path)]
         result, _ = _verify(args, keys, trusted, what, tmp, expect_output=False, advice=advice)
     return result
@@ -525,7 +545,7 @@ def verify_clearsigned(
     """Check a clear-signed document (InRelease) and return the exact content it covers."""
     with scratch_dir("gpubundle-gpgv-") as tmp:
         doc = tmp / "document.asc"
-        doc.write_bytes(signed)
+        write_scratch(doc, signed)
         result, output = _verify(
             [str(doc)], keys, trusted, what, tmp, expect_output=True, advice=advice
         )

@@ -142,6 +142,12 @@ def read_index(index_path: Path, trusted: Sequence[str]) -> PartsIndex:
             f"({layout.MAX_PARTS_INDEX_BYTES} bytes)",
             hint=_INDEX_HINT,
         )
+    if sig_path.stat().st_size > layout.MAX_HEAD_MEMBER_BYTES:
+        raise VerificationError(
+            f"{sig_path.name} is larger than a signature may be "
+            f"({layout.MAX_HEAD_MEMBER_BYTES} bytes)",
+            hint=_INDEX_HINT,
+        )
     raw = index_path.read_bytes()
     trust = as_trust(trusted)
     result = verify_detached_bytes(

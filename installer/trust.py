@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import overload
@@ -191,3 +192,17 @@ def read_key_file(path: Path) -> list[KeyBlock]:
     if not blocks:
         raise ValueError("holds no OpenPGP (v4) public key")
     return blocks
+
+
+@contextmanager
+def warnings_in_errors(warnings: Sequence[str]) -> Iterator[None]:
+    """A GpubundleError raised in the block also lists the trusted.d warnings, as evidence.
+
+    With ``--json`` the warnings are not printed, and a key file skipped is often
+    why a signer is not trusted.
+    """
+    try:
+        yield
+    except GpubundleError as err:
+        err.details = (*err.details, *(f"warning: {w}" for w in warnings))
+        raise

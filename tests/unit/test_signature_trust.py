@@ -259,6 +259,13 @@ def test_verify_command_warns_about_damaged_trusted_d_and_trusts_the_valid_key(
     text = CliRunner().invoke(main, argv)
     assert text.exit_code == 0
     assert f"warning: {directory}/garbage.asc: skipped" in text.stderr
+    # When nothing else is trusted, the refusal carries the warnings as evidence.
+    untrusted = CliRunner().invoke(main, ["verify", str(bundle.path), "--json"])
+    assert untrusted.exit_code == int(ExitCode.USAGE), untrusted.output
+    details = json.loads(untrusted.stdout)["details"]
+    assert f"warning: {directory}/garbage.asc: skipped, not an OpenPGP public key file" in " ".join(
+        details
+    )
 
 
 @pytest.mark.parametrize("command", ["verify", "install"])
@@ -278,6 +285,20 @@ def test_endless_stream_as_bundle_is_a_usage_error_at_once(command: str, tmp_pat
         assert proc.returncode == int(ExitCode.USAGE), proc.stderr
         doc = json.loads(proc.stdout)
         assert "is not a regular file but a " in doc["message"]
+
+
+@pytest.mark.timeout(60)
+def test_split_part_that_is_a_fifo_is_named_not_read(tmp_path: Path) -> None:
+    key = testkeys.make_key(tmp_path / "gnupg")
+    bundle = make_test_bundle(
+        tmp_path / "b", key, files={layout.IMAGES_ARCHIVE: os.urandom(200_000)}
+    )
+    split = split_test_bundle(bundle, key, tmp_path / "split", 64 * 1024)
+    part = split.index.with_name("bundle.tar.zst.part002")
+    part.unlink()
+    os.mkfifo(part)
+    err = _refusal(lambda: verify_bundle(split.index, [key.fingerprint]))
+    assert "bundle.tar.zst.part002: not a regular file but a FIFO" in err.details
 
 
 def test_scratch_errors_are_not_signature_errors(
