@@ -42,7 +42,6 @@ _BAD_STATUS = ("BADSIG", "ERRSIG", "EXPKEYSIG", "REVKEYSIG", "NO_PUBKEY", "EXPSI
 # gpgv's words when it cannot write its --output file (a full or read-only TMPDIR).
 _WRITE_FAILURES = ("No space left on device", "error writing", "error closing", "handle plaintext")
 _PUBLIC_KEY, _SIGNATURE, _USER_ID, _PUBLIC_SUBKEY, _USER_ATTRIBUTE = 6, 2, 13, 14, 17
-_KEY_REVOCATION = 0x20
 
 
 def normalize_fingerprint(value: str) -> str:
@@ -69,7 +68,8 @@ def dearmor(key_bytes: bytes) -> bytes:
         # Armor headers end at the first empty line; the CRC line starts with '='.
         if b"\n\n" in body:
             body = body.split(b"\n\n", 1)[1]
-        data = b"".join(line for line in body.split(b"\n") if line and not line.startswith(b"="))
+        lines = (line.strip() for line in body.split(b"\n"))
+        data = b"".join(line for line in lines if line and not line.startswith(b"="))
         out += base64.b64decode(data, validate=True)
     return bytes(out)
 

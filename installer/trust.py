@@ -92,7 +92,8 @@ class Trust(Sequence[str]):
                 opaque.append(material)
                 continue
             for block in blocks:
-                if not block.fingerprint:
+                if not block.fingerprint:  # not a v4 key: gpgv judges it
+                    opaque.append(block.to_bytes())
                     continue
                 known = merged.get(block.fingerprint)
                 merged[block.fingerprint] = merge_keys(known, block) if known else block

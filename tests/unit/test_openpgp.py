@@ -105,3 +105,26 @@ def test_normalize_fingerprint(raw: str, expected: str) -> None:
 def test_short_or_bad_fingerprints_are_rejected(raw: str) -> None:
     with pytest.raises(ValueError):
         normalize_fingerprint(raw)
+
+
+def test_key_packets_parse_strictly(nvidia_fixtures: Path) -> None:
+    from installer.openpgp import key_blocks, primary_fingerprints
+
+    armored = (nvidia_fixtures / "gpgkey").read_bytes()
+    [block] = key_blocks(armored)
+    assert block.fingerprint == NVIDIA_FPR
+    assert block.to_bytes() == dearmor(armored)  # every packet kept, byte for byte
+    for damaged in (dearmor(armored)[:-7], b"\x00garbage", b"\x99"):
+        with pytest.raises(ValueError):
+            key_blocks(damaged)
+        assert primary_fingerprints(damaged) == []
+
+
+def test_merging_copies_of_one_key(nvidia_fixtures: Path, tmp_path: Path) -> None:
+    from installer.openpgp import key_blocks, merge_keys
+
+    [nvidia] = key_blocks((nvidia_fixtures / "gpgkey").read_bytes())
+    assert merge_keys(nvidia, nvidia) == nvidia  # nothing doubled
+    [other] = key_blocks(make_key(tmp_path / "gnupg").public_armored)
+    with pytest.raises(ValueError, match="cannot merge"):
+        merge_keys(nvidia, other)
