@@ -162,6 +162,64 @@ def key_blocks(key_bytes: bytes) -> list[KeyBlock]:
     return [KeyBlock(_v4_fingerprint(b[0].body), tuple(b)) for b in blocks]
 
 
+def _subpackets(area: bytes) -> Iterator[tuple[int, bytes]]:
+    """(type, data) of each signature subpacket in ``area`` (RFC 4880 5.2.3.1)."""
+    pos = 0
+    while pos < len(area):
+        first = area[pos]
+        if first < 192:
+            length, pos = first, pos + 1
+        elif first < 255:
+            length, pos = ((first - 192) << 8) + area[pos + 1] + 192, pos + 2
+        else:
+            length, pos = int.from_bytes(area[pos + 1 : pos + 5], "big"), pos + 5
+        if not length or pos + length > len(area):
+            raise ValueError("a signature subpacket ends after its signature")
+        yield area[pos] & 0x7F, area[pos + 1 : pos + length]
+        pos += length
+
+
+def revocation_issuer(packet: Packet) -> str:
+    """For a v4 key revocation signature: its issuer's fingerprint, else its 16-hex key id.
+
+    "" for any other packet. A revocation certificate (gpg's ``openpgp-revocs.d/FPR.rev``)
+    is this one packet; whether it is genuine is for gpgv to judge, with the key.
+    """
+    body = packet.body
+    if packet.tag != _SIGNATURE or body[:2] != b"\x04\x20" or len(body) < 6:
+        return ""
+    hashed_end = 6 + int.from_bytes(body[4:6], "big")
+    unhashed_len = int.from_bytes(body[hashed_end : hashed_end + 2], "big")
+    areas = body[6:hashed_end], body[hashed_end + 2 : hashed_end + 2 + unhashed_len]
+    found = {kind: data for area in areas for kind, data in _subpackets(area)}
+    if len(found.get(33, b"")) == 21 and found[33][0] == 4:  # issuer fingerprint, v4
+        return found[33][1:].hex().upper()
+    return found[16].hex().upper() if len(found.get(16, b"")) == 8 else ""  # issuer key id
+
+
+def revocations(key_bytes: bytes) -> list[Packet]:
+    """The key revocation signatures that stand alone in a file (revocation certificates)."""
+    loose = []
+    for packet in packets(dearmor(key_bytes)):
+        if packet.tag == _PUBLIC_KEY:
+            break
+        if revocation_issuer(packet):
+            loose.append(packet)
+    return loose
+
+
+def with_revocations(block: KeyBlock, certificates: Iterable[Packet]) -> KeyBlock:
+    """``block`` with the revocation certificates issued by its primary key attached to it."""
+    mine = [
+        c
+        for c in certificates
+        if revocation_issuer(c) in (block.fingerprint, block.fingerprint[-16:])
+    ]
+    if not mine or not block.fingerprint:
+        return block
+    return merge_keys(block, KeyBlock(block.fingerprint, (block.packets[0], *mine)))
+
+
 def primary_fingerprints(key_bytes: bytes) -> list[str]:
     """v4 fingerprints of the primary keys in an armoured or binary public key file.
 

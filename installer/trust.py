@@ -1,7 +1,7 @@
 """The keys this host trusts: fingerprints named with ``--trust`` and the key files in trusted.d.
 
-``load_trust`` reads ``/etc/gpubundle/trusted.d`` (``*.asc``, ``*.gpg``, ``*.pgp``)
-one file at a time. A file that cannot be read (permissions, a directory or a
+``load_trust`` reads ``/etc/gpubundle/trusted.d`` (``*.asc``, ``*.gpg``, ``*.pgp``,
+and gpg's revocation certificates ``*.rev``) one file at a time. A file that cannot be read (permissions, a directory or a
 FIFO by that name, a dangling symbolic link) or that holds no OpenPGP public
 key is named in a warning and skipped: one bad file must not stop an install
 whose signer is trusted with ``--trust`` or by another file. Skipping never
@@ -12,7 +12,8 @@ signer's key, that copy, merged with any other copy of the same key
 (``installer.openpgp.merge_keys``), is what gpgv checks the signature with and
 what apt gets as the local repository's keyring. So a revocation or an
 extended expiry placed there is honoured, even though the bundle carries the
-older copy of the key.
+older copy of the key. A revocation certificate there is attached to the key it
+names (by issuer fingerprint or key id) the same way; it never makes a key trusted.
 """
 
 from __future__ import annotations
@@ -31,13 +32,17 @@ from installer.filekind import file_kind
 from installer.openpgp import (
     KeyAdvice,
     KeyBlock,
+    Packet,
     armor,
     key_blocks,
     merge_keys,
     normalize_fingerprint,
+    revocation_issuer,
+    revocations,
+    with_revocations,
 )
 
-KEY_SUFFIXES = (".asc", ".gpg", ".pgp")
+KEY_SUFFIXES = (".asc", ".gpg", ".pgp", ".rev")  # .rev: gpg's revocation certificates
 MAX_KEY_FILE_BYTES = 16 << 20  # a key with every signature Debian's keyring holds is far smaller
 
 # What the user does about a bundle signed by a key that is expired, revoked or not valid yet.
@@ -58,6 +63,7 @@ class Trust(Sequence[str]):
     fingerprints: tuple[str, ...] = ()
     keys: Mapping[str, KeyBlock] = field(default_factory=dict)  # from trusted.d, by fingerprint
     warnings: tuple[str, ...] = ()  # trusted.d files skipped, each named with why
+    revoked: tuple[Packet, ...] = ()  # revocation certificates in trusted.d, for any key
 
     @overload
     def __getitem__(self, index: int) -> str: ...
@@ -72,7 +78,7 @@ class Trust(Sequence[str]):
     def restricted_to(self, fingerprint: str) -> Trust:
         """Only ``fingerprint`` trusted, with its trusted.d copy if there is one."""
         keys = {fpr: block for fpr, block in self.keys.items() if fpr == fingerprint}
-        return Trust((fingerprint,), keys, self.warnings)
+        return Trust((fingerprint,), keys, self.warnings, self.revoked)
 
     def keyring(self, carried: Iterable[bytes]) -> list[bytes]:
         """Key material for gpgv: one key per fingerprint, trusted.d's copy merged with the rest.
@@ -97,19 +103,27 @@ class Trust(Sequence[str]):
                     continue
                 known = merged.get(block.fingerprint)
                 merged[block.fingerprint] = merge_keys(known, block) if known else block
-        return [block.to_bytes() for block in merged.values()] + opaque
+        keys = [with_revocations(block, self.revoked).to_bytes() for block in merged.values()]
+        return keys + opaque
 
     def signer_key(self, fingerprint: str, carried: bytes) -> bytes:
         """The signer's key as gpgv checked it: what apt must get for the local repository.
 
-        The carried copy unchanged when trusted.d has no copy of the key, else the
-        merged key, armoured.
+        The carried copy unchanged when trusted.d has nothing for the key, else the
+        merged key (with any revocation certificate for it), armoured.
         """
-        if fingerprint not in self.keys:
+        if not self._updates(fingerprint):
             return carried
-        return armor(
-            merge_keys(self.keys[fingerprint], *_blocks_of(carried, fingerprint)).to_bytes()
-        )
+        trusted_copy = [self.keys[fingerprint]] if fingerprint in self.keys else []
+        copies = [*trusted_copy, *_blocks_of(carried, fingerprint)]
+        if not copies:
+            return carried
+        return armor(with_revocations(merge_keys(*copies), self.revoked).to_bytes())
+
+    def _updates(self, fingerprint: str) -> bool:
+        """Whether trusted.d holds a copy of this key or a revocation certificate for it."""
+        issuers = {revocation_issuer(cert) for cert in self.revoked}
+        return fingerprint in self.keys or bool({fingerprint, fingerprint[-16:]} & issuers)
 
 
 def _blocks_of(material: bytes, fingerprint: str) -> list[KeyBlock]:
@@ -139,39 +153,46 @@ def load_trust(cli_values: Sequence[str], trust_dir: Path | str | None = None) -
                 hint="pass the full 40-hex-digit fingerprint that gpubundle build printed",
                 code=ExitCode.USAGE,
             ) from exc
-    keys, warnings = read_trust_dir(Path(layout.TRUST_DIR if trust_dir is None else trust_dir))
-    return Trust(tuple(dict.fromkeys([*found, *keys])), keys, tuple(warnings))
+    directory = Path(layout.TRUST_DIR if trust_dir is None else trust_dir)
+    keys, revoked, warnings = read_trust_dir(directory)
+    # A revocation certificate revokes; it never makes a key trusted.
+    return Trust(tuple(dict.fromkeys([*found, *keys])), keys, tuple(warnings), tuple(revoked))
 
 
-def read_trust_dir(directory: Path) -> tuple[dict[str, KeyBlock], list[str]]:
-    """The keys in ``directory``'s key files, merged by fingerprint, and a warning per bad file."""
+def read_trust_dir(directory: Path) -> tuple[dict[str, KeyBlock], list[Packet], list[str]]:
+    """The keys in ``directory``'s key files (merged by fingerprint), the revocation
+    certificates there, and a warning per file that was skipped."""
     keys: dict[str, KeyBlock] = {}
-    warnings: list[str] = []
+    revoked: list[Packet] = []
     try:
         entries = sorted(directory.iterdir())
     except FileNotFoundError:
-        return keys, warnings
+        return keys, revoked, []
     except OSError as exc:
-        return keys, [
-            f"{directory}: cannot be read ({exc.strerror or exc}); no key in it is trusted"
-        ]
+        reason = exc.strerror or str(exc)
+        return keys, revoked, [f"{directory}: cannot be read ({reason}); no key in it is trusted"]
+    warnings: list[str] = []
     for path in entries:
         if path.suffix not in KEY_SUFFIXES:
             continue
         try:
-            blocks = read_key_file(path)
+            blocks, certificates = read_key_file(path)
         except (OSError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             warnings.append(f"{path}: skipped, {reason}; its keys are not trusted")
             continue
+        revoked.extend(certificates)
         for block in blocks:
             known = keys.get(block.fingerprint)
             keys[block.fingerprint] = merge_keys(known, block) if known else block
-    return keys, warnings
+    return keys, revoked, warnings
 
 
-def read_key_file(path: Path) -> list[KeyBlock]:
-    """The v4 public keys in one key file; ValueError or OSError saying why there are none."""
+def read_key_file(path: Path) -> tuple[list[KeyBlock], list[Packet]]:
+    """The v4 public keys and the revocation certificates in one key file.
+
+    ValueError or OSError saying why there are none.
+    """
     if path.is_symlink() and not path.exists():
         raise ValueError(f"a symbolic link to {os.readlink(path)}, which does not exist")
     # O_NONBLOCK: a FIFO by this name must not hang the run; it is refused below.
@@ -188,11 +209,12 @@ def read_key_file(path: Path) -> list[KeyBlock]:
         raise ValueError(f"larger than {MAX_KEY_FILE_BYTES} bytes, too large for a key file")
     try:
         blocks = [b for b in key_blocks(data) if b.fingerprint]
+        certificates = revocations(data)
     except ValueError as exc:
         raise ValueError(f"not an OpenPGP public key file ({exc})") from exc
-    if not blocks:
-        raise ValueError("holds no OpenPGP (v4) public key")
-    return blocks
+    if not blocks and not certificates:
+        raise ValueError("holds no OpenPGP (v4) public key and no revocation certificate")
+    return blocks, certificates
 
 
 @contextmanager

@@ -117,6 +117,29 @@ def test_revocation_in_trusted_d_wins_over_the_bundles_unrevoked_copy(tmp_path: 
         assert "revoked" in err.message
 
 
+def test_revocation_certificate_copied_into_trusted_d_revokes_but_never_trusts(
+    tmp_path: Path,
+) -> None:
+    key = testkeys.make_key(tmp_path / "gnupg", "revoked", created=NOW - DAY)
+    other = testkeys.make_key(tmp_path / "gnupg2", "other", created=NOW - DAY)
+    data, sig = _signed(tmp_path, key, at=NOW - 60)
+    # gpg's own certificate file, copied as it is (its armour is guarded by a ':').
+    directory = _trust_dir(tmp_path)
+    for made in (key, other):
+        cert = made.gnupghome / "openpgp-revocs.d" / f"{made.fingerprint}.rev"
+        (directory / cert.name).write_bytes(cert.read_bytes())
+    assert list(load_trust([], directory)) == []  # a revocation trusts nothing
+    trust = load_trust([key.fingerprint], directory)
+    assert trust.warnings == ()
+    err = _refusal(lambda: _verify(data, sig, trust.keyring([key.public_armored]), trust))
+    assert f"the signing key {key.fingerprint} has been revoked" in err.message
+    # The other key's certificate does not touch this key: without this key's, it verifies.
+    (directory / f"{key.fingerprint}.rev").unlink()
+    trust = load_trust([key.fingerprint], directory)
+    assert _verify(data, sig, trust.keyring([key.public_armored]), trust) == key.fingerprint
+    assert trust.signer_key(key.fingerprint, key.public_armored) == key.public_armored
+
+
 def test_signature_by_an_untrusted_expired_key_says_untrusted(tmp_path: Path) -> None:
     key = _expired_key(tmp_path / "gnupg")
     data, sig = _signed(tmp_path, key, at=NOW - 9 * DAY)
