@@ -169,10 +169,12 @@ def _subpackets(area: bytes) -> Iterator[tuple[int, bytes]]:
         first = area[pos]
         if first < 192:
             length, pos = first, pos + 1
-        elif first < 255:
+        elif first < 255 and pos + 1 < len(area):
             length, pos = ((first - 192) << 8) + area[pos + 1] + 192, pos + 2
-        else:
+        elif first == 255 and pos + 5 <= len(area):
             length, pos = int.from_bytes(area[pos + 1 : pos + 5], "big"), pos + 5
+        else:
+            raise ValueError("a signature subpacket length ends after its signature")
         if not length or pos + length > len(area):
             raise ValueError("a signature subpacket ends after its signature")
         yield area[pos] & 0x7F, area[pos + 1 : pos + length]
@@ -191,7 +193,10 @@ def revocation_issuer(packet: Packet) -> str:
     hashed_end = 6 + int.from_bytes(body[4:6], "big")
     unhashed_len = int.from_bytes(body[hashed_end : hashed_end + 2], "big")
     areas = body[6:hashed_end], body[hashed_end + 2 : hashed_end + 2 + unhashed_len]
-    found = {kind: data for area in areas for kind, data in _subpackets(area)}
+    try:
+        found = {kind: data for area in areas for kind, data in _subpackets(area)}
+    except ValueError:
+        return ""  # not a well-formed signature: not a revocation gpgv could accept
     if len(found.get(33, b"")) == 21 and found[33][0] == 4:  # issuer fingerprint, v4
         return found[33][1:].hex().upper()
     return found[16].hex().upper() if len(found.get(16, b"")) == 8 else ""  # issuer key id
