@@ -535,9 +535,10 @@ def _verify(
         return result, output
     if not bad:
         for sig in said:
-            if sig.valid and {sig.valid[1], sig.primary()} & trusted_set:
+            unusable = sig.kind in ("EXPKEYSIG", "REVKEYSIG", "EXPSIG")
+            if unusable and sig.valid and {sig.valid[1], sig.primary()} & trusted_set:
                 _refuse_unusable_key(sig, what, advice, evidence[-10:])
-        parsed = _blocks_or_none(key_list)
+        parsed = _parsed_keys(key_list)
         for sig in said:
             if sig.kind == "ERRSIG":
                 _refuse_time_conflict(sig, parsed, trusted_set, what, advice)
@@ -555,7 +556,8 @@ def _verify(
     )
 
 
-def _blocks_or_none(key_list: list[bytes]) -> list[KeyBlock]:
+def _parsed_keys(key_list: list[bytes]) -> list[KeyBlock]:
+    """The keys of the material that parses; gpgv was given all of it."""
     blocks: list[KeyBlock] = []
     for material in key_list:
         try:

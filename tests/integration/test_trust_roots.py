@@ -6,7 +6,7 @@
   accepts the local repository with the keyring the installer wrote (the bundle
   carries only the expired copy: apt would refuse it with EXPKEYSIG).
 - A TMPDIR on a tmpfs with no room left is reported as such (exit 1), never as a
-  bad signature (exit 3).
+  bad signature (exit 3): whether our own scratch files or gpgv's output do not fit.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import pytest
 from installer import layout
 from installer.aptlocal import SOURCES_LIST, keyring_path
 from installer.bundle_reader import verify_bundle
-from installer.errors import ExitCode, GpubundleError
-from installer.openpgp import dearmor, key_blocks, merge_keys
+from installer.errors import ExitCode, GpubundleError, VerificationError
+from installer.openpgp import dearmor, key_blocks, merge_keys, verify_clearsigned
 from tests.conftest import REPO_ROOT
 from tests.support import inroot, testkeys
 from tests.support.bundles import make_test_bundle
@@ -123,3 +123,25 @@ def test_full_tmpdir_is_said_as_such_not_as_a_bad_signature(
         verify_bundle(bundle.path, [key.fingerprint])
     assert err.value.code == ExitCode.FAILURE
     assert f"no space left in {full_tmpfs}" in err.value.message
+
+
+def test_gpgv_that_cannot_write_its_output_is_said_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Room for the keyring and the document, none for the content gpgv writes out."""
+    key = testkeys.make_key(tmp_path / "gnupg")
+    make_test_bundle(tmp_path / "b", key)  # its repository's InRelease is what is checked
+    inrelease = (tmp_path / "b" / "parts" / layout.REPO_DIR / "InRelease").read_bytes()
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
+    try:
+        (mount / "filler").write_bytes(b"\0" * (64 * 1024 - 2 * PAGE))
+        monkeypatch.setattr(tempfile, "tempdir", str(mount))
+        with pytest.raises(GpubundleError) as err:
+            verify_clearsigned(inrelease, [key.public_armored], [key.fingerprint], "InRelease")
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+    assert not isinstance(err.value, VerificationError)
+    assert err.value.message.startswith(f"no space left in {mount} for the signature check")
+    assert any("No space left on device" in line for line in err.value.details)
