@@ -43,7 +43,8 @@ _DAMAGED = "the bundle is damaged or was altered; copy it again from the build m
 def trusted_fingerprints(cli_values: Sequence[str], trust_dir: Path | str | None = None) -> Trust:
     """Fingerprints named with ``--trust`` plus the keys of the key files in ``trust_dir``.
 
-    ``trust_dir`` defaults to ``layout.TRUST_DIR``, read when called. A file there that cannot be read is skipped and named in ``Trust.warnings``.
+    ``trust_dir`` defaults to ``layout.TRUST_DIR``, read when called. A file there
+    that cannot be read is skipped and named in ``Trust.warnings``.
     """
     return load_trust(cli_values, trust_dir)
 

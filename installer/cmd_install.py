@@ -36,6 +36,7 @@ from installer.manifest import Manifest
 from installer.partstream import check_bundle_path, open_source
 from installer.preflight import RUNTIMES, Options, PreflightReport, run_preflight
 from installer.record import RECORD_PATH, load_record
+from installer.trust import warnings_in_errors
 
 BUNDLES_DIR = Path(STATE_DIR) / "bundles"
 
@@ -125,18 +126,19 @@ def write_report(document: dict[str, Any], stamp: str) -> Path:
 
 
 def run_install(req: Request, console: Console) -> None:
+    check_bundle_path(req.bundle)  # /dev/zero or a FIFO would never end: usage error, first
     lock: AbstractContextManager[None] = (
         host_lock(command="gpubundle install") if is_root() else nullcontext()
     )
-    check_bundle_path(req.bundle)
     with lock:
         console.step(f"verifying {req.bundle}")
         trusted = trusted_fingerprints(list(req.trust))
         for warning in trusted.warnings:
             console.warn(warning)
-        # A split bundle's whole sha256 comes from its signed index (the parts are not joined).
-        sha = open_source(req.bundle, trusted).sha256 or file_sha256(req.bundle, console)
-        manifest = verify_bundle(req.bundle, trusted)
+        with warnings_in_errors(trusted.warnings):
+            # A split bundle's whole sha256 comes from its signed index (the parts are not joined).
+            sha = open_source(req.bundle, trusted).sha256 or file_sha256(req.bundle, console)
+            manifest = verify_bundle(req.bundle, trusted)
         console.info(
             f"verified: {manifest.distro}/{manifest.arch}, nvidia-container-toolkit "
             f"{manifest.toolkit_version}, signed by {manifest.signer_fingerprint}"
