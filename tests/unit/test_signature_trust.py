@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -230,12 +231,21 @@ def _as_nobody(action: Callable[[], object]) -> object:
     return json.loads(out)
 
 
-def test_unreadable_key_file_is_named_and_the_valid_trust_still_works(tmp_path: Path) -> None:
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A directory every user may traverse (pytest's tmp_path is private to root)."""
+    directory = Path(tempfile.mkdtemp(prefix="gpubundle-trust-"))
+    directory.chmod(0o755)
+    yield directory
+    shutil.rmtree(directory)
+
+
+def test_unreadable_key_file_is_named_and_the_valid_trust_still_works(
+    tmp_path: Path, open_dir: Path
+) -> None:
     good = testkeys.make_key(tmp_path / "gnupg", "good")
     other = testkeys.make_key(tmp_path / "gnupg2", "other")
-    # World-traversable, so that the unprivileged reader reaches the file.
-    directory = Path(tempfile.mkdtemp(prefix="gpubundle-trust-")) / "trusted.d"
-    directory.parent.chmod(0o755)
+    directory = open_dir / "trusted.d"
     directory.mkdir(mode=0o755)
     (directory / "secret.asc").write_bytes(other.public_armored)
     (directory / "secret.asc").chmod(0o000)
