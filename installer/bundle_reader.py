@@ -29,9 +29,10 @@ from typing import IO
 from installer import layout
 from installer.errors import ExitCode, GpubundleError, VerificationError
 from installer.manifest import FileEntry, Manifest, parse_manifest
-from installer.openpgp import normalize_fingerprint, primary_fingerprints, verify_detached
+from installer.openpgp import normalize_fingerprint, verify_detached_bytes
 from installer.partstream import open_source
 from installer.tarsafety import BoundedTarInfo, TarGuard
+from installer.trust import BUNDLE_KEY_ADVICE, Trust, as_trust, load_trust
 from installer.zstd_stream import READ_SIZE, open_zstd
 
 ProgressFn = Callable[[int], None]
@@ -39,26 +40,13 @@ _WRITES_IN_FLIGHT = 8  # chunks of READ_SIZE queued for the writer thread at mos
 _DAMAGED = "the bundle is damaged or was altered; copy it again from the build machine"
 
 
-def trusted_fingerprints(
-    cli_values: Sequence[str], trust_dir: Path | str = layout.TRUST_DIR
-) -> list[str]:
-    """Fingerprints named with ``--trust`` plus those of the key files in ``trust_dir``."""
-    found: list[str] = []
-    for value in cli_values:
-        try:
-            found.append(normalize_fingerprint(value))
-        except ValueError as exc:
-            raise GpubundleError(
-                f"--trust: {exc}",
-                hint="pass the full 40-hex-digit fingerprint that gpubundle build printed",
-                code=ExitCode.USAGE,
-            ) from exc
-    directory = Path(trust_dir)
-    if directory.is_dir():
-        for key_file in sorted(directory.iterdir()):
-            if key_file.suffix in (".asc", ".gpg", ".pgp") and key_file.is_file():
-                found.extend(primary_fingerprints(key_file.read_bytes()))
-    return list(dict.fromkeys(found))
+def trusted_fingerprints(cli_values: Sequence[str], trust_dir: Path | str | None = None) -> Trust:
+    """Fingerprints named with ``--trust`` plus the keys of the key files in ``trust_dir``.
+
+    ``trust_dir`` defaults to ``layout.TRUST_DIR``, read when called. A file there
+    that cannot be read is skipped and named in ``Trust.warnings``.
+    """
+    return load_trust(cli_values, trust_dir)
 
 
 def _head(tar: tarfile.TarFile) -> dict[str, bytes]:
@@ -85,11 +73,16 @@ def _head(tar: tarfile.TarFile) -> dict[str, bytes]:
 
 
 def _verified_manifest(head: dict[str, bytes], trusted: Sequence[str]) -> Manifest:
-    with tempfile.TemporaryDirectory(prefix="gpubundle-head-") as tmp:
-        data, sig = Path(tmp) / "manifest.json", Path(tmp) / "manifest.json.asc"
-        data.write_bytes(head[layout.MANIFEST])
-        sig.write_bytes(head[layout.MANIFEST_SIG])
-        result = verify_detached(data, sig, [head[layout.SIGNER_KEY]], trusted, "bundle manifest")
+    trust = as_trust(trusted)
+    # The bundle's own key copy is key material only, merged with trusted.d's copy.
+    result = verify_detached_bytes(
+        head[layout.MANIFEST],
+        head[layout.MANIFEST_SIG],
+        trust.keyring([head[layout.SIGNER_KEY]]),
+        trust,
+        "bundle manifest",
+        BUNDLE_KEY_ADVICE,
+    )
     manifest = parse_manifest(head[layout.MANIFEST])
     try:
         claimed = normalize_fingerprint(manifest.signer_fingerprint)

@@ -40,7 +40,7 @@ from installer.installplan import PACKAGES, RECOVER, InstallPlan, PlanFacts, bui
 from installer.installsteps import StepRunner, read_signer_key
 from installer.layout import LOG_DIR, REPO_DIR, STATE_DIR
 from installer.manifest import Manifest
-from installer.partstream import open_source
+from installer.partstream import check_bundle_path, open_source
 from installer.preflight import (
     RUNTIMES,
     HostFacts,
@@ -50,6 +50,7 @@ from installer.preflight import (
     run_preflight,
 )
 from installer.record import RECORD_PATH, load_record
+from installer.trust import warnings_in_errors
 
 BUNDLES_DIR = Path(STATE_DIR) / "bundles"
 
@@ -186,15 +187,19 @@ def write_report(document: dict[str, Any], stamp: str) -> Path:
 
 
 def run_install(req: Request, console: Console) -> None:
+    check_bundle_path(req.bundle)  # /dev/zero or a FIFO would never end: usage error, first
     lock: AbstractContextManager[None] = (
         host_lock(command="gpubundle install") if is_root() else nullcontext()
     )
     with lock:
         console.step(f"verifying {req.bundle}")
         trusted = trusted_fingerprints(list(req.trust))
-        # A split bundle's whole sha256 comes from its signed index (the parts are not joined).
-        sha = open_source(req.bundle, trusted).sha256 or file_sha256(req.bundle, console)
-        manifest = verify_bundle(req.bundle, trusted)
+        for warning in trusted.warnings:
+            console.warn(warning)
+        with warnings_in_errors(trusted.warnings):
+            # A split bundle's whole sha256 comes from its signed index (the parts are not joined).
+            sha = open_source(req.bundle, trusted).sha256 or file_sha256(req.bundle, console)
+            manifest = verify_bundle(req.bundle, trusted)
         console.info(
             f"verified: {manifest.distro}/{manifest.arch}, nvidia-container-toolkit "
             f"{manifest.toolkit_version}, signed by {manifest.signer_fingerprint}"
@@ -202,8 +207,9 @@ def run_install(req: Request, console: Console) -> None:
         bundle_dir = BUNDLES_DIR / sha
         report, facts = preflight(req, manifest, bundle_dir, console)
         document: dict[str, Any] = {"ok": True, "bundle_sha256": sha, "preflight": report.as_json()}
+        document["warnings"] = list(trusted.warnings)
         report.raise_if_failed()
-        key = read_signer_key(req.bundle, manifest.signer_fingerprint)
+        key = read_signer_key(req.bundle, manifest.signer_fingerprint, trusted)
         plan = plan_install(req, manifest, sha, bundle_dir, key, dpkg_recovery(manifest, facts))
         console.table(["step", "state", "changes"], plan.rows(), title="Plan")
         document["plan"] = plan.as_json()

@@ -17,7 +17,8 @@ from installer.bundle_reader import trusted_fingerprints, verify_bundle
 from installer.cli import handle_errors, json_option
 from installer.console import Console, Progress
 from installer.manifest import Manifest
-from installer.partstream import open_source
+from installer.partstream import check_bundle_path, open_source
+from installer.trust import warnings_in_errors
 
 
 def summary(manifest: Manifest, bundle: Path, parts: int = 0) -> dict[str, Any]:
@@ -74,9 +75,12 @@ def verify(bundle: Path, trust: tuple[str, ...], json_mode: bool) -> None:
     console = Console(json_mode=json_mode)
 
     def body() -> None:
+        check_bundle_path(bundle)
         trusted = trusted_fingerprints(list(trust))
+        for warning in trusted.warnings:
+            console.warn(warning)
         console.step(f"verifying {bundle.name}")
-        with ExitStack() as stack:
+        with ExitStack() as stack, warnings_in_errors(trusted.warnings):
             bars: list[Progress] = []
             manifest = verify_bundle(
                 bundle,
@@ -88,6 +92,7 @@ def verify(bundle: Path, trust: tuple[str, ...], json_mode: bool) -> None:
             )
         index = open_source(bundle, trusted).index
         info = summary(manifest, bundle, len(index.parts) if index else 0)
+        info["warnings"] = list(trusted.warnings)
         console.table(["field", "value"], _rows(info), title=f"{bundle.name}: verified")
         console.result("packages: " + " ".join(info["packages"]))
         console.emit(info)

@@ -101,6 +101,7 @@ from installer.record import (
     save_record,
     staging_leftovers,
 )
+from installer.trust import as_trust
 from installer.zstd_stream import open_zstd
 
 KILL_HOOK = "GPUBUNDLE_TEST_KILL_AFTER"
@@ -114,14 +115,17 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def read_signer_key(bundle: Path, fingerprint: str) -> bytes:
-    """The signer's public key from the bundle's head, checked to be the key with ``fingerprint``.
+def read_signer_key(bundle: Path, fingerprint: str, trusted: Sequence[str] = ()) -> bytes:
+    """The signer's public key as the signature was checked with it: what apt gets to trust.
 
-    The extracted bundle holds only the manifest's files; the key that apt will trust
-    for the local repository is read from the head again and must be the signer's.
+    The extracted bundle holds only the manifest's files; the key is read from the
+    head again and must be the signer's. When ``trusted`` (a ``Trust``) holds a copy
+    of that key from trusted.d (an extended expiry, say), the two copies are merged,
+    exactly as for gpgv: apt must check the local repository with the same key.
     """
+    trust = as_trust(trusted).restricted_to(fingerprint)
     # A split bundle's index must be signed by that key too; only the head's parts are read.
-    source = open_source(bundle, [fingerprint])
+    source = open_source(bundle, trust)
     with (
         source.reading(complete=False) as raw,
         open_zstd(raw) as stream,
@@ -139,7 +143,7 @@ def read_signer_key(bundle: Path, fingerprint: str) -> bytes:
             f"the bundle's {SIGNER_KEY} is not the key {fingerprint} that signed it",
             hint="the bundle changed since it was verified; copy it again from the build machine",
         )
-    return key
+    return trust.signer_key(fingerprint, key)
 
 
 def _test_kill(hook: str, step_id: str) -> None:
@@ -159,7 +163,7 @@ class StepRunner:
         console: Console,
         proof_rule: str = "default",
     ) -> None:
-        self.bundle, self.trusted, self.manifest = bundle, list(trusted), manifest
+        self.bundle, self.trusted, self.manifest = bundle, as_trust(trusted), manifest
         self.sha, self.bundle_dir, self.opts, self.console = sha, bundle_dir, opts, console
         self.stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         self.results: list[tuple[str, str, str]] = []
@@ -288,7 +292,7 @@ class StepRunner:
         return record.with_files(str(self.bundle_dir)), str(self.bundle_dir)
 
     def apt_source(self, record: InstallRecord) -> tuple[InstallRecord, str]:
-        key = read_signer_key(self.bundle, self.manifest.signer_fingerprint)
+        key = read_signer_key(self.bundle, self.manifest.signer_fingerprint, self.trusted)
         planned = (keyring_path(self.manifest.signer_fingerprint), SOURCES_LIST)
         record = self._intend(record.with_files(*map(str, planned)), APT_SOURCE)
         paths = install_source(key, self.manifest.signer_fingerprint, self.bundle_dir / REPO_DIR)

@@ -15,7 +15,6 @@ See docs/bundle-format.md.
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,8 +22,10 @@ from typing import Any
 
 from installer import layout
 from installer.errors import VerificationError
+from installer.filekind import regular_file_problem
 from installer.manifest import _Reader
-from installer.openpgp import verify_detached
+from installer.openpgp import verify_detached_bytes
+from installer.trust import BUNDLE_KEY_ADVICE, as_trust
 
 RECOPY_HINT = "copy the parts named above again from the build machine, then run this again"
 _INDEX_HINT = "copy NAME.parts.json and NAME.parts.json.asc again from the build machine"
@@ -128,9 +129,11 @@ def parse_index(raw: bytes) -> PartsIndex:
 def read_index(index_path: Path, trusted: Sequence[str]) -> PartsIndex:
     """The index at ``index_path``, its signature checked against ``trusted`` first."""
     sig_path = index_path.with_name(index_path.name + layout.SIGNATURE_SUFFIX)
-    if not sig_path.is_file():
+    if problem := regular_file_problem(index_path):
+        raise VerificationError(f"the parts index {index_path} is {problem}", hint=_INDEX_HINT)
+    if problem := regular_file_problem(sig_path):
         raise VerificationError(
-            f"the parts index is unsigned: {sig_path.name} is not beside {index_path.name}",
+            f"the parts index is unsigned: {sig_path.name} beside {index_path.name} is {problem}",
             hint=f"copy {sig_path.name} from the build machine too",
         )
     if index_path.stat().st_size > layout.MAX_PARTS_INDEX_BYTES:
@@ -139,13 +142,22 @@ def read_index(index_path: Path, trusted: Sequence[str]) -> PartsIndex:
             f"({layout.MAX_PARTS_INDEX_BYTES} bytes)",
             hint=_INDEX_HINT,
         )
-    raw = index_path.read_bytes()
-    with tempfile.TemporaryDirectory(prefix="gpubundle-parts-") as tmp:
-        data = Path(tmp) / "index.json"
-        data.write_bytes(raw)
-        result = verify_detached(
-            data, sig_path, [signer_key_material(raw)], trusted, f"parts index {index_path.name}"
+    if sig_path.stat().st_size > layout.MAX_HEAD_MEMBER_BYTES:
+        raise VerificationError(
+            f"{sig_path.name} is larger than a signature may be "
+            f"({layout.MAX_HEAD_MEMBER_BYTES} bytes)",
+            hint=_INDEX_HINT,
         )
+    raw = index_path.read_bytes()
+    trust = as_trust(trusted)
+    result = verify_detached_bytes(
+        raw,
+        sig_path.read_bytes(),
+        trust.keyring([signer_key_material(raw)]),
+        trust,
+        f"parts index {index_path.name}",
+        BUNDLE_KEY_ADVICE,
+    )
     index = parse_index(raw)
     if index.signer_fingerprint != result.primary_fingerprint:
         raise VerificationError(
@@ -167,9 +179,10 @@ def index_beside(path: Path) -> Path | None:
     if parsed is None:
         return None
     index = path.with_name(layout.parts_index_name(parsed[0]))
-    if not index.is_file():
+    if problem := regular_file_problem(index):
         raise VerificationError(
-            f"{path.name} is one part of a split bundle, but its index {index.name} is not beside it",
+            f"{path.name} is one part of a split bundle, but its index {index.name} "
+            + ("is not beside it" if problem == "missing" else f"beside it is {problem}"),
             hint=f"copy {index.name} and {index.name}{layout.SIGNATURE_SUFFIX} from the build "
             "machine into the same directory as the parts",
         )
@@ -181,8 +194,8 @@ def absent_parts(index: PartsIndex, directory: Path) -> list[str]:
     problems = []
     for part in index.parts:
         path = directory / part.name
-        if not path.is_file():
-            problems.append(f"{part.name}: missing")
+        if problem := regular_file_problem(path):
+            problems.append(f"{part.name}: {problem}")
         elif (size := path.stat().st_size) != part.size:
             problems.append(f"{part.name}: {size} bytes, the index says {part.size}")
     return problems

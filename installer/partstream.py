@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from installer.errors import VerificationError
+from installer.errors import ExitCode, GpubundleError, VerificationError
+from installer.filekind import regular_file_problem
 from installer.parts import RECOPY_HINT, PartsIndex, absent_parts, index_beside, read_index
 from installer.zstd_stream import ByteSource
 
@@ -175,6 +176,20 @@ class BundleSource:
             raise
         finally:
             chain.close()
+
+
+def check_bundle_path(path: Path) -> None:
+    """Refuse a BUNDLE argument that is not a regular file (``/dev/zero``, a FIFO): usage error.
+
+    Such a stream never ends, so it is refused before anything is read.
+    """
+    if problem := regular_file_problem(path):
+        raise GpubundleError(
+            f"BUNDLE {path} is {problem}",
+            hint="name the bundle file (NAME.tar.zst) as copied from the build machine, or for a "
+            "split bundle its NAME.parts.json or one of its parts",
+            code=ExitCode.USAGE,
+        )
 
 
 def open_source(path: Path, trusted: Sequence[str]) -> BundleSource:

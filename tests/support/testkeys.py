@@ -1,4 +1,12 @@
-"""Throwaway GnuPG homes with signing keys, for tests only."""
+"""Throwaway GnuPG homes with signing keys, for tests only.
+
+Besides plain keys (``make_key``), the key states the verifier must judge, all made
+with the real gpg: a key created at another time (``created=``, with gpg's
+``--faked-system-time``) and with an expiry (``expires=``), its expiry changed
+(``set_expiry``: ``gpg --quick-set-expire``), its revocation (``revoke``: gpg's own
+revocation certificate, imported), and detached signatures made at a given time
+(``sign_detached``).
+"""
 
 from __future__ import annotations
 
@@ -16,8 +24,19 @@ class TestKey:
     public_armored: bytes
 
 
-def make_key(home: Path, name: str = "gpubundle test", algo: str = "ed25519") -> TestKey:
-    """Create a GnuPG home under ``home`` holding one passphrase-less signing key."""
+def make_key(
+    home: Path,
+    name: str = "gpubundle test",
+    algo: str = "ed25519",
+    *,
+    created: int | None = None,
+    expires: str = "never",
+) -> TestKey:
+    """Create a GnuPG home under ``home`` holding one passphrase-less signing key.
+
+    ``created`` (seconds since the epoch) backdates or postdates the key;
+    ``expires`` is gpg's expiry argument ("never", "2d", "1y", …), counted from then.
+    """
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
     # gpg starts an agent per home; stop ours when the test process ends.
@@ -29,10 +48,12 @@ def make_key(home: Path, name: str = "gpubundle test", algo: str = "ed25519") ->
     )
     env = {**os.environ, "GNUPGHOME": str(home), "LANG": "C.UTF-8"}
     uid = f"{name} <test@gpubundle.invalid>"
+    faked = ["--faked-system-time", f"{created}!"] if created is not None else []
     subprocess.run(
         [
             "gpg",
             "--batch",
+            *faked,
             "--pinentry-mode",
             "loopback",
             "--passphrase",
@@ -41,7 +62,7 @@ def make_key(home: Path, name: str = "gpubundle test", algo: str = "ed25519") ->
             uid,
             algo,
             "sign",
-            "never",
+            expires,
         ],
         env=env,
         check=True,
@@ -65,3 +86,48 @@ def make_key(home: Path, name: str = "gpubundle test", algo: str = "ed25519") ->
         capture_output=True,
     ).stdout
     return TestKey(home, fingerprint, public)
+
+
+def _gpg(key: TestKey, *args: str, at: int | None = None) -> bytes:
+    faked = ["--faked-system-time", f"{at}!"] if at is not None else []
+    return subprocess.run(
+        ["gpg", "--homedir", str(key.gnupghome), "--batch", *faked, *args],
+        check=True,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+    ).stdout
+
+
+def export_public(key: TestKey) -> bytes:
+    """The key's armoured public key as its home holds it now."""
+    return _gpg(key, "--armor", "--export", key.fingerprint)
+
+
+def set_expiry(key: TestKey, expires: str) -> bytes:
+    """Change the key's expiry (``gpg --quick-set-expire``); the updated public key."""
+    _gpg(key, "--pinentry-mode", "loopback", "--passphrase", "", "--quick-set-expire",
+         key.fingerprint, expires)  # fmt: skip
+    return export_public(key)
+
+
+def revoke(key: TestKey) -> bytes:
+    """Revoke the key with the certificate gpg made with it; the revoked public key."""
+    cert = key.gnupghome / "openpgp-revocs.d" / f"{key.fingerprint}.rev"
+    # gpg prefixes the armour with ':' so that the certificate is not imported by accident.
+    armored = cert.read_text().replace(
+        ":-----BEGIN PGP PUBLIC KEY BLOCK", "-----BEGIN PGP PUBLIC KEY BLOCK"
+    )
+    subprocess.run(
+        ["gpg", "--homedir", str(key.gnupghome), "--batch", "--import"],
+        input=armored.encode(),
+        check=True,
+        capture_output=True,
+    )
+    return export_public(key)
+
+
+def sign_detached(key: TestKey, data: Path, at: int) -> Path:
+    """An armoured detached signature over ``data`` made at time ``at``, as ``data``.asc."""
+    sig = data.with_name(data.name + ".asc")
+    _gpg(key, "--yes", "--armor", "--detach-sign", "--output", str(sig), str(data), at=at)
+    return sig

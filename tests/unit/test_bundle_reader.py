@@ -135,8 +135,11 @@ def test_trusted_fingerprints_from_cli_and_trust_dir(
     (trust / "nvidia.asc").write_bytes((nvidia_fixtures / "gpgkey").read_bytes())
     (trust / "notes.txt").write_text("ignored")
     spaced = " ".join(key.fingerprint[i : i + 4] for i in range(0, 40, 4)).lower()
-    assert trusted_fingerprints([spaced, key.fingerprint], trust) == [key.fingerprint, NVIDIA_FPR]
-    assert trusted_fingerprints([], tmp_path / "absent") == []
+    assert list(trusted_fingerprints([spaced, key.fingerprint], trust)) == [
+        key.fingerprint,
+        NVIDIA_FPR,
+    ]
+    assert list(trusted_fingerprints([], tmp_path / "absent")) == []
     with pytest.raises(GpubundleError, match="--trust") as err:
         trusted_fingerprints(["DDCAE044F796ECB0"], trust)
     assert err.value.code == ExitCode.USAGE

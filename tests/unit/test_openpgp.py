@@ -105,3 +105,57 @@ def test_normalize_fingerprint(raw: str, expected: str) -> None:
 def test_short_or_bad_fingerprints_are_rejected(raw: str) -> None:
     with pytest.raises(ValueError):
         normalize_fingerprint(raw)
+
+
+def test_key_packets_parse_strictly(nvidia_fixtures: Path) -> None:
+    from installer.openpgp import key_blocks, primary_fingerprints
+
+    armored = (nvidia_fixtures / "gpgkey").read_bytes()
+    [block] = key_blocks(armored)
+    assert block.fingerprint == NVIDIA_FPR
+    assert block.to_bytes() == dearmor(armored)  # every packet kept, byte for byte
+    for damaged in (dearmor(armored)[:-7], b"\x00garbage", b"\x99"):
+        with pytest.raises(ValueError):
+            key_blocks(damaged)
+        assert primary_fingerprints(damaged) == []
+
+
+def test_merging_copies_of_one_key(nvidia_fixtures: Path, tmp_path: Path) -> None:
+    from installer.openpgp import key_blocks, merge_keys
+
+    [nvidia] = key_blocks((nvidia_fixtures / "gpgkey").read_bytes())
+    assert merge_keys(nvidia, nvidia) == nvidia  # nothing doubled
+    [other] = key_blocks(make_key(tmp_path / "gnupg").public_armored)
+    with pytest.raises(ValueError, match="cannot merge"):
+        merge_keys(nvidia, other)
+
+
+def test_damaged_key_data_raises_only_value_error(nvidia_fixtures: Path, tmp_path: Path) -> None:
+    import contextlib
+    import random
+
+    from installer.openpgp import key_blocks, revocations
+
+    key = make_key(tmp_path / "gnupg")
+    cert = (key.gnupghome / "openpgp-revocs.d" / f"{key.fingerprint}.rev").read_bytes()
+    sources = [dearmor((nvidia_fixtures / "gpgkey").read_bytes()), dearmor(cert)]
+    rng = random.Random(8)
+    for _ in range(3000):
+        data = bytearray(rng.choice(sources))
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        data = data[: rng.randint(1, len(data))]
+        for parse in (key_blocks, revocations):
+            with contextlib.suppress(ValueError):
+                parse(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "hashed_area",
+    [b"\xc0", b"\xff\x00\x00", b"\x05\x21\x04", b"\x00"],  # lengths that end past the area
+)
+def test_revocation_with_damaged_subpackets_names_no_issuer(hashed_area: bytes) -> None:
+    from installer.openpgp import Packet, revocation_issuer
+
+    body = b"\x04\x20\x16\x0a" + len(hashed_area).to_bytes(2, "big") + hashed_area + b"\x00\x00"
+    assert revocation_issuer(Packet(2, body, b"")) == ""
