@@ -10,6 +10,13 @@ and uninstall has nothing of ours to chase; ``$GPUBUNDLE_PYLIB_DIR`` names a
 kept one instead (keyed by the wheel's sha256). When no wheel fits, nothing
 happens and ``installer.zstd_stream`` falls back to the ``zstd`` program.
 
+A run killed with SIGKILL cannot remove its directory, so the name carries the
+owner's pid (``gpubundle-pylib-<pid>-<random>``) and every run first removes
+those of dead processes (``sweep_dead``); a live run's is never touched. When
+the wheel cannot be unpacked (the temporary directory is full or read-only),
+nothing is half-left: the run goes on without it and ``unpack_failure`` says
+why and how many bytes it needed, which install's preflight reports (exit 4).
+
 Standard library only: this runs before anything else is importable.
 """
 
@@ -20,15 +27,30 @@ import hashlib
 import io
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 WHEELS_DIR = "_wheels"
 PYLIB_ENV = "GPUBUNDLE_PYLIB_DIR"  # overrides where wheels are unpacked
 _COMPLETE = ".complete"
+PYLIB_PREFIX = "gpubundle-pylib-"
+_PYLIB_NAME = re.compile(rf"{PYLIB_PREFIX}(?P<pid>[0-9]+)-[a-z0-9_]+")
+
+
+@dataclass(frozen=True)
+class UnpackFailure:
+    directory: str
+    needed_bytes: int
+    reason: str
+
+
+unpack_failure: UnpackFailure | None = None  # set by activate() when the wheel did not unpack
 
 
 def wheel_fits(filename: str, python_tag: str, machine: str) -> bool:
@@ -81,11 +103,48 @@ def _unpack(data: bytes, target: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: alive
+    return True
+
+
+def dead_pylibs(temp_dir: Path, alive: Callable[[int], bool] = pid_alive) -> list[Path]:
+    """Unpack directories in ``temp_dir`` of runs whose process is gone (ours only)."""
+    try:
+        entries = list(os.scandir(temp_dir))
+    except OSError:
+        return []
+    found = []
+    for entry in entries:
+        match = _PYLIB_NAME.fullmatch(entry.name)
+        if match is None or not entry.is_dir(follow_symlinks=False):
+            continue
+        if entry.stat(follow_symlinks=False).st_uid != os.geteuid():
+            continue
+        if int(match["pid"]) != os.getpid() and not alive(int(match["pid"])):
+            found.append(Path(entry.path))
+    return sorted(found)
+
+
+def sweep_dead(temp_dir: Path, alive: Callable[[int], bool] = pid_alive) -> list[Path]:
+    """Remove the unpack directories that killed runs left in ``temp_dir``."""
+    gone = dead_pylibs(temp_dir, alive)
+    for path in gone:
+        shutil.rmtree(path, ignore_errors=True)
+    return gone
+
+
 def _pylib_dir(digest: str, root: Path | None) -> Path:
     root = root or (Path(os.environ[PYLIB_ENV]) if os.environ.get(PYLIB_ENV) else None)
     if root is not None:
         return root / digest
-    tmp = Path(tempfile.mkdtemp(prefix="gpubundle-pylib-"))
+    sweep_dead(Path(tempfile.gettempdir()))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{PYLIB_PREFIX}{os.getpid()}-"))
     atexit.register(shutil.rmtree, tmp, True)
     return tmp / digest
 
@@ -110,8 +169,27 @@ def activate(archive: str | None = None, root: Path | None = None) -> str | None
         if not fitting:
             return None
         data = pyz.read(fitting[0])
-    target = _pylib_dir(hashlib.sha256(data).hexdigest()[:32], root)
-    if not (target / _COMPLETE).exists():
-        _unpack(data, target)
+    global unpack_failure
+    try:
+        target = _pylib_dir(hashlib.sha256(data).hexdigest()[:32], root)
+        if not (target / _COMPLETE).exists():
+            _unpack(data, target)
+    except OSError as exc:
+        # No room (or no write access) in the temporary directory: go on without the
+        # wheel, leave nothing behind, and let the command say so.
+        if root is None and not os.environ.get(PYLIB_ENV):
+            for path in Path(tempfile.gettempdir()).glob(f"{PYLIB_PREFIX}{os.getpid()}-*"):
+                shutil.rmtree(path, ignore_errors=True)
+        unpack_failure = UnpackFailure(
+            str(root or os.environ.get(PYLIB_ENV) or tempfile.gettempdir()),
+            _unpacked_size(data),
+            exc.strerror or str(exc),
+        )
+        return None
     sys.path.insert(0, str(target))
     return str(target)
+
+
+def _unpacked_size(data: bytes) -> int:
+    with zipfile.ZipFile(io.BytesIO(data)) as wheel:
+        return sum(info.file_size for info in wheel.infolist())

@@ -19,13 +19,14 @@ from typing import Any
 
 import click
 
-from installer import criengine, runtime_toml
+from installer import bootstrap, criengine, runtime_toml
 from installer.aptlocal import source_is_installed
 from installer.atomicfile import write_json_atomic
 from installer.bundle_reader import trusted_fingerprints, verify_bundle
 from installer.cli import handle_errors, json_option
 from installer.console import Console
 from installer.cuda_compat import check_image_against_driver
+from installer.diskspace import require_temp_space
 from installer.errors import ExitCode, GpubundleError
 from installer.hostinfo import gather_host_facts, installed_versions, is_root
 from installer.hostlock import host_lock
@@ -35,7 +36,7 @@ from installer.layout import LOG_DIR, REPO_DIR, STATE_DIR
 from installer.manifest import Manifest
 from installer.partstream import open_source
 from installer.preflight import RUNTIMES, Options, PreflightReport, run_preflight
-from installer.record import RECORD_PATH, load_record
+from installer.record import RECORD_PATH, load_record, read_record
 
 BUNDLES_DIR = Path(STATE_DIR) / "bundles"
 
@@ -129,6 +130,15 @@ def run_install(req: Request, console: Console) -> None:
         host_lock(command="gpubundle install") if is_root() else nullcontext()
     )
     with lock:
+        # Room for gpgv's temporary files before anything is read: exit 4, not a failure
+        # halfway through verification.
+        failed = bootstrap.unpack_failure
+        require_temp_space(pylib_bytes=failed.needed_bytes if failed else 0)
+        damage = read_record().damage
+        if damage is not None:
+            console.warn(f"the install record {damage.path} was damaged; using what survived:")
+            for line in damage.lines():
+                console.warn(f"  {line}")
         console.step(f"verifying {req.bundle}")
         trusted = trusted_fingerprints(list(req.trust))
         # A split bundle's whole sha256 comes from its signed index (the parts are not joined).
@@ -141,6 +151,8 @@ def run_install(req: Request, console: Console) -> None:
         bundle_dir = BUNDLES_DIR / sha
         report = preflight(req, manifest, bundle_dir, console)
         document: dict[str, Any] = {"ok": True, "bundle_sha256": sha, "preflight": report.as_json()}
+        if damage is not None:
+            document["record_damage"] = damage.as_json()
         report.raise_if_failed()
         key = read_signer_key(req.bundle, manifest.signer_fingerprint)
         plan = plan_install(req, manifest, sha, bundle_dir, key)

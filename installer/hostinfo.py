@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from installer.diskspace import gather_disk_facts
 from installer.engine import detect_engine
 from installer.errors import GpubundleError
 from installer.gpu import read_driver_facts
@@ -125,7 +126,9 @@ def gather_host_facts(
         arch = dpkg_architecture()
     except GpubundleError:
         arch = "unknown (no dpkg)"
-    toolkit = installed_versions([TOOLKIT], manifest.arch).get(TOOLKIT) if "(" not in arch else None
+    names = {p.name for p in manifest.packages} | {TOOLKIT}
+    installed = installed_versions(names, manifest.arch) if "(" not in arch else {}
+    toolkit = installed.get(TOOLKIT)
     return HostFacts(
         is_root=is_root(),
         distro=distro_name(read_os_release(os_release_paths)),
@@ -135,4 +138,5 @@ def gather_host_facts(
         toolkit_installed=toolkit,
         engine=detect_engine() if opts.runtime == "docker" else None,
         driver=None if opts.skip_gpu_checks else read_driver_facts(),
+        disk=gather_disk_facts(installed),
     )
