@@ -7,7 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from installer.cli import main
+from installer.doctor.installrecord import check_record, gather_record
 from installer.record import (
     InstallRecord,
     append_ledger,
@@ -165,3 +168,68 @@ def test_ledger_appends_once_and_ignores_a_torn_line(tmp_path: Path) -> None:
     append_ledger({"a": "2", "b": "1"}, ledger)
     assert ledger.read_text() == "a 1\nb 1\n"
     assert parse_ledger("a 1\nb 1\nc-part") == {"a": "1", "b": "1"}
+
+
+# --- the commands, on a damaged record ------------------------------------------------
+
+
+def cli_env(record: Path) -> dict[str, str]:
+    admindir = record.parent / "dpkg"
+    admindir.mkdir(exist_ok=True)
+    (admindir / "status").write_text(
+        "".join(
+            f"Package: {n}\nStatus: install ok installed\nArchitecture: amd64\nVersion: {v}\n\n"
+            for n, v in {**FAMILY, "libc6": "2.36-9+deb12u1"}.items()
+        )
+    )
+    return {
+        "GPUBUNDLE_RECORD": str(record),
+        "GPUBUNDLE_LOCK": str(record.parent / "lock"),
+        "GPUBUNDLE_DPKG_ADMINDIR": str(admindir),
+    }
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_status_and_uninstall_on_a_record_with_a_whole_mirror(saved: Path, damage: str) -> None:
+    saved.write_text(DAMAGES[damage](saved.read_text()))
+    env = cli_env(saved)
+    status = CliRunner().invoke(main, ["status", "--json"], env=env)
+    assert status.exit_code == 0, status.output
+    doc = json.loads(status.stdout)  # one document, nothing else on stdout
+    assert doc["record_damage"]["problems"] and doc["record_damage"]["lost"] == []
+    assert doc["record"]["packages_installed"] == installed_record().packages_installed
+    plan = CliRunner().invoke(main, ["uninstall", "--dry-run", "--json"], env=env)
+    assert plan.exit_code == 0, plan.output
+    actions = {a["kind"]: a["targets"] for a in json.loads(plan.stdout)["actions"]}
+    assert sorted(actions["remove-packages"]) == sorted(FAMILY)  # libc6 was there before
+    assert "damaged" in json.loads(plan.stdout)["notes"][0]
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_with_fields_lost_status_exits_1_and_uninstall_still_removes_gpubundles_packages(
+    saved: Path, damage: str
+) -> None:
+    saved.write_text(DAMAGES[damage](saved.read_text()))
+    backup_path(saved).write_text("{")
+    env = cli_env(saved)
+    status = CliRunner().invoke(main, ["status", "--json"], env=env)
+    assert status.exit_code == 1, status.output
+    doc = json.loads(status.stdout)
+    assert doc["ok"] is False and "could not be read" in doc["message"]
+    assert "uninstall" in doc["hint"] and "Traceback" not in status.output
+    text = CliRunner().invoke(main, ["status"], env=env)
+    assert text.exit_code == 1 and "hint:" in text.stderr
+    plan = CliRunner().invoke(main, ["uninstall", "--dry-run", "--json"], env=env)
+    assert plan.exit_code == 0, plan.output
+    actions = {a["kind"]: a["targets"] for a in json.loads(plan.stdout)["actions"]}
+    assert sorted(actions["remove-packages"]) == sorted(FAMILY)
+
+
+def test_doctor_reports_the_record_and_never_fails_on_it(saved: Path) -> None:
+    assert check_record(gather_record(saved.parent)).status == "ok"
+    saved.write_text("{")
+    assert check_record(gather_record(saved.parent)).status == "warning"
+    backup_path(saved).write_text("[]")
+    finding = check_record(gather_record(saved.parent))
+    assert finding.status == "failure" and "could not be read" in finding.summary
+    assert finding.fix and "uninstall" in finding.fix[0]
