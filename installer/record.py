@@ -369,14 +369,22 @@ def read_record(path: Path = RECORD_PATH) -> RecordRead:
     if not exists and not mirror and not ledger:
         return RecordRead(None)
     record, lost, used = salvage(primary, mirror, ledger)
-    if "bundle_sha256" in lost:
-        # The bundle stores are gpubundle's own: every one of them is for uninstall to remove.
-        store = path.parent / "bundles"
-        stores = sorted(str(p) for p in store.glob("*") if p.is_dir()) if store.is_dir() else []
-        record = record.with_files(*stores)
+    if "bundle_sha256" in lost or "files_created" in lost:
+        record = record.with_files(*owned_by_name(path.parent / "bundles"))
     used = tuple(f"the mirror {mirror_path}" if u == "the mirror" else u for u in used)
     damage = RecordDamage(str(path), tuple(problems), lost, used)
     return RecordRead(record, damage)
+
+
+def owned_by_name(store: Path) -> list[str]:
+    """Paths that are gpubundle's by their very name: the bundle stores, the apt source
+    and its keyrings. What uninstall removes when the record lost ``files_created``."""
+    from installer.aptlocal import KEYRINGS_DIR, SOURCES_LIST  # aptlocal is heavier
+
+    paths = sorted(p for p in store.glob("*") if p.is_dir()) if store.is_dir() else []
+    paths += [SOURCES_LIST] if SOURCES_LIST.exists() else []
+    paths += sorted(KEYRINGS_DIR.glob("gpubundle-*.gpg"))
+    return [str(p) for p in paths]
 
 
 def load_record(path: Path = RECORD_PATH) -> InstallRecord | None:
