@@ -448,8 +448,13 @@ def original_packages(
 
 def carried_over(previous: InstallRecord) -> dict[str, Any]:
     """What an install of another bundle recorded and a new record must keep, so that
-    uninstall still undoes it: its files, apt lists, runtime change, images and specs."""
+    uninstall still undoes it: its files, apt lists, runtime change, images and specs, and
+    the packages it newly installed (still gpubundle's, in this bundle or not)."""
+    ours = {
+        n: v for n, v in previous.packages_installed.items() if n not in previous.packages_before
+    }
     return {
+        "packages_installed": ours,
         "files_created": previous.files_created,
         "apt_lists": previous.apt_lists,
         "runtime_change": previous.runtime_change,

@@ -15,6 +15,7 @@ from installer.record import (
     InstallRecord,
     append_ledger,
     backup_path,
+    carried_over,
     damaged_record_error,
     ledger_path,
     original_packages,
@@ -233,3 +234,8 @@ def test_doctor_reports_the_record_and_never_fails_on_it(saved: Path) -> None:
     finding = check_record(gather_record(saved.parent))
     assert finding.status == "failure" and "could not be read" in finding.summary
     assert finding.fix and "uninstall" in finding.fix[0]
+
+
+def test_a_new_bundles_record_keeps_the_packages_gpubundle_newly_installed() -> None:
+    carried = carried_over(installed_record())
+    assert carried["packages_installed"] == FAMILY  # libc6 was there before: not carried
