@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -326,4 +327,29 @@ def no_space_error(path: Path | str | None, exc: OSError, doing: str = "") -> No
         hint=f"free space (and inodes: df -i {mount}) on {mount}, then run the same command "
         "again; nothing half-written was kept",
         details=[f"{exc.strerror or exc}"],
+    )
+
+
+_TOOL_NO_SPACE = ("No space left on device", "Disk quota exceeded")
+_QUOTED_PATH = re.compile(r"['\"‘`](/[^'\"’`]+)['\"’`]")
+_BARE_PATH = re.compile(r"(?<![\w.])(/[\w.+@-]+(?:/[\w.+@-]+)*)")
+
+
+def tool_ran_out_of_space(err: GpubundleError) -> GpubundleError:
+    """``err`` of a tool (apt, dpkg) whose output says the disk filled, as a NoSpaceError
+    naming the filesystem of the path it quotes; any other error unchanged."""
+    if isinstance(err, NoSpaceError):
+        return err
+    line = next((d for d in err.details if any(m in d for m in _TOOL_NO_SPACE)), None)
+    if line is None:
+        return err
+    quoted = _QUOTED_PATH.search(line) or _BARE_PATH.search(line)
+    errno_ = errno.EDQUOT if "quota" in line else errno.ENOSPC
+    full = no_space_error(quoted[1] if quoted else None, OSError(errno_, line.strip()), "")
+    return NoSpaceError(
+        f"{full.message}: {err.message}",
+        hint=full.hint.replace(
+            "nothing half-written was kept", "apt and dpkg finish what they started when run again"
+        ),
+        details=err.details,
     )

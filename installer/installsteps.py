@@ -59,6 +59,7 @@ from installer.aptlocal import (
 from installer.atomicfile import sweep_leftovers
 from installer.bundle_reader import verify_bundle
 from installer.console import Console
+from installer.diskspace import tool_ran_out_of_space
 from installer.errors import GpubundleError, VerificationError
 from installer.gpu import read_driver_facts
 from installer.hostinfo import installed_versions
@@ -92,7 +93,6 @@ from installer.record import (
     carried_over,
     companion_paths,
     ledger_path,
-    load_record,
     original_packages,
     read_ledger,
     read_record,
@@ -230,11 +230,13 @@ class StepRunner:
 
     def nothing_to_do(self, plan: InstallPlan) -> dict[str, Any]:
         """Every step is done. Only a record left unfinished (a run killed after its last
-        step) or missing is completed; the host itself is not touched."""
-        record = load_record()
+        step), missing or damaged is completed; the host itself is not touched."""
+        read = read_record()
+        record = read.record
         needed = [s.id for s in plan.steps if not s.skip_reason]
         if (
             record is None
+            or read.damage is not None  # rebuilt from what survived: write it whole again
             or record.bundle_sha256 != self.sha
             or record.finished_at is None
             or any(not record.completed(step) for step in needed)
@@ -266,11 +268,14 @@ class StepRunner:
             self.console.step(step.title)
             try:
                 record, detail = self._do(step.id, record)
-            except GpubundleError as err:
+            except GpubundleError as failure:
+                err = tool_ran_out_of_space(failure)  # a full disk is named as such
                 self.results.append((step.id, "FAILED", err.message))
                 if step.id in _RUNTIME_STEPS and record.runtime_change is not None:
                     raise self._roll_back(record, err) from err
-                raise
+                if err is failure:
+                    raise
+                raise err from failure
             self.results.append((step.id, "done", detail))
             _test_kill(KILL_UNRECORDED_HOOK, step.id)
             self._save(record, step.id)

@@ -139,16 +139,25 @@ def test_a_full_bundle_store_is_refused_before_anything_is_written(
     assert list((root / where).iterdir()) == []
 
 
+@pytest.mark.parametrize("tmpdir", ["/tmp", SMALL_TMP])
 def test_a_full_temporary_directory_is_refused_before_the_bundle_is_read(
-    root: Path, tmpfs: Any, key: testkeys.TestKey
+    root: Path, tmpfs: Any, key: testkeys.TestKey, tmpdir: str
 ) -> None:
-    small = tmpfs(SMALL_TMP.lstrip("/"), "size=512k")
+    """/tmp itself (holding the staged bundle and installer, copied in) or $TMPDIR: too
+    small for gpgv's files and for the compiled modules, which then are not half-left."""
+    if tmpdir == "/tmp":
+        staged = sum(p.stat().st_size for p in (root / "tmp").rglob("*") if p.is_file())
+        small = tmpfs("tmp", f"size={staged // 1024 + 1024}k", keep=True)
+        env = None
+    else:
+        small = tmpfs(tmpdir.lstrip("/"), "size=512k")
+        env = {"TMPDIR": tmpdir}
+    inside = sorted(small.rglob("*"))
     before = state(root)
-    proc = install(root, key.fingerprint, env={"TMPDIR": SMALL_TMP})
-    doc = failed_json(proc, 4)
-    assert f"not enough space on {SMALL_TMP} ({SMALL_TMP})" in said(doc)
+    doc = failed_json(install(root, key.fingerprint, env=env), 4)
+    assert f"not enough space on {tmpdir} ({tmpdir})" in said(doc)
     assert differences(before, state(root)) == []
-    assert list(small.iterdir()) == []  # the compiled modules that did not fit: not half-left
+    assert sorted(small.rglob("*")) == inside  # nothing unpacked, nothing half-left
 
 
 def test_a_full_dpkg_database_is_refused_before_anything_is_written(
@@ -170,6 +179,15 @@ def test_a_store_that_fills_during_extraction_is_no_space_not_a_damaged_bundle(
 ) -> None:
     store = tmpfs(STORE, "size=48m")
     before = state(root)
+    # What killed runs left: an unpack directory of a process that is gone, and one
+    # of a live process that must stay.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    live = subprocess.Popen(["sleep", "300"])
+    dead_pylib = root / "tmp" / f"gpubundle-pylib-{gone.pid}-abcd1234" / "zstandard"
+    live_pylib = root / "tmp" / f"gpubundle-pylib-{live.pid}-efgh5678" / "zstandard"
+    for path in (dead_pylib, live_pylib):
+        path.mkdir(parents=True)
     filler = f"/{STORE}/filler"
     doc = failed_json(
         install(root, key.fingerprint, env={"GPUBUNDLE_TEST_FILL_BEFORE_EXTRACT": filler}), 1
@@ -177,6 +195,9 @@ def test_a_store_that_fills_during_extraction_is_no_space_not_a_damaged_bundle(
     assert doc["message"].startswith("no space (or no inodes) left on /var/lib/gpubundle/bundles")
     assert "damaged" not in said(doc) and "copy it again" not in said(doc)
     assert sorted(p.name for p in store.iterdir()) == ["filler"]  # no staging, no bundle
+    assert not dead_pylib.parent.exists() and live_pylib.is_dir()
+    live.kill()
+    live.wait()
     (store / "filler").unlink()
     done = ok_json(install(root, key.fingerprint))
     assert done["record"]["packages_installed"] == dict.fromkeys(FAMILY, VERSION)
@@ -184,19 +205,52 @@ def test_a_store_that_fills_during_extraction_is_no_space_not_a_damaged_bundle(
     assert differences(before, state(root)) == []
 
 
+def test_dpkg_filling_up_during_apt_is_no_space_on_var_lib_dpkg(
+    root: Path, tmpfs: Any, key: testkeys.TestKey
+) -> None:
+    used = sum(p.stat().st_size for p in (root / "var/lib/dpkg").rglob("*") if p.is_file())
+    dpkg = tmpfs("var/lib/dpkg", f"size={used // 1024 + 64 * 1024}k", keep=True)
+    filler = "/var/lib/dpkg/filler"
+    doc = failed_json(
+        install(root, key.fingerprint, env={"GPUBUNDLE_TEST_FILL_BEFORE_EXTRACT": filler}), 1
+    )
+    assert doc["message"].startswith("no space (or no inodes) left on /var/lib/dpkg"), said(doc)
+    assert "installing the packages failed" in doc["message"]
+    (dpkg / "filler").unlink()
+    done = ok_json(install(root, key.fingerprint))
+    assert done["record"]["packages_installed"] == dict.fromkeys(FAMILY, VERSION)
+
+
 # --- damaged records -------------------------------------------------------------------------
 
 
+DAMAGES = {
+    "truncated": lambda text: text[:100],
+    "wrong types": lambda text: json.dumps(
+        {**json.loads(text), "packages_installed": [], "files_created": "/", "steps_completed": 3}
+    ),
+    "missing fields": lambda text: json.dumps(
+        {k: v for k, v in json.loads(text).items() if not k.startswith("packages_")}
+    ),
+    "not an object": lambda text: json.dumps([json.loads(text)]),
+}
+
+
+def damage_both(root: Path, how: str) -> None:
+    for rel in (RECORD, MIRROR):
+        (root / rel).write_text(DAMAGES[how]((root / rel).read_text()))
+
+
+@pytest.mark.parametrize("how", DAMAGES)
 def test_a_record_damaged_beyond_its_mirror_still_uninstalls_what_the_bundle_brought(
-    root: Path, key: testkeys.TestKey
+    root: Path, key: testkeys.TestKey, how: str
 ) -> None:
     before = state(root)
     ok_json(install(root, key.fingerprint))
-    (root / RECORD).write_text((root / RECORD).read_text()[:100])  # truncated
-    (root / MIRROR).write_text('{"format": 1, "packages_installed": [], "steps_completed": 3}')
+    damage_both(root, how)
 
     doc = failed_json(gpubundle(root, "status", "--json"), 1)
-    assert "packages_installed" in doc["message"] and "uninstall" in doc["hint"]
+    assert "could not be read" in doc["message"] and "uninstall" in doc["hint"]
     text = gpubundle(root, "status")
     assert text.returncode == 1 and "Traceback" not in text.stderr and "hint:" in text.stderr
     doctor = gpubundle(root, "doctor", "--json")
@@ -204,14 +258,26 @@ def test_a_record_damaged_beyond_its_mirror_still_uninstalls_what_the_bundle_bro
     findings = {f["check_id"]: f for f in json.loads(doctor.stdout)["findings"]}
     assert findings["install-record"]["status"] == "failure"
 
-    # The hint's way back: uninstall, from the readable fields and the packages ledger.
+    # The hint's first way: install the same bundle again: a whole record, the packages
+    # still gpubundle's (never "there before").
+    again = ok_json(install(root, key.fingerprint))
+    assert again["record_damage"]["lost"]
+    assert again["record"]["packages_before"] == {}
+    assert again["record"]["packages_installed"] == dict.fromkeys(FAMILY, VERSION)
+    assert ok_json(gpubundle(root, "status", "--json"))["record_damage"] is None
+
+    # The other way, on a record damaged again: uninstall, from the readable fields and
+    # the packages ledger; it also sweeps what killed atomic writes left.
+    damage_both(root, how)
+    for rel in ("etc/apt/sources.list.d/.gpubundle.list.gpubundle-tmp-k1ll3d",
+                "var/lib/gpubundle/.install-record.json.gpubundle-tmp-k1ll3d"):  # fmt: skip
+        (root / rel).write_text("half")
     plan = ok_json(gpubundle(root, "uninstall", "--purge", "--dry-run", "--json"))
     removed = {a["kind"]: a["targets"] for a in plan["actions"]}["remove-packages"]
     assert sorted(removed) == sorted(FAMILY)
+    assert "damaged" in plan["notes"][0]
     ok_json(gpubundle(root, "uninstall", "--purge", "--yes", "--json"))
-    after = state(root)
-    assert after.packages == before.packages
-    assert differences(before, after) == [], "uninstall left something behind"
+    assert differences(before, state(root)) == [], "uninstall left something behind"
 
 
 def test_a_record_moved_aside_never_makes_gpubundles_packages_pre_existing(

@@ -21,8 +21,9 @@ from installer.diskspace import (
     install_needs,
     no_space_error,
     space_fact,
+    tool_ran_out_of_space,
 )
-from installer.errors import ExitCode
+from installer.errors import ExitCode, GpubundleError
 from installer.manifest import FileEntry, ImagePin
 from installer.preflight import Options, run_preflight
 from tests.unit.test_installplan import make_manifest
@@ -130,3 +131,35 @@ def test_no_space_is_exit_1_and_names_the_filesystem(tmp_path: Path) -> None:
     assert err.code == ExitCode.FAILURE
     assert err.message.startswith("no space (or no inodes) left on /")
     assert str(tmp_path / "f") in err.message and "copy it again" not in err.hint
+
+
+def test_apt_saying_the_disk_is_full_is_no_space_on_the_path_it_names() -> None:
+    apt = GpubundleError(
+        "installing the packages failed (apt-get exit code 100)",
+        hint="read apt's output above",
+        details=[
+            "Unpacking nvidia-container-toolkit-base (1.20.1-1) ...",
+            "dpkg: error processing archive /var/lib/gpubundle/bundles/x/repo/debs/a.deb "
+            "(--unpack):",
+            " cannot copy extracted data for './usr/bin/nvidia-ctk' to "
+            "'/usr/bin/nvidia-ctk.dpkg-new': failed to write (No space left on device)",
+        ],
+    )
+    err = tool_ran_out_of_space(apt)
+    assert err.code == ExitCode.FAILURE
+    assert err.message.startswith("no space (or no inodes) left on /")
+    assert "(/usr/bin/nvidia-ctk.dpkg-new): installing" in err.message
+    assert list(err.details) == list(apt.details)
+    other = GpubundleError("apt failed", details=["E: Unable to locate package x"])
+    assert tool_ran_out_of_space(other) is other
+
+
+def test_a_path_dpkg_names_without_quotes_is_found_too() -> None:
+    dpkg = GpubundleError(
+        "installing the packages failed (apt-get exit code 100)",
+        details=[
+            "dpkg: unrecoverable fatal error, aborting:",
+            " unable to fill /var/lib/dpkg/updates/tmp.i with padding: No space left on device",
+        ],
+    )
+    assert "(/var/lib/dpkg/updates/tmp.i)" in tool_ran_out_of_space(dpkg).message
