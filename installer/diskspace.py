@@ -190,7 +190,8 @@ def check_space(needs: Sequence[Need], facts: Mapping[str, SpaceFact]) -> list[S
     """One verdict per filesystem the needs fall on, in the order first needed."""
     groups: dict[int, list[Need]] = {}
     for need in needs:
-        groups.setdefault(facts[need.path].device, []).append(need)
+        if need.path in facts:  # else: it could not be examined; the run will tell
+            groups.setdefault(facts[need.path].device, []).append(need)
     verdicts = []
     for group in groups.values():
         fact = facts[group[0].path]
@@ -257,7 +258,14 @@ def space_fact(path: str) -> SpaceFact:
 
 
 def gather_space(paths: Iterable[str]) -> dict[str, SpaceFact]:
-    return {p: space_fact(p) for p in dict.fromkeys(paths)}
+    """Facts of each of ``paths``; one that cannot be examined (EACCES, EIO) is left out."""
+    facts = {}
+    for path in dict.fromkeys(paths):
+        try:
+            facts[path] = space_fact(path)
+        except OSError:
+            continue
+    return facts
 
 
 def file_size(path: Path) -> int:

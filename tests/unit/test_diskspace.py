@@ -163,3 +163,8 @@ def test_a_path_dpkg_names_without_quotes_is_found_too() -> None:
         ],
     )
     assert "(/var/lib/dpkg/updates/tmp.i)" in tool_ran_out_of_space(dpkg).message
+
+
+def test_a_directory_that_cannot_be_examined_is_left_out_not_a_crash() -> None:
+    needs = [Need("/a", 1, 1, "a"), Need("/b", 1, 1, "b")]
+    assert [v.paths for v in check_space(needs, {"/a": ROOT_FS})] == [("/a",)]
