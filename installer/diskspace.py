@@ -14,7 +14,7 @@ Three parts, kept apart:
   existing ancestor) and the mount point and device holding it, as ``SpaceFact`` data.
 - verdicts (pure): ``check_space`` adds up the needs of every directory on one
   filesystem (st_dev), adds a margin (``MARGIN_FRACTION`` plus ``MARGIN_BYTES`` /
-  ``MARGIN_INODES``) and says, per filesystem, "not enough space on <mount> (<path>):
+  ``MARGIN_INODES``, or the need again where that is smaller) and says, per filesystem, "not enough space on <mount> (<path>):
   need N, have M", or inodes likewise. A filesystem that reports no inode limit
   (``f_files`` 0, e.g. btrfs) is not checked for inodes.
 
@@ -183,7 +183,9 @@ def install_needs(
 
 
 def with_margin(n: int, fixed: int) -> int:
-    return int(n * (1 + MARGIN_FRACTION)) + fixed
+    """``n`` plus ``MARGIN_FRACTION`` plus ``fixed`` (never more than ``n`` itself: a few
+    MiB for gpgv's files do not call for a 32 MiB cushion)."""
+    return int(n * (1 + MARGIN_FRACTION)) + min(fixed, n)
 
 
 def check_space(needs: Sequence[Need], facts: Mapping[str, SpaceFact]) -> list[SpaceVerdict]:

@@ -123,7 +123,7 @@ def said(doc: dict[str, Any]) -> str:
 @pytest.mark.parametrize(
     ("where", "options", "expected"),
     [
-        (STORE, "size=256k", "not enough space on /var/lib/gpubundle/bundles"),
+        (STORE, "size=16k", "not enough space on /var/lib/gpubundle/bundles"),
         (STORE, "size=64m,nr_inodes=4", "not enough inodes on /var/lib/gpubundle/bundles"),
     ],
     ids=["store-bytes", "store-inodes"],

@@ -168,3 +168,10 @@ def test_a_path_dpkg_names_without_quotes_is_found_too() -> None:
 def test_a_directory_that_cannot_be_examined_is_left_out_not_a_crash() -> None:
     needs = [Need("/a", 1, 1, "a"), Need("/b", 1, 1, "b")]
     assert [v.paths for v in check_space(needs, {"/a": ROOT_FS})] == [("/a",)]
+
+
+def test_a_small_need_gets_a_small_cushion() -> None:
+    need = Need("/tmp", diskspace.TEMP_BYTES, diskspace.TEMP_INODES, "gpgv")
+    room = diskspace.with_margin(diskspace.TEMP_BYTES, diskspace.MARGIN_BYTES)
+    assert room < 3 * diskspace.TEMP_BYTES
+    assert check_space([need], {"/tmp": dataclasses.replace(ROOT_FS, free_bytes=room)})[0].ok
