@@ -11,8 +11,9 @@ kept one instead (keyed by the wheel's sha256). When no wheel fits, nothing
 happens and ``installer.zstd_stream`` falls back to the ``zstd`` program.
 
 A run killed with SIGKILL cannot remove its directory, so the name carries the
-owner's pid (``gpubundle-pylib-<pid>-<random>``) and every run first removes
-those of dead processes (``sweep_dead``); a live run's is never touched. When
+owner's pid (``gpubundle-pylib-<pid>-<random>``) and a ``.lock`` its owner holds
+(flock) for as long as it lives; every run first removes those whose lock is free
+(``sweep_dead``): a live run's, even one in another pid namespace, is never touched. When
 the wheel cannot be unpacked (the temporary directory is full or read-only),
 nothing is half-left: the run goes on without it and ``unpack_failure`` says
 why and how many bytes it needed, which install's preflight reports (exit 4).
@@ -23,6 +24,7 @@ Standard library only: this runs before anything else is importable.
 from __future__ import annotations
 
 import atexit
+import fcntl
 import hashlib
 import io
 import os
@@ -39,6 +41,7 @@ from pathlib import Path, PurePosixPath
 WHEELS_DIR = "_wheels"
 PYLIB_ENV = "GPUBUNDLE_PYLIB_DIR"  # overrides where wheels are unpacked
 _COMPLETE = ".complete"
+_LOCK = ".lock"
 PYLIB_PREFIX = "gpubundle-pylib-"
 _PYLIB_NAME = re.compile(rf"{PYLIB_PREFIX}(?P<pid>[0-9]+)-[a-z0-9_]+")
 
@@ -113,8 +116,29 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _held(lock: Path) -> bool | None:
+    """Whether a live process holds ``lock`` (None: there is no lock file to ask)."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # also drops a lock just taken
+    return False
+
+
 def dead_pylibs(temp_dir: Path, alive: Callable[[int], bool] = pid_alive) -> list[Path]:
-    """Unpack directories in ``temp_dir`` of runs whose process is gone (ours only)."""
+    """Unpack directories in ``temp_dir`` of runs whose process is gone (ours only).
+
+    A run holds ``.lock`` in its directory for its whole life (flock, released by the
+    kernel when the process dies): a held lock keeps a directory whose pid means nothing
+    here (a run in another pid namespace sharing /tmp); a free one, or none yet, leaves
+    the judgement to the pid.
+    """
     try:
         entries = list(os.scandir(temp_dir))
     except OSError:
@@ -126,7 +150,10 @@ def dead_pylibs(temp_dir: Path, alive: Callable[[int], bool] = pid_alive) -> lis
             continue
         if entry.stat(follow_symlinks=False).st_uid != os.geteuid():
             continue
-        if int(match["pid"]) != os.getpid() and not alive(int(match["pid"])):
+        pid = int(match["pid"])
+        # Gone: no live holder of its lock, and (a run between mkdtemp and flock has none
+        # yet) no process of its pid.
+        if pid != os.getpid() and not _held(Path(entry.path) / _LOCK) and not alive(pid):
             found.append(Path(entry.path))
     return sorted(found)
 
@@ -139,6 +166,9 @@ def sweep_dead(temp_dir: Path, alive: Callable[[int], bool] = pid_alive) -> list
     return gone
 
 
+_held_lock: list[int] = []  # the fd holding this run's .lock, open until the process ends
+
+
 def _pylib_dir(digest: str, root: Path | None) -> Path:
     root = root or (Path(os.environ[PYLIB_ENV]) if os.environ.get(PYLIB_ENV) else None)
     if root is not None:
@@ -146,6 +176,9 @@ def _pylib_dir(digest: str, root: Path | None) -> Path:
     sweep_dead(Path(tempfile.gettempdir()))
     tmp = Path(tempfile.mkdtemp(prefix=f"{PYLIB_PREFIX}{os.getpid()}-"))
     atexit.register(shutil.rmtree, tmp, True)
+    fd = os.open(tmp / _LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    _held_lock.append(fd)
     return tmp / digest
 
 

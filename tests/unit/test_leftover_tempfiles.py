@@ -123,3 +123,29 @@ def test_a_killed_zipapp_run_leaves_its_pylib_for_the_next_run_to_remove(
     )
     assert again.returncode == 0, again.stderr
     assert list(tmp_path.glob("gpubundle-pylib-*")) == []
+
+
+def test_a_pylib_whose_lock_is_held_stays_whatever_its_pid_says(tmp_path: Path) -> None:
+    """A run in another pid namespace: its pid means nothing here, its lock does."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    held = tmp_path / f"gpubundle-pylib-{gone.pid}-held1234"
+    freed = tmp_path / f"gpubundle-pylib-{os.getpid() + 10**7}-free5678"
+    for d in (held, freed):
+        d.mkdir()
+        (d / ".lock").write_text("")
+    code = (
+        "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY);"
+        "fcntl.flock(fd, fcntl.LOCK_SH); print('locked', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(held / ".lock")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        assert bootstrap.sweep_dead(tmp_path) == [freed]
+        assert held.is_dir()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert bootstrap.sweep_dead(tmp_path) == [held]
