@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO
 
 from installer import layout
+from installer.diskspace import is_no_space, no_space_error
 from installer.errors import ExitCode, GpubundleError, VerificationError
 from installer.manifest import FileEntry, Manifest, parse_manifest
 from installer.openpgp import normalize_fingerprint, verify_detached_bytes
@@ -125,7 +126,14 @@ def _staging(extract_to: Path | None) -> Iterator[Path | None]:
         raise GpubundleError(
             f"{extract_to.parent} does not exist", hint="create it, then run this again"
         )
-    staging = Path(tempfile.mkdtemp(prefix=f".{extract_to.name}.staging-", dir=extract_to.parent))
+    try:
+        staging = Path(
+            tempfile.mkdtemp(prefix=f".{extract_to.name}.staging-", dir=extract_to.parent)
+        )
+    except OSError as exc:
+        if is_no_space(exc):
+            raise no_space_error(extract_to, exc, "creating the staging directory") from exc
+        raise
     try:
         yield staging
         staging.rename(extract_to)
@@ -147,14 +155,20 @@ def _copy(
     progress: ProgressFn,
     writer: ThreadPoolExecutor,
 ) -> tuple[int, str]:
-    """Hash ``src`` (and write it to ``dest``); writes run on ``writer``, in order, overlapped."""
+    """Hash ``src`` (and write it to ``dest``); writes run on ``writer``, in order, overlapped.
+
+    A write that fails is the host's problem, not the bundle's: it raises ``_WriteFailed``.
+    """
     digest = hashlib.sha256()
     size = 0
     fd = -1
     pending: deque[Future[None]] = deque()
     if dest is not None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise _WriteFailed(exc) from exc
     try:
         while chunk := src.read(READ_SIZE):
             guard.consume(len(chunk))
@@ -163,15 +177,30 @@ def _copy(
             if fd >= 0:
                 pending.append(writer.submit(_write_all, fd, chunk))
                 if len(pending) > _WRITES_IN_FLIGHT:
-                    pending.popleft().result()
+                    _written(pending.popleft())
             progress(len(chunk))
     finally:
         wait(pending)
         if fd >= 0:
             os.close(fd)
     for future in pending:
-        future.result()
+        _written(future)
     return size, digest.hexdigest()
+
+
+class _WriteFailed(Exception):
+    """Writing to staging failed (ENOSPC, EDQUOT, EIO, ...); carries the OSError."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _written(future: Future[None]) -> None:
+    try:
+        future.result()
+    except OSError as exc:
+        raise _WriteFailed(exc) from exc
 
 
 @dataclass
@@ -226,13 +255,23 @@ class _Members:
         dest = self.staging / info.name if self.staging else None
         try:
             size, sha256 = _copy(src, dest, guard, self.progress, writer)
-        except OSError as exc:
-            self.failures.append(
-                f"{info.name}: cannot be written to staging: {exc.strerror or exc}"
-            )
-            return
+        except _WriteFailed as failed:
+            # The host's disk, not the bundle: stop now (staging is removed on the way out).
+            assert self.staging is not None and dest is not None
+            raise _staging_write_error(self.staging, dest, failed.error) from failed.error
         if sha256 != entry.sha256 or size != entry.size:
             self.failures.append(f"{info.name}: sha256 {sha256}, manifest says {entry.sha256}")
+
+
+def _staging_write_error(staging: Path, dest: Path, exc: OSError) -> GpubundleError:
+    target = staging.parent / staging.name.split(".staging-")[0].lstrip(".")
+    if is_no_space(exc):
+        return no_space_error(target, exc, f"extracting {dest.relative_to(staging)}")
+    return GpubundleError(
+        f"cannot write {dest.relative_to(staging)} under {staging.parent}: {exc.strerror or exc}",
+        hint=f"check the filesystem that holds {staging.parent} (dmesg, mount), then run again; "
+        "nothing half-extracted was kept",
+    )
 
 
 def verify_bundle(

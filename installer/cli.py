@@ -8,6 +8,7 @@ commands (build, distros).
 
 from __future__ import annotations
 
+import errno
 import importlib
 import importlib.util
 import logging
@@ -80,6 +81,18 @@ def handle_errors(console: Console, action: Callable[[], Any]) -> Any:
         else:
             click.echo(err.render(), err=True)
         sys.exit(int(err.code))
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # A disk that filled where no step expected it: still words, never a traceback.
+        from installer.diskspace import no_space_error
+
+        full = no_space_error(exc.filename if isinstance(exc.filename, str) else None, exc)
+        if console.json_mode:
+            console.emit({"ok": False, **full.as_dict()})
+        else:
+            click.echo(full.render(), err=True)
+        sys.exit(int(full.code))
     except KeyboardInterrupt:
         click.echo("interrupted; re-run the same command to finish or roll back", err=True)
         sys.exit(int(ExitCode.INTERRUPTED))

@@ -19,13 +19,14 @@ from typing import Any
 
 import click
 
-from installer import containers, criengine, runtime_toml
+from installer import bootstrap, containers, criengine, runtime_toml
 from installer.aptlocal import DPKG_LOCK_TIMEOUT_S, source_is_installed
 from installer.atomicfile import write_json_atomic
 from installer.bundle_reader import trusted_fingerprints, verify_bundle
 from installer.cli import handle_errors, json_option
 from installer.console import Console
 from installer.cuda_compat import check_image_against_driver
+from installer.diskspace import require_temp_space
 from installer.dpkgstate import DpkgFacts, LockHolder
 from installer.errors import ExitCode, GpubundleError
 from installer.gpu import read_driver_facts
@@ -49,7 +50,7 @@ from installer.preflight import (
     recoverable,
     run_preflight,
 )
-from installer.record import RECORD_PATH, load_record
+from installer.record import RECORD_PATH, load_record, read_record
 from installer.trust import warnings_in_errors
 
 BUNDLES_DIR = Path(STATE_DIR) / "bundles"
@@ -192,6 +193,15 @@ def run_install(req: Request, console: Console) -> None:
         host_lock(command="gpubundle install") if is_root() else nullcontext()
     )
     with lock:
+        # Room for gpgv's temporary files before anything is read: exit 4, not a failure
+        # halfway through verification.
+        failed = bootstrap.unpack_failure
+        require_temp_space(pylib_bytes=failed.needed_bytes if failed else 0)
+        damage = read_record().damage
+        if damage is not None:
+            console.warn(f"the install record {damage.path} was damaged; using what survived:")
+            for line in damage.lines():
+                console.warn(f"  {line}")
         console.step(f"verifying {req.bundle}")
         trusted = trusted_fingerprints(list(req.trust))
         for warning in trusted.warnings:
@@ -208,6 +218,8 @@ def run_install(req: Request, console: Console) -> None:
         report, facts = preflight(req, manifest, bundle_dir, console)
         document: dict[str, Any] = {"ok": True, "bundle_sha256": sha, "preflight": report.as_json()}
         document["warnings"] = list(trusted.warnings)
+        if damage is not None:
+            document["record_damage"] = damage.as_json()
         report.raise_if_failed()
         key = read_signer_key(req.bundle, manifest.signer_fingerprint, trusted)
         plan = plan_install(req, manifest, sha, bundle_dir, key, dpkg_recovery(manifest, facts))

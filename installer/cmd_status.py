@@ -1,4 +1,10 @@
-"""``gpubundle status``: what gpubundle installed on this host, from its install record."""
+"""``gpubundle status``: what gpubundle installed on this host, from its install record.
+
+A damaged record (``installer.record``) is reported: rebuilt whole from its mirror,
+status shows it with a warning (exit 0, ``record_damage`` in the JSON); with fields
+lost everywhere, status exits 1 naming them and the way back (uninstall, or install
+of the same bundle again).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ import click
 
 from installer.cli import handle_errors, json_option
 from installer.console import Console
-from installer.record import RECORD_PATH, InstallRecord, load_record
+from installer.record import RECORD_PATH, InstallRecord, damaged_record_error, read_record
 
 
 def render(record: InstallRecord) -> list[str]:
@@ -55,11 +61,18 @@ def status(json_mode: bool) -> None:
     path = Path(os.environ.get("GPUBUNDLE_RECORD", RECORD_PATH))
 
     def body() -> None:
-        record = load_record(path)
+        read = read_record(path)
+        record, damage = read.record, read.damage
+        if damage is not None and damage.lost:
+            raise damaged_record_error(damage)
         if record is None:
             console.info(f"gpubundle has not installed anything on this host (no {path})")
             console.emit({"ok": True, "installed": False, "record": None})
             return
+        if damage is not None:
+            console.warn(f"the install record {path} was damaged; rebuilt from what survived it:")
+            for line in damage.lines():
+                console.warn(f"  {line}")
         for line in render(record):
             console.info(line)
         console.emit(
@@ -68,6 +81,7 @@ def status(json_mode: bool) -> None:
                 "installed": True,
                 "complete": record.finished_at is not None,
                 "record": record.as_json(),
+                "record_damage": damage.as_json() if damage else None,
             }
         )
 

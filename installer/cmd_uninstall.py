@@ -1,8 +1,16 @@
-"""``gpubundle uninstall``: undo exactly what install recorded, plan first."""
+"""``gpubundle uninstall``: undo exactly what install recorded, plan first.
+
+A damaged record is read as ``installer.record`` rebuilds it (its mirror, then the
+packages ledger): the plan then says what was damaged and lost, and still removes
+every package the ledger shows gpubundle newly installed. The record, its mirror and
+the ledger go together, and so do temporary files killed writes left beside the files
+uninstall manages (``installer.atomicfile``).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -21,14 +29,21 @@ from installer.aptlocal import (
     auto_installed,
     source_lists,
 )
-from installer.atomicfile import write_atomically
+from installer.atomicfile import sweep_leftovers, write_atomically
 from installer.cli import handle_errors, json_option
 from installer.console import Console
 from installer.doctor.toolkit import installed_packages
 from installer.errors import GpubundleError
 from installer.hostlock import host_lock
 from installer.layout import LOCK_FILE, LOG_DIR, REPO_DIR, STATE_DIR
-from installer.record import RECORD_PATH, InstallRecord, load_record, staging_leftovers
+from installer.record import (
+    RECORD_PATH,
+    InstallRecord,
+    RecordDamage,
+    companion_paths,
+    read_record,
+    staging_leftovers,
+)
 from installer.runner import run
 from installer.uninstallplan import (
     NVIDIA_RUNTIMES,
@@ -58,7 +73,7 @@ def _image_present(ref: str) -> bool:
 def bundle_dirs(record: InstallRecord) -> list[Path]:
     """Every bundle store of the record: this bundle's and those of bundles installed before."""
     store = Path(STATE_DIR) / "bundles"
-    dirs = [store / record.bundle_sha256]
+    dirs = [store / record.bundle_sha256] if record.bundle_sha256 else []  # "": lost
     dirs += (Path(p) for p in record.files_created if Path(p).parent == store)
     return list(dict.fromkeys(dirs))
 
@@ -168,7 +183,11 @@ def execute(action: Action, plan: UninstallPlan, record: InstallRecord) -> None:
         if backup:
             Path(backup).unlink(missing_ok=True)
         for path in action.targets:
-            Path(path).unlink(missing_ok=True)
+            # The record first, its mirror and the packages ledger last: a kill in between
+            # leaves them for the next uninstall to read.
+            for each in (Path(path), *companion_paths(Path(path))):
+                each.unlink(missing_ok=True)
+                sweep_leftovers(each)
     else:
         raise GpubundleError(f"unknown uninstall action {action.kind!r}", hint="report this bug")
 
@@ -191,6 +210,26 @@ def check_no_dangling_default(record: InstallRecord) -> None:
             f"{path} still sets default-runtime {default!r}, whose runtime is gone",
             hint=f'remove "default-runtime" from {path} and restart Docker',
         )
+
+
+def managed_files(record: InstallRecord, record_path: Path) -> list[Path]:
+    """Files uninstall removes or rewrites, whose killed atomic writes it sweeps up."""
+    change = record.runtime_change or {}
+    paths = [record_path, *companion_paths(record_path), Path(SOURCES_LIST)]
+    paths += (Path(p) for p in (*record.files_created, *record.cdi_specs_created))
+    paths += (Path(str(change[k])) for k in ("path", "backup_path") if change.get(k))
+    return paths
+
+
+def damage_notes(damage: RecordDamage) -> tuple[str, ...]:
+    head = f"the install record {damage.path} was damaged; this plan is from what survived it"
+    lost = {
+        "runtime_change": "the container runtime's configuration is left as it is: check it "
+        "for nvidia entries by hand",
+        "images_loaded": "images install loaded are kept: remove them with docker image rm",
+        "cdi_specs_created": "CDI specs are kept: look in /etc/cdi and /var/run/cdi",
+    }
+    return (head, *damage.lines(), *(lost[f] for f in damage.lost if f in lost))
 
 
 def render_plan(plan: UninstallPlan) -> str:
@@ -219,8 +258,10 @@ def uninstall(json_mode: bool, dry_run: bool, keep_images: bool, purge: bool, ye
 
     def body() -> None:
         with host_lock(lock, "gpubundle uninstall"):
-            record = load_record(record_path)
+            read = read_record(record_path)
+            record = read.record
             if record is None:
+                sweep_leftovers(record_path, *companion_paths(record_path))
                 console.info(
                     f"nothing to do: gpubundle has not installed anything here ({record_path})"
                 )
@@ -233,6 +274,8 @@ def uninstall(json_mode: bool, dry_run: bool, keep_images: bool, purge: bool, ye
                 purge=purge,
                 record_path=str(record_path),
             )
+            if read.damage is not None:
+                plan = dataclasses.replace(plan, notes=(*damage_notes(read.damage), *plan.notes))
             console.info(render_plan(plan))
             if dry_run:
                 console.emit({"ok": True, "dry_run": True, **plan.as_dict()})
@@ -244,6 +287,7 @@ def uninstall(json_mode: bool, dry_run: bool, keep_images: bool, purge: bool, ye
             for action in plan.actions:
                 console.step(action.summary)
                 execute(action, plan, record)
+            sweep_leftovers(*managed_files(record, record_path))
             check_no_dangling_default(record)
             console.info("uninstall complete")
             console.emit({"ok": True, "dry_run": False, **plan.as_dict()})

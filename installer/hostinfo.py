@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from installer.diskspace import gather_disk_facts
 from installer.dpkgstate import (
     ADMIN_DIR,
     APT_LISTS_LOCK,
@@ -166,7 +167,9 @@ def gather_host_facts(
         arch = dpkg_architecture()
     except GpubundleError:
         arch = "unknown (no dpkg)"
-    toolkit = installed_versions([TOOLKIT], manifest.arch).get(TOOLKIT) if "(" not in arch else None
+    names = {p.name for p in manifest.packages} | {TOOLKIT}
+    installed = installed_versions(names, manifest.arch) if "(" not in arch else {}
+    toolkit = installed.get(TOOLKIT)
     return HostFacts(
         is_root=is_root(),
         distro=distro_name(read_os_release(os_release_paths)),
@@ -178,4 +181,5 @@ def gather_host_facts(
         driver=None if opts.skip_gpu_checks else read_driver_facts(),
         dpkg=dpkg,
         packages_step_under_way=packages_step_under_way,
+        disk=gather_disk_facts(installed),
     )

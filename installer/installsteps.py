@@ -23,8 +23,10 @@ Test hooks, for the resume and uninstall tests: the process SIGKILLs itself
 with ``GPUBUNDLE_TEST_KILL_BEFORE=<step id>`` right after that step recorded its
 intent (nothing changed yet), with ``GPUBUNDLE_TEST_KILL_UNRECORDED=<step id>``
 after the step changed the host but before its completion is recorded, and with
-``GPUBUNDLE_TEST_KILL_AFTER=<step id>`` right after recording it. Nothing else
-reads these variables.
+``GPUBUNDLE_TEST_KILL_AFTER=<step id>`` right after recording it. For the
+full-disk tests, ``GPUBUNDLE_TEST_FILL_BEFORE_EXTRACT=<path>`` fills the filesystem
+of ``<path>`` with that file once preflight has passed, just before extraction.
+Nothing else reads these variables.
 """
 
 from __future__ import annotations
@@ -62,8 +64,10 @@ from installer.aptlocal import (
     run_apt,
     source_lists,
 )
+from installer.atomicfile import sweep_leftovers
 from installer.bundle_reader import verify_bundle
 from installer.console import Console
+from installer.diskspace import tool_ran_out_of_space
 from installer.dpkgstate import read_dpkg_facts
 from installer.errors import GpubundleError, VerificationError
 from installer.gpu import find_nvidia_smi, read_driver_facts
@@ -94,10 +98,15 @@ from installer.openpgp import primary_fingerprints
 from installer.partstream import open_source
 from installer.preflight import Options
 from installer.record import (
+    RECORD_PATH,
     InstallRecord,
+    append_ledger,
     carried_over,
-    load_record,
+    companion_paths,
+    ledger_path,
     original_packages,
+    read_ledger,
+    read_record,
     save_record,
     staging_leftovers,
 )
@@ -107,6 +116,7 @@ from installer.zstd_stream import open_zstd
 KILL_HOOK = "GPUBUNDLE_TEST_KILL_AFTER"
 KILL_BEFORE_HOOK = "GPUBUNDLE_TEST_KILL_BEFORE"
 KILL_UNRECORDED_HOOK = "GPUBUNDLE_TEST_KILL_UNRECORDED"
+FILL_HOOK = "GPUBUNDLE_TEST_FILL_BEFORE_EXTRACT"
 ENGINE_READY_TIMEOUT_S = 90
 _RUNTIME_STEPS = (RUNTIME, RESTART, IMAGES, PROOF)
 
@@ -151,6 +161,21 @@ def _test_kill(hook: str, step_id: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _test_fill() -> None:
+    """Fill the filesystem of the file named by FILL_HOOK, as another process might."""
+    path = os.environ.get(FILL_HOOK)
+    if not path:
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        while os.write(fd, bytes(1 << 16)):
+            pass
+    except OSError:
+        pass  # full
+    finally:
+        os.close(fd)
+
+
 class StepRunner:
     def __init__(
         self,
@@ -185,10 +210,16 @@ class StepRunner:
     # --- the record -----------------------------------------------------------------
 
     def start_record(self) -> InstallRecord:
-        previous = load_record()
+        read = read_record()
+        previous, m = read.record, self.manifest
+        ledger = read_ledger(ledger_path(RECORD_PATH))
+        if previous is not None and read.damage and "packages_before" in read.damage.lost:
+            # Lost with a damaged record: what is here now and not gpubundle's (the ledger).
+            now_there = installed_versions(self.names, m.arch)
+            before = original_packages(None, now_there, ledger)
+            previous = dataclasses.replace(previous, packages_before=before)
         if previous is not None and previous.bundle_sha256 == self.sha:
             return dataclasses.replace(previous, finished_at=None)
-        m = self.manifest
         return InstallRecord(
             gpubundle_version=__version__,
             bundle_sha256=self.sha,
@@ -197,7 +228,9 @@ class StepRunner:
             arch=m.arch,
             toolkit_version=m.toolkit_version,
             started_at=now(),
-            packages_before=original_packages(previous, installed_versions(self.names, m.arch)),
+            packages_before=original_packages(
+                previous, installed_versions(self.names, m.arch), ledger
+            ),
             # What an earlier bundle's install changed stays for uninstall to undo.
             **(carried_over(previous) if previous else {}),
         )
@@ -217,11 +250,13 @@ class StepRunner:
 
     def nothing_to_do(self, plan: InstallPlan) -> dict[str, Any]:
         """Every step is done. Only a record left unfinished (a run killed after its last
-        step) or missing is completed; the host itself is not touched."""
-        record = load_record()
+        step), missing or damaged is completed; the host itself is not touched."""
+        read = read_record()
+        record = read.record
         needed = [s.id for s in plan.steps if not s.skip_reason]
         if (
             record is None
+            or read.damage is not None  # rebuilt from what survived: write it whole again
             or record.bundle_sha256 != self.sha
             or record.finished_at is None
             or any(not record.completed(step) for step in needed)
@@ -233,6 +268,10 @@ class StepRunner:
 
     def run(self, plan: InstallPlan) -> dict[str, Any]:
         record = self.start_record()
+        # Temporary files of atomic writes a killed run left beside the files install manages.
+        keyring = keyring_path(self.manifest.signer_fingerprint)
+        managed = (RECORD_PATH, *companion_paths(RECORD_PATH), SOURCES_LIST, keyring)
+        sweep_leftovers(*managed, *map(Path, record.files_created))
         save_record(record)
         for step in plan.steps:
             if step.skip_reason:
@@ -249,11 +288,14 @@ class StepRunner:
             self.console.step(step.title)
             try:
                 record, detail = self._do(step.id, record)
-            except GpubundleError as err:
+            except GpubundleError as failure:
+                err = tool_ran_out_of_space(failure)  # a full disk is named as such
                 self.results.append((step.id, "FAILED", err.message))
                 if step.id in _RUNTIME_STEPS and record.runtime_change is not None:
                     raise self._roll_back(record, err) from err
-                raise
+                if err is failure:
+                    raise
+                raise err from failure
             self.results.append((step.id, "done", detail))
             _test_kill(KILL_UNRECORDED_HOOK, step.id)
             self._save(record, step.id)
@@ -282,6 +324,7 @@ class StepRunner:
 
     def extract(self, record: InstallRecord) -> tuple[InstallRecord, str]:
         record = self._intend(record.with_files(str(self.bundle_dir)), EXTRACT)
+        _test_fill()
         self.bundle_dir.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
         for partial in staging_leftovers(self.bundle_dir):  # of a run killed while extracting
             shutil.rmtree(partial)
@@ -341,6 +384,9 @@ class StepRunner:
         may_change = {
             p.name: p.version for p in self.manifest.packages if before.get(p.name) != p.version
         }
+        # Ledgered apart from the record: should the record be lost, these stay gpubundle's.
+        new = {n: v for n, v in may_change.items() if n not in record.packages_before}
+        append_ledger(new, ledger_path(RECORD_PATH))
         record = self._intend(record, PACKAGES, packages_installed={**earlier, **may_change})
         run_apt(apt_update_argv(SOURCES_LIST), "reading the bundle's package index", self.apt_log)
         lists = map(str, source_lists(self.bundle_dir / REPO_DIR))

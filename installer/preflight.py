@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from installer import debversion
+from installer import debversion, diskspace
 from installer.dpkgstate import DpkgFacts
 from installer.errors import PreflightError
 from installer.installplan import package_changes, toolkit_family
@@ -79,6 +79,7 @@ class HostFacts:
     dpkg: DpkgFacts | None = None  # None: dpkg's database was not read (no dpkg)
     # gpubundle's record shows its packages step under way: dpkg's unfinished work is ours.
     packages_step_under_way: bool = False
+    disk: diskspace.DiskFacts | None = None  # None: only free_bytes is known (check_disk)
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,24 @@ def check_disk(m: Manifest, facts: HostFacts) -> Check:
         f"{_gib(facts.free_bytes)} free under /var/lib/gpubundle, {_gib(need)} needed",
         "free some space on the filesystem that holds /var/lib/gpubundle",
     )
+
+
+def check_space(m: Manifest, facts: HostFacts, opts: Options) -> list[Check]:
+    """Bytes and inodes on every filesystem the run writes (installer.diskspace)."""
+    if facts.disk is None:
+        return [check_disk(m, facts)]
+    needs = diskspace.install_needs(
+        m,
+        already_extracted=facts.already_extracted,
+        installed=facts.disk.installed,
+        runtime=opts.runtime,
+        temp_dir=facts.disk.temp_dir,
+        dpkg_status_bytes=facts.disk.dpkg_status_bytes,
+    )
+    return [
+        Check(f"disk {v.mount}", "ok" if v.ok else "fail", v.detail, v.hint)
+        for v in diskspace.check_space(needs, facts.disk.space)
+    ]
 
 
 def check_engine(m: Manifest, facts: HostFacts, runtime: str) -> Check:
@@ -291,7 +310,7 @@ def run_preflight(
     checks = [
         check_root(facts),
         *check_platform(manifest, facts),
-        check_disk(manifest, facts),
+        *check_space(manifest, facts, opts),
         check_engine(manifest, facts, opts.runtime),
         *check_gpu(manifest, facts, opts, image_check),
         check_toolkit(manifest, facts),

@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from installer.doctor import driver, engine, images, toolkit, traps
+from installer.doctor import driver, engine, images, installrecord, toolkit, traps
 from installer.doctor.checks import Finding, HostPaths
 from installer.doctor.dockerfacts import DockerFacts, gather_docker
-from installer.record import InstallRecord, load_record
+from installer.record import InstallRecord
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class HostFacts:
     docker: DockerFacts
     traps: traps.TrapFacts
     images: tuple[images.ImageFacts, ...]
+    record: installrecord.RecordFacts
 
 
 Check = Callable[[HostFacts], Sequence[Finding]]
@@ -52,6 +53,7 @@ CHECKS: tuple[Check, ...] = (
         c for i in h.images for c in (images.check_image_cuda(i), images.check_image_nvidia_smi(i))
     ],
     lambda h: [driver.check_memory(h.driver)],
+    lambda h: [installrecord.check_record(h.record)],
 )
 
 
@@ -63,7 +65,8 @@ def images_to_check(paths: HostPaths, record: InstallRecord | None) -> tuple[str
 def gather(paths: HostPaths) -> HostFacts:
     drv = driver.gather_driver(paths)
     docker = gather_docker(paths, drv.driver.version)
-    refs = images_to_check(paths, load_record(paths.state_dir / "install-record.json"))
+    record = installrecord.gather_record(paths.state_dir)
+    refs = images_to_check(paths, record.record)
     env = paths.docker_env()
     imgs = (
         tuple(
@@ -78,6 +81,7 @@ def gather(paths: HostPaths) -> HostFacts:
         docker=docker,
         traps=traps.gather_traps(paths, docker.info),
         images=imgs,
+        record=record,
     )
 
 

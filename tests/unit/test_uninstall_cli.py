@@ -37,7 +37,10 @@ def test_status_shows_record(env: dict[str, str]) -> None:
               "signer_fingerprint": "F" * 40, "distro": "ubuntu22.04", "arch": "amd64",
               "toolkit_version": "1.20.1-1", "started_at": "2025-01-01T00:00:00Z",
               "finished_at": None, "steps_completed": ["verify", "repo"],
-              "packages_installed": {"nvidia-container-toolkit": "1.20.1-1"}}  # fmt: skip
+              "packages_installed": {"nvidia-container-toolkit": "1.20.1-1"},
+              "packages_before": {}, "files_created": [], "runtime_change": None,
+              "engine_started_by_gpubundle": False, "cdi_specs_created": [],
+              "images_loaded": []}  # fmt: skip
     Path(env["GPUBUNDLE_RECORD"]).write_text(json.dumps(record))
     result = CliRunner().invoke(main, ["status"], env=env)
     assert result.exit_code == 0
