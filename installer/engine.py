@@ -136,7 +136,7 @@ def _same_socket(a: str, b: str) -> bool:
 
 
 def target_host() -> str:
-    """The daemon the docker CLI and SDK talk to: DOCKER_HOST, else the default socket."""
+    """The daemon the docker CLI talks to: DOCKER_HOST, else the default socket."""
     return os.environ.get("DOCKER_HOST") or DEFAULT_HOST
 
 
@@ -174,24 +174,14 @@ def _state(proc_entry: Path) -> str:
         return ""
 
 
-def ping(timeout: float = 5.0) -> str:
-    """The server version when the daemon answers, else "" (Docker SDK, then the CLI)."""
-    try:
-        import docker
+def ping_argv() -> list[str]:
+    return ["docker", "version", "--format", "{{.Server.Version}}"]
 
-        client = docker.from_env(timeout=int(timeout) or 1)
-        try:
-            return str(client.version().get("Version", "")) or "unknown"
-        finally:
-            client.close()
-    except ImportError:
-        pass
-    except Exception:  # the SDK raises many types for "no daemon"; all mean not ready
-        return ""
+
+def ping(timeout: float = 5.0) -> str:
+    """The server version when the daemon answers, else "" (``docker version``)."""
     try:
-        proc = run(
-            ["docker", "version", "--format", "{{.Server.Version}}"], check=False, timeout=timeout
-        )
+        proc = run(ping_argv(), check=False, timeout=timeout)
     except GpubundleError:
         return ""
     return proc.stdout.decode().strip() if proc.returncode == 0 else ""
