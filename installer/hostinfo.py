@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from installer.engine import detect_engine
+from installer import engines
 from installer.errors import GpubundleError
 from installer.gpu import read_driver_facts
 from installer.manifest import Manifest
@@ -133,6 +133,6 @@ def gather_host_facts(
         free_bytes=free_bytes(bundle_dir.parent),
         already_extracted=bundle_dir.is_dir(),
         toolkit_installed=toolkit,
-        engine=detect_engine() if opts.runtime == "docker" else None,
+        engine=adapter.detect() if (adapter := engines.engine_for(opts.runtime)) else None,
         driver=None if opts.skip_gpu_checks else read_driver_facts(),
     )
