@@ -341,3 +341,24 @@ def test_a_failed_restart_rolls_back_through_the_adapter(fake: FakeAdapter) -> N
         "wait",
     ]
     assert fake.path.read_text() == "original"
+
+
+# --- doctor finds the daemon as install does ------------------------------------------
+
+
+def test_doctor_picks_the_dockerd_of_the_clis_socket_among_several(tmp_path: Path) -> None:
+    from installer.doctor.dockerfacts import dockerd_pid
+    from tests.unit.test_engine import _proc
+
+    private = ["dockerd", "--host", "unix:///run/t/docker.sock"]
+    proc = _proc(
+        tmp_path,
+        "init",
+        {40: ("dockerd", "S", private), 41: ("dockerd", "S", ["dockerd", "-H", "fd://"])},
+    )
+    nofile = tmp_path / "none.pid"
+    assert dockerd_pid(nofile, proc, "unix:///var/run/docker.sock") == 41
+    assert dockerd_pid(nofile, proc, "unix:///run/t/docker.sock") == 40
+    (proc / "41" / "comm").write_text("sleep\n")  # only one dockerd left: that one
+    assert dockerd_pid(nofile, proc, "unix:///elsewhere.sock") == 40
+    assert dockerd_pid(nofile, tmp_path / "no-proc") is None
