@@ -33,7 +33,6 @@ from installer.errors import GpubundleError
 from installer.runner import run, tail
 from installer.runtime_config import RuntimeChange, configure_file
 
-RUNTIMES = ("containerd", "crio")
 DEFAULT_CONFIG = {
     "containerd": Path("/etc/containerd/config.toml"),
     "crio": Path("/etc/crio/crio.conf.d/99-nvidia.toml"),

@@ -362,3 +362,35 @@ def test_doctor_picks_the_dockerd_of_the_clis_socket_among_several(tmp_path: Pat
     (proc / "41" / "comm").write_text("sleep\n")  # only one dockerd left: that one
     assert dockerd_pid(nofile, proc, "unix:///elsewhere.sock") == 40
     assert dockerd_pid(nofile, tmp_path / "no-proc") is None
+
+
+# --- uninstall restores and restarts through the record's adapter ---------------------
+
+
+def test_uninstall_restarts_the_engine_of_the_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from installer import cmd_uninstall
+    from installer.uninstallplan import Action, UninstallPlan
+
+    containerd = engines.adapter_for("containerd")
+    seen: list[object] = []
+    facts = CriFacts("containerd", "1.7", True, tmp_path / "config.toml", False, "")
+
+    def detect(config: Path | None = None) -> CriFacts:
+        seen.append(("detect", config))
+        return facts
+
+    monkeypatch.setattr(containerd, "detect", detect)
+    monkeypatch.setattr(containerd, "restart", lambda f, log_dir, env=None: seen.append(f) or 0)
+    monkeypatch.setattr(containerd, "wait_ready", lambda f, o, t: seen.append(("wait", t)) or "")
+    change = {"path": "/srv/containerd/config.toml", "kind": "containerd-toml"}
+    record = base_record(runtime_change=change)
+    action = Action("restart-engine", "restart containerd", ("containerd",))
+    cmd_uninstall.execute(action, UninstallPlan((action,)), record)
+    assert seen == [("detect", Path("/srv/containerd/config.toml")), facts, ("wait", 90)]
+    # and asks that engine, not Docker, whether it runs
+    monkeypatch.setattr(engines.adapter_for("docker"), "detect", lambda config=None: 1 / 0)
+    monkeypatch.setattr(cmd_uninstall, "installed_packages", lambda *a: {})
+    host = cmd_uninstall.read_host(record, tmp_path, purge=False, record_path=tmp_path / "r")
+    assert host.engine_running
