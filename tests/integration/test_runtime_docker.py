@@ -125,7 +125,7 @@ def test_configure_keeps_user_settings_and_docker_lists_nvidia(
     record, detail = steps.configure_runtime(base_record())
     assert detail == f"{daemon_json} updated"
     record, detail = steps.restart(record)
-    assert detail.startswith("direct; Docker ") and detail.endswith(" answers")
+    assert "; Docker " in detail and detail.endswith(" answers")
 
     written = json.loads(daemon_json.read_text())
     for key, value in USER_SETTINGS.items():
