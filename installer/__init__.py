@@ -1,8 +1,9 @@
 """gpubundle's target side: everything that runs on the air-gapped GPU host.
 
 This package must import on a bare host's stock python3 (3.10+) with only the
-standard library; optional dependencies (zstandard, pynvml, docker, click,
-rich) are imported where used, each with a fallback or a clear error.
+standard library; optional dependencies (zstandard, pynvml, click, rich) are
+imported where used, each with a fallback or a clear error. Docker is driven
+through its CLI only.
 """
 
 __version__ = "0.1.0"

@@ -9,7 +9,6 @@ The steps themselves live in ``installer.installsteps``.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import sys
 from contextlib import AbstractContextManager, nullcontext
@@ -19,7 +18,7 @@ from typing import Any
 
 import click
 
-from installer import bootstrap, containers, criengine, runtime_toml
+from installer import bootstrap, containers, engines
 from installer.aptlocal import DPKG_LOCK_TIMEOUT_S, source_is_installed
 from installer.atomicfile import write_json_atomic
 from installer.bundle_reader import trusted_fingerprints, verify_bundle
@@ -108,16 +107,13 @@ def packages_step_under_way() -> bool:
 def preflight(
     req: Request, manifest: Manifest, bundle_dir: Path, console: Console
 ) -> tuple[PreflightReport, HostFacts]:
-    facts = gather_host_facts(
+    facts = gather_host_facts(  # the engine by its adapter
         manifest,
         req.opts,
         bundle_dir,
         dpkg=read_dpkg_state(console),
         packages_step_under_way=packages_step_under_way(),
     )
-    if req.opts.runtime in runtime_toml.RUNTIMES:  # gather_host_facts probes Docker only
-        cri = criengine.detect(req.opts.runtime, runtime_toml.DEFAULT_CONFIG[req.opts.runtime])
-        facts = dataclasses.replace(facts, engine=cri)
     report = run_preflight(
         manifest,
         facts,
@@ -150,16 +146,12 @@ def plan_install(
     record = load_record()
     completed = record.steps_completed if record and record.bundle_sha256 == sha else ()
     engine_kind = daemon_json = ""
-    if req.opts.runtime == "docker":
-        from installer.engine import detect_engine
-
-        engine = detect_engine()
-        engine_kind, daemon_json = engine.kind, str(engine.daemon_json)
-    elif req.opts.runtime in runtime_toml.RUNTIMES:
-        engine_kind = req.opts.runtime
-        daemon_json = str(runtime_toml.DEFAULT_CONFIG[req.opts.runtime])
+    adapter = engines.engine_for(req.opts.runtime)
+    if adapter is not None:
+        engine_kind, config = adapter.plan_facts()
+        daemon_json = str(config)
     cdi_refresh = ""
-    if req.opts.runtime == "docker" and not req.opts.skip_gpu_checks:
+    if adapter is not None and adapter.runs_containers and not req.opts.skip_gpu_checks:
         ours = record is not None and str(containers.CDI_SPEC) in record.cdi_specs_created
         driver = read_driver_facts().version
         cdi_refresh = containers.refresh_reason(containers.CDI_SPEC, ours, driver)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from installer import criengine, engine
+from installer import engine, engines
 from installer.aptlocal import (
     APT_ENV,
     EXTENDED_STATES,
@@ -51,7 +51,6 @@ from installer.uninstallplan import (
     HostNow,
     UninstallPlan,
     plan_uninstall,
-    runtime_engine,
 )
 
 DPKG_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
@@ -104,12 +103,13 @@ def read_host(
     lists = {str(p) for d in stores for p in source_lists(d / REPO_DIR, LISTS_DIR)}
     lists |= {p for p in record.apt_lists if os.path.lexists(p)}
     change = record.runtime_change or {}
-    runtime = runtime_engine(change)
-    docker = runtime == "docker" and bool(change)
-    running = engine.detect_engine().running if record.images_loaded or docker else False
+    changed = engines.adapter_for_change(change)
+    docker = engines.adapter_for("docker")  # the images are Docker's
+    ask_docker = bool(record.images_loaded) or (bool(change) and changed is docker)
+    running = docker.detect().running if ask_docker else False
     engine_running = running
-    if change and runtime != "docker":
-        engine_running = criengine.detect(runtime, Path(change["path"])).running
+    if change and changed is not docker:
+        engine_running = changed.detect(Path(change["path"])).running
     paths = (*record.files_created, *record.cdi_specs_created)
     return HostNow(
         packages=packages,
@@ -149,12 +149,10 @@ def execute(action: Action, plan: UninstallPlan, record: InstallRecord) -> None:
         write_atomically(config, (action.content or "").encode(), mode)
     elif action.kind in ("delete-daemon-json", "delete-config"):
         Path(action.targets[0]).unlink(missing_ok=True)
-    elif action.kind == "restart-engine" and action.targets:  # containerd or CRI-O
-        facts = criengine.detect(action.targets[0], Path(change_path(record)))
-        criengine.wait_until_ready(facts, criengine.restart(facts, Path(LOG_DIR)), 90)
     elif action.kind == "restart-engine":
-        outcome = engine.restart_engine(engine.detect_engine(), Path(LOG_DIR))
-        engine.wait_until_ready(90, outcome)
+        adapter = engines.adapter_for_change(record.runtime_change)
+        facts = adapter.detect(Path(path) if (path := change_path(record)) else None)
+        adapter.wait_ready(facts, adapter.restart(facts, Path(LOG_DIR)), 90)
     elif action.kind == "stop-engine":
         engine.stop_engine(engine.detect_engine())
     elif action.kind == "remove-packages":
@@ -198,7 +196,7 @@ def change_path(record: InstallRecord) -> str:
 
 def check_no_dangling_default(record: InstallRecord) -> None:
     """Never leave ``default-runtime: nvidia`` behind without the runtime it names."""
-    if runtime_engine(record.runtime_change) != "docker":
+    if engines.adapter_for_change(record.runtime_change).config_format != "json":
         return  # gpubundle never sets containerd's or CRI-O's default runtime
     path = (record.runtime_change or {}).get("path")
     data = _read(path)

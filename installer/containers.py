@@ -36,7 +36,7 @@ from typing import Any
 from installer import cdispec, invocation, nvidiasmi
 from installer.console import Progress
 from installer.errors import GpubundleError
-from installer.runner import run, tail
+from installer.runner import run, run_fed, tail
 
 CDI_SPEC = Path("/var/run/cdi/nvidia.yaml")
 CDI_DEVICE_ALL = "nvidia.com/gpu=all"
@@ -341,49 +341,41 @@ def regeneration_reason(
 def _chunks(archive: Path, progress: Progress | None) -> Iterator[bytes]:
     with archive.open("rb") as handle:
         while chunk := handle.read(_CHUNK):
+            yield chunk
             if progress is not None:
                 progress.advance(len(chunk))
-            yield chunk
+
+
+def load_argv() -> list[str]:
+    """``docker load`` reading the archive from stdin (``--quiet``: no progress bars)."""
+    return ["docker", "load", "--quiet"]
+
+
+def load_failure(archive: Path, exit_code: int, output: str) -> GpubundleError:
+    """Why ``docker load`` of ``archive`` failed, with what to do about it."""
+    lines = tail(output, 10)
+    said = lines[-1] if lines else f"exit code {exit_code}"
+    if "Error response from daemon" in output and "no space left" not in output:
+        return GpubundleError(
+            f"Docker refused the image archive {archive}: {said}",
+            hint=f"verify the bundle again ({invocation.command('verify', invocation.INSTALL_ARGS)}); "
+            "it may be damaged",
+            details=lines,
+        )
+    return GpubundleError(
+        f"Docker could not load {archive}: {said}",
+        hint="check free space under Docker's data root and that dockerd runs",
+        details=lines,
+    )
 
 
 def load_images(archive: Path, progress: Progress | None = None) -> list[str]:
     """``docker load`` the bundle's archive, streamed, progress by bytes; returns refs or IDs."""
-    try:
-        import docker
-    except ImportError:
-        docker = None
-    if docker is not None:
-        try:
-            client = docker.from_env(timeout=600)
-        except docker.errors.DockerException:
-            client = None
-        if client is not None:
-            try:
-                loaded: list[str] = []
-                for item in client.api.load_image(_chunks(archive, progress), quiet=True):
-                    if "error" in item:
-                        raise GpubundleError(
-                            f"Docker refused the image archive {archive}: {item['error']}",
-                            hint=f"verify the bundle again ({invocation.command('verify', invocation.INSTALL_ARGS)}); "
-                            "it may be damaged",
-                        )
-                    loaded += parse_loaded(str(item.get("stream", "")))
-                return loaded
-            except docker.errors.APIError as exc:
-                raise GpubundleError(
-                    f"Docker could not load {archive}: {exc}",
-                    hint="check free space under Docker's data root and that dockerd runs",
-                ) from exc
-            finally:
-                client.close()
-    proc = run(
-        ["docker", "load", "-i", str(archive)],
-        timeout=3600,
-        hint="check that dockerd runs and has free space under its data root",
-    )
-    if progress is not None:
-        progress.advance(archive.stat().st_size)
-    return parse_loaded(proc.stdout.decode(errors="replace"))
+    proc = run_fed(load_argv(), _chunks(archive, progress), check=False, timeout=3600)
+    stdout = proc.stdout.decode(errors="replace")
+    if proc.returncode != 0:
+        raise load_failure(archive, proc.returncode, proc.stderr.decode(errors="replace") + stdout)
+    return parse_loaded(stdout)
 
 
 def load_archives(archives: Sequence[Path], progress: Progress | None = None) -> list[str]:

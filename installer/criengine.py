@@ -1,6 +1,6 @@
 """containerd and CRI-O on this host: is it there, which daemon, how to restart it, is it up.
 
-containerd is restarted like dockerd (``installer.engine``): ``systemctl restart
+containerd is restarted like dockerd (``installer.engines.daemon``): ``systemctl restart
 containerd`` under systemd, ``service containerd restart`` where an init script exists,
 otherwise the running ``containerd`` (the one reading the configured file) is stopped by
 its pid and started again detached with its own command line and environment, logging
@@ -19,7 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installer import engine, invocation
+from installer import invocation
+from installer.engines import daemon
+from installer.engines.daemon import RestartOutcome
 from installer.errors import GpubundleError
 from installer.runner import run, tail
 from installer.runtime_toml import DEFAULT_CONFIG
@@ -93,10 +95,7 @@ def choose_restart_method(runtime: str, *, systemd: bool, init_script: bool) -> 
 
 
 def restart_argv(runtime: str, method: str) -> list[str]:
-    return {
-        "systemctl": ["systemctl", "restart", runtime],
-        "service": ["service", runtime, "restart"],
-    }[method]
+    return daemon.init_argv(method, runtime)
 
 
 def ready_argv(runtime: str, socket: str) -> list[str]:
@@ -145,7 +144,7 @@ def ping(runtime: str, socket: str, timeout: float = 5) -> str:
 
 def detect(runtime: str, config: Path | None = None, proc: Path = Path("/proc")) -> CriFacts:
     config = config or DEFAULT_CONFIG[runtime]
-    systemd = engine.is_systemd(proc / "1" / "comm")
+    systemd = daemon.is_systemd(proc / "1" / "comm")
     pid, argv = find_daemon(runtime, config, proc)
     socket = CRIO_SOCKET if runtime == "crio" else CONTAINERD_SOCKET
     if runtime == "containerd":
@@ -165,7 +164,7 @@ def detect(runtime: str, config: Path | None = None, proc: Path = Path("/proc"))
 # --- acting -------------------------------------------------------------------------
 
 
-def restart(facts: CriFacts, log_dir: Path, *, stop_timeout: float = 60) -> engine.RestartOutcome:
+def restart(facts: CriFacts, log_dir: Path, *, stop_timeout: float = 60) -> RestartOutcome:
     """Restart containerd or CRI-O the way this host runs it, so it re-reads its config."""
     runtime = facts.kind
     script = Path(f"/etc/init.d/{runtime}").exists()
@@ -178,16 +177,16 @@ def restart(facts: CriFacts, log_dir: Path, *, stop_timeout: float = 60) -> engi
                 hint=f"read {runtime}'s log (journalctl -u {runtime}), fix the cause, then re-run",
                 details=tail(proc.stderr.decode(errors="replace")),
             )
-        return engine.RestartOutcome(method, 0, "")
-    env = engine.process_environ(facts.pid) if facts.pid else None
+        return RestartOutcome(method, 0, "")
+    env = daemon.process_environ(facts.pid) if facts.pid else None
     if facts.pid:
-        engine.stop_dockerd(facts.pid, stop_timeout)  # SIGTERM and wait: any pid
+        daemon.stop_process(facts.pid, stop_timeout, runtime)
     argv = list(facts.argv) or ["containerd", "--config", str(facts.config)]
-    return engine.start_dockerd(argv, log_dir, env=env, log_name="containerd.log")
+    return daemon.start_detached(argv, log_dir, env=env, log_name="containerd.log")
 
 
-def wait_until_ready(facts: CriFacts, outcome: engine.RestartOutcome, timeout: float = 60) -> str:
+def wait_until_ready(facts: CriFacts, outcome: RestartOutcome, timeout: float = 60) -> str:
     """Wait until the daemon answers on its socket; its version. Fails fast if ours exits."""
-    return engine.wait_until_ready(
+    return daemon.wait_until_ready(
         timeout, outcome, probe=lambda t: ping(facts.kind, facts.socket, t), name=facts.kind
     )

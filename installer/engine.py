@@ -3,25 +3,27 @@
 Hosts differ: systemd (``systemctl restart docker``), a SysV init script that owns the
 running daemon (``service docker restart``), or no init system at all (WSL2, minimal
 images, the air-gapped GPU host, CI), where gpubundle stops the running ``dockerd``
-itself and starts it again detached, with the same arguments it ran with. Snap's
-Docker is confined and cannot use the NVIDIA Container Toolkit from apt.
+itself and starts it again detached, with the same arguments it ran with
+(``installer.engines.daemon``, shared with containerd). Snap's Docker is confined and
+cannot use the NVIDIA Container Toolkit from apt. ``installer.engines.docker`` is the
+engine adapter install, uninstall and the plans use.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import subprocess
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from installer import invocation
+from installer.engines import daemon
+from installer.engines.daemon import RestartOutcome, is_systemd, process_environ
 from installer.errors import GpubundleError
 from installer.runner import run, tail
+
+__all__ = ["RestartOutcome", "is_systemd", "process_environ"]  # shared daemon control
 
 DEFAULT_DAEMON_JSON = Path("/etc/docker/daemon.json")
 DEFAULT_HOST = "unix:///var/run/docker.sock"
@@ -49,13 +51,6 @@ class EngineFacts:
     pid: int = 0  # the running dockerd, 0 when none was found
     argv: tuple[str, ...] = field(default=())  # its command line, to start it the same way
     sysv_managed: bool = False  # the running dockerd is the SysV script's
-
-
-@dataclass(frozen=True)
-class RestartOutcome:
-    method: str  # "systemctl" | "service" | "direct"
-    pid: int  # the dockerd started by "direct", else 0
-    log: str  # its log file, else ""
 
 
 # --- pure decisions -----------------------------------------------------------------
@@ -93,10 +88,7 @@ def choose_restart_method(facts: EngineFacts, *, sysv_script: bool) -> str:
 
 
 def restart_argv(method: str, verb: str = "restart") -> list[str]:
-    return {
-        "systemctl": ["systemctl", verb, "docker"],
-        "service": ["service", "docker", verb],
-    }[method]
+    return daemon.init_argv(method, "docker", verb)
 
 
 def dockerd_argv(facts: EngineFacts) -> list[str]:
@@ -105,13 +97,6 @@ def dockerd_argv(facts: EngineFacts) -> list[str]:
 
 
 # --- reading the host ---------------------------------------------------------------
-
-
-def is_systemd(proc1_comm: Path = Path("/proc/1/comm")) -> bool:
-    try:
-        return proc1_comm.read_text().strip() == "systemd"
-    except OSError:
-        return False
 
 
 def hosts_from_argv(argv: Sequence[str]) -> tuple[str, ...]:
@@ -136,7 +121,7 @@ def _same_socket(a: str, b: str) -> bool:
 
 
 def target_host() -> str:
-    """The daemon the docker CLI and SDK talk to: DOCKER_HOST, else the default socket."""
+    """The daemon the docker CLI talks to: DOCKER_HOST, else the default socket."""
     return os.environ.get("DOCKER_HOST") or DEFAULT_HOST
 
 
@@ -155,7 +140,7 @@ def find_dockerd(
         try:
             if (entry / "comm").read_text().strip() != "dockerd":
                 continue
-            if _state(entry) == "Z":
+            if daemon.process_state(entry) == "Z":
                 continue
             raw = (entry / "cmdline").read_bytes()
         except OSError:
@@ -167,31 +152,14 @@ def find_dockerd(
     return 0, ()
 
 
-def _state(proc_entry: Path) -> str:
-    try:
-        return proc_entry.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return ""
+def ping_argv() -> list[str]:
+    return ["docker", "version", "--format", "{{.Server.Version}}"]
 
 
 def ping(timeout: float = 5.0) -> str:
-    """The server version when the daemon answers, else "" (Docker SDK, then the CLI)."""
+    """The server version when the daemon answers, else "" (``docker version``)."""
     try:
-        import docker
-
-        client = docker.from_env(timeout=int(timeout) or 1)
-        try:
-            return str(client.version().get("Version", "")) or "unknown"
-        finally:
-            client.close()
-    except ImportError:
-        pass
-    except Exception:  # the SDK raises many types for "no daemon"; all mean not ready
-        return ""
-    try:
-        proc = run(
-            ["docker", "version", "--format", "{{.Server.Version}}"], check=False, timeout=timeout
-        )
+        proc = run(ping_argv(), check=False, timeout=timeout)
     except GpubundleError:
         return ""
     return proc.stdout.decode().strip() if proc.returncode == 0 else ""
@@ -305,38 +273,9 @@ def stop_engine(facts: EngineFacts, *, timeout: float = 60) -> None:
         stop_dockerd(facts.pid, timeout)
 
 
-def process_environ(pid: int, proc: Path = Path("/proc")) -> dict[str, str] | None:
-    """A process's environment (dockerd's proxies, PATH), to start its successor the same way."""
-    try:
-        raw = (proc / str(pid) / "environ").read_bytes()
-    except OSError:
-        return None
-    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
-    return {key: value for key, _, value in pairs if key}
-
-
 def stop_dockerd(pid: int, timeout: float) -> None:
     """SIGTERM and wait; dockerd stops its containers and removes its pidfile."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        _reap(pid)
-        if not Path(f"/proc/{pid}").exists() or _state(Path(f"/proc/{pid}")) == "Z":
-            return
-        time.sleep(0.2)
-    raise GpubundleError(
-        f"dockerd (pid {pid}) did not stop within {timeout:.0f} s",
-        hint=f"stop it yourself (kill {pid}), then re-run the same gpubundle command",
-    )
-
-
-def _reap(pid: int) -> None:
-    """Collect our own child's exit status, so it does not linger as a zombie."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+    daemon.stop_process(pid, timeout, "dockerd")
 
 
 def start_dockerd(
@@ -346,28 +285,8 @@ def start_dockerd(
     env: dict[str, str] | None = None,
     log_name: str = "dockerd.log",
 ) -> RestartOutcome:
-    """Start dockerd (or containerd) detached (own session, stdin closed), logging to
-    ``log_dir``/``log_name``."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / log_name
-    with open(log_path, "ab") as log:
-        log.write(f"--- gpubundle starts: {' '.join(argv)}\n".encode())
-        log.flush()
-        try:
-            child = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-                env=env,
-            )
-        except FileNotFoundError as exc:
-            raise GpubundleError(
-                f"{argv[0]} not found", hint=f"install the package that provides {argv[0]}"
-            ) from exc
-    return RestartOutcome("direct", child.pid, str(log_path))
+    """Start dockerd detached (own session, stdin closed), logging to ``log_dir``/``log_name``."""
+    return daemon.start_detached(argv, log_dir, env=env, log_name=log_name)
 
 
 def wait_until_ready(
@@ -378,32 +297,4 @@ def wait_until_ready(
     name: str = "Docker",
 ) -> str:
     """Wait for the daemon to answer; return its version. Fails fast if the one we started exits."""
-    deadline = time.monotonic() + timeout
-    while True:
-        version = probe(5)
-        if version:
-            return version
-        if outcome is not None and outcome.pid:
-            _reap(outcome.pid)
-            entry = Path(f"/proc/{outcome.pid}")
-            if not entry.exists() or _state(entry) == "Z":
-                raise GpubundleError(
-                    f"{name}'s daemon exited right after starting (see {outcome.log})",
-                    hint="fix the daemon configuration it names, then re-run",
-                    details=_log_tail(outcome.log),
-                )
-        if time.monotonic() >= deadline:
-            raise GpubundleError(
-                f"{name} did not answer within {timeout:.0f} s",
-                hint=f"check the daemon's log (journalctl -u {name.lower()}, or "
-                "/var/log/gpubundle/ where gpubundle started it)",
-                details=_log_tail(outcome.log) if outcome and outcome.log else (),
-            )
-        time.sleep(0.5)
-
-
-def _log_tail(path: str, lines: int = 15) -> list[str]:
-    try:
-        return tail(Path(path).read_text(errors="replace"), lines)
-    except OSError:
-        return []
+    return daemon.wait_until_ready(timeout, outcome, probe=probe, name=name)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from installer import engines
 from installer.diskspace import gather_disk_facts
 from installer.dpkgstate import (
     ADMIN_DIR,
@@ -23,7 +24,6 @@ from installer.dpkgstate import (
     LockHolder,
     read_dpkg_facts,
 )
-from installer.engine import detect_engine
 from installer.errors import GpubundleError
 from installer.gpu import read_driver_facts
 from installer.manifest import Manifest
@@ -177,7 +177,7 @@ def gather_host_facts(
         free_bytes=free_bytes(bundle_dir.parent),
         already_extracted=bundle_dir.is_dir(),
         toolkit_installed=toolkit,
-        engine=detect_engine() if opts.runtime == "docker" else None,
+        engine=adapter.detect() if (adapter := engines.engine_for(opts.runtime)) else None,
         driver=None if opts.skip_gpu_checks else read_driver_facts(),
         dpkg=dpkg,
         packages_step_under_way=packages_step_under_way,

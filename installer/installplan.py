@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from installer import engines
 from installer.aptlocal import DPKG_CONFIGURE_PENDING, SOURCES_LIST, keyring_path, requested_pins
 from installer.containers import CDI_SPEC
 from installer.layout import VERIFY_IMAGE_ARCHIVE
@@ -174,27 +175,10 @@ def _package_lines(changes: Mapping[str, str], installed: Mapping[str, str]) -> 
     return tuple(lines) or ("nothing: every package is installed at the bundle's version",)
 
 
-CRI_RUNTIMES = ("containerd", "crio")
-
-
 def runtime_lines(facts: PlanFacts) -> tuple[tuple[str, ...], str]:
     """What the runtime step changes, and what the restart step restarts, per runtime."""
-    path = facts.daemon_json
-    if facts.runtime == "containerd":
-        change = (
-            f"modify {path}: add runtimes.nvidia with nvidia-ctk (the file is rewritten "
-            "whole: its comments are lost, its keys kept; backup kept)"
-        )
-        return (change,), "restart containerd (systemctl, `service`, or containerd directly)"
-    if facts.runtime == "crio":
-        change = f"write {path}: CRI-O drop-in with the nvidia runtime, by nvidia-ctk"
-        return (change,), "restart CRI-O (systemctl or `service`)"
-    restart = (
-        f"restart {facts.engine_kind} (running containers restart with it)"
-        if facts.engine_kind not in ("", "none")
-        else "start docker from the bundle (dockerd directly where no init system runs)"
-    )
-    return (f"modify {path}: add the nvidia runtime (backup kept)",), restart
+    adapter = engines.engine_for(facts.runtime) or engines.adapter_for("docker")
+    return adapter.plan_lines(facts.daemon_json, facts.engine_kind)
 
 
 def build_plan(manifest: Manifest, bundle_sha256: str, facts: PlanFacts) -> InstallPlan:
@@ -208,9 +192,10 @@ def build_plan(manifest: Manifest, bundle_sha256: str, facts: PlanFacts) -> Inst
     )
     size = sum(f.size for f in manifest.files)
     no_runtime = "--runtime none" if facts.runtime == "none" else ""
+    adapter = engines.engine_for(facts.runtime)
     no_docker = (
         f"--runtime {facts.runtime}: the verification containers run through Docker"
-        if facts.runtime in CRI_RUNTIMES
+        if adapter is not None and not adapter.runs_containers
         else ""
     )
     config_changes, restart_line = runtime_lines(facts)

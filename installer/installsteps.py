@@ -3,8 +3,8 @@
 Every step checks before it acts, so a run killed anywhere can be run again and
 completes. A failure after the container runtime was configured rolls that
 configuration back (and restarts the engine) and says what stays installed.
-The runtime, engine and container steps call ``installer.runtime_config``,
-``installer.engine`` and ``installer.containers``.
+The runtime and restart steps call the engine adapter of ``--runtime``
+(``installer.engines``); the image and proof steps call ``installer.containers``.
 
 apt and dpkg run detached (``aptlocal.run_apt`` with a log under /var/log/gpubundle):
 a kill of this process leaves them to finish, and the next run waits for their lock.
@@ -41,16 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from installer import (
-    __version__,
-    containers,
-    criengine,
-    engine,
-    invocation,
-    runtime_config,
-    runtime_intent,
-    runtime_toml,
-)
+from installer import __version__, containers, engines, invocation, runtime_intent
 from installer.aptlocal import (
     DPKG_CONFIGURE_PENDING,
     DPKG_LOCK_TIMEOUT_S,
@@ -193,8 +184,8 @@ class StepRunner:
         self.stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         self.results: list[tuple[str, str, str]] = []
         self.names = sorted({p.name for p in manifest.packages})
-        # How dockerd ran before we restarted it: a rollback must start it the same way.
-        self.engine_before: engine.EngineFacts | None = None
+        # How the engine ran before we restarted it: a rollback must start it the same way.
+        self.engine_before: engines.DaemonFacts | None = None
         self.engine_env: dict[str, str] | None = None
         self.proof: list[dict[str, Any]] = []  # each image's proof attempts, for --json
         self.proof_rule = proof_rule  # install --proof: which access paths decide
@@ -438,15 +429,12 @@ class StepRunner:
             record, packages_installed=dict(sorted({**kept, **ours}.items()))
         )
 
-    def _config_file(self) -> tuple[Path, str]:
-        """The file the runtime step changes, and its RuntimeChange kind."""
-        runtime = self.opts.runtime
-        if runtime in runtime_toml.RUNTIMES:
-            return runtime_toml.DEFAULT_CONFIG[runtime], runtime_toml.FILE_KINDS[runtime]
-        return engine.detect_engine().daemon_json, runtime_config.DOCKER_KIND
+    def _engine(self) -> engines.EngineAdapter:
+        return engines.adapter_for(self.opts.runtime)
 
     def configure_runtime(self, record: InstallRecord) -> tuple[InstallRecord, str]:
-        path, kind = self._config_file()
+        adapter = self._engine()
+        path, kind = adapter.config_path(), adapter.file_kind
         if record.runtime_pending and record.runtime_change is not None:
             if runtime_intent.undo_pending_runtime(record.runtime_change):
                 self.console.info(f"restored {path} as it was before an interrupted run")
@@ -460,39 +448,26 @@ class StepRunner:
             record = self._intend(record, RUNTIME, runtime_change=intent)
         else:
             record = self._intend(record, RUNTIME)
-        if kind == runtime_config.DOCKER_KIND:
-            change = runtime_config.configure_docker_runtime(path, runtime_intent.BACKUP_DIR)
-        else:
-            change = runtime_toml.configure_toml_runtime(
-                self.opts.runtime, path, runtime_intent.BACKUP_DIR
-            )
+        change = adapter.configure(path, runtime_intent.BACKUP_DIR)
         if not change.changed and record.runtime_change and not record.runtime_pending:
             # configured by an earlier run: keep the change that records the original file
             return record, f"{path} already configured"
         detail = f"{path} " + ("updated" if change.changed else "already configured")
         return dataclasses.replace(record, runtime_change=change.as_dict()), detail
 
-    def _restart_cri(self) -> str:
-        runtime = self.opts.runtime
-        facts = criengine.detect(runtime, runtime_toml.DEFAULT_CONFIG[runtime])
-        if facts.kind == "none":
-            raise GpubundleError(facts.problem, hint=f"install {runtime}, then re-run")
-        outcome = criengine.restart(facts, Path(LOG_DIR))
-        version = criengine.wait_until_ready(facts, outcome, ENGINE_READY_TIMEOUT_S)
-        return f"{outcome.method}; {runtime} {version} answers"
-
     def restart(self, record: InstallRecord) -> tuple[InstallRecord, str]:
-        if self.opts.runtime in runtime_toml.RUNTIMES:
-            record = self._intend(record, RESTART)
-            return record, self._restart_cri()
-        facts = engine.detect_engine()
+        adapter = self._engine()
+        facts = adapter.detect()
         self.engine_before = facts
-        self.engine_env = engine.process_environ(facts.pid) if facts.pid else None
-        started = record.engine_started_by_gpubundle or not facts.running
-        record = self._intend(record, RESTART, engine_started_by_gpubundle=started)
-        outcome = engine.restart_engine(facts, Path(LOG_DIR), env=self.engine_env)
-        version = engine.wait_until_ready(ENGINE_READY_TIMEOUT_S, outcome)
-        return record, f"{outcome.method}; Docker {version} answers"
+        self.engine_env = engines.daemon.process_environ(facts.pid) if facts.pid else None
+        if adapter.records_start:
+            started = record.engine_started_by_gpubundle or not facts.running
+            record = self._intend(record, RESTART, engine_started_by_gpubundle=started)
+        else:
+            record = self._intend(record, RESTART)
+        outcome = adapter.restart(facts, Path(LOG_DIR), env=self.engine_env)
+        version = adapter.wait_ready(facts, outcome, ENGINE_READY_TIMEOUT_S)
+        return record, f"{outcome.method}; {adapter.label} {version} answers"
 
     def load_images(self, record: InstallRecord) -> tuple[InstallRecord, str]:
         archives = [self.bundle_dir / a for a in image_archives(self.manifest)]
@@ -573,31 +548,15 @@ class StepRunner:
 
     # --- rollback -------------------------------------------------------------------
 
-    def _engine_to_restart(self) -> tuple[engine.EngineFacts, dict[str, str] | None]:
-        """The engine now; if the failed restart left no dockerd, started as the one before.
-
-        Without this a dockerd that would not start with the new configuration came back
-        as a bare ``dockerd``: without its ``--data-root``, ``-H`` or bridge options.
-        """
-        facts = engine.detect_engine()
-        before = self.engine_before
-        if facts.pid or before is None or not before.argv:
-            return facts, None
-        return dataclasses.replace(facts, argv=before.argv), self.engine_env
-
     def _roll_back(self, record: InstallRecord, err: GpubundleError) -> GpubundleError:
         """Undo the runtime configuration after a later step failed; say what stays."""
         notes = [f"cause: {err.message}", *err.details]
         try:
-            runtime_config.rollback_runtime(
-                runtime_intent.runtime_change(record.runtime_change or {})
-            )
-            if self.opts.runtime in runtime_toml.RUNTIMES:
-                self._restart_cri()
-            else:
-                facts, env = self._engine_to_restart()
-                outcome = engine.restart_engine(facts, Path(LOG_DIR), env=env)
-                engine.wait_until_ready(ENGINE_READY_TIMEOUT_S, outcome)
+            adapter = self._engine()
+            adapter.undo(runtime_intent.runtime_change(record.runtime_change or {}))
+            facts, env = adapter.as_before(adapter.detect(), self.engine_before, self.engine_env)
+            outcome = adapter.restart(facts, Path(LOG_DIR), env=env)
+            adapter.wait_ready(facts, outcome, ENGINE_READY_TIMEOUT_S)
             notes.append(
                 "the container runtime configuration was restored and the engine restarted"
             )

@@ -8,12 +8,15 @@ stdin is closed so nothing can wait for a prompt.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
 import subprocess
+import tempfile
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from installer.errors import GpubundleError
@@ -67,22 +70,11 @@ def run(
             check=False,
         )
     except FileNotFoundError as exc:
-        raise GpubundleError(
-            f"{args[0]} not found",
-            hint=hint or f"install the package that provides {Path(args[0]).name} and retry",
-        ) from exc
+        raise _not_found(args, hint) from exc
     except subprocess.TimeoutExpired as exc:
-        raise GpubundleError(
-            f"{shlex.join(args)} did not finish within {timeout:.0f} s",
-            hint=hint or "check that nothing else holds the resource it waits for",
-        ) from exc
+        raise _timed_out(args, timeout, hint) from exc
     if check and proc.returncode != 0:
-        output = proc.stderr.decode(errors="replace") + proc.stdout.decode(errors="replace")
-        raise GpubundleError(
-            f"{Path(args[0]).name} failed with exit code {proc.returncode}: {shlex.join(args)}",
-            hint=hint,
-            details=tail(output),
-        )
+        raise _failed(args, proc, hint)
     return proc
 
 
@@ -142,3 +134,95 @@ def run_detached(
     if pending and on_line is not None:
         on_line(pending.decode(errors="replace"))
     return proc.returncode, written.decode(errors="replace")
+
+
+def run_fed(
+    argv: Sequence[str | os.PathLike[str]],
+    chunks: Iterable[bytes],
+    *,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    timeout: float | None = None,
+    hint: str = "",
+) -> subprocess.CompletedProcess[bytes]:
+    """:func:`run`, with ``chunks`` written to the program's stdin as they come.
+
+    For input too large to hold (``docker load`` of an image archive): the caller's
+    iterator reads it piece by piece, so it can report progress by bytes. Output is
+    spooled to temporary files, so a chatty program never blocks on a full pipe. A
+    program that exits before reading everything is judged by its exit code and
+    output; past ``timeout`` it is killed.
+    """
+    args = [os.fspath(a) for a in argv]
+    log.debug("+ %s < (stream)", shlex.join(args))
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            child = subprocess.Popen(
+                args, env=clean_env(env), stdin=subprocess.PIPE, stdout=out, stderr=err
+            )
+        except FileNotFoundError as exc:
+            raise _not_found(args, hint) from exc
+        expired = threading.Event()
+
+        def kill() -> None:
+            expired.set()
+            child.kill()
+
+        watchdog = threading.Timer(timeout, kill) if timeout is not None else None
+        if watchdog is not None:
+            watchdog.daemon = True
+            watchdog.start()
+        try:
+            _feed(child, chunks)
+            returncode = child.wait()
+        except BaseException:
+            child.kill()
+            child.wait()
+            raise
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+        if expired.is_set():
+            raise _timed_out(args, timeout, hint)
+        out.seek(0)
+        err.seek(0)
+        proc = subprocess.CompletedProcess(args, returncode, out.read(), err.read())
+    if check and proc.returncode != 0:
+        raise _failed(args, proc, hint)
+    return proc
+
+
+def _feed(child: subprocess.Popen[bytes], chunks: Iterable[bytes]) -> None:
+    stdin = child.stdin
+    assert stdin is not None  # Popen(stdin=PIPE)
+    try:
+        for chunk in chunks:
+            stdin.write(chunk)
+    except BrokenPipeError:
+        pass  # it stopped reading (exited or was killed): its exit code says why
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            stdin.close()
+
+
+def _not_found(args: list[str], hint: str) -> GpubundleError:
+    return GpubundleError(
+        f"{args[0]} not found",
+        hint=hint or f"install the package that provides {Path(args[0]).name} and retry",
+    )
+
+
+def _timed_out(args: list[str], timeout: float | None, hint: str) -> GpubundleError:
+    return GpubundleError(
+        f"{shlex.join(args)} did not finish within {timeout or 0:.0f} s",
+        hint=hint or "check that nothing else holds the resource it waits for",
+    )
+
+
+def _failed(args: list[str], proc: subprocess.CompletedProcess[bytes], hint: str) -> GpubundleError:
+    output = proc.stderr.decode(errors="replace") + proc.stdout.decode(errors="replace")
+    return GpubundleError(
+        f"{Path(args[0]).name} failed with exit code {proc.returncode}: {shlex.join(args)}",
+        hint=hint,
+        details=tail(output),
+    )

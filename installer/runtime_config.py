@@ -11,15 +11,14 @@ the ones it was asked to set (``runtimes.nvidia``, ``default-runtime``,
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from installer import engine
 from installer.atomicfile import write_atomically
 from installer.errors import GpubundleError
 from installer.runner import run
@@ -154,46 +153,83 @@ def find_nvidia_ctk() -> str:
     )
 
 
+def configure_file(
+    path: Path,
+    backup_dir: Path,
+    kind: str,
+    *,
+    configured: Callable[[bytes], bool],
+    argv: Callable[[str], list[str]],
+    result: Callable[[bytes | None], bytes],
+    hint: str,
+) -> RuntimeChange:
+    """The guard every engine's runtime file gets: back up, run nvidia-ctk, check, write.
+
+    ``configured(before)``: the file has the runtime already (nothing is run or
+    written); ``argv(nvidia_ctk)``: nvidia-ctk's command line; ``result(before)``: the
+    bytes to keep, from what nvidia-ctk wrote (it raises when they are wrong). The
+    original is backed up first (``runtime_intent.backup_path`` names it the same) and
+    its bytes put back on any failure; the result is written atomically, original mode.
+    """
+    before = path.read_bytes() if path.exists() else None
+    if before is not None and configured(before):
+        digest = _sha256(before)
+        return RuntimeChange(str(path), None, digest, digest, changed=False, kind=kind)
+    mode = path.stat().st_mode & 0o7777 if before is not None else 0o644
+    backup: Path | None = None
+    if before is not None:
+        backup_dir.mkdir(parents=True, exist_ok=True)
+        backup = backup_dir / f"{path.name}.{_sha256(before)[:12]}.bak"
+        write_atomically(backup, before, mode)
+    ctk = find_nvidia_ctk()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        run(argv(ctk), hint=hint)
+        data = result(before)
+        write_atomically(path, data, mode)  # durable, with the original mode
+    except BaseException:
+        _restore(path, before, mode)
+        raise
+    return RuntimeChange(
+        str(path),
+        str(backup) if backup else None,
+        _sha256(before) if before is not None else None,
+        _sha256(data),
+        kind=kind,
+    )
+
+
 def configure_docker_runtime(
     daemon_json: Path, backup_dir: Path, *, set_default: bool = False, cdi: bool = False
 ) -> RuntimeChange:
     """Back up daemon.json, run nvidia-ctk on it, restore user keys, validate, write atomically."""
-    before = daemon_json.read_bytes() if daemon_json.exists() else None
-    original = read_daemon_json(daemon_json)
-    if before is not None and is_configured(original, set_default=set_default, cdi=cdi):
-        digest = _sha256(before)
-        return RuntimeChange(str(daemon_json), None, digest, digest, changed=False)
-    mode = daemon_json.stat().st_mode & 0o7777 if before is not None else 0o644
-    backup: Path | None = None
-    if before is not None:
-        backup_dir.mkdir(parents=True, exist_ok=True)
-        backup = backup_dir / f"{daemon_json.name}.{_sha256(before)[:12]}.bak"
-        write_atomically(backup, before, mode)
-    ctk = find_nvidia_ctk()
-    daemon_json.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        run(
-            configure_argv(ctk, daemon_json, set_default=set_default, cdi=cdi),
-            hint="nvidia-ctk could not update the Docker configuration; it was restored",
-        )
+
+    def original(before: bytes | None) -> dict[str, Any]:
+        return parse_json_object(before, str(daemon_json)) if before is not None else {}
+
+    def configured(before: bytes) -> bool:
+        return is_configured(original(before), set_default=set_default, cdi=cdi)
+
+    def result(before: bytes | None) -> bytes:
         written = read_daemon_json(daemon_json)
-        merged = remerge(original, written, intended_paths(set_default=set_default, cdi=cdi))
+        intended = intended_paths(set_default=set_default, cdi=cdi)
+        merged = remerge(original(before), written, intended)
         if not is_configured(merged, set_default=set_default, cdi=cdi):
             raise GpubundleError(
                 f"nvidia-ctk did not add the {RUNTIME_NAME} runtime to {daemon_json}",
                 hint="check that nvidia-ctk comes from the bundle's nvidia-container-toolkit",
                 details=[json.dumps(written, sort_keys=True)[:400]],
             )
-        data = render(merged)
-        write_atomically(daemon_json, data, mode)
-    except BaseException:
-        _restore(daemon_json, before, mode)
-        raise
-    return RuntimeChange(
-        str(daemon_json),
-        str(backup) if backup else None,
-        _sha256(before) if before is not None else None,
-        _sha256(data),
+        return render(merged)
+
+    return configure_file(
+        daemon_json,
+        backup_dir,
+        DOCKER_KIND,
+        configured=configured,
+        argv=lambda ctk: configure_argv(ctk, daemon_json, set_default=set_default, cdi=cdi),
+        result=result,
+        hint="nvidia-ctk could not update the Docker configuration; it was restored",
     )
 
 
@@ -222,47 +258,3 @@ def rollback_runtime(change: RuntimeChange) -> None:
         ) from exc
     mode = backup.stat().st_mode & 0o7777
     write_atomically(path, data, mode)
-
-
-def restart_and_confirm(
-    change: RuntimeChange, facts: engine.EngineFacts, log_dir: Path, *, timeout: float = 90
-) -> str:
-    """Restart Docker on the new config; if it does not come back, roll back and restart again.
-
-    The second start reuses the first daemon's command line and environment: the one
-    that failed has none left to read.
-    """
-    env = engine.process_environ(facts.pid) if facts.pid else None
-    try:
-        outcome = engine.restart_engine(facts, log_dir, env=env)
-        return engine.wait_until_ready(timeout, outcome)
-    except GpubundleError as failure:
-        rollback_runtime(change)
-        pid, _ = engine.find_dockerd()
-        retry = dataclasses.replace(facts, pid=pid, running=bool(pid))
-        outcome = engine.restart_engine(retry, log_dir, env=env)
-        engine.wait_until_ready(timeout, outcome)
-        raise GpubundleError(
-            "Docker did not start with the NVIDIA runtime configured; the previous "
-            f"{change.path} was restored and Docker restarted",
-            hint="read the daemon's log in the details, fix the cause, then re-run",
-            details=[failure.message, *failure.details],
-        ) from failure
-
-
-def configure_and_restart(
-    facts: engine.EngineFacts,
-    backup_dir: Path,
-    log_dir: Path,
-    *,
-    set_default: bool = False,
-    cdi: bool = False,
-    timeout: float = 90,
-) -> RuntimeChange:
-    """The whole step: configure daemon.json, restart, confirm; rolled back on failure."""
-    change = configure_docker_runtime(
-        facts.daemon_json, backup_dir, set_default=set_default, cdi=cdi
-    )
-    if change.changed or not facts.running or RUNTIME_NAME not in engine.docker_runtimes():
-        restart_and_confirm(change, facts, log_dir, timeout=timeout)
-    return change

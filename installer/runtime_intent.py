@@ -12,7 +12,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from installer import runtime_config, runtime_toml
+from installer import engines, runtime_config
 from installer.atomicfile import write_atomically
 from installer.layout import STATE_DIR
 
@@ -20,7 +20,7 @@ BACKUP_DIR = Path(STATE_DIR) / "backup"
 
 
 def backup_path(daemon_json: Path, data: bytes, backup_dir: Path = BACKUP_DIR) -> Path:
-    """Where ``runtime_config.configure_docker_runtime`` keeps the original daemon.json."""
+    """Where ``runtime_config.configure_file`` keeps the original daemon.json (or TOML file)."""
     return backup_dir / f"{daemon_json.name}.{hashlib.sha256(data).hexdigest()[:12]}.bak"
 
 
@@ -28,14 +28,6 @@ def runtime_change(data: dict[str, Any]) -> runtime_config.RuntimeChange:
     """A recorded runtime change as ``runtime_config`` takes it (without record-only keys)."""
     names = {f.name for f in dataclasses.fields(runtime_config.RuntimeChange)}
     return runtime_config.RuntimeChange(**{k: v for k, v in data.items() if k in names})
-
-
-def _already_configured(kind: str, path: Path, data: bytes) -> bool:
-    if kind == runtime_config.DOCKER_KIND:
-        config = runtime_config.read_daemon_json(path)
-        return runtime_config.is_configured(config, set_default=False, cdi=False)
-    runtime = kind.removesuffix("-toml")
-    return runtime_toml.is_configured_text(runtime, data.decode(errors="replace"))
 
 
 def intended_runtime_change(
@@ -49,7 +41,7 @@ def intended_runtime_change(
         before: bytes | None = daemon_json.read_bytes()
     except FileNotFoundError:
         before = None
-    if before is not None and _already_configured(kind, daemon_json, before):
+    if before is not None and engines.adapter_for_kind(kind).is_configured(daemon_json, before):
         return None
     backup: Path | None = None
     if before is not None:

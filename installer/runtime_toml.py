@@ -22,7 +22,6 @@ the file back.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import re
 import shutil
@@ -30,12 +29,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from installer.atomicfile import write_atomically
 from installer.errors import GpubundleError
 from installer.runner import run, tail
-from installer.runtime_config import RuntimeChange, find_nvidia_ctk
+from installer.runtime_config import RuntimeChange, configure_file
 
-RUNTIMES = ("containerd", "crio")
 DEFAULT_CONFIG = {
     "containerd": Path("/etc/containerd/config.toml"),
     "crio": Path("/etc/crio/crio.conf.d/99-nvidia.toml"),
@@ -124,10 +121,6 @@ def engine_check_argv(runtime: str, config: Path) -> list[str] | None:
 # --- the file -----------------------------------------------------------------------
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _engine_problems(runtime: str, config: Path) -> list[str]:
     argv = engine_check_argv(runtime, config)
     if argv is None or shutil.which(argv[0]) is None:
@@ -146,24 +139,9 @@ def _engine_problems(runtime: str, config: Path) -> list[str]:
 
 def configure_toml_runtime(runtime: str, config: Path, backup_dir: Path) -> RuntimeChange:
     """Back up ``config``, run nvidia-ctk on it, check the result; restored on any failure."""
-    before = config.read_bytes() if config.exists() else None
-    before_text = before.decode(errors="replace") if before is not None else ""
-    kind = FILE_KINDS[runtime]
-    if before is not None and is_configured_text(runtime, before_text):
-        digest = _sha256(before)
-        return RuntimeChange(str(config), None, digest, digest, changed=False, kind=kind)
-    mode = config.stat().st_mode & 0o7777 if before is not None else 0o644
-    backup: Path | None = None
-    if before is not None:
-        backup = backup_dir / f"{config.name}.{_sha256(before)[:12]}.bak"
-        write_atomically(backup, before, mode)
-    ctk = find_nvidia_ctk()
-    config.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        run(
-            configure_argv(ctk, runtime, config),
-            hint=f"nvidia-ctk could not update {config}; it was restored",
-        )
+
+    def result(before: bytes | None) -> bytes:
+        before_text = before.decode(errors="replace") if before is not None else ""
         data = config.read_bytes()
         problems = check_written(runtime, before_text, data.decode(errors="replace"))
         problems = problems or _engine_problems(runtime, config)
@@ -174,17 +152,14 @@ def configure_toml_runtime(runtime: str, config: Path, backup_dir: Path) -> Runt
                 "the original file was put back",
                 details=problems,
             )
-        write_atomically(config, data, mode)  # durable, with the original mode
-    except BaseException:
-        if before is None:
-            config.unlink(missing_ok=True)
-        else:
-            write_atomically(config, before, mode)
-        raise
-    return RuntimeChange(
-        str(config),
-        str(backup) if backup else None,
-        _sha256(before) if before is not None else None,
-        _sha256(data),
-        kind=kind,
+        return data
+
+    return configure_file(
+        config,
+        backup_dir,
+        FILE_KINDS[runtime],
+        configured=lambda before: is_configured_text(runtime, before.decode(errors="replace")),
+        argv=lambda ctk: configure_argv(ctk, runtime, config),
+        result=result,
+        hint=f"nvidia-ctk could not update {config}; it was restored",
     )

@@ -34,8 +34,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from installer import engines
 from installer.record import InstallRecord
-from installer.runtime_config import DOCKER_KIND, parse_json_object
+from installer.runtime_config import parse_json_object
 
 NVIDIA_RUNTIMES = ("nvidia", "nvidia-cdi", "nvidia-legacy")
 RUNTIME_PACKAGE = "nvidia-container-toolkit"
@@ -184,8 +185,7 @@ def plan_daemon_json(record: InstallRecord, now: HostNow, *, runtime_removed: bo
 
 def runtime_engine(change: Mapping[str, Any] | None) -> str:
     """The engine a recorded runtime change belongs to: docker, containerd or crio."""
-    kind = str((change or {}).get("kind") or DOCKER_KIND)
-    return "docker" if kind == DOCKER_KIND else kind.removesuffix("-toml")
+    return engines.adapter_for_change(change).name
 
 
 def plan_toml_file(record: InstallRecord, now: HostNow) -> tuple[list[Action], list[str]]:
@@ -207,15 +207,11 @@ def plan_toml_file(record: InstallRecord, now: HostNow) -> tuple[list[Action], l
         if now.daemon_backup is not None:
             content = now.daemon_backup.decode()
             return [Action("write-config", f"restore {path} from {backup}", (path,), content)], []
-    table = (
-        "crio.runtime.runtimes.nvidia"
-        if runtime_engine(change) == "crio"
-        else "plugins.<cri plugin>.containerd.runtimes.nvidia"
-    )
+    adapter = engines.adapter_for_change(change)
     note = (
         f"{path} changed since install (or its backup is gone): left as it is; remove the "
-        f"[{table}] tables (and a default runtime naming nvidia) by hand, then restart "
-        f"{runtime_engine(change)}"
+        f"[{adapter.runtime_table}] tables (and a default runtime naming nvidia) by hand, "
+        f"then restart {adapter.name}"
     )
     return [], [note]
 
@@ -253,18 +249,20 @@ def plan_uninstall(
     # dockerd running from deleted files.
     engine_removed = ENGINE_PACKAGE in remove
 
-    runtime = runtime_engine(record.runtime_change)
+    adapter = engines.adapter_for_change(record.runtime_change)
+    label = adapter.label
     targets: tuple[str, ...] = ()
-    if runtime == "docker":
+    if adapter.config_format == "json":
         config = plan_daemon_json(record, now, runtime_removed=runtime_removed)
-        label = "Docker"
     else:
         config, config_notes = plan_toml_file(record, now)
         notes += config_notes
-        label, targets = runtime, (runtime,)
+        targets = (adapter.name,)
     actions += config
-    if engine_removed and now.engine_running and runtime == "docker":
-        actions.append(Action("stop-engine", f"stop Docker: {ENGINE_PACKAGE} is being removed"))
+    if adapter.bundled_package in remove and now.engine_running:
+        actions.append(
+            Action("stop-engine", f"stop {label}: {adapter.bundled_package} is being removed")
+        )
     elif config and now.engine_running:
         actions.append(
             Action(

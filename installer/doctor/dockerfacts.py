@@ -18,9 +18,10 @@ from typing import Any
 from installer import cdispec, nvidiasmi
 from installer.doctor.checks import HostPaths
 from installer.doctor.toolkit import installed_packages
+from installer.engine import DOCKER_PACKAGES, find_dockerd
 from installer.runner import run
 
-DOCKER_PACKAGES = ("docker-ce", "docker.io", "moby-engine")
+__all__ = ["DOCKER_PACKAGES"]  # the Docker engine's own list (installer.engine)
 HOOK = "nvidia-container-runtime-hook"
 
 
@@ -110,7 +111,8 @@ def process_start_time(proc_root: Path, pid: int) -> float | None:
     return int(btime_line.split()[1]) + ticks / os.sysconf("SC_CLK_TCK")
 
 
-def dockerd_pid(pidfile: Path, proc_root: Path) -> int | None:
+def dockerd_pid(pidfile: Path, proc_root: Path, host: str = "") -> int | None:
+    """The running dockerd: its pidfile's, the only one, or the one serving ``host``."""
     try:
         pid = int(pidfile.read_text().strip())
         if (proc_root / str(pid)).exists():
@@ -125,7 +127,13 @@ def dockerd_pid(pidfile: Path, proc_root: Path) -> int | None:
                     candidates.append(int(entry.name))
             except OSError:
                 continue
-    return candidates[0] if len(candidates) == 1 else None
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        return None
+    # Several (a test's private daemon, rootless Docker): the one the CLI talks to,
+    # found as install and the engine adapter find it.
+    return find_dockerd(proc_root, host or None)[0] or None
 
 
 def docker_source(paths: HostPaths, cli: str) -> str:
@@ -208,7 +216,11 @@ def gather_docker(paths: HostPaths, driver_version: str = "") -> DockerFacts:
     cli = shutil.which("docker") or ""
     daemon = read_daemon_json(paths.daemon_json)
     info, info_error = docker_info(paths.docker_env()) if cli else (None, "docker CLI not found")
-    pid = dockerd_pid(paths.docker_pidfile, paths.proc) if info is not None else None
+    pid = (
+        dockerd_pid(paths.docker_pidfile, paths.proc, paths.docker_host)
+        if info is not None
+        else None
+    )
     listing = paths.dpkg_admindir / "info" / "nvidia-container-toolkit.list"
     runtimes = (
         daemon.data.get("runtimes", {}) if isinstance(daemon.data.get("runtimes"), dict) else {}

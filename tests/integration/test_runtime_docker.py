@@ -3,7 +3,9 @@
 These tests restart the shared dockerd that scripts/services.sh started (it has no
 init system here, so engine.restart_engine stops and starts dockerd itself, with its
 own arguments and environment). The module fixture snapshots /etc/docker/daemon.json
-and puts it back, restarting once more, whatever happens.
+and puts it back, restarting once more, whatever happens. The runtime and restart steps
+run as install runs them (``installsteps.StepRunner`` through the Docker engine
+adapter), with the record and backups kept in the test's directory.
 """
 
 from __future__ import annotations
@@ -17,10 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from installer import containers, engine, runtime_config
+from installer import containers, engine, engines, installsteps, runtime_intent
+from installer.console import Console
 from installer.errors import GpubundleError
+from installer.installplan import RESTART, RUNTIME, InstallPlan, Step
+from installer.preflight import Options
+from installer.record import InstallRecord
 from tests.support.docker_env import require_docker
 from tests.support.standin_nvidia import STANDIN_BIN
+from tests.unit.test_installplan import make_manifest
+from tests.unit.test_record_states import SHA, base_record
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.root]
 
@@ -85,16 +93,39 @@ def _docker_info(field: str) -> object:
     return json.loads(out)
 
 
+@pytest.fixture
+def steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> installsteps.StepRunner:
+    """Install's step runner for --runtime docker; record, backups and logs in tmp."""
+    saved = tmp_path / "install-record.json"
+    monkeypatch.setattr(installsteps, "save_record", lambda r: _save(r, saved))
+    monkeypatch.setattr(installsteps, "load_record", lambda: None)
+    monkeypatch.setattr(installsteps, "installed_versions", lambda *a, **k: {})
+    monkeypatch.setattr(installsteps, "LOG_DIR", str(LOG_DIR))
+    monkeypatch.setattr(runtime_intent, "BACKUP_DIR", tmp_path / "backup")
+    return installsteps.StepRunner(
+        Path("/nonexistent/bundle.tar.zst"), [], make_manifest(), SHA, Path("/nonexistent"),
+        Options("docker", True), Console(json_mode=True),
+    )  # fmt: skip
+
+
+def _save(record: InstallRecord, path: Path) -> None:
+    path.write_text(json.dumps(record.as_json()))
+
+
 def test_configure_keeps_user_settings_and_docker_lists_nvidia(
-    daemon_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+    daemon_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    steps: installsteps.StepRunner,
+) -> None:  # fmt: skip
     _install_standin(tmp_path / "bin")
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     daemon_json.parent.mkdir(parents=True, exist_ok=True)
     daemon_json.write_text(json.dumps(USER_SETTINGS, indent=2))
     facts = engine.detect_engine()
 
-    change = runtime_config.configure_and_restart(facts, tmp_path / "backup", LOG_DIR)
+    record, detail = steps.configure_runtime(base_record())
+    assert detail == f"{daemon_json} updated"
+    record, detail = steps.restart(record)
+    assert "; Docker " in detail and detail.endswith(" answers")
 
     written = json.loads(daemon_json.read_text())
     for key, value in USER_SETTINGS.items():
@@ -103,29 +134,37 @@ def test_configure_keeps_user_settings_and_docker_lists_nvidia(
     assert "nvidia" in engine.docker_runtimes()
     assert _docker_info("LoggingDriver") == "json-file"
     assert engine.detect_engine().argv == facts.argv  # started again the way it ran
-    # Running it again changes nothing and does not restart.
+    # Running the step again changes nothing (no restart follows a step already done).
     pid = engine.detect_engine().pid
-    again = runtime_config.configure_and_restart(engine.detect_engine(), tmp_path / "b2", LOG_DIR)
-    assert not again.changed and engine.detect_engine().pid == pid
-    runtime_config.rollback_runtime(change)
+    again, detail = steps.configure_runtime(record)
+    assert detail == f"{daemon_json} already configured"
+    assert again.runtime_change == record.runtime_change and engine.detect_engine().pid == pid
+    change = runtime_intent.runtime_change(record.runtime_change or {})
+    engines.adapter_for("docker").undo(change)
     assert json.loads(daemon_json.read_text()) == USER_SETTINGS
 
 
 def test_restart_failure_restores_the_backup_and_docker_comes_back(
-    daemon_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+    daemon_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    steps: installsteps.StepRunner,
+) -> None:  # fmt: skip
     _install_standin(tmp_path / "bin", corrupt=True)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     user = json.dumps(USER_SETTINGS, indent=2).encode()
     daemon_json.write_bytes(user)
     facts = engine.detect_engine()
     env_before = engine.process_environ(facts.pid)
+    plan = InstallPlan(
+        SHA, "1.17.8", {}, (Step(RUNTIME, "runtime", ()), Step(RESTART, "restart", ()))
+    )
 
     with pytest.raises(GpubundleError) as err:
-        runtime_config.configure_and_restart(facts, tmp_path / "backup", LOG_DIR)
+        steps.run(plan)  # the restart fails; install rolls the runtime step back
 
-    assert "restored" in err.value.message
-    assert any(INVALID_KEY in line for line in err.value.details), err.value.details
+    assert err.value.message.startswith("install failed after configuring the container runtime")
+    notes = err.value.details
+    assert "the container runtime configuration was restored and the engine restarted" in notes
+    assert any(INVALID_KEY in line for line in notes), notes
     assert daemon_json.read_bytes() == user
     assert engine.ping()
     assert "nvidia" not in engine.docker_runtimes()

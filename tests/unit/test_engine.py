@@ -185,7 +185,18 @@ def test_stop_engine_without_init_terminates_the_daemon_process(
         daemon.wait()
 
 
-def test_stop_engine_leaves_a_stopped_engine_alone() -> None:
+def test_stop_engine_leaves_a_stopped_engine_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from installer import engine
 
-    engine.stop_engine(facts(pid=0, running=False))  # nothing to stop, nothing run
+    monkeypatch.setattr(engine, "SYSV_SCRIPT", tmp_path / "no-init-script")
+    acted: list[object] = []
+    monkeypatch.setattr(engine, "run", lambda argv, **kw: acted.append(argv))
+    monkeypatch.setattr(engine, "stop_dockerd", lambda pid, timeout: acted.append(pid))
+    for systemd in (True, False):  # neither systemctl nor a signal, whatever the init
+        engine.stop_engine(facts(pid=0, running=False, systemd=systemd))
+        engine.stop_engine(facts(pid=4242, running=False, systemd=systemd))  # not answering
+    assert acted == []
+    engine.stop_engine(facts(pid=4242, running=True, systemd=False))  # the check can fail
+    assert acted == [4242]

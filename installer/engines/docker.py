@@ -1,0 +1,81 @@
+"""The Docker engine adapter: daemon.json through nvidia-ctk, dockerd restarted as it ran.
+
+Facts, restart and readiness are ``installer.engine``'s; the daemon.json guard is
+``installer.runtime_config``'s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from installer import engine, runtime_config
+from installer.engine import EngineFacts
+from installer.engines import DaemonFacts, EngineAdapter
+from installer.engines.daemon import RestartOutcome
+from installer.runtime_config import RuntimeChange
+
+
+def _facts(facts: DaemonFacts) -> EngineFacts:
+    if not isinstance(facts, EngineFacts):
+        raise TypeError(f"the Docker adapter was given {type(facts).__name__}, not EngineFacts")
+    return facts
+
+
+class DockerAdapter:
+    name = "docker"
+    label = "Docker"
+    file_kind = runtime_config.DOCKER_KIND
+    config_format = "json"
+    runtime_table = "runtimes.nvidia"
+    runs_containers = True
+    records_start = True
+    bundled_package = "docker.io"  # what `gpubundle build --with-docker` bundles
+
+    def detect(self, config: Path | None = None) -> EngineFacts:
+        return engine.detect_engine()  # dockerd's own --config-file says where its file is
+
+    def config_path(self) -> Path:
+        return engine.detect_engine().daemon_json
+
+    def plan_facts(self) -> tuple[str, Path]:
+        facts = engine.detect_engine()
+        return facts.kind, facts.daemon_json
+
+    def plan_lines(self, path: str, engine_kind: str) -> tuple[tuple[str, ...], str]:
+        restart = (
+            f"restart {engine_kind} (running containers restart with it)"
+            if engine_kind not in ("", "none")
+            else "start docker from the bundle (dockerd directly where no init system runs)"
+        )
+        return (f"modify {path}: add the nvidia runtime (backup kept)",), restart
+
+    def is_configured(self, path: Path, data: bytes) -> bool:
+        config = runtime_config.parse_json_object(data, str(path))
+        return runtime_config.is_configured(config, set_default=False, cdi=False)
+
+    def configure(self, path: Path, backup_dir: Path) -> RuntimeChange:
+        return runtime_config.configure_docker_runtime(path, backup_dir)
+
+    def restart(
+        self, facts: DaemonFacts, log_dir: Path, *, env: dict[str, str] | None = None
+    ) -> RestartOutcome:
+        return engine.restart_engine(_facts(facts), log_dir, env=env)
+
+    def wait_ready(self, facts: DaemonFacts, outcome: RestartOutcome, timeout: float) -> str:
+        return engine.wait_until_ready(timeout, outcome)
+
+    def as_before(
+        self, now: DaemonFacts, before: DaemonFacts | None, env: dict[str, str] | None
+    ) -> tuple[DaemonFacts, dict[str, str] | None]:
+        """Without this a dockerd that would not start with the new configuration came back
+        as a bare ``dockerd``: without its ``--data-root``, ``-H`` or bridge options."""
+        if now.pid or before is None or not before.argv:
+            return now, None
+        return dataclasses.replace(_facts(now), argv=before.argv), env
+
+    def undo(self, change: RuntimeChange) -> None:
+        runtime_config.rollback_runtime(change)
+
+
+ADAPTER: EngineAdapter = DockerAdapter()
