@@ -74,9 +74,9 @@ def doctor(
         if json_mode:
             console.emit(document)
         else:
-            click.echo(render(findings), err=True)
+            console.result(render(findings))  # the findings are the result: stdout
             if collect_to is not None:
-                click.echo(f"diagnostics written to {collect_to} (secrets redacted)", err=True)
+                console.info(f"diagnostics written to {collect_to} (secrets redacted)")
         if worst(findings) == "failure":
             sys.exit(1)
 

@@ -66,7 +66,7 @@ def status(json_mode: bool) -> None:
         if damage is not None and damage.lost:
             raise damaged_record_error(damage)
         if record is None:
-            console.info(f"gpubundle has not installed anything on this host (no {path})")
+            console.result(f"gpubundle has not installed anything on this host (no {path})")
             console.emit({"ok": True, "installed": False, "record": None})
             return
         if damage is not None:
@@ -74,7 +74,7 @@ def status(json_mode: bool) -> None:
             for line in damage.lines():
                 console.warn(f"  {line}")
         for line in render(record):
-            console.info(line)
+            console.result(line)
         console.emit(
             {
                 "ok": True,

@@ -44,5 +44,6 @@ def test_status_shows_record(env: dict[str, str]) -> None:
     Path(env["GPUBUNDLE_RECORD"]).write_text(json.dumps(record))
     result = CliRunner().invoke(main, ["status"], env=env)
     assert result.exit_code == 0
-    assert "NOT finished" in result.stderr
-    assert "steps completed: verify, repo" in result.stderr
+    # What status finds is its result: stdout.
+    assert "NOT finished" in result.stdout
+    assert "steps completed: verify, repo" in result.stdout
