@@ -32,6 +32,7 @@ import pytest
 
 from installer import layout
 from installer.dpkgstate import read_dpkg_facts
+from installer.record import parse_ledger
 from tests.integration.conftest import ServedStandin
 from tests.integration.test_install_roots import INCLUDE
 from tests.support import dpkgfreeze, testkeys
@@ -55,6 +56,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.archive]
 DISTRO = "debian12"
 INSTALLED = "install ok installed"
 RECORD = f"{layout.STATE_DIR}/install-record.json"
+# The record's mirror (timestamps) and the ledger (a killed run may append twice) are
+# compared as data by record_of, not byte for byte.
+RECORD_MIRROR = f"{layout.STATE_DIR}/install-record.backup.json"
+LEDGER = f"{layout.STATE_DIR}/installed-packages.ledger"
 KEPT = (layout.LOG_DIR, layout.LOCK_FILE)  # why: see test_uninstall_roots.py
 # Where dpkg is held (tests/support/dpkgfreeze.py), and what it has journaled then.
 HOLDS = {
@@ -104,9 +109,14 @@ def uninstall(root: Path) -> None:
 
 
 def record_of(root: Path) -> dict[str, Any]:
-    """gpubundle's record without its timestamps."""
+    """gpubundle's record without its timestamps, checked against its mirror, and the
+    packages its ledger names."""
     record: dict[str, Any] = json.loads((root / RECORD.lstrip("/")).read_text())
-    return {k: v for k, v in record.items() if k not in ("started_at", "finished_at")}
+    mirror: dict[str, Any] = json.loads((root / RECORD_MIRROR.lstrip("/")).read_text())
+    assert mirror == record, "the record's mirror is not the record"
+    ledger = parse_ledger((root / LEDGER.lstrip("/")).read_text())
+    kept = {k: v for k, v in record.items() if k not in ("started_at", "finished_at")}
+    return kept | {"ledger": ledger}
 
 
 def journal(root: Path) -> list[str]:
@@ -117,7 +127,7 @@ def host_state(root: Path) -> tuple[RootState, dict[str, Any]]:
     """The root as compared with a clean install: packages, sources, keyrings, apt's state,
     gpubundle's files (the record apart, compared without its timestamps)."""
     assert journal(root) == [], "dpkg's journal is not empty"
-    return capture(root).without((*KEPT, RECORD)), record_of(root)
+    return capture(root).without((*KEPT, RECORD, RECORD_MIRROR, LEDGER)), record_of(root)
 
 
 def start_install(root: Path, bundle: HostBundle, *extra: str) -> subprocess.Popen[str]:
