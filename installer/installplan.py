@@ -17,6 +17,7 @@ from typing import Any
 from installer.aptlocal import SOURCES_LIST, keyring_path, requested_pins
 from installer.layout import VERIFY_IMAGE_ARCHIVE
 from installer.manifest import ImagePin, Manifest
+from installer.scriptpaths import CONFIG_TOML, HOOK_LINK, SCRIPT_PATHS
 
 EXTRACT = "extract"
 APT_SOURCE = "apt-source"
@@ -37,6 +38,14 @@ APT_BOOKKEEPING = (
     "/var/log/apt",
     "/var/log/dpkg.log",
     "/var/log/alternatives.log",
+)
+# What the packages' maintainer scripts and triggers change besides their own files:
+# ldconfig's cache, systemd enablement links and masks with deb-systemd-helper's state,
+# and the paths of installer/scriptpaths.py (config.toml, the hook link).
+SCRIPT_EFFECTS = ("/etc/ld.so.cache", "/etc/systemd/system", "/var/lib/systemd", *SCRIPT_PATHS)
+SCRIPTS_LINE = (
+    f"their maintainer scripts: create {CONFIG_TOML} where missing, link {HOOK_LINK}, "
+    "enable nvidia-cdi-refresh.{path,service} (links under /etc/systemd/system); ldconfig"
 )
 
 
@@ -153,6 +162,8 @@ def _package_lines(changes: Mapping[str, str], installed: Mapping[str, str]) -> 
             lines.append(f"upgrade {name} {installed[name]} -> {version}")
         else:
             lines.append(f"install {name} {version}")
+    if lines:
+        lines.append(SCRIPTS_LINE)
     return tuple(lines) or ("nothing: every package is installed at the bundle's version",)
 
 
@@ -221,7 +232,7 @@ def build_plan(manifest: Manifest, bundle_sha256: str, facts: PlanFacts) -> Inst
             PACKAGES,
             "install the packages offline with apt",
             _package_lines(changes, facts.installed),
-            APT_BOOKKEEPING,
+            (*APT_BOOKKEEPING, *SCRIPT_EFFECTS),
             done=packages_done,
         ),
         Step(
