@@ -117,10 +117,10 @@ def dpkg_purge_argv(names: tuple[str, ...]) -> list[str]:
 
 
 def save_copies(saved: dict[str, str]) -> None:
-    """Copy each changed file to its place under the backup directory (root-only)."""
+    """Copy each changed file (mode and times kept) to its place under the backup directory."""
     for path, copy in saved.items():
         dest = Path(copy)
-        dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
         try:
             shutil.copy2(path, dest, follow_symlinks=False)
         except OSError as exc:

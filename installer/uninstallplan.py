@@ -27,8 +27,9 @@ Rules:
   directory; ``record.script_paths_created``) is removed after the purge, when
   install's packages step created it; a directory only once empty.
 - a conffile of a purged package, or such a script-made file, changed since install
-  is first saved under ``backup_dir`` (``/var/backups/gpubundle/<stamp>/`` + its
-  path); ``UninstallPlan.saved`` maps each path to its copy. A script-made path that
+  is saved first, before any other change, under ``backup_dir``
+  (``/var/backups/gpubundle/<stamp>/`` + its path); ``UninstallPlan.saved`` maps each
+  path to its copy. A script-made path that
   install wrote ahead but never saw (a run killed inside the packages step) is removed
   without a copy: nobody had a chance to edit it.
 - apt's list files of the local source, the repository, its source and key, any
@@ -330,13 +331,14 @@ def plan_uninstall(
     script_saves, script_removes, script_dirs = plan_script_paths(record, now)
     to_save = list(dict.fromkeys((*changed_conffiles, *script_saves)))
     saved = {path: saved_copy(backup_dir, path) for path in to_save}
-    if saved:
-        actions.append(
+    if saved:  # first of all: a copy that cannot be made stops uninstall before any change
+        actions.insert(
+            0,
             Action(
                 "save-files",
                 f"save {len(saved)} file(s) changed since install under {backup_dir}",
                 tuple(saved),
-            )
+            ),
         )
     if remove:
         actions.append(
