@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from installer import criengine, engine, scriptpaths
+from installer import criengine, engine, unownedpaths
 from installer.aptlocal import (
     APT_ENV,
     EXTENDED_STATES,
@@ -108,7 +108,7 @@ def read_host(record: InstallRecord, admindir: Path, *, record_path: Path = RECO
         staging=frozenset(str(p) for d in stores for p in staging_leftovers(d)),
         state_dirs=state_dirs(record_path),
         conffiles=read_conffiles(admindir, sorted(packages)),
-        script_paths=scriptpaths.fingerprints(record.script_paths_created),
+        unowned_paths=unownedpaths.fingerprints(record.unowned_paths_created),
     )
 
 

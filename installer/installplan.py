@@ -17,7 +17,7 @@ from typing import Any
 from installer.aptlocal import SOURCES_LIST, keyring_path, requested_pins
 from installer.layout import VERIFY_IMAGE_ARCHIVE
 from installer.manifest import ImagePin, Manifest
-from installer.scriptpaths import CONFIG_TOML, HOOK_LINK, SCRIPT_PATHS
+from installer.unownedpaths import CONFIG_TOML, HOOK_LINK, UNOWNED_PATHS
 
 EXTRACT = "extract"
 APT_SOURCE = "apt-source"
@@ -41,8 +41,9 @@ APT_BOOKKEEPING = (
 )
 # What the packages' maintainer scripts and triggers change besides their own files:
 # ldconfig's cache, systemd enablement links and masks with deb-systemd-helper's state,
-# and the paths of installer/scriptpaths.py (config.toml, the hook link).
-SCRIPT_EFFECTS = ("/etc/ld.so.cache", "/etc/systemd/system", "/var/lib/systemd", *SCRIPT_PATHS)
+# and the paths of installer/unownedpaths.py (config.toml, the hook link, and the
+# directory dpkg makes for /lib under Ubuntu 24.04's diversion).
+SCRIPT_EFFECTS = ("/etc/ld.so.cache", "/etc/systemd/system", "/var/lib/systemd", *UNOWNED_PATHS)
 SCRIPTS_LINE = (
     f"their maintainer scripts: create {CONFIG_TOML} where missing, link {HOOK_LINK}, "
     "enable nvidia-cdi-refresh.{path,service} (links under /etc/systemd/system); ldconfig"

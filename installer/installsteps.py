@@ -41,7 +41,7 @@ from installer import (
     runtime_config,
     runtime_intent,
     runtime_toml,
-    scriptpaths,
+    unownedpaths,
 )
 from installer.aptlocal import (
     DPKG_LOCK_TIMEOUT_S,
@@ -288,14 +288,14 @@ class StepRunner:
             p.name: p.version for p in self.manifest.packages if before.get(p.name) != p.version
         }
         # And the paths the packages' scripts may make that are absent now (config.toml).
-        scripts = scriptpaths.intended(
-            record.script_paths_created, scriptpaths.present(scriptpaths.SCRIPT_PATHS)
+        scripts = unownedpaths.intended(
+            record.unowned_paths_created, unownedpaths.present(unownedpaths.UNOWNED_PATHS)
         )
         record = self._intend(
             record,
             PACKAGES,
             packages_installed={**earlier, **may_change},
-            script_paths_created=scripts,
+            unowned_paths_created=scripts,
         )
         run_apt(apt_update_argv(SOURCES_LIST), "reading the bundle's package index")
         lists = map(str, source_lists(self.bundle_dir / REPO_DIR))
@@ -321,9 +321,9 @@ class StepRunner:
         ours = changed_packages(record.packages_before, after)
         installed = {**earlier, **ours}
         detail = ", ".join(f"{n} {v}" for n, v in changed.items()) or "no package changed"
-        made = scriptpaths.observed(scripts, scriptpaths.fingerprints(scripts))
+        made = unownedpaths.observed(scripts, unownedpaths.fingerprints(scripts))
         return dataclasses.replace(
-            record, packages_installed=installed, script_paths_created=made
+            record, packages_installed=installed, unowned_paths_created=made
         ), detail
 
     def _reconcile_packages(self, record: InstallRecord) -> InstallRecord:
@@ -332,11 +332,13 @@ class StepRunner:
         now = installed_versions(self.names, self.manifest.arch)
         kept = {n: v for n, v in record.packages_installed.items() if n not in self.names}
         ours = changed_packages(record.packages_before, now)
-        scripts = record.script_paths_created
+        scripts = record.unowned_paths_created
         return dataclasses.replace(
             record,
             packages_installed=dict(sorted({**kept, **ours}.items())),
-            script_paths_created=scriptpaths.observed(scripts, scriptpaths.fingerprints(scripts)),
+            unowned_paths_created=unownedpaths.observed(
+                scripts, unownedpaths.fingerprints(scripts)
+            ),
         )
 
     def _config_file(self) -> tuple[Path, str]:

@@ -12,10 +12,11 @@ packages_installed ({name: version} apt installed or upgraded), files_created,
 runtime_change (a RuntimeChange as a dict, or null), engine_started_by_gpubundle,
 cdi_specs_created, images_loaded. Added within format 1 (older readers ignore them):
 apt_lists (apt's list files of the local source, removed by uninstall),
-in_progress (the step that was running, or null) and script_paths_created ({path:
-what install left there} of the paths NVIDIA's maintainer scripts make outside their
-packages that were absent before the packages step: a file's sha256, "dir", or
-"-> TARGET" for a link; null while written ahead; see installer/scriptpaths.py).
+in_progress (the step that was running, or null) and unowned_paths_created ({path:
+what install left there} of the paths the packages step makes that dpkg does not own
+(config.toml, the hook link, /lib.usr-is-merged) and that were absent before it: a
+file's sha256, "dir", or "-> TARGET" for a link; null while written ahead; see
+installer/unownedpaths.py).
 
 Write-ahead: a step first records what it is about to change (``with_intent``:
 the paths it will create, the packages it may install, a runtime change marked
@@ -60,7 +61,7 @@ class InstallRecord:
     images_loaded: tuple[str, ...] = ()
     apt_lists: tuple[str, ...] = ()
     in_progress: str | None = None
-    script_paths_created: dict[str, str | None] = field(default_factory=dict)
+    unowned_paths_created: dict[str, str | None] = field(default_factory=dict)
     format: int = RECORD_FORMAT
 
     def as_json(self) -> dict[str, Any]:
@@ -167,5 +168,5 @@ def carried_over(previous: InstallRecord) -> dict[str, Any]:
         "engine_started_by_gpubundle": previous.engine_started_by_gpubundle,
         "images_loaded": previous.images_loaded,
         "cdi_specs_created": previous.cdi_specs_created,
-        "script_paths_created": previous.script_paths_created,
+        "unowned_paths_created": previous.unowned_paths_created,
     }

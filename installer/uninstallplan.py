@@ -23,13 +23,13 @@ Rules:
   state: apt cannot go back offline. Before that, ``apt-mark manual`` drops apt's
   "Auto-Installed" entries for them from /var/lib/apt/extended_states, as apt itself
   would on removal.
-- what the packages' scripts made that no purge removes (config.toml and its
-  directory; ``record.script_paths_created``) is removed after the purge, when
-  install's packages step created it; a directory only once empty.
-- a conffile of a purged package, or such a script-made file, changed since install
+- what the packages step made that dpkg does not own and no purge removes
+  (config.toml and its directory, /lib.usr-is-merged; ``record.unowned_paths_created``)
+  is removed after the purge, when that step created it; a directory only once empty.
+- a conffile of a purged package, or such an unowned file, changed since install
   is saved first, before any other change, under ``backup_dir``
   (``/var/backups/gpubundle/<stamp>/`` + its path); ``UninstallPlan.saved`` maps each
-  path to its copy. A script-made path that
+  path to its copy. An unowned path that
   install wrote ahead but never saw (a run killed inside the packages step) is removed
   without a copy: nobody had a chance to edit it.
 - apt's list files of the local source, the repository, its source and key, any
@@ -49,7 +49,7 @@ from typing import Any
 from installer.conffiles import Conffile
 from installer.record import InstallRecord
 from installer.runtime_config import DOCKER_KIND, parse_json_object
-from installer.scriptpaths import DIR, is_file_digest
+from installer.unownedpaths import DIR, is_file_digest
 
 NVIDIA_RUNTIMES = ("nvidia", "nvidia-cdi", "nvidia-legacy")
 RUNTIME_PACKAGE = "nvidia-container-toolkit"
@@ -71,7 +71,7 @@ class HostNow:
     staging: frozenset[str] = frozenset()  # half-extracted bundles left by a killed install
     state_dirs: tuple[str, ...] = ()  # gpubundle's state directories present, deepest first
     conffiles: tuple[Conffile, ...] = ()  # of the recorded packages installed now
-    script_paths: Mapping[str, str | None] = field(default_factory=dict)  # path -> fingerprint now
+    unowned_paths: Mapping[str, str | None] = field(default_factory=dict)  # path -> fingerprint now
 
 
 @dataclass(frozen=True)
@@ -242,14 +242,14 @@ def saved_copy(backup_dir: str, path: str) -> str:
     return backup_dir.rstrip("/") + "/" + path.lstrip("/")
 
 
-def plan_script_paths(
+def plan_unowned_paths(
     record: InstallRecord, now: HostNow
 ) -> tuple[list[str], list[str], list[str]]:
     """(changed files to save, paths to remove, directories to remove once empty) of
-    what the packages' scripts made during install (``record.script_paths_created``)."""
+    what the packages step made that dpkg does not own (``record.unowned_paths_created``)."""
     save, remove, dirs = [], [], []
-    for path, seen in sorted(record.script_paths_created.items()):
-        current = now.script_paths.get(path)
+    for path, seen in sorted(record.unowned_paths_created.items()):
+        current = now.unowned_paths.get(path)
         if current is None:
             continue  # gone already (a purge took it, or the user did)
         if current == DIR:
@@ -328,8 +328,8 @@ def plan_uninstall(
         )
     purged = set(remove)
     changed_conffiles = [c.path for c in now.conffiles if c.package in purged and c.changed]
-    script_saves, script_removes, script_dirs = plan_script_paths(record, now)
-    to_save = list(dict.fromkeys((*changed_conffiles, *script_saves)))
+    unowned_saves, unowned_removes, unowned_dirs = plan_unowned_paths(record, now)
+    to_save = list(dict.fromkeys((*changed_conffiles, *unowned_saves)))
     saved = {path: saved_copy(backup_dir, path) for path in to_save}
     if saved:  # first of all: a copy that cannot be made stops uninstall before any change
         actions.insert(
@@ -348,20 +348,20 @@ def plan_uninstall(
                 tuple(remove),
             )
         )
-    if script_removes:
+    if unowned_removes:
         actions.append(
             Action(
                 "remove-paths",
-                "remove what the packages' scripts made during install and no purge removes",
-                tuple(script_removes),
+                "remove what install's packages made outside dpkg's lists (no purge does)",
+                tuple(unowned_removes),
             )
         )
-    if script_dirs:
+    if unowned_dirs:
         actions.append(
             Action(
                 "remove-empty-dirs",
-                "remove the directories the packages' scripts made, those left empty",
-                tuple(script_dirs),
+                "remove the directories install's packages made outside dpkg's lists, if empty",
+                tuple(unowned_dirs),
             )
         )
 

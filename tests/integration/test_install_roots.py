@@ -50,7 +50,7 @@ FAMILY = (
     "libnvidia-container-tools",
     "libnvidia-container1",
 )
-PYTHONS = {"ubuntu22.04": "3.10", "debian12": "3.11"}
+PYTHONS = {"ubuntu22.04": "3.10", "debian12": "3.11", "ubuntu24.04": "3.12"}
 INCLUDE = ("python3", "gpgv")
 SKIP_TOP = {"proc", "sys", "dev", "tmp"}
 # Ours by design: the state directory (bundle store, record, unpacked wheels), logs, lock.

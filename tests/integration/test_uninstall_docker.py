@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from installer import engine, scriptpaths
+from installer import engine, unownedpaths
 from installer.record import RECORD_PATH
 from tests.support import hostguard, hostsnapshot
 from tests.support.hostsnapshot import DAEMON_JSON, HostSnapshot
@@ -46,7 +46,7 @@ def assert_docker_runs_containers() -> None:
 
 def test_uninstall_puts_the_host_back(host_bundle: HostBundle, docker_host: HostSnapshot) -> None:
     argv = engine.detect_engine().argv
-    had_config_toml = Path(scriptpaths.CONFIG_TOML).exists()
+    had_config_toml = Path(unownedpaths.CONFIG_TOML).exists()
     ok_document(install(host_bundle, "--json"))
     assert "nvidia" in (hostsnapshot.capture().runtimes or ())
 
@@ -60,7 +60,7 @@ def test_uninstall_puts_the_host_back(host_bundle: HostBundle, docker_host: Host
         "remove-packages", *scripts_made, "remove-paths", "remove-apt-lists", "remove-record",
         "remove-empty-dirs",
     ]  # fmt: skip
-    assert Path(scriptpaths.CONFIG_TOML).exists() is had_config_toml
+    assert Path(unownedpaths.CONFIG_TOML).exists() is had_config_toml
     after = hostsnapshot.capture()
     assert after.daemon_json == docker_host.daemon_json  # the user's own bytes, from the backup
     assert (after.sources, after.keyrings, after.runtimes) == (

@@ -10,8 +10,9 @@ them a plain ``apt-get remove`` leaves 20 paths behind and a purge 2, as on a re
 Each test lists the whole root (tests/support/rootsnapshot.py ``listing``: path, type,
 mode, owner, link target, content hash) before install and after uninstall and wants
 them equal, but for ``LISTING_SKIPPED`` (mount points, logs, apt's and ldconfig's
-caches, dpkg's ``*-old`` copies, the lock file). Roots: a minbase Ubuntu 22.04 and
-Debian 12 (where config.toml's ldconfig differs: ``ldconfig.real`` on Ubuntu); a Debian
+caches, dpkg's ``*-old`` copies, the lock file). Roots: a minbase Ubuntu 24.04 (where
+issue #9 was seen), Ubuntu 22.04 and Debian 12 (config.toml's ldconfig differs:
+``ldconfig.real`` on Ubuntu); a Debian
 12 root where docker.io was installed before, whose enablement links must stay; and
 that root with the user's own daemon.json, and config.toml and the conffile edited after
 install: those two are saved under /var/backups/gpubundle/<stamp>/ first, and the
@@ -30,8 +31,9 @@ from typing import Any
 
 import pytest
 
-from installer import layout, scriptpaths
-from tests.integration.conftest import ServedStandin
+from installer import layout, unownedpaths
+from tests.conftest import CACHE_DIR
+from tests.integration.conftest import ROOT_PYTHONS, ServedStandin
 from tests.integration.test_install_roots import FAMILY, INCLUDE, build_bundle
 from tests.support import testkeys
 from tests.support.inroot import BUNDLE, gpubundle, ok_json, prime_apt, proc_mounted, stage
@@ -41,13 +43,22 @@ from tests.support.rootsnapshot import listing, listing_differences
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.archive]
 
 RECORD = "var/lib/gpubundle/install-record.json"
-CONFIG_TOML = scriptpaths.CONFIG_TOML
+CONFIG_TOML = unownedpaths.CONFIG_TOML
 CDI_ENV = "/etc/nvidia-container-toolkit/nvidia-cdi-refresh.env"
 WANTS = "/etc/systemd/system/multi-user.target.wants"
 UNITS = ("nvidia-cdi-refresh.path", "nvidia-cdi-refresh.service")
 DOCKER_LINKS = (f"{WANTS}/docker.service", "/etc/systemd/system/sockets.target.wants/docker.socket")
 DAEMON_JSON = "/etc/docker/daemon.json"
 WITH_DOCKER = (*INCLUDE, "docker.io")
+
+
+@pytest.fixture(scope="module")
+def installer_pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped installer, also for Ubuntu 24.04's python3.12 (the shared one has no 3.12)."""
+    from bundler.zipapp import build_installer
+
+    dest = tmp_path_factory.mktemp("pyz") / "gpubundle-installer.pyz"
+    return build_installer(dest, CACHE_DIR, [*ROOT_PYTHONS, "3.12"], "amd64")
 
 
 @pytest.fixture(scope="module")
@@ -72,13 +83,18 @@ def assert_scripts_ran(root: Path, distro: str, record: dict[str, Any]) -> None:
     assert f'ldconfig = "{ldconfig}"' in at(root, CONFIG_TOML).read_text()
     for unit in UNITS:
         assert at(root, f"{WANTS}/{unit}").is_symlink(), unit
-    hook = at(root, scriptpaths.HOOK_LINK)
+    hook = at(root, unownedpaths.HOOK_LINK)
     assert hook.is_symlink() and hook.resolve().name == "nvidia-container-runtime-hook"
     assert at(root, CDI_ENV).is_file()
-    made = record["script_paths_created"]
-    assert set(made) == set(scriptpaths.SCRIPT_PATHS), made
-    assert made[scriptpaths.CONFIG_DIR] == "dir"
-    assert made[CONFIG_TOML] == scriptpaths.fingerprint(at(root, CONFIG_TOML))
+    made = record["unowned_paths_created"]
+    # dpkg makes /lib.usr-is-merged for toolkit-base's /lib/systemd/system where base-files
+    # diverts /lib (DEP17, Ubuntu 24.04); no purge removes it.
+    expected = set(unownedpaths.UNOWNED_PATHS)
+    if distro != "ubuntu24.04":
+        expected.discard(unownedpaths.DIVERTED_LIB)
+    assert set(made) == expected, made
+    assert made[unownedpaths.CONFIG_DIR] == "dir"
+    assert made[CONFIG_TOML] == unownedpaths.fingerprint(at(root, CONFIG_TOML))
 
 
 def uninstall(root: Path) -> dict[str, Any]:
@@ -91,7 +107,7 @@ def uninstall(root: Path) -> dict[str, Any]:
     return done
 
 
-@pytest.mark.parametrize("distro", ["ubuntu22.04", "debian12"])
+@pytest.mark.parametrize("distro", ["ubuntu24.04", "ubuntu22.04", "debian12"])
 def test_minbase_root_is_as_before(
     distro: str,
     tmp_path: Path,

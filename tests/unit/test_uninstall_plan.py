@@ -253,7 +253,7 @@ def test_containerd_not_running_is_not_restarted() -> None:
     assert any(n.startswith("containerd is not running") for n in plan.notes)
 
 
-# --- purge, what the packages' scripts made, and saving what the user changed ----------
+# --- purge, what the packages made outside dpkg's lists, and saving what the user changed
 
 CDI_ENV = "/etc/nvidia-container-toolkit/nvidia-cdi-refresh.env"
 TOML = "/etc/nvidia-container-runtime/config.toml"
@@ -272,10 +272,10 @@ def env_conffile(current: str | None = MD5) -> Conffile:
 def scripted(
     *, made: dict[str, str | None] = MADE, here: dict[str, str | None] = MADE, **kw: object
 ) -> UninstallPlan:
-    """The plan for a record whose packages' scripts made ``made``; ``here`` is the host now."""
+    """The plan for a record whose packages made ``made`` (unowned); ``here`` is the host now."""
     return plan_uninstall(
-        record(script_paths_created=dict(made), **kw),
-        now(conffiles=(env_conffile(),), script_paths=dict(here)),
+        record(unowned_paths_created=dict(made), **kw),
+        now(conffiles=(env_conffile(),), unowned_paths=dict(here)),
         backup_dir=BACKUPS,
     )
 
@@ -306,7 +306,7 @@ def test_a_config_toml_changed_since_install_is_saved_first() -> None:
     plan = scripted(here={**MADE, TOML: "8" * 64})
     assert plan.saved == {TOML: f"{BACKUPS}{TOML}"}
     assert kinds(plan)[0] == "save-files"  # before any change: a failed copy stops it all
-    assert TOML in action(plan, "remove-paths", "scripts made").targets
+    assert TOML in action(plan, "remove-paths", "outside dpkg").targets
     assert plan.as_dict()["saved"] == {TOML: f"{BACKUPS}{TOML}"}
 
 
@@ -323,13 +323,13 @@ def test_a_path_written_ahead_but_never_seen_is_removed_unsaved() -> None:
     """A run killed inside the packages step: the postinst's file, nobody edited it."""
     plan = scripted(made={TOML_DIR: None, TOML: None}, here={TOML_DIR: "dir", TOML: TOML_SHA})
     assert plan.saved == {}
-    assert action(plan, "remove-paths", "scripts made").targets == (TOML,)
-    assert action(plan, "remove-empty-dirs", "scripts made").targets == (TOML_DIR,)
+    assert action(plan, "remove-paths", "outside dpkg").targets == (TOML,)
+    assert action(plan, "remove-empty-dirs", "outside dpkg").targets == (TOML_DIR,)
 
 
-def test_script_paths_already_gone_are_left_out() -> None:
+def test_unowned_paths_already_gone_are_left_out() -> None:
     plan = scripted(here={})
-    assert not any("scripts made" in a.summary for a in plan.actions)
+    assert not any("outside dpkg" in a.summary for a in plan.actions)
 
 
 def test_a_changed_conffile_of_a_purged_package_is_saved_first() -> None:

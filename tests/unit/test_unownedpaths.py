@@ -1,4 +1,4 @@
-"""What install records of the paths NVIDIA's maintainer scripts make, and the record field."""
+"""What install records of the paths its packages make that dpkg does not own; the record field."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 
 from installer.record import InstallRecord, carried_over, load_record, save_record
-from installer.scriptpaths import (
+from installer.unownedpaths import (
     CONFIG_DIR,
     CONFIG_TOML,
+    DIVERTED_LIB,
     HOOK_LINK,
-    SCRIPT_PATHS,
+    UNOWNED_PATHS,
     fingerprint,
     fingerprints,
     intended,
@@ -36,15 +37,15 @@ def test_fingerprint_of_each_kind(tmp_path: Path) -> None:
 
 
 def test_only_paths_absent_before_are_written_ahead() -> None:
-    ahead = intended({}, present=[HOOK_LINK])
+    ahead = intended({}, present=[HOOK_LINK, DIVERTED_LIB])
     assert ahead == {CONFIG_DIR: None, CONFIG_TOML: None}
 
 
 def test_an_earlier_runs_entries_are_kept() -> None:
     # Killed once after apt: the re-run finds config.toml present, yet it is still install's.
-    ahead = intended({CONFIG_TOML: None, CONFIG_DIR: None}, present=SCRIPT_PATHS)
+    ahead = intended({CONFIG_TOML: None, CONFIG_DIR: None}, present=UNOWNED_PATHS)
     assert ahead == {CONFIG_TOML: None, CONFIG_DIR: None}
-    ahead = intended({CONFIG_TOML: TOML_SHA}, present=[CONFIG_TOML, CONFIG_DIR, HOOK_LINK])
+    ahead = intended({CONFIG_TOML: TOML_SHA}, present=UNOWNED_PATHS)
     assert ahead == {CONFIG_TOML: TOML_SHA}
 
 
@@ -64,13 +65,13 @@ def test_the_record_keeps_the_field_and_carries_it_over(tmp_path: Path) -> None:
         gpubundle_version="0.1.0", bundle_sha256="ab" * 32, signer_fingerprint="F" * 40,
         distro="debian12", arch="amd64", toolkit_version="1.20.1-1",
         started_at="2026-01-01T00:00:00Z",
-        script_paths_created={CONFIG_DIR: "dir", CONFIG_TOML: TOML_SHA, HOOK_LINK: None},
+        unowned_paths_created={CONFIG_DIR: "dir", CONFIG_TOML: TOML_SHA, HOOK_LINK: None},
     )  # fmt: skip
     path = tmp_path / "install-record.json"
     save_record(record, path)
     assert load_record(path) == record
-    assert json.loads(path.read_text())["script_paths_created"][HOOK_LINK] is None
-    assert carried_over(record)["script_paths_created"] == record.script_paths_created
+    assert json.loads(path.read_text())["unowned_paths_created"][HOOK_LINK] is None
+    assert carried_over(record)["unowned_paths_created"] == record.unowned_paths_created
 
 
 def test_a_record_without_the_field_reads_as_none_made(tmp_path: Path) -> None:
@@ -82,12 +83,13 @@ def test_a_record_without_the_field_reads_as_none_made(tmp_path: Path) -> None:
     }  # fmt: skip
     path.write_text(json.dumps(data))
     record = load_record(path)
-    assert record is not None and record.script_paths_created == {}
+    assert record is not None and record.unowned_paths_created == {}
 
 
-def test_the_paths_are_nvidias() -> None:
-    assert SCRIPT_PATHS == (
-        "/etc/nvidia-container-runtime",
+def test_the_paths_no_purge_removes() -> None:
+    assert UNOWNED_PATHS == (
+        "/etc/nvidia-container-runtime",  # toolkit-base's postinst, with config.toml
         "/etc/nvidia-container-runtime/config.toml",
-        "/usr/bin/nvidia-container-toolkit",
+        "/usr/bin/nvidia-container-toolkit",  # toolkit's postinst; its purge removes it
+        "/lib.usr-is-merged",  # dpkg, for /lib/systemd/system under base-files' diversion
     )

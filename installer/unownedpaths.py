@@ -1,11 +1,14 @@
-"""Paths NVIDIA's maintainer scripts make outside their packages, and what install saw.
+"""Paths install's packages step makes that dpkg does not own, and what install saw there.
 
-No purge removes config.toml and its directory (toolkit-base's postinst makes them
-with ``nvidia-ctk config --in-place``); the hook's old name
-``/usr/bin/nvidia-container-toolkit`` is a link toolkit's postinst makes and only its
-purge removes. dpkg does not own them, so install records those that were absent
-before its packages step (written ahead as ``None``), then what it found there after
-(``fingerprint``); uninstall removes them again, saving a file changed since.
+No purge removes them. NVIDIA's maintainer scripts make config.toml and its directory
+(toolkit-base's postinst, with ``nvidia-ctk config --in-place``), and the hook's old
+name ``/usr/bin/nvidia-container-toolkit`` (a link toolkit's postinst makes; only its
+purge removes it). dpkg itself makes ``/lib.usr-is-merged`` on Ubuntu 24.04: base-files
+diverts ``/lib`` there (DEP17's protective diversions), so unpacking a package that
+ships ``/lib/...`` (toolkit-base's systemd units) creates that empty directory, and no
+purge takes it back. Install records those absent before its packages step (written
+ahead as ``None``), then what it found there after (``fingerprint``); uninstall removes
+them again, saving a file changed since.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from pathlib import Path
 CONFIG_DIR = "/etc/nvidia-container-runtime"
 CONFIG_TOML = f"{CONFIG_DIR}/config.toml"
 HOOK_LINK = "/usr/bin/nvidia-container-toolkit"
-SCRIPT_PATHS = (CONFIG_DIR, CONFIG_TOML, HOOK_LINK)
+DIVERTED_LIB = "/lib.usr-is-merged"  # where dpkg puts /lib under base-files' diversion
+UNOWNED_PATHS = (CONFIG_DIR, CONFIG_TOML, HOOK_LINK, DIVERTED_LIB)
 DIR = "dir"
 LINK_PREFIX = "-> "
 
@@ -39,7 +43,7 @@ def is_file_digest(value: str | None) -> bool:
 
 
 def intended(
-    recorded: Mapping[str, str | None], present: Iterable[str], paths: Iterable[str] = SCRIPT_PATHS
+    recorded: Mapping[str, str | None], present: Iterable[str], paths: Iterable[str] = UNOWNED_PATHS
 ) -> dict[str, str | None]:
     """The record's entries plus, as ``None``, every path absent now: what the packages
     step may create. An entry already recorded keeps what an earlier run saw."""
