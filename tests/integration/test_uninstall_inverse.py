@@ -16,7 +16,10 @@ issue #9 was seen), Ubuntu 22.04 and Debian 12 (config.toml's ldconfig differs:
 12 root where docker.io was installed before, whose enablement links must stay; and
 that root with the user's own daemon.json, and config.toml and the conffile edited after
 install: those two are saved under /var/backups/gpubundle/<stamp>/ first, and the
-uninstall --json document says where.
+uninstall --json document says where; and a Debian 12 root where the bundle
+(``gpubundle build --with-docker``) brought docker.io: it is purged with its enablement
+links, and only the "docker" system group (no purge removes one), the /etc/hosts
+netbase's postinst wrote (a debootstrap root has none) and adduser's lock in /run stay.
 
 The installer runs with ``--runtime none``: in a chroot the host's processes are
 visible (/proc), so ``--runtime docker`` would restart the shared dockerd; the
@@ -26,6 +29,7 @@ runtime step's daemon.json inverse is proven on the host by test_runtime_docker.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +41,9 @@ from tests.integration.conftest import ROOT_PYTHONS, ServedStandin
 from tests.integration.test_install_roots import FAMILY, INCLUDE, build_bundle
 from tests.support import testkeys
 from tests.support.inroot import BUNDLE, gpubundle, ok_json, prime_apt, proc_mounted, stage
+from tests.support.installbundles import build_target_bundle
 from tests.support.roots import debootstrap_root
-from tests.support.rootsnapshot import listing, listing_differences
+from tests.support.rootsnapshot import Entry, listing, listing_differences
 
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.archive]
 
@@ -97,6 +102,11 @@ def assert_scripts_ran(root: Path, distro: str, record: dict[str, Any]) -> None:
     assert made[CONFIG_TOML] == unownedpaths.fingerprint(at(root, CONFIG_TOML))
 
 
+def assert_as_before(before: dict[str, Entry], root: Path, ignored: tuple[str, ...] = ()) -> None:
+    left = listing_differences(before, listing(root), ignored)
+    assert left == [], "uninstall left the root changed:\n" + "\n".join(left)
+
+
 def uninstall(root: Path) -> dict[str, Any]:
     done = ok_json(gpubundle(root, "uninstall", "--yes", "--json"))
     assert done["dry_run"] is False
@@ -124,13 +134,13 @@ def test_minbase_root_is_as_before(
 
         done = uninstall(root)
         assert done["saved"] == {}
-        assert listing_differences(before, listing(root)) == []
+        assert_as_before(before, root)
 
         # --purge still works, and adds nothing to a plain uninstall.
         install(root, key.fingerprint)
         purged = ok_json(gpubundle(root, "uninstall", "--purge", "--yes", "--json"))
         assert purged["purge"] is True
-        assert listing_differences(before, listing(root)) == []
+        assert_as_before(before, root)
 
 
 def test_root_with_docker_before_keeps_docker_as_it_was(
@@ -148,7 +158,7 @@ def test_root_with_docker_before_keeps_docker_as_it_was(
         assert "docker.io" not in record["packages_installed"]
 
         uninstall(root)
-        assert listing_differences(before, listing(root)) == []
+        assert_as_before(before, root)
 
 
 def test_files_changed_since_install_are_saved_then_removed(
@@ -185,5 +195,44 @@ def test_files_changed_since_install_are_saved_then_removed(
             assert at(root, copy).read_text() == edited[path], path
             assert not at(root, path).exists(), path
         # Everything else as before: daemon.json the user's, bytes and all.
-        assert listing_differences(before, listing(root), [layout.BACKUPS_DIR]) == []
+        assert_as_before(before, root, (layout.BACKUPS_DIR,))
         assert at(root, DAEMON_JSON).read_text() == users_daemon_json
+
+
+POLICY_RC_D = "/usr/sbin/policy-rc.d"  # exit 101: no service starts inside the chroot
+# What stays after docker.io, brought by the bundle, is purged, and why uninstall leaves it:
+GROUP_FILES = ("/etc/group", "/etc/group-", "/etc/gshadow", "/etc/gshadow-")  # the "docker"
+# system group docker.io's postinst adds: no purge removes a system group (files may still
+# be owned by it; users may have been added to it since), and neither does uninstall.
+HOSTS = "/etc/hosts"  # netbase's postinst writes it where missing; hosts have one already
+ADDUSER_LOCK = "/run/adduser"  # adduser's lock file; /run is emptied at boot
+
+
+def test_docker_the_bundle_brought_is_purged_with_its_links(
+    tmp_path: Path, key: testkeys.TestKey, installer_pyz: Path, standin_repo: ServedStandin
+) -> None:
+    root = debootstrap_root("debian12", "minbase", INCLUDE, dest=tmp_path / "root")
+    bundle = build_target_bundle(
+        tmp_path / "out", key, standin_repo.url, standin_repo.armored_key, distro="debian12",
+        target_status=root / "var/lib/dpkg/status", extra=("--with-docker",),
+    )  # fmt: skip
+    stage(root, bundle.path, installer_pyz)
+    # A host's docker.io postinst starts dockerd; in a chroot that shares the host's
+    # processes it must not: invoke-rc.d asks policy-rc.d first (as in a debootstrap).
+    at(root, POLICY_RC_D).write_text("#!/bin/sh\nexit 101\n")
+    at(root, POLICY_RC_D).chmod(0o755)
+    with proc_mounted(root):
+        prime_apt(root)
+        before = listing(root)
+        record = install(root, key.fingerprint)["record"]
+        assert {"docker.io", "netbase"} <= set(record["packages_installed"]), record
+        for link in DOCKER_LINKS:
+            assert at(root, link).is_symlink(), link
+
+        done = ok_json(gpubundle(root, "uninstall", "--yes", "--json"))
+        purged = next(a for a in done["actions"] if a["kind"] == "remove-packages")
+        assert "docker.io" in purged["targets"] and purged["summary"].startswith("purge")
+        for link in DOCKER_LINKS:
+            assert not os.path.lexists(at(root, link)), link
+        assert_as_before(before, root, (*GROUP_FILES, HOSTS, ADDUSER_LOCK))
+        assert "\ndocker:" in "\n" + at(root, "/etc/group").read_text()

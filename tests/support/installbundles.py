@@ -76,9 +76,11 @@ def build_target_bundle(
     distro: str,
     target_status: Path | None,
     images: Sequence[str] = (),
+    extra: Sequence[str] = (),
 ) -> HostBundle:
-    """``gpubundle build --distro DISTRO`` signed by ``signer``, against ``target_status``
-    (None: the full closure); no images unless given. Fails the test if the build fails."""
+    """``gpubundle build --distro DISTRO [EXTRA]`` signed by ``signer``, against
+    ``target_status`` (None: the full closure); no images unless given. Fails the test if
+    the build fails."""
     out_dir.mkdir(parents=True, exist_ok=True)
     key_file = out_dir / "nvidia-source-key.asc"
     key_file.write_bytes(nvidia_key)
@@ -95,7 +97,7 @@ def build_target_bundle(
         args += ["--image", ref]
     if not images:
         args.append("--no-images")
-    proc = gpubundle(*args)
+    proc = gpubundle(*args, *extra)
     assert proc.returncode == 0, f"gpubundle build failed:\n{proc.stderr}\n{proc.stdout}"
     manifest = verify_bundle(bundle, [signer.fingerprint])
     sha = hashlib.sha256(bundle.read_bytes()).hexdigest()
