@@ -120,8 +120,8 @@ def save_copies(saved: dict[str, str]) -> None:
     """Copy each changed file (mode and times kept) to its place under the backup directory."""
     for path, copy in saved.items():
         dest = Path(copy)
-        dest.parent.mkdir(parents=True, exist_ok=True)
         try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, dest, follow_symlinks=False)
         except OSError as exc:
             raise GpubundleError(
@@ -250,7 +250,9 @@ def uninstall(json_mode: bool, dry_run: bool, keep_images: bool, purge: bool, ye
                 console.info(
                     f"nothing to do: gpubundle has not installed anything here ({record_path})"
                 )
-                console.emit({"ok": True, "nothing_to_do": True, "actions": [], "notes": []})
+                console.emit(
+                    {"ok": True, "nothing_to_do": True, "actions": [], "notes": [], "saved": {}}
+                )
                 return
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             plan = plan_uninstall(
