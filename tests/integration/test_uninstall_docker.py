@@ -10,8 +10,8 @@ entries. ``tests/support/hostguard.py`` puts the host back whatever happens.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,21 +46,24 @@ def assert_docker_runs_containers() -> None:
 
 def test_uninstall_puts_the_host_back(host_bundle: HostBundle, docker_host: HostSnapshot) -> None:
     argv = engine.detect_engine().argv
-    had_config_toml = Path(unownedpaths.CONFIG_TOML).exists()
-    ok_document(install(host_bundle, "--json"))
+    had = {p: os.path.lexists(p) for p in unownedpaths.UNOWNED_PATHS}
+    doc = ok_document(install(host_bundle, "--json"))
     assert "nvidia" in (hostsnapshot.capture().runtimes or ())
+    made = doc["record"]["unowned_paths_created"]  # config.toml, its directory, the hook link
+    assert set(made) == {p for p, there in had.items() if not there and os.path.lexists(p)}
 
     done = uninstall()
 
     kinds = [a["kind"] for a in done["actions"]]
-    # config.toml, made by toolkit-base's postinst where missing, goes after the purge.
-    scripts_made = [] if had_config_toml else ["remove-paths", "remove-empty-dirs"]
+    # What the postinst made where missing goes after the purge: files, then directories.
+    unowned = ["remove-paths"] if any(v != "dir" for v in made.values()) else []
+    unowned += ["remove-empty-dirs"] if "dir" in made.values() else []
     assert kinds == [
         "remove-images", "write-daemon-json", "restart-engine", "unmark-auto",
-        "remove-packages", *scripts_made, "remove-paths", "remove-apt-lists", "remove-record",
+        "remove-packages", *unowned, "remove-paths", "remove-apt-lists", "remove-record",
         "remove-empty-dirs",
     ]  # fmt: skip
-    assert Path(unownedpaths.CONFIG_TOML).exists() is had_config_toml
+    assert {p: os.path.lexists(p) for p in unownedpaths.UNOWNED_PATHS} == had
     after = hostsnapshot.capture()
     assert after.daemon_json == docker_host.daemon_json  # the user's own bytes, from the backup
     assert (after.sources, after.keyrings, after.runtimes) == (
