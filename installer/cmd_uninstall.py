@@ -15,11 +15,12 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import click
 
-from installer import engine, engines
+from installer import engine, engines, unownedpaths
 from installer.aptlocal import (
     APT_ENV,
     EXTENDED_STATES,
@@ -31,11 +32,12 @@ from installer.aptlocal import (
 )
 from installer.atomicfile import sweep_leftovers, write_atomically
 from installer.cli import handle_errors, json_option
+from installer.conffiles import read_conffiles
 from installer.console import Console
 from installer.doctor.toolkit import installed_packages
 from installer.errors import GpubundleError
 from installer.hostlock import host_lock
-from installer.layout import LOCK_FILE, LOG_DIR, REPO_DIR, STATE_DIR
+from installer.layout import BACKUPS_DIR, LOCK_FILE, LOG_DIR, REPO_DIR, STATE_DIR
 from installer.record import (
     RECORD_PATH,
     InstallRecord,
@@ -91,13 +93,11 @@ def state_dirs(record_path: Path) -> tuple[str, ...]:
     return tuple(str(d) for d in dirs if d.is_dir() and not d.is_symlink())
 
 
-def read_host(
-    record: InstallRecord, admindir: Path, *, purge: bool, record_path: Path = RECORD_PATH
-) -> HostNow:
+def read_host(record: InstallRecord, admindir: Path, *, record_path: Path = RECORD_PATH) -> HostNow:
     names = tuple(record.packages_installed)
     states = installed_packages(admindir, names) if names else {}
-    # "rc": removed, config files left; purging still has work to do.
-    packages = {n: s.version for n, s in states.items() if s.status[1:2] != "c" or purge}
+    # "rc" (removed, config files left) counts: purging still has work to do.
+    packages = {n: s.version for n, s in states.items() if s.status[1:2] != "n"}
     unpacked = {n for n, s in states.items() if s.status[1:2] not in ("c", "n")}
     stores = bundle_dirs(record)
     lists = {str(p) for d in stores for p in source_lists(d / REPO_DIR, LISTS_DIR)}
@@ -122,11 +122,28 @@ def read_host(
         apt_lists=frozenset(lists),
         staging=frozenset(str(p) for d in stores for p in staging_leftovers(d)),
         state_dirs=state_dirs(record_path),
+        conffiles=read_conffiles(admindir, sorted(packages)),
+        unowned_paths=unownedpaths.fingerprints(record.unowned_paths_created),
     )
 
 
-def dpkg_remove_argv(names: tuple[str, ...], *, purge: bool) -> list[str]:
-    return ["dpkg", "--purge" if purge else "--remove", *names]
+def dpkg_purge_argv(names: tuple[str, ...]) -> list[str]:
+    return ["dpkg", "--purge", *names]
+
+
+def save_copies(saved: dict[str, str]) -> None:
+    """Copy each changed file (mode and times kept) to its place under the backup directory."""
+    for path, copy in saved.items():
+        dest = Path(copy)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dest, follow_symlinks=False)
+        except OSError as exc:
+            raise GpubundleError(
+                f"cannot save {path} to {dest} before removing it: {exc}",
+                hint=f"copy {path} somewhere safe yourself, free space under {BACKUPS_DIR}, "
+                "then re-run uninstall",
+            ) from exc
 
 
 def remove_path(path: Path) -> None:
@@ -155,9 +172,11 @@ def execute(action: Action, plan: UninstallPlan, record: InstallRecord) -> None:
         adapter.wait_ready(facts, adapter.restart(facts, Path(LOG_DIR)), 90)
     elif action.kind == "stop-engine":
         engine.stop_engine(engine.detect_engine())
+    elif action.kind == "save-files":
+        save_copies({p: plan.saved[p] for p in action.targets})
     elif action.kind == "remove-packages":
         run(
-            dpkg_remove_argv(action.targets, purge=plan.purge),
+            dpkg_purge_argv(action.targets),
             env=DPKG_ENV,
             timeout=600,
             hint="another package depends on these; remove it first or keep the toolkit",
@@ -236,6 +255,9 @@ def render_plan(plan: UninstallPlan) -> str:
     lines = ["uninstall plan:"]
     for i, action in enumerate(plan.actions, 1):
         lines.append(f"  {i}. {action.summary}")
+        if action.kind == "save-files":
+            lines.extend(f"       {t} -> {plan.saved[t]}" for t in action.targets)
+            continue
         lines.extend(f"       {t}" for t in action.targets if action.kind != "remove-record")
     lines.extend(f"  note: {n}" for n in plan.notes)
     return "\n".join(lines)
@@ -245,7 +267,11 @@ def render_plan(plan: UninstallPlan) -> str:
 @json_option
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 @click.option("--keep-images", is_flag=True, help="Keep the images install loaded.")
-@click.option("--purge", is_flag=True, help="Purge packages (remove their configuration too).")
+@click.option(
+    "--purge",
+    is_flag=True,
+    help="Accepted for older scripts: packages install added are always purged.",
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def uninstall(json_mode: bool, dry_run: bool, keep_images: bool, purge: bool, yes: bool) -> None:
     """Undo what `gpubundle install` recorded: configuration, packages, repository, images."""
@@ -263,14 +289,18 @@ def uninstall(json_mode: bool, dry_run: bool, keep_images: bool, purge: bool, ye
                 console.info(
                     f"nothing to do: gpubundle has not installed anything here ({record_path})"
                 )
-                console.emit({"ok": True, "nothing_to_do": True, "actions": [], "notes": []})
+                console.emit(
+                    {"ok": True, "nothing_to_do": True, "actions": [], "notes": [], "saved": {}}
+                )
                 return
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             plan = plan_uninstall(
                 record,
-                read_host(record, admindir, purge=purge, record_path=record_path),
+                read_host(record, admindir, record_path=record_path),
                 keep_images=keep_images,
                 purge=purge,
                 record_path=str(record_path),
+                backup_dir=f"{BACKUPS_DIR}/{stamp}",
             )
             if read.damage is not None:
                 plan = dataclasses.replace(plan, notes=(*damage_notes(read.damage), *plan.notes))
@@ -287,6 +317,8 @@ def uninstall(json_mode: bool, dry_run: bool, keep_images: bool, purge: bool, ye
                 execute(action, plan, record)
             sweep_leftovers(*managed_files(record, record_path))
             check_no_dangling_default(record)
+            for path, copy in plan.saved.items():
+                console.info(f"saved {path} (changed since install) as {copy}")
             console.info("uninstall complete")
             console.emit({"ok": True, "dry_run": False, **plan.as_dict()})
 

@@ -19,6 +19,7 @@ from installer.aptlocal import DPKG_CONFIGURE_PENDING, SOURCES_LIST, keyring_pat
 from installer.containers import CDI_SPEC
 from installer.layout import VERIFY_IMAGE_ARCHIVE
 from installer.manifest import ImagePin, Manifest
+from installer.unownedpaths import CONFIG_TOML, HOOK_LINK, UNOWNED_PATHS
 
 EXTRACT = "extract"
 APT_SOURCE = "apt-source"
@@ -40,6 +41,15 @@ APT_BOOKKEEPING = (
     "/var/log/apt",
     "/var/log/dpkg.log",
     "/var/log/alternatives.log",
+)
+# What the packages' maintainer scripts and triggers change besides their own files:
+# ldconfig's cache, systemd enablement links and masks with deb-systemd-helper's state,
+# and the paths of installer/unownedpaths.py (config.toml, the hook link, and the
+# directory dpkg makes for /lib under Ubuntu 24.04's diversion).
+SCRIPT_EFFECTS = ("/etc/ld.so.cache", "/etc/systemd/system", "/var/lib/systemd", *UNOWNED_PATHS)
+SCRIPTS_LINE = (
+    f"their maintainer scripts: create {CONFIG_TOML} where missing, link {HOOK_LINK}, "
+    "enable nvidia-cdi-refresh.{path,service} (links under /etc/systemd/system); ldconfig"
 )
 
 
@@ -172,6 +182,8 @@ def _package_lines(changes: Mapping[str, str], installed: Mapping[str, str]) -> 
             lines.append(f"upgrade {name} {installed[name]} -> {version}")
         else:
             lines.append(f"install {name} {version}")
+    if lines:
+        lines.append(SCRIPTS_LINE)
     return tuple(lines) or ("nothing: every package is installed at the bundle's version",)
 
 
@@ -234,7 +246,7 @@ def build_plan(manifest: Manifest, bundle_sha256: str, facts: PlanFacts) -> Inst
             PACKAGES,
             "install the packages offline with apt",
             _package_lines(changes, facts.installed),
-            APT_BOOKKEEPING,
+            (*APT_BOOKKEEPING, *SCRIPT_EFFECTS),
             done=packages_done,
         ),
         Step(

@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from installer import __version__, containers, engines, invocation, runtime_intent
+from installer import __version__, containers, engines, invocation, runtime_intent, unownedpaths
 from installer.aptlocal import (
     DPKG_CONFIGURE_PENDING,
     DPKG_LOCK_TIMEOUT_S,
@@ -378,7 +378,16 @@ class StepRunner:
         # Ledgered apart from the record: should the record be lost, these stay gpubundle's.
         new = {n: v for n, v in may_change.items() if n not in record.packages_before}
         append_ledger(new, ledger_path(RECORD_PATH))
-        record = self._intend(record, PACKAGES, packages_installed={**earlier, **may_change})
+        # And the paths the packages' scripts may make that are absent now (config.toml).
+        scripts = unownedpaths.intended(
+            record.unowned_paths_created, unownedpaths.present(unownedpaths.UNOWNED_PATHS)
+        )
+        record = self._intend(
+            record,
+            PACKAGES,
+            packages_installed={**earlier, **may_change},
+            unowned_paths_created=scripts,
+        )
         run_apt(apt_update_argv(SOURCES_LIST), "reading the bundle's package index", self.apt_log)
         lists = map(str, source_lists(self.bundle_dir / REPO_DIR))
         record = dataclasses.replace(
@@ -398,7 +407,10 @@ class StepRunner:
         ours = changed_packages(record.packages_before, after)
         installed = {**earlier, **ours}
         detail = ", ".join(f"{n} {v}" for n, v in changed.items()) or "no package changed"
-        return dataclasses.replace(record, packages_installed=installed), detail
+        made = unownedpaths.observed(scripts, unownedpaths.fingerprints(scripts))
+        return dataclasses.replace(
+            record, packages_installed=installed, unowned_paths_created=made
+        ), detail
 
     def _check_dpkg_finished(self, wanted: dict[str, str]) -> None:
         """After apt returned 0: dpkg's journal is empty and every planned package is
@@ -425,8 +437,13 @@ class StepRunner:
         now = installed_versions(self.names, self.manifest.arch)
         kept = {n: v for n, v in record.packages_installed.items() if n not in self.names}
         ours = changed_packages(record.packages_before, now)
+        scripts = record.unowned_paths_created
         return dataclasses.replace(
-            record, packages_installed=dict(sorted({**kept, **ours}.items()))
+            record,
+            packages_installed=dict(sorted({**kept, **ours}.items())),
+            unowned_paths_created=unownedpaths.observed(
+                scripts, unownedpaths.fingerprints(scripts)
+            ),
         )
 
     def _engine(self) -> engines.EngineAdapter:

@@ -101,5 +101,6 @@ def deb_filename(name: str, version: str, architecture: str) -> str:
 # Paths on the target host.
 STATE_DIR = "/var/lib/gpubundle"
 LOG_DIR = "/var/log/gpubundle"
+BACKUPS_DIR = "/var/backups/gpubundle"  # uninstall's copies of files changed since install
 LOCK_FILE = "/run/gpubundle.lock"
 TRUST_DIR = "/etc/gpubundle/trusted.d"

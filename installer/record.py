@@ -11,8 +11,12 @@ installed before gpubundle first ran; absent means not installed),
 packages_installed ({name: version} apt installed or upgraded), files_created,
 runtime_change (a RuntimeChange as a dict, or null), engine_started_by_gpubundle,
 cdi_specs_created, images_loaded. Added within format 1 (older readers ignore them):
-apt_lists (apt's list files of the local source, removed by uninstall) and
-in_progress (the step that was running, or null).
+apt_lists (apt's list files of the local source, removed by uninstall),
+in_progress (the step that was running, or null) and unowned_paths_created ({path:
+what install left there} of the paths the packages step makes that dpkg does not own
+(config.toml, the hook link, /lib.usr-is-merged) and that were absent before it: a
+file's sha256, "dir", or "-> TARGET" for a link; null while written ahead; see
+installer/unownedpaths.py).
 
 Write-ahead: a step first records what it is about to change (``with_intent``:
 the paths it will create, the packages it may install, a runtime change marked
@@ -85,6 +89,7 @@ class InstallRecord:
     images_loaded: tuple[str, ...] = ()
     apt_lists: tuple[str, ...] = ()
     in_progress: str | None = None
+    unowned_paths_created: dict[str, str | None] = field(default_factory=dict)
     format: int = RECORD_FORMAT
 
     def as_json(self) -> dict[str, Any]:
@@ -164,6 +169,12 @@ def _runtime_change(v: Any) -> bool:
     )
 
 
+def _unowned_map(v: Any) -> bool:
+    return isinstance(v, dict) and all(
+        isinstance(k, str) and (x is None or isinstance(x, str)) for k, x in v.items()
+    )
+
+
 _STR: Shape = ("a string", lambda v: isinstance(v, str))
 _OPT_STR: Shape = ("a string or null", lambda v: v is None or isinstance(v, str))
 _LIST: Shape = ("a list of strings", _str_list)
@@ -189,6 +200,10 @@ SCHEMA: dict[str, tuple[Shape, bool]] = {
     "images_loaded": (_LIST, True),
     "apt_lists": (_LIST, False),
     "in_progress": (_OPT_STR, False),
+    "unowned_paths_created": (
+        ('an object of path: sha256, "dir", "-> TARGET" or null', _unowned_map),
+        False,
+    ),
 }
 
 
@@ -461,4 +476,5 @@ def carried_over(previous: InstallRecord) -> dict[str, Any]:
         "engine_started_by_gpubundle": previous.engine_started_by_gpubundle,
         "images_loaded": previous.images_loaded,
         "cdi_specs_created": previous.cdi_specs_created,
+        "unowned_paths_created": previous.unowned_paths_created,
     }

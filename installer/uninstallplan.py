@@ -16,10 +16,22 @@ Rules:
 - A runtime change recorded as ``pending`` (install was killed while nvidia-ctk ran)
   is undone like a confirmed one: the backup goes back, or the file install created
   is deleted.
-- packages apt installed are removed (purged with ``purge``); packages that were
-  installed before, at any version, are kept: apt cannot go back offline. Before
-  that, ``apt-mark manual`` drops apt's "Auto-Installed" entries for them from
-  /var/lib/apt/extended_states, as apt itself would on removal.
+- packages apt installed are purged, ``--purge`` or not: their conffiles, and what
+  their maintainer scripts made and their postrm takes back on purge (systemd
+  enablement links and masks, the hook link; docker.io's enablement links too), go
+  with them. Packages that were installed before, at any version, are kept with their
+  state: apt cannot go back offline. Before that, ``apt-mark manual`` drops apt's
+  "Auto-Installed" entries for them from /var/lib/apt/extended_states, as apt itself
+  would on removal.
+- what the packages step made that dpkg does not own and no purge removes
+  (config.toml and its directory, /lib.usr-is-merged; ``record.unowned_paths_created``)
+  is removed after the purge, when that step created it; a directory only once empty.
+- a conffile of a purged package, or such an unowned file, changed since install
+  is saved first, before any other change, under ``backup_dir``
+  (``/var/backups/gpubundle/<stamp>/`` + its path); ``UninstallPlan.saved`` maps each
+  path to its copy. An unowned path that
+  install wrote ahead but never saw (a run killed inside the packages step) is removed
+  without a copy: nobody had a chance to edit it.
 - apt's list files of the local source, the repository, its source and key, any
   half-extracted bundle a killed run left, the record, and then gpubundle's state
   directories once empty. Install reports in /var/log/gpubundle stay.
@@ -35,8 +47,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from installer import engines
+from installer.conffiles import Conffile
 from installer.record import InstallRecord
 from installer.runtime_config import parse_json_object
+from installer.unownedpaths import DIR, is_file_digest
 
 NVIDIA_RUNTIMES = ("nvidia", "nvidia-cdi", "nvidia-legacy")
 RUNTIME_PACKAGE = "nvidia-container-toolkit"
@@ -57,14 +71,16 @@ class HostNow:
     apt_lists: frozenset[str] = frozenset()  # apt's list files of the local source(s), present
     staging: frozenset[str] = frozenset()  # half-extracted bundles left by a killed install
     state_dirs: tuple[str, ...] = ()  # gpubundle's state directories present, deepest first
+    conffiles: tuple[Conffile, ...] = ()  # of the recorded packages installed now
+    unowned_paths: Mapping[str, str | None] = field(default_factory=dict)  # path -> fingerprint now
 
 
 @dataclass(frozen=True)
 class Action:
     kind: str  # remove-images | write-daemon-json | delete-daemon-json | restart-engine
     #            | write-config | delete-config (containerd, CRI-O TOML files)
-    #            | stop-engine | unmark-auto | remove-packages | remove-paths | remove-apt-lists
-    #            | remove-record | remove-empty-dirs
+    #            | stop-engine | unmark-auto | save-files | remove-packages | remove-paths
+    #            | remove-apt-lists | remove-record | remove-empty-dirs
     summary: str
     targets: tuple[str, ...] = ()
     content: str | None = None  # the new daemon.json for write-daemon-json
@@ -74,14 +90,15 @@ class Action:
 class UninstallPlan:
     actions: tuple[Action, ...]
     notes: tuple[str, ...] = ()
-    purge: bool = False
+    purge: bool = False  # --purge was given (packages are purged either way)
+    saved: Mapping[str, str] = field(default_factory=dict)  # changed file -> its saved copy
 
     @property
     def nothing_to_do(self) -> bool:
         return not self.actions
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "nothing_to_do": self.nothing_to_do}
+        return {**asdict(self), "saved": dict(self.saved), "nothing_to_do": self.nothing_to_do}
 
 
 def sha256(data: bytes) -> str:
@@ -216,6 +233,31 @@ def plan_toml_file(record: InstallRecord, now: HostNow) -> tuple[list[Action], l
     return [], [note]
 
 
+def saved_copy(backup_dir: str, path: str) -> str:
+    """Where ``path`` is saved: its whole path under ``backup_dir``."""
+    return backup_dir.rstrip("/") + "/" + path.lstrip("/")
+
+
+def plan_unowned_paths(
+    record: InstallRecord, now: HostNow
+) -> tuple[list[str], list[str], list[str]]:
+    """(changed files to save, paths to remove, directories to remove once empty) of
+    what the packages step made that dpkg does not own (``record.unowned_paths_created``)."""
+    save, remove, dirs = [], [], []
+    for path, seen in sorted(record.unowned_paths_created.items()):
+        current = now.unowned_paths.get(path)
+        if current is None:
+            continue  # gone already (a purge took it, or the user did)
+        if current == DIR:
+            dirs.append(path)
+            continue
+        if is_file_digest(current) and seen is not None and current != seen:
+            save.append(path)
+        remove.append(path)
+    # Deepest first, so a directory is empty when its turn comes.
+    return save, remove, sorted(dirs, key=lambda d: d.count("/"), reverse=True)
+
+
 def plan_uninstall(
     record: InstallRecord,
     now: HostNow,
@@ -223,6 +265,7 @@ def plan_uninstall(
     keep_images: bool = False,
     purge: bool = False,
     record_path: str = "",
+    backup_dir: str = "/var/backups/gpubundle/uninstall",
 ) -> UninstallPlan:
     actions: list[Action] = []
     notes: list[str] = []
@@ -281,9 +324,44 @@ def plan_uninstall(
                 "unmark-auto", "drop apt's auto-installed marks (apt-mark manual)", tuple(unmark)
             )
         )
+    purged = set(remove)
+    changed_conffiles = [c.path for c in now.conffiles if c.package in purged and c.changed]
+    unowned_saves, unowned_removes, unowned_dirs = plan_unowned_paths(record, now)
+    to_save = list(dict.fromkeys((*changed_conffiles, *unowned_saves)))
+    saved = {path: saved_copy(backup_dir, path) for path in to_save}
+    if saved:  # first of all: a copy that cannot be made stops uninstall before any change
+        actions.insert(
+            0,
+            Action(
+                "save-files",
+                f"save {len(saved)} file(s) changed since install under {backup_dir}",
+                tuple(saved),
+            ),
+        )
     if remove:
-        verb = "purge" if purge else "remove"
-        actions.append(Action("remove-packages", f"{verb} {len(remove)} package(s)", tuple(remove)))
+        actions.append(
+            Action(
+                "remove-packages",
+                f"purge {len(remove)} package(s) (their conffiles and scripts' state too)",
+                tuple(remove),
+            )
+        )
+    if unowned_removes:
+        actions.append(
+            Action(
+                "remove-paths",
+                "remove what install's packages made outside dpkg's lists (no purge does)",
+                tuple(unowned_removes),
+            )
+        )
+    if unowned_dirs:
+        actions.append(
+            Action(
+                "remove-empty-dirs",
+                "remove the directories install's packages made outside dpkg's lists, if empty",
+                tuple(unowned_dirs),
+            )
+        )
 
     files = [p for p in record.files_created if p in now.existing_paths] + sorted(now.staging)
     if files:
@@ -315,4 +393,4 @@ def plan_uninstall(
                 now.state_dirs,
             )
         )
-    return UninstallPlan(tuple(actions), tuple(notes), purge)
+    return UninstallPlan(tuple(actions), tuple(notes), purge, saved)

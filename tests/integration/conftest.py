@@ -70,7 +70,7 @@ def _load_key(home: Path) -> TestKey:
 
 def cached_standin_repo() -> StandinRepo:
     """Build (once per input digest, under a lock) or reuse the default amd64 stand-in."""
-    where = STANDIN_CACHE / _inputs_digest()
+    where = STANDIN_CACHE / f"{standin_nvidia.RECIPE}-{_inputs_digest()}"
     where.mkdir(parents=True, exist_ok=True)
     with (where / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

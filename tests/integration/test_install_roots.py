@@ -50,7 +50,7 @@ FAMILY = (
     "libnvidia-container-tools",
     "libnvidia-container1",
 )
-PYTHONS = {"ubuntu22.04": "3.10", "debian12": "3.11"}
+PYTHONS = {"ubuntu22.04": "3.10", "debian12": "3.11", "ubuntu24.04": "3.12"}
 INCLUDE = ("python3", "gpgv")
 SKIP_TOP = {"proc", "sys", "dev", "tmp"}
 # Ours by design: the state directory (bundle store, record, unpacked wheels), logs, lock.
@@ -158,12 +158,19 @@ def dpkg_status(root: Path) -> dict[str, tuple[str, str]]:
 
 
 def package_files(root: Path, names: set[str]) -> set[str]:
+    """The packages' files as dpkg lists them, and where they land on a merged-/usr root
+    (a package's /lib/systemd/system/X is /usr/lib/systemd/system/X there)."""
     files: set[str] = set()
     for name in names:
         for lst in (root / "var/lib/dpkg/info").glob(f"{name}*.list"):
             if lst.name in (f"{name}.list", f"{name}:amd64.list"):
                 files.update(line for line in lst.read_text().splitlines() if line)
-    return files
+    landed = set()
+    for path in files:
+        parent = (root / path.lstrip("/")).parent.resolve()
+        if parent.is_relative_to(root.resolve()):
+            landed.add("/" + (parent / Path(path).name).relative_to(root.resolve()).as_posix())
+    return files | landed
 
 
 def unexplained(

@@ -10,12 +10,13 @@ entries. ``tests/support/hostguard.py`` puts the host back whatever happens.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from typing import Any
 
 import pytest
 
-from installer import engine
+from installer import engine, unownedpaths
 from installer.record import RECORD_PATH
 from tests.support import hostguard, hostsnapshot
 from tests.support.hostsnapshot import DAEMON_JSON, HostSnapshot
@@ -28,8 +29,6 @@ from tests.support.installbundles import (
 from tests.support.registry import CUDA_STANDIN
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.root]
-
-CONFIG_FILES_ONLY = "deinstall ok config-files"  # dpkg --remove keeps conffiles
 
 
 def uninstall(*extra: str) -> dict[str, Any]:
@@ -47,17 +46,24 @@ def assert_docker_runs_containers() -> None:
 
 def test_uninstall_puts_the_host_back(host_bundle: HostBundle, docker_host: HostSnapshot) -> None:
     argv = engine.detect_engine().argv
-    ok_document(install(host_bundle, "--json"))
+    had = {p: os.path.lexists(p) for p in unownedpaths.UNOWNED_PATHS}
+    doc = ok_document(install(host_bundle, "--json"))
     assert "nvidia" in (hostsnapshot.capture().runtimes or ())
+    made = doc["record"]["unowned_paths_created"]  # config.toml, its directory, the hook link
+    assert set(made) == {p for p, there in had.items() if not there and os.path.lexists(p)}
 
     done = uninstall()
 
     kinds = [a["kind"] for a in done["actions"]]
+    # What the postinst made where missing goes after the purge: files, then directories.
+    unowned = ["remove-paths"] if any(v != "dir" for v in made.values()) else []
+    unowned += ["remove-empty-dirs"] if "dir" in made.values() else []
     assert kinds == [
         "remove-images", "write-daemon-json", "restart-engine", "unmark-auto",
-        "remove-packages", "remove-paths", "remove-apt-lists", "remove-record",
+        "remove-packages", *unowned, "remove-paths", "remove-apt-lists", "remove-record",
         "remove-empty-dirs",
     ]  # fmt: skip
+    assert {p: os.path.lexists(p) for p in unownedpaths.UNOWNED_PATHS} == had
     after = hostsnapshot.capture()
     assert after.daemon_json == docker_host.daemon_json  # the user's own bytes, from the backup
     assert (after.sources, after.keyrings, after.runtimes) == (
@@ -65,11 +71,9 @@ def test_uninstall_puts_the_host_back(host_bundle: HostBundle, docker_host: Host
         docker_host.keyrings,
         docker_host.runtimes,
     )
-    # Removed, not purged: packages with conffiles stay as "config-files", nothing else.
+    # Purged: dpkg's table is exactly as before, no "config-files" left.
     assert after.installed() == docker_host.installed()
-    left = hostsnapshot.differences(docker_host, after).get("packages", {})
-    assert {k.split(":")[0] for k in left} <= set(host_bundle.packages)
-    assert all(now[1] == CONFIG_FILES_ONLY for _, now in left.values()), left
+    assert after.packages == docker_host.packages
     assert not RECORD_PATH.exists()
     assert not hostguard.image_present(CUDA_STANDIN.ref)  # install loaded it: removed
     assert engine.detect_engine().argv == argv

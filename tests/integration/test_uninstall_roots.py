@@ -9,13 +9,12 @@ extended_states with an entry of its own). Its state is compared as data
 gpubundle's own paths, and apt's lists and extended_states byte for byte.
 
 - ``uninstall --dry-run`` lists what it would remove and changes nothing;
-- ``uninstall --yes`` removes the packages, the apt source, the key, apt's lists of
-  that source, the packages' auto-installed marks and the bundle store: the root is as
-  before install, except the conffile package dpkg keeps
-  as ``deinstall ok config-files`` (its config.toml stays, as ``dpkg --remove``
-  leaves it); a second uninstall has nothing to do;
-- install again, then ``uninstall --purge --yes``: the conffiles go too and the
-  package table is exactly the one from before the first install.
+- ``uninstall --yes`` purges the packages (their conffiles too; config.toml, which
+  toolkit-base's postinst made, goes as well), and removes the apt source, the key,
+  apt's lists of that source, the packages' auto-installed marks and the bundle
+  store: the root is exactly as before install; a second uninstall has nothing to do;
+- install again, then ``uninstall --purge --yes`` (kept for older scripts): the same.
+The whole root, path by path, is compared in test_uninstall_inverse.py.
 
 Kept by design, and left out of the comparison: the install reports in
 /var/log/gpubundle (what was done to the host, kept for its administrator, like
@@ -42,8 +41,7 @@ from tests.support.rootsnapshot import RootState, capture, differences
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.archive]
 
 KEPT_BY_DESIGN = (layout.LOG_DIR, layout.LOCK_FILE)
-CONFIG_TOML = "etc/nvidia-container-runtime/config.toml"
-CONFFILE_PACKAGE = "nvidia-container-toolkit-base"  # ships config.toml as a conffile
+CONFIG_TOML = "etc/nvidia-container-runtime/config.toml"  # made by toolkit-base's postinst
 SOURCES = "/etc/apt/sources.list.d/gpubundle.list"
 RECORD = "var/lib/gpubundle/install-record.json"
 EXTENDED_STATES = "/var/lib/apt/extended_states"
@@ -111,14 +109,12 @@ def test_uninstall_restores_the_root(
         assert differences(installed, state(root)) == []
         assert (root / RECORD).is_file()
 
-        # uninstall: back to before, but for the conffile dpkg --remove keeps.
+        # uninstall: back to before, conffiles and the postinst's config.toml included.
         done = ok_json(gpubundle(root, "uninstall", "--yes", "--json"))
-        assert done["dry_run"] is False
+        assert done["dry_run"] is False and done["purge"] is False
         after = state(root)
-        assert differences(before, after) == [
-            f"packages {CONFFILE_PACKAGE}: absent -> ('{VERSION}', 'deinstall ok config-files')"
-        ]
-        assert (root / CONFIG_TOML).is_file()
+        assert differences(before, after) == []
+        assert not (root / CONFIG_TOML).exists()
         assert not (root / RECORD).exists()
 
         # A second uninstall has nothing to do and changes nothing.
@@ -128,7 +124,7 @@ def test_uninstall_restores_the_root(
         assert ok_json(gpubundle(root, "uninstall", "--yes", "--json"))["nothing_to_do"] is True
         assert differences(after, state(root)) == []
 
-        # Install again over the left conffile, then purge: exactly as before the first install.
+        # Install again, then --purge: exactly as before the first install too.
         install(root, key.fingerprint)
         assert_installed(root, state(root), key.fingerprint)
         purged = ok_json(gpubundle(root, "uninstall", "--purge", "--yes", "--json"))

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from installer import engine
+from installer import engine, unownedpaths
 from installer.layout import STATE_DIR
 from installer.record import RECORD_PATH
 from tests.support import hostsnapshot
@@ -124,6 +124,7 @@ class Before:
     keyrings: frozenset[str]
     bundles: frozenset[str]  # entries of /var/lib/gpubundle/bundles
     apt_lists: frozenset[str]  # apt's lists of gpubundle's local sources
+    unowned_paths: frozenset[str] = frozenset()  # of unownedpaths.UNOWNED_PATHS, those present
 
 
 def _listing(directory: Path, pattern: str = "*") -> frozenset[str]:
@@ -139,6 +140,7 @@ def capture_before(images: Iterable[str]) -> Before:
         keyrings=_listing(KEYRINGS, "gpubundle-*.gpg"),
         bundles=_listing(STATE / "bundles"),
         apt_lists=_listing(APT_LISTS, LOCAL_LISTS),
+        unowned_paths=frozenset(unownedpaths.present(unownedpaths.UNOWNED_PATHS)),
     )
 
 
@@ -156,6 +158,15 @@ def restore(before: Before) -> list[str]:
             problems.append(f"dpkg --purge {left}: {proc.stderr[-800:]}")
     for path in (SOURCES_LIST, RECORD_PATH):
         path.unlink(missing_ok=True)
+    # What the packages' postinst made (config.toml, the hook link) and no purge removes.
+    # Deepest first: config.toml before its directory.
+    for made in sorted(set(unownedpaths.UNOWNED_PATHS) - before.unowned_paths, reverse=True):
+        path = Path(made)
+        with contextlib.suppress(OSError):  # a directory with someone else's files stays
+            if path.is_dir() and not path.is_symlink():
+                path.rmdir()
+            else:
+                path.unlink(missing_ok=True)
     for key in _listing(KEYRINGS, "gpubundle-*.gpg") - before.keyrings:
         Path(key).unlink(missing_ok=True)
     # Orphans once the source is gone (apt ignores them; its next update deletes them).

@@ -77,10 +77,11 @@ def build_target_bundle(
     target_status: Path | None,
     images: Sequence[str] = (),
     toolkit_version: str | None = None,
+    extra: Sequence[str] = (),
 ) -> HostBundle:
-    """``gpubundle build --distro DISTRO`` signed by ``signer``, against ``target_status``
-    (None: the full closure); no images unless given; the newest toolkit unless
-    ``toolkit_version``. Fails the test if the build fails."""
+    """``gpubundle build --distro DISTRO [EXTRA]`` signed by ``signer``, against
+    ``target_status`` (None: the full closure); no images unless given; the newest toolkit
+    unless ``toolkit_version``. Fails the test if the build fails."""
     out_dir.mkdir(parents=True, exist_ok=True)
     key_file = out_dir / "nvidia-source-key.asc"
     key_file.write_bytes(nvidia_key)
@@ -99,7 +100,7 @@ def build_target_bundle(
         args.append("--no-images")
     if toolkit_version is not None:
         args += ["--toolkit-version", toolkit_version]
-    proc = gpubundle(*args)
+    proc = gpubundle(*args, *extra)
     assert proc.returncode == 0, f"gpubundle build failed:\n{proc.stderr}\n{proc.stdout}"
     manifest = verify_bundle(bundle, [signer.fingerprint])
     sha = hashlib.sha256(bundle.read_bytes()).hexdigest()

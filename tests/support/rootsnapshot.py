@@ -15,12 +15,18 @@
 
 ``differences(before, after)`` lists what changed, one readable line each, so an
 assertion message says exactly what an uninstall left behind.
+
+``listing(root)`` is the whole root instead: every path with its type, permission
+bits, owner, link target and content hash, but for ``LISTING_SKIPPED`` (mount points,
+logs, apt's and ldconfig's caches, dpkg's ``*-old`` copies, the lock file: each says
+why); ``listing_differences(before, after, ignored)`` compares two of them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -133,4 +139,89 @@ def differences(before: RootState, after: RootState) -> list[str]:
     lines: list[str] = []
     for f in fields(RootState):
         lines += _mapping_changes(f.name, getattr(before, f.name), getattr(after, f.name))
+    return lines
+
+
+# --- the whole root as a listing ------------------------------------------------------
+
+# Left out of a whole-root listing: mount points of the test harness, and what every
+# apt or dpkg run rewrites whatever it does, kept by design. Each with why:
+LISTING_SKIPPED = (
+    "/proc",  # mounted for the run (kernel state)
+    "/sys",
+    "/dev",
+    "/tmp",  # the test's drop of the bundle and the installer
+    "/var/log",  # logs: dpkg.log, apt's history, gpubundle's own install reports
+    "/var/cache/apt",  # apt's caches: pkgcache.bin, srcpkgcache.bin, archives/partial
+    "/var/cache/ldconfig/aux-cache",  # ldconfig's cache of file stat data, rewritten each run
+    "/var/lib/dpkg/status-old",  # dpkg's copy of the status before its last run
+    "/var/lib/dpkg/diversions-old",
+    "/var/lib/dpkg/statoverride-old",
+    layout.LOCK_FILE,  # a lock file outlives its holders (see test_uninstall_roots.py)
+)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One path of a root: its type, permissions, owner and what it holds."""
+
+    kind: str  # file | dir | link | other
+    mode: int  # the permission bits (stat.S_IMODE)
+    uid: int
+    gid: int
+    target: str = ""  # a link's target, else ""
+    sha256: str = ""  # a file's content digest, else ""
+
+    def __str__(self) -> str:
+        what = {"link": f" -> {self.target}", "file": f" sha256 {self.sha256[:12]}"}
+        return f"{self.kind} {self.mode:04o} {self.uid}:{self.gid}{what.get(self.kind, '')}"
+
+
+def _entry(path: Path) -> Entry:
+    st = os.lstat(path)
+    mode, owner = stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid)
+    if stat.S_ISLNK(st.st_mode):
+        return Entry("link", mode, *owner, target=os.readlink(path))
+    if stat.S_ISDIR(st.st_mode):
+        return Entry("dir", mode, *owner)
+    if stat.S_ISREG(st.st_mode):
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return Entry("file", mode, *owner, sha256=digest.hexdigest())
+    return Entry("other", mode, *owner)
+
+
+def listing(root: Path, skipped: Iterable[str] = LISTING_SKIPPED) -> dict[str, Entry]:
+    """{absolute path in the root: Entry} of every path of ``root`` but ``skipped`` ones
+    (a skipped directory is left out with everything under it). Nothing is followed."""
+    skip = {s.rstrip("/") for s in skipped}
+    found: dict[str, Entry] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = "/" + os.path.relpath(dirpath, root).removeprefix(".").lstrip("/")
+        base = rel.rstrip("/")
+        kept = [d for d in dirnames if f"{base}/{d}" not in skip]
+        dirnames[:] = kept
+        for name in (*kept, *filenames):
+            path = f"{base}/{name}"
+            if path not in skip:
+                found[path] = _entry(Path(dirpath) / name)
+    return found
+
+
+def listing_differences(
+    before: Mapping[str, Entry], after: Mapping[str, Entry], ignored: Iterable[str] = ()
+) -> list[str]:
+    """What changed between two listings, one line per path, except at or under ``ignored``."""
+    prefixes = tuple(p.rstrip("/") for p in ignored)
+
+    def wanted(path: str) -> bool:
+        return not any(path == p or path.startswith(p + "/") for p in prefixes)
+
+    lines = []
+    for path in sorted(before.keys() | after.keys()):
+        old, new = before.get(path), after.get(path)
+        if old != new and wanted(path):
+            lines.append(f"{path}: {old or 'absent'} -> {new or 'absent'}")
     return lines

@@ -7,6 +7,13 @@ NVIDIA's repository cannot be reached here, so tests get one of the same shape:
 dependency fields are copied from the real ``Packages`` fixture; the payloads are the
 stand-in programs in ``standin_bin/``, which say so (``--version``), and every
 ``Description`` says the package is a stand-in built for tests.
+
+The packages behave like NVIDIA's 1.20 packages (every version alike; see
+shared/fixtures/nvidia/PACKAGES-BEHAVIOUR.md): the same files, and maintainer scripts
+written anew with the same effects: config.toml made by toolkit-base's postinst through
+``nvidia-ctk config --in-place``, systemd enablement links (through the root's
+``deb-systemd-helper``, as debhelper's scripts do) and masks on remove, the unowned
+``/usr/bin/nvidia-container-toolkit`` link, a conffile, an ldconfig trigger.
 """
 
 from __future__ import annotations
@@ -33,25 +40,46 @@ from tests.support.testkeys import TestKey
 
 STANDIN_BIN = Path(__file__).resolve().parent / "standin_bin"
 DEFAULT_VERSIONS = ("1.17.8-1",)  # plus the newest, always
-ALL = "all"  # versions=[ALL]: every stanza of the fixture (170; about 2 s)
+ALL = "all"  # versions=[ALL]: every stanza of the fixture (170; about 6 s)
 SOURCE_DATE_EPOCH = 1700000000  # fixed mtimes: the same inputs give the same .debs
 MAINTAINER = "gpubundle tests <test@gpubundle.invalid>"
 HASHES = ("MD5sum", "SHA1", "SHA256", "SHA512")
 _BUILT = {"Filename", "Size", "Installed-Size", "Maintainer", "Description", "Homepage", *HASHES}
 
-# Stand-in program (in standin_bin/) -> path NVIDIA installs it at, per package.
-PAYLOAD: dict[str, tuple[tuple[str, str], ...]] = {
+RECIPE = "faithful-1"  # bump when the packages' behaviour changes: part of cache keys
+
+# Stand-in file (in standin_bin/) -> path NVIDIA's package installs it at, and its mode.
+PAYLOAD: dict[str, tuple[tuple[str, str, int], ...]] = {
     "nvidia-container-toolkit-base": (
-        ("nvidia_ctk.py", "usr/bin/nvidia-ctk"),
-        ("nvidia_container_runtime.py", "usr/bin/nvidia-container-runtime"),
-        ("config.toml", "etc/nvidia-container-runtime/config.toml"),
+        ("nvidia_ctk.py", "usr/bin/nvidia-ctk", 0o755),
+        ("nvidia_container_runtime.py", "usr/bin/nvidia-container-runtime", 0o755),
+        ("nvidia-cdi-hook.sh", "usr/bin/nvidia-cdi-hook", 0o755),
+        ("nvidia-cdi-refresh.service", "lib/systemd/system/nvidia-cdi-refresh.service", 0o644),
+        ("nvidia-cdi-refresh.path", "lib/systemd/system/nvidia-cdi-refresh.path", 0o644),
+        ("nvidia-cdi-refresh.env", "etc/nvidia-container-toolkit/nvidia-cdi-refresh.env", 0o644),
     ),
     "nvidia-container-toolkit": (
-        ("nvidia-container-runtime-hook.sh", "usr/bin/nvidia-container-runtime-hook"),
+        ("nvidia-container-runtime-hook.sh", "usr/bin/nvidia-container-runtime-hook", 0o755),
     ),
-    "libnvidia-container-tools": (("nvidia-container-cli.sh", "usr/bin/nvidia-container-cli"),),
+    "libnvidia-container-tools": (
+        ("nvidia-container-cli.sh", "usr/bin/nvidia-container-cli", 0o755),
+    ),
 }
-CONFFILES = {"nvidia-container-toolkit-base": ("/etc/nvidia-container-runtime/config.toml",)}
+CONFFILES = {
+    "nvidia-container-toolkit-base": ("/etc/nvidia-container-toolkit/nvidia-cdi-refresh.env",),
+}
+# Maintainer scripts and triggers (standin_bin/<prefix>.<script>), with NVIDIA's effects.
+SCRIPTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "nvidia-container-toolkit-base": ("toolkit-base", ("postinst", "prerm", "postrm")),
+    "nvidia-container-toolkit": ("toolkit", ("postinst", "postrm")),
+    "libnvidia-container1": ("libnvidia-container1", ("triggers",)),
+}
+# libnvidia-container1's shared objects, built from LIBRARY_SOURCE where the host's
+# compiler targets the package's architecture (amd64 here); other architectures get none.
+LIBRARIES = ("libnvidia-container", "libnvidia-container-go")
+LIBRARY_SOURCE = "libnvidia-container.c"
+TRIPLETS = {"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}
+HOST_ARCH = "amd64"
 
 
 @dataclass(frozen=True)
@@ -155,35 +183,71 @@ def release_text(arch: str, flat_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def stage_tree(tree: Path, name: str, version: str) -> int:
+def build_library(dest: Path, soname: str, cache: Path) -> None:
+    """A real shared object with ``soname`` (no build id: the same bytes every time),
+    compiled once per ``cache`` directory: every version has the same sonames."""
+    built = cache / soname
+    if not built.exists():
+        cache.mkdir(exist_ok=True)
+        source = STANDIN_BIN / LIBRARY_SOURCE
+        run(["gcc", "-shared", "-fPIC", "-nostdlib", "-O2", "-Wl,--build-id=none",
+             f"-Wl,-soname,{soname}", "-o", built, source])  # fmt: skip
+    shutil.copyfile(built, dest)
+
+
+def stage_libraries(tree: Path, arch: str, upstream: str) -> None:
+    """libnvidia-container1's files: ``<lib>.so.<version>`` and its ``.so.1`` link."""
+    if arch != HOST_ARCH:
+        return
+    libdir = tree / "usr/lib" / TRIPLETS[arch]
+    libdir.mkdir(parents=True)
+    for lib in LIBRARIES:
+        real = libdir / f"{lib}.so.{upstream}"
+        build_library(real, f"{lib}.so.1", tree.parent / ".libraries")
+        real.chmod(0o644)
+        (libdir / f"{lib}.so.1").symlink_to(real.name)
+
+
+def stage_tree(tree: Path, name: str, version: str, arch: str) -> int:
     """Lay out a package's files under ``tree``; returns its installed size in KiB."""
-    files: list[tuple[str, str]] = [*PAYLOAD.get(name, ())]
+    upstream = version.split("-")[0]
     doc = tree / "usr/share/doc" / name / "README.stand-in"
     doc.parent.mkdir(parents=True)
     doc.write_text(f"{name} {version}: stand-in built for gpubundle's tests, not NVIDIA's.\n")
-    kib = 1
-    for source, target in files:
+    for source, target, mode in PAYLOAD.get(name, ()):
         dest = tree / target
         dest.parent.mkdir(parents=True, exist_ok=True)
-        text = (STANDIN_BIN / source).read_text().replace("@VERSION@", version.split("-")[0])
-        dest.write_text(text)
-        dest.chmod(0o755 if target.startswith("usr/bin/") else 0o644)
-        kib += (len(text) + 1023) // 1024
-    return kib
+        dest.write_text((STANDIN_BIN / source).read_text().replace("@VERSION@", upstream))
+        dest.chmod(mode)
+    if name == "libnvidia-container1":
+        stage_libraries(tree, arch, upstream)
+    size = sum(p.lstat().st_size for p in tree.rglob("*") if not p.is_dir())
+    return 1 + (size + 1023) // 1024
+
+
+def stage_control(tree: Path, name: str, control: list[tuple[str, str]]) -> None:
+    """DEBIAN/: control, conffiles, and the maintainer scripts with NVIDIA's effects."""
+    debian = tree / "DEBIAN"
+    debian.mkdir()
+    (debian / "control").write_text(render(control))
+    if name in CONFFILES:
+        (debian / "conffiles").write_text("".join(f"{c}\n" for c in CONFFILES[name]))
+    prefix, scripts = SCRIPTS.get(name, ("", ()))
+    for script in scripts:
+        dest = debian / script
+        shutil.copyfile(STANDIN_BIN / f"{prefix}.{script}", dest)
+        dest.chmod(0o644 if script == "triggers" else 0o755)
 
 
 def build_deb(stanza: Deb822, out_dir: Path, work: Path) -> tuple[Path, list[tuple[str, str]]]:
     """Build one stand-in .deb into ``out_dir``; returns it and its control fields."""
     name, version, arch = stanza["Package"], stanza["Version"], stanza["Architecture"]
     tree = work / f"{name}_{version}_{arch}"
-    kib = stage_tree(tree, name, version)
-    (tree / "DEBIAN").mkdir()
+    kib = stage_tree(tree, name, version, arch)
     control = control_fields(stanza, kib)
-    (tree / "DEBIAN/control").write_text(render(control))
-    if name in CONFFILES:
-        (tree / "DEBIAN/conffiles").write_text("".join(f"{c}\n" for c in CONFFILES[name]))
+    stage_control(tree, name, control)
     for path in [tree, *tree.rglob("*")]:
-        os.utime(path, (SOURCE_DATE_EPOCH, SOURCE_DATE_EPOCH))
+        os.utime(path, (SOURCE_DATE_EPOCH, SOURCE_DATE_EPOCH), follow_symlinks=False)
     deb = out_dir / f"{tree.name}.deb"
     env = {"SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH)}
     run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", tree, deb], env=env)

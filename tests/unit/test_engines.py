@@ -402,5 +402,5 @@ def test_uninstall_restarts_the_engine_of_the_record(
     # and asks that engine, not Docker, whether it runs
     monkeypatch.setattr(engines.adapter_for("docker"), "detect", lambda config=None: 1 / 0)
     monkeypatch.setattr(cmd_uninstall, "installed_packages", lambda *a: {})
-    host = cmd_uninstall.read_host(record, tmp_path, purge=False, record_path=tmp_path / "r")
+    host = cmd_uninstall.read_host(record, tmp_path, record_path=tmp_path / "r")
     assert host.engine_running

@@ -17,6 +17,8 @@ from installer.installplan import (
     RECOVER,
     RESTART,
     RUNTIME,
+    SCRIPT_EFFECTS,
+    SCRIPTS_LINE,
     STEP_IDS,
     PlanFacts,
     build_plan,
@@ -102,7 +104,8 @@ def test_fresh_host_plans_every_step_in_order_with_its_changes() -> None:
     assert "/usr/share/keyrings/gpubundle-89abcdef01234567.gpg" in source.paths
     assert "/etc/apt/sources.list.d/gpubundle.list" in source.paths
     assert "install nvidia-container-toolkit 1.17.8-1" in plan.step(PACKAGES).changes
-    assert plan.step(PACKAGES).paths == APT_BOOKKEEPING
+    assert plan.step(PACKAGES).paths == (*APT_BOOKKEEPING, *SCRIPT_EFFECTS)
+    assert plan.step(PACKAGES).changes[-1] == SCRIPTS_LINE  # config.toml, links, ldconfig
     assert plan.step(RUNTIME).paths == ("/etc/docker/daemon.json",)
     assert "restart docker.io" in plan.step(RESTART).changes[0]
     assert plan.step(IMAGES).changes == (f"load image {CUDA.ref} from images/images.tar",)

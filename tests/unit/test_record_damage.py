@@ -99,6 +99,14 @@ def test_unknown_fields_and_missing_later_fields_are_fine() -> None:
     assert validate(data)[1] == []
 
 
+def test_the_unowned_paths_install_made_are_validated_too() -> None:
+    made = {"/etc/nvidia-container-runtime": "dir", "/usr/bin/x": "-> /usr/bin/y", "/a": None}
+    good, problems = validate(as_stored() | {"unowned_paths_created": made})
+    assert problems == [] and good["unowned_paths_created"] == made
+    bad = as_stored() | {"unowned_paths_created": {"/etc/x": 1}}
+    assert [p.split(":")[0] for p in validate(bad)[1]] == ["unowned_paths_created"]
+
+
 @pytest.mark.parametrize(
     "change",
     [{"path": 1}, {"backup_path": "/b"}, {"path": "/d", "pending": "yes"}, ["/etc/docker"]],

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -190,3 +192,83 @@ def test_runtime_hands_other_commands_to_runc(payload: Path) -> None:
     proc = run_tool(payload, "nvidia-container-runtime", "help")
     assert proc.returncode == 0
     assert "runc" in proc.stdout
+
+
+# --- the maintainer-script side: NVIDIA's effects (PACKAGES-BEHAVIOUR.md) ----------------
+
+LOGRUS_LINE = re.compile(r'^time="[0-9TZ:-]+" level=(info|error) msg=(".*"|\S+)$')
+
+
+def control_member(repo: StandinRepo, name: str, member: str) -> str:
+    deb = repo.flat_dir / f"{name}_1.20.1-1_amd64.deb"
+    proc = subprocess.run(["dpkg-deb", "-I", str(deb), member], capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 else ""
+
+
+def test_packages_carry_nvidias_files(payload: Path) -> None:
+    for path in ("usr/bin/nvidia-cdi-hook", "lib/systemd/system/nvidia-cdi-refresh.path",
+                 "lib/systemd/system/nvidia-cdi-refresh.service",
+                 "etc/nvidia-container-toolkit/nvidia-cdi-refresh.env",
+                 "usr/lib/x86_64-linux-gnu/libnvidia-container.so.1.20.1"):  # fmt: skip
+        assert (payload / path).is_file(), path
+    assert not (payload / "etc/nvidia-container-runtime").exists()  # the postinst makes it
+    lib = payload / "usr/lib/x86_64-linux-gnu/libnvidia-container.so.1"
+    assert os.readlink(lib) == "libnvidia-container.so.1.20.1"
+    assert (payload / "usr/lib/x86_64-linux-gnu/libnvidia-container.so.1.20.1").read_bytes()[
+        :4
+    ] == b"\x7fELF"
+
+
+def test_packages_carry_their_scripts_conffile_and_trigger(repo: StandinRepo) -> None:
+    base = "nvidia-container-toolkit-base"
+    assert control_member(repo, base, "conffiles").split() == [
+        "/etc/nvidia-container-toolkit/nvidia-cdi-refresh.env"
+    ]
+    postinst = control_member(repo, base, "postinst")
+    assert "nvidia-ctk --quiet config --config-file=/etc/nvidia-container-runtime/config.toml" \
+        " --in-place" in postinst  # fmt: skip
+    assert "deb-systemd-helper enable" in postinst
+    assert "deb-systemd-helper mask" in control_member(repo, base, "postrm")
+    assert "rm -f /usr/bin/nvidia-container-toolkit" in control_member(
+        repo, "nvidia-container-toolkit", "postrm"
+    )
+    assert "activate-noawait ldconfig" in control_member(repo, "libnvidia-container1", "triggers")
+
+
+def test_config_in_place_creates_the_default(payload: Path, tmp_path: Path) -> None:
+    config = tmp_path / "etc/nvidia-container-runtime/config.toml"
+    proc = run_tool(payload, "nvidia-ctk", "config", f"--config-file={config}", "--in-place")
+    assert proc.returncode == 0, proc.stderr
+    text = config.read_text()
+    ldconfig = "@/sbin/ldconfig.real" if Path("/sbin/ldconfig.real").exists() else "@/sbin/ldconfig"
+    assert f'ldconfig = "{ldconfig}"\n' in text
+    assert '[nvidia-container-runtime]\nlog-level = "info"\nmode = "auto"\n' in text
+    lines = proc.stderr.splitlines()
+    assert lines and all(LOGRUS_LINE.match(line) for line in lines), lines
+    assert f'msg="Loading config from {config}"' in proc.stderr
+
+
+def test_config_in_place_keeps_an_existing_file(payload: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[nvidia-container-runtime]\nlog-level = "debug"\n')
+    proc = run_tool(payload, "nvidia-ctk", "--quiet", "config", "--config-file", str(config),
+                    "--in-place")  # fmt: skip
+    assert proc.returncode == 0 and proc.stderr == ""  # --quiet: errors only
+    assert config.read_text() == '[nvidia-container-runtime]\nlog-level = "debug"\n'
+
+
+def test_config_without_in_place_prints_and_writes_nothing(payload: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    proc = run_tool(payload, "nvidia-ctk", "config", f"--config-file={config}")
+    assert proc.returncode == 0 and "[nvidia-ctk]" in proc.stdout
+    assert not config.exists()
+
+
+def test_runtime_configure_logs_like_logrus_off_a_terminal(payload: Path, tmp_path: Path) -> None:
+    config = tmp_path / "daemon.json"
+    proc = run_tool(payload, "nvidia-ctk", "runtime", "configure", "--runtime=docker",
+                    f"--config={config}")  # fmt: skip
+    lines = proc.stderr.splitlines()
+    assert all(LOGRUS_LINE.match(line) for line in lines), lines
+    assert lines[0].endswith(f'msg="Loading config from {config}"')
+    assert f'msg="Wrote updated config to {config}"' in proc.stderr

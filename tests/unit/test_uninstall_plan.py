@@ -6,9 +6,17 @@ import json
 
 import pytest
 
+from installer.conffiles import Conffile
 from installer.errors import GpubundleError
 from installer.record import InstallRecord
-from installer.uninstallplan import HostNow, plan_uninstall, remove_nvidia_entries, sha256
+from installer.uninstallplan import (
+    Action,
+    HostNow,
+    UninstallPlan,
+    plan_uninstall,
+    remove_nvidia_entries,
+    sha256,
+)
 
 BEFORE = {"log-driver": "journald", "runtimes": {"crun": {"path": "/usr/bin/crun"}}}
 AFTER = {
@@ -243,3 +251,117 @@ def test_containerd_not_running_is_not_restarted() -> None:
     plan = plan_uninstall(toml_record(), host)
     assert "restart-engine" not in kinds(plan)
     assert any(n.startswith("containerd is not running") for n in plan.notes)
+
+
+# --- purge, what the packages made outside dpkg's lists, and saving what the user changed
+
+CDI_ENV = "/etc/nvidia-container-toolkit/nvidia-cdi-refresh.env"
+TOML = "/etc/nvidia-container-runtime/config.toml"
+TOML_DIR = "/etc/nvidia-container-runtime"
+HOOK = "/usr/bin/nvidia-container-toolkit"
+MD5 = "5" * 32
+TOML_SHA = "7" * 64
+MADE = {TOML_DIR: "dir", TOML: TOML_SHA, HOOK: "-> /usr/bin/nvidia-container-runtime-hook"}
+BACKUPS = "/var/backups/gpubundle/20260101T000000Z"
+
+
+def env_conffile(current: str | None = MD5) -> Conffile:
+    return Conffile("nvidia-container-toolkit-base", CDI_ENV, MD5, current)
+
+
+def scripted(
+    *, made: dict[str, str | None] = MADE, here: dict[str, str | None] = MADE, **kw: object
+) -> UninstallPlan:
+    """The plan for a record whose packages made ``made`` (unowned); ``here`` is the host now."""
+    return plan_uninstall(
+        record(unowned_paths_created=dict(made), **kw),
+        now(conffiles=(env_conffile(),), unowned_paths=dict(here)),
+        backup_dir=BACKUPS,
+    )
+
+
+def action(plan: UninstallPlan, kind: str, summary_has: str = "") -> Action:
+    return next(a for a in plan.actions if a.kind == kind and summary_has in a.summary)
+
+
+def test_packages_install_added_are_purged_without_the_flag() -> None:
+    plan = scripted()
+    assert not plan.purge
+    assert action(plan, "remove-packages").summary.startswith("purge")
+    assert set(action(plan, "remove-packages").targets) == set(TOOLKIT)
+
+
+def test_what_the_scripts_made_goes_after_the_purge_directories_last() -> None:
+    plan = scripted()
+    assert plan.saved == {}
+    assert "save-files" not in kinds(plan)
+    order = [(a.kind, a.targets) for a in plan.actions]
+    purge = order.index(("remove-packages", tuple(sorted(TOOLKIT))))
+    files = order.index(("remove-paths", (TOML, HOOK)))
+    dirs = order.index(("remove-empty-dirs", (TOML_DIR,)))
+    assert purge < files < dirs
+
+
+def test_a_config_toml_changed_since_install_is_saved_first() -> None:
+    plan = scripted(here={**MADE, TOML: "8" * 64})
+    assert plan.saved == {TOML: f"{BACKUPS}{TOML}"}
+    assert kinds(plan)[0] == "save-files"  # before any change: a failed copy stops it all
+    assert TOML in action(plan, "remove-paths", "outside dpkg").targets
+    assert plan.as_dict()["saved"] == {TOML: f"{BACKUPS}{TOML}"}
+
+
+def test_a_config_toml_there_before_install_is_the_users() -> None:
+    """Not recorded as made by install: neither saved nor removed, changed or not."""
+    made = {HOOK: MADE[HOOK]}
+    plan = scripted(made=made, here={**MADE, TOML: "8" * 64})
+    assert plan.saved == {}
+    touched = {t for a in plan.actions for t in a.targets}
+    assert TOML not in touched and TOML_DIR not in touched
+
+
+def test_a_path_written_ahead_but_never_seen_is_removed_unsaved() -> None:
+    """A run killed inside the packages step: the postinst's file, nobody edited it."""
+    plan = scripted(made={TOML_DIR: None, TOML: None}, here={TOML_DIR: "dir", TOML: TOML_SHA})
+    assert plan.saved == {}
+    assert action(plan, "remove-paths", "outside dpkg").targets == (TOML,)
+    assert action(plan, "remove-empty-dirs", "outside dpkg").targets == (TOML_DIR,)
+
+
+def test_unowned_paths_already_gone_are_left_out() -> None:
+    plan = scripted(here={})
+    assert not any("outside dpkg" in a.summary for a in plan.actions)
+
+
+def test_a_changed_conffile_of_a_purged_package_is_saved_first() -> None:
+    plan = plan_uninstall(
+        record(),
+        now(conffiles=(env_conffile("9" * 32),)),
+        backup_dir=BACKUPS,
+    )
+    assert plan.saved == {CDI_ENV: f"{BACKUPS}{CDI_ENV}"}
+    assert action(plan, "save-files").targets == (CDI_ENV,)
+    assert kinds(plan)[0] == "save-files"
+
+
+def test_conffiles_of_kept_packages_are_never_touched() -> None:
+    plan = plan_uninstall(
+        record(packages_before={"nvidia-container-toolkit-base": "1.17.8-1"}),
+        now(conffiles=(env_conffile("9" * 32),)),
+        backup_dir=BACKUPS,
+    )
+    assert plan.saved == {}
+    assert "nvidia-container-toolkit-base" not in action(plan, "remove-packages").targets
+
+
+def test_docker_that_came_with_the_bundle_is_purged_too() -> None:
+    plan = plan_uninstall(
+        record(packages_installed=WITH_DOCKER),
+        now(
+            packages=dict(WITH_DOCKER),
+            conffiles=(Conffile("docker.io", "/etc/default/docker", MD5, "1" * 32),),
+        ),
+        backup_dir=BACKUPS,
+    )
+    assert "docker.io" in action(plan, "remove-packages").targets
+    assert action(plan, "remove-packages").summary.startswith("purge")
+    assert plan.saved == {"/etc/default/docker": f"{BACKUPS}/etc/default/docker"}

@@ -13,7 +13,12 @@ runtimes need Python 3.11's tomllib.
 
 ``cdi generate`` writes a CDI spec from what the NVIDIA driver really installed on
 this host (see ``cdi_generate``), and fails where there is no driver: it never
-pretends there is a GPU.
+pretends there is a GPU. ``config --config-file=PATH --in-place`` (what the
+toolkit-base postinst runs) writes the default config.toml where PATH is missing, with
+the host's ldconfig (``@/sbin/ldconfig.real`` where it exists, as on Ubuntu, else
+``@/sbin/ldconfig``), and keeps an existing one as it is. Global flags before the
+command: ``--quiet`` (errors only) and ``--debug``. It logs as the real one does through
+logrus: ``INFO[0000] msg`` on a terminal, ``time="…" level=info msg="…"`` lines otherwise.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import re
 import stat
 import subprocess
 import sys
+import time
 from typing import Any
 
 VERSION = "@VERSION@"
@@ -34,6 +40,35 @@ TOML_CONFIGS = {
     "crio": "/etc/crio/crio.conf.d/99-nvidia.toml",
 }
 RUNTIME_BINARY = "/usr/bin/nvidia-container-runtime"
+# What `nvidia-ctk config default` writes (1.20), the host's ldconfig put in.
+DEFAULT_CONFIG = """\
+#accept-nvidia-visible-devices-as-volume-mounts = false
+#accept-nvidia-visible-devices-envvar-when-unprivileged = true
+disable-require = false
+supported-driver-capabilities = "compat32,compute,display,graphics,ngx,utility,video"
+
+[nvidia-container-cli]
+environment = []
+ldconfig = "@LDCONFIG@"
+load-kmods = true
+
+[nvidia-container-runtime]
+log-level = "info"
+mode = "auto"
+runtimes = ["docker-runc", "runc", "crun"]
+
+[nvidia-container-runtime.modes.cdi]
+annotation-prefixes = ["cdi.k8s.io/"]
+default-kind = "nvidia.com/gpu"
+spec-dirs = ["/etc/cdi", "/var/run/cdi"]
+
+[nvidia-container-runtime-hook]
+path = "nvidia-container-runtime-hook"
+skip-mode-detection = false
+
+[nvidia-ctk]
+path = "nvidia-ctk"
+"""
 CONTAINERD_CRI = {
     1: ("plugins", "cri"),
     2: ("plugins", "io.containerd.grpc.v1.cri"),
@@ -41,8 +76,31 @@ CONTAINERD_CRI = {
 }
 
 
+LEVELS = {"debug": 0, "info": 1, "warning": 2, "error": 3}
+LOG_LEVEL = ["info"]  # set once from the global flags
+CONFIG_TOML = "/etc/nvidia-container-runtime/config.toml"
+
+
+def _quoted(value: str) -> str:
+    """A logrus text-formatter value: bare when it is a plain word, else Go-quoted."""
+    if value and re.fullmatch(r"[A-Za-z0-9_./@^+-]+", value):
+        return value
+    return json.dumps(value)
+
+
+def log(level: str, message: str) -> None:
+    """One log line on stderr, formatted as logrus formats it for a terminal or not."""
+    if LEVELS[level] < LEVELS[LOG_LEVEL[0]]:
+        return
+    if sys.stderr.isatty():
+        print(f"{level.upper()[:4]}[0000] {message}", file=sys.stderr)
+        return
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    print(f'time="{stamp}" level={level} msg={_quoted(message)}', file=sys.stderr)
+
+
 def fail(message: str) -> int:
-    print(f"ERRO[0000] {message} ({STANDIN})", file=sys.stderr)
+    log("error", f"{message} ({STANDIN})")
     return 1
 
 
@@ -56,7 +114,14 @@ def parse_flags(args: list[str]) -> dict[str, str]:
             raise ValueError(f"unexpected argument {arg!r}")
         name, sep, value = arg.lstrip("-").partition("=")
         if not sep:
-            takes_value = name in {"runtime", "config", "output", "nvidia-runtime-path", "r"}
+            takes_value = name in {
+                "runtime",
+                "config",
+                "config-file",
+                "output",
+                "nvidia-runtime-path",
+                "r",
+            }
             if takes_value and i + 1 < len(args):
                 value, i = args[i + 1], i + 1
             else:
@@ -69,6 +134,7 @@ def parse_flags(args: list[str]) -> dict[str, str]:
 def configure_docker(flags: dict[str, str]) -> int:
     path = flags.get("config", DOCKER_CONFIG)
     config: dict[str, object] = {}
+    log("info", f"Loading config from {path}")
     if os.path.exists(path):
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -100,8 +166,8 @@ def configure_docker(flags: dict[str, str]) -> int:
         os.makedirs(directory, mode=0o755, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(output)
-    print(f"INFO[0000] Wrote updated config to {path}", file=sys.stderr)
-    print("INFO[0000] It is recommended that docker daemon be restarted.", file=sys.stderr)
+    log("info", f"Wrote updated config to {path}")
+    log("info", "It is recommended that docker daemon be restarted.")
     return 0
 
 
@@ -153,6 +219,7 @@ def configure_toml(runtime: str, flags: dict[str, str]) -> int:
         return fail(f"configuring {runtime} needs Python 3.11's tomllib")
     path = flags.get("config", TOML_CONFIGS[runtime])
     config: dict[str, Any] = {}
+    log("info", f"Loading config from {path}")
     if os.path.exists(path):
         try:
             with open(path, "rb") as handle:
@@ -194,8 +261,8 @@ def configure_toml(runtime: str, flags: dict[str, str]) -> int:
         os.makedirs(directory, mode=0o755, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(output)
-    print(f"INFO[0000] Wrote updated config to {path}", file=sys.stderr)
-    print(f"INFO[0000] It is recommended that {runtime} daemon be restarted.", file=sys.stderr)
+    log("info", f"Wrote updated config to {path}")
+    log("info", f"It is recommended that {runtime} daemon be restarted.")
     return 0
 
 
@@ -236,7 +303,7 @@ CDI_MOUNT_OPTIONS = ["ro", "nosuid", "nodev", "rbind", "rprivate"]
 
 
 def cdi_log(level: str, message: str) -> None:
-    print(f"{level}[0000] {message}", file=sys.stderr)
+    log({"WARN": "warning"}.get(level, level.lower()), message)
 
 
 def cdi_flags(args: list[str]) -> dict[str, str]:
@@ -494,9 +561,53 @@ def cdi_main(args: list[str]) -> int:
     return cdi_generate(flags)
 
 
+def ldconfig_default() -> str:
+    """The ``@``-prefixed ldconfig of this host, as nvidia-ctk picks its default."""
+    return "@/sbin/ldconfig.real" if os.path.exists("/sbin/ldconfig.real") else "@/sbin/ldconfig"
+
+
+def default_config() -> str:
+    """config.toml with the defaults of NVIDIA's 1.20 ``nvidia-ctk config default``."""
+    return DEFAULT_CONFIG.replace("@LDCONFIG@", ldconfig_default())
+
+
+def config_command(flags: dict[str, str]) -> int:
+    """``config [--config-file=PATH] [--in-place]``: the config, written back or printed.
+
+    A present file is loaded and kept as it is (its settings win over the defaults);
+    a missing one is created, with its directory, from the defaults.
+    """
+    path = flags.get("config-file", CONFIG_TOML)
+    log("info", f"Loading config from {path}")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        text = default_config()
+    except OSError as exc:
+        return fail(f"failed to load config: {exc}")
+    if flags.get("in-place", "false") != "true":
+        print(text, end="")
+        return 0
+    if os.path.exists(path):
+        return 0  # nothing to change: written back as it was read
+    os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(path, 0o644)
+    return 0
+
+
+GLOBAL_FLAGS = {"--quiet": "error", "-q": "error", "--debug": "debug", "-d": "debug"}
+
+
 def main(argv: list[str]) -> int:
+    while argv and argv[0] in GLOBAL_FLAGS:
+        LOG_LEVEL[0] = GLOBAL_FLAGS[argv.pop(0)]
     if not argv or argv[0] in {"--help", "-h", "help"}:
-        print(f"nvidia-ctk {VERSION} ({STANDIN})\ncommands: runtime configure, cdi generate")
+        print(
+            f"nvidia-ctk {VERSION} ({STANDIN})\ncommands: runtime configure, cdi generate, config"
+        )
         return 0
     if argv[0] in {"--version", "-v", "version"}:
         print(f"NVIDIA Container Toolkit CLI version {VERSION}\n{STANDIN}")
@@ -504,6 +615,11 @@ def main(argv: list[str]) -> int:
     command = argv[:2]
     if command[:1] == ["cdi"]:
         return cdi_main(argv[1:])
+    if argv[0] == "config":
+        try:
+            return config_command(parse_flags(argv[1:]))
+        except ValueError as exc:
+            return fail(str(exc))
     try:
         flags = parse_flags(argv[2:])
     except ValueError as exc:
