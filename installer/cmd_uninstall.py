@@ -286,7 +286,7 @@ def uninstall(json_mode: bool, dry_run: bool, keep_images: bool, purge: bool, ye
             record = read.record
             if record is None:
                 sweep_leftovers(record_path, *companion_paths(record_path))
-                console.info(
+                console.result(
                     f"nothing to do: gpubundle has not installed anything here ({record_path})"
                 )
                 console.emit(
@@ -304,7 +304,7 @@ def uninstall(json_mode: bool, dry_run: bool, keep_images: bool, purge: bool, ye
             )
             if read.damage is not None:
                 plan = dataclasses.replace(plan, notes=(*damage_notes(read.damage), *plan.notes))
-            console.info(render_plan(plan))
+            console.result(render_plan(plan))
             if dry_run:
                 console.emit({"ok": True, "dry_run": True, **plan.as_dict()})
                 return
@@ -319,7 +319,7 @@ def uninstall(json_mode: bool, dry_run: bool, keep_images: bool, purge: bool, ye
             check_no_dangling_default(record)
             for path, copy in plan.saved.items():
                 console.info(f"saved {path} (changed since install) as {copy}")
-            console.info("uninstall complete")
+            console.result("uninstall complete")
             console.emit({"ok": True, "dry_run": False, **plan.as_dict()})
 
     handle_errors(console, body)

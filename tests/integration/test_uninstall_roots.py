@@ -105,7 +105,7 @@ def test_uninstall_restores_the_root(
         assert set(kinds["remove-apt-lists"]) == new_apt
         assert "unmark-auto" in kinds
         for name in (*FAMILY, SOURCES):
-            assert name in dry_text.stderr, f"dry run does not mention {name}"
+            assert name in dry_text.stdout, f"dry run does not mention {name}"  # the plan: stdout
         assert differences(installed, state(root)) == []
         assert (root / RECORD).is_file()
 
@@ -120,7 +120,7 @@ def test_uninstall_restores_the_root(
         # A second uninstall has nothing to do and changes nothing.
         again = gpubundle(root, "uninstall", "--yes")
         assert again.returncode == 0, again.stderr
-        assert "nothing to do" in again.stderr
+        assert "nothing to do" in again.stdout
         assert ok_json(gpubundle(root, "uninstall", "--yes", "--json"))["nothing_to_do"] is True
         assert differences(after, state(root)) == []
 
