@@ -110,8 +110,9 @@ def make_group(extra: dict[str, str] | None = None) -> click.Group:
         """Offline NVIDIA Container Toolkit for air-gapped GPU hosts.
 
         \b
-        On a connected machine:   gpubundle build --distro ubuntu22.04
-        On the air-gapped host:   gpubundle install BUNDLE --trust FINGERPRINT
+        On a connected machine:   gpubundle build --distro ubuntu22.04 --sign-key FPR
+        On the air-gapped host:   sudo python3 gpubundle-installer.pyz install BUNDLE \\
+                                      --trust FPR
 
         Every command takes --help; most take --json for machine-readable output.
         """

@@ -20,8 +20,9 @@ from installer.runner import run
 def test_help_teaches_the_two_commands() -> None:
     result = CliRunner().invoke(make_group(), ["--help"])
     assert result.exit_code == 0
-    assert "gpubundle build --distro ubuntu22.04" in result.output
-    assert "gpubundle install BUNDLE --trust FINGERPRINT" in result.output
+    assert "gpubundle build --distro ubuntu22.04 --sign-key FPR" in result.output
+    # the form the air-gapped host has: the installer file and its stock python3
+    assert "sudo python3 gpubundle-installer.pyz install BUNDLE" in result.output
 
 
 def test_missing_lazy_module_is_not_listed() -> None:
