@@ -264,6 +264,9 @@ class StepRunner:
         managed = (RECORD_PATH, *companion_paths(RECORD_PATH), SOURCES_LIST, keyring)
         sweep_leftovers(*managed, *map(Path, record.files_created))
         save_record(record)
+        # The step a killed run was in: read now, since marking the steps before it done
+        # (with_step) clears in_progress.
+        interrupted = record.in_progress
         for step in plan.steps:
             if step.skip_reason:
                 self.results.append((step.id, "skipped", step.skip_reason))
@@ -272,7 +275,7 @@ class StepRunner:
                 self.results.append((step.id, "already done", ""))
                 if step.id in (EXTRACT, APT_SOURCE):
                     record = record.with_files(*step.paths)
-                if step.id == PACKAGES and record.in_progress == PACKAGES:
+                if step.id == PACKAGES and interrupted in (PACKAGES, RECOVER):
                     record = self._reconcile_packages(record)
                 record = record.with_step(step.id)
                 continue

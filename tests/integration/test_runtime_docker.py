@@ -24,7 +24,7 @@ from installer.console import Console
 from installer.errors import GpubundleError
 from installer.installplan import RESTART, RUNTIME, InstallPlan, Step
 from installer.preflight import Options
-from installer.record import InstallRecord
+from installer.record import InstallRecord, RecordRead
 from tests.support.docker_env import require_docker
 from tests.support.standin_nvidia import STANDIN_BIN
 from tests.unit.test_installplan import make_manifest
@@ -98,7 +98,9 @@ def steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> installsteps.StepR
     """Install's step runner for --runtime docker; record, backups and logs in tmp."""
     saved = tmp_path / "install-record.json"
     monkeypatch.setattr(installsteps, "save_record", lambda r: _save(r, saved))
-    monkeypatch.setattr(installsteps, "load_record", lambda: None)
+    monkeypatch.setattr(installsteps, "read_record", lambda: RecordRead(None, None))
+    monkeypatch.setattr(installsteps, "read_ledger", lambda path: {})
+    monkeypatch.setattr(installsteps, "sweep_leftovers", lambda *paths: None)
     monkeypatch.setattr(installsteps, "installed_versions", lambda *a, **k: {})
     monkeypatch.setattr(installsteps, "LOG_DIR", str(LOG_DIR))
     monkeypatch.setattr(runtime_intent, "BACKUP_DIR", tmp_path / "backup")
