@@ -12,7 +12,6 @@ import hashlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,34 +23,18 @@ from tests.conftest import CACHE_DIR
 from tests.support import hostguard, standin_nvidia
 from tests.support.docker_env import require_docker, require_registry
 from tests.support.hostsnapshot import HostSnapshot
-from tests.support.installbundles import HostBundle, build_host_bundle
+from tests.support.installbundles import (
+    HOST_DPKG_STATUS,
+    HostBundle,
+    build_target_bundle,
+    host_distro,
+)
 from tests.support.registry import CUDA_STANDIN, ensure_test_images
 from tests.support.standin_nvidia import StandinRepo, build_standin_repo
+from tests.support.standin_served import ROOT_PYTHONS, ServedStandin
 from tests.support.testkeys import TestKey, make_key
 
 STANDIN_CACHE = CACHE_DIR / "standin"
-
-
-@dataclass(frozen=True)
-class ServedStandin:
-    """The stand-in NVIDIA repository, served on loopback for this session."""
-
-    repo: StandinRepo
-    base_url: str  # serves repo.root: <base_url>/stable/deb/<arch>/...
-    url: str  # the flat source: deb [signed-by=…] <url> /
-    key: TestKey
-    keyring: Path  # the public key, binary (dearmored), for signed-by= / gpgv
-
-    @property
-    def fingerprint(self) -> str:
-        return self.key.fingerprint
-
-    @property
-    def armored_key(self) -> bytes:
-        return self.key.public_armored
-
-    def sources_line(self) -> str:
-        return f"deb [signed-by={self.keyring}] {self.url} /"
 
 
 def _inputs_digest() -> str:
@@ -156,8 +139,6 @@ def test_images() -> list[str]:
 
 # --- shared by the install, uninstall and zipapp tests ------------------------------
 
-ROOT_PYTHONS = ("3.10", "3.11")  # stock python3 of the ubuntu22.04 and debian12 test roots
-
 
 @pytest.fixture(scope="session")
 def installer_pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -177,9 +158,10 @@ def host_bundle(
     tmp = tmp_path_factory.mktemp("host-bundle")
     key = make_key(tmp / "signer", name="gpubundle docker host test")
     assert CUDA_STANDIN.ref in test_images
-    return build_host_bundle(
-        tmp / "out", key, standin_repo.url, standin_repo.armored_key, [CUDA_STANDIN.ref]
-    )
+    return build_target_bundle(
+        tmp / "out", key, standin_repo.url, standin_repo.armored_key,
+        distro=host_distro(), target_status=HOST_DPKG_STATUS, images=[CUDA_STANDIN.ref],
+    )  # fmt: skip
 
 
 @pytest.fixture

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,41 +23,17 @@ import zstandard
 
 from installer import layout
 from installer.bundle_reader import verify_bundle
-from tests.conftest import CACHE_DIR
-from tests.integration.conftest import ServedStandin
 from tests.support import testkeys
+from tests.support.buildcli import BUILD_CACHE, build, source_args
 from tests.support.registry import CUDA_STANDIN
+from tests.support.standin_served import ServedStandin
 
 pytestmark = [pytest.mark.integration, pytest.mark.archive]
 
-BUILD_CACHE = CACHE_DIR / "build"
 PLAN_KEYS = {"name", "version", "architecture", "size", "sha256", "filename", "source"}
 VERIFY_TAG = "gpubundle/verify:ubuntu22.04-amd64"
 # Any contact with Docker through this fails: the SDK and the CLI both read DOCKER_HOST.
 NO_DOCKER = {"DOCKER_HOST": "unix:///nonexistent/gpubundle-test-no-docker.sock"}
-
-
-def build(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from bundler.cli import main; main()", "build", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, **(env or {})},
-        stdin=subprocess.DEVNULL,
-        timeout=1200,
-    )
-
-
-def source_args(standin: ServedStandin, key_file: Path) -> list[str]:
-    if not key_file.exists():
-        key_file.write_bytes(standin.armored_key)
-    return [
-        "--distro", "ubuntu22.04",
-        "--mirror", f"nvidia={standin.url}",
-        "--key", f"nvidia={key_file}",
-        "--cache-dir", str(BUILD_CACHE),
-    ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

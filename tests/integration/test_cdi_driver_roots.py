@@ -29,10 +29,10 @@ from installer import cdispec, containers
 from installer.doctor.checks import HostPaths
 from installer.doctor.dockerfacts import gather_docker
 from installer.doctor.engine import check_cdi
-from tests.integration.conftest import ServedStandin
 from tests.support.inroot import CHROOT_ENV, DROP, PYZ, gpubundle, in_root, proc_mounted
 from tests.support.roots import debootstrap_root
 from tests.support.standin_nvidia import STANDIN_BIN
+from tests.support.standin_served import ServedStandin
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 

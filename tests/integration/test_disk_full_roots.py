@@ -30,12 +30,13 @@ from typing import Any
 import pytest
 
 from installer import layout
-from tests.integration.conftest import ServedStandin
-from tests.integration.test_install_roots import FAMILY, INCLUDE, VERSION, build_bundle
 from tests.support import testkeys
 from tests.support.inroot import BUNDLE, gpubundle, ok_json, prime_apt, proc_mounted, stage
-from tests.support.roots import debootstrap_root
+from tests.support.installbundles import build_target_bundle
+from tests.support.rootfiles import FAMILY, INCLUDE, VERSION
+from tests.support.roots import debootstrap_root, minbase_status
 from tests.support.rootsnapshot import RootState, capture, differences
+from tests.support.standin_served import ServedStandin
 
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.archive]
 
@@ -55,7 +56,12 @@ def key(tmp_path_factory: pytest.TempPathFactory) -> testkeys.TestKey:
 def bundle(
     tmp_path_factory: pytest.TempPathFactory, key: testkeys.TestKey, standin_repo: ServedStandin
 ) -> Path:
-    return build_bundle(tmp_path_factory.mktemp("bundle"), key, "debian12", standin_repo)
+    """The toolkit family at VERSION: what a debian12 minbase root plus INCLUDE lacks."""
+    return build_target_bundle(
+        tmp_path_factory.mktemp("bundle"), key, standin_repo.url, standin_repo.armored_key,
+        distro="debian12", target_status=minbase_status("debian12", INCLUDE),
+        toolkit_version=VERSION,
+    ).path  # fmt: skip
 
 
 @pytest.fixture

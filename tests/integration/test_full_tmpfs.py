@@ -22,7 +22,7 @@ from installer.errors import ExitCode
 from installer.record import append_ledger, save_record
 from tests.support import testkeys
 from tests.support.bundles import make_test_bundle
-from tests.unit.test_record_damage import installed_record
+from tests.support.records import installed_record
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 

@@ -24,8 +24,10 @@ from typing import Any
 import pytest
 
 from installer import layout
-from tests.integration.conftest import ServedStandin
-from tests.integration.test_install_roots import (
+from tests.support import testkeys
+from tests.support.inroot import BUNDLE, gpubundle, ok_json, prime_apt, proc_mounted, stage
+from tests.support.installbundles import HostBundle, build_target_bundle
+from tests.support.rootfiles import (
     FAMILY,
     INCLUDE,
     changed_paths,
@@ -34,11 +36,9 @@ from tests.integration.test_install_roots import (
     snapshot,
     unexplained,
 )
-from tests.support import testkeys
-from tests.support.inroot import BUNDLE, gpubundle, ok_json, prime_apt, proc_mounted, stage
-from tests.support.installbundles import HostBundle, build_target_bundle
 from tests.support.roots import debootstrap_root
 from tests.support.rootsnapshot import capture, differences
+from tests.support.standin_served import ServedStandin
 
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.archive]
 

@@ -33,8 +33,6 @@ import pytest
 from installer import layout
 from installer.dpkgstate import read_dpkg_facts
 from installer.record import parse_ledger
-from tests.integration.conftest import ServedStandin
-from tests.integration.test_install_roots import INCLUDE
 from tests.support import dpkgfreeze, testkeys
 from tests.support.inroot import (
     BUNDLE,
@@ -48,8 +46,10 @@ from tests.support.inroot import (
     stage,
 )
 from tests.support.installbundles import HostBundle, build_target_bundle
+from tests.support.rootfiles import INCLUDE
 from tests.support.roots import debootstrap_root
 from tests.support.rootsnapshot import RootState, capture, differences
+from tests.support.standin_served import ServedStandin
 
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.archive]
 

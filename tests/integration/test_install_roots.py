@@ -3,10 +3,10 @@
 Each root is a debootstrap minbase (plus python3 and gpgv) from the shared cache.
 The installer runs inside it as users run it: ``python3 gpubundle-installer.pyz``
 (the zipapp with its zstandard wheels), under ``unshare -n chroot`` so there is
-no network at all. The bundle holds the stand-in NVIDIA toolkit family (real
-package names, versions and dependencies; tests/support/standin_nvidia.py),
-signed with a throwaway key, in a local repository built as ``gpubundle build``
-builds it.
+no network at all. The bundle is the real ``gpubundle build`` of the stand-in
+NVIDIA toolkit family (real package names, versions and dependencies;
+tests/support/standin_nvidia.py) against the root's own dpkg status, signed with
+a throwaway key: it holds the family and nothing the root has already.
 
 Checked as data: dpkg lists the family at the bundle's versions; every file and
 package that changed on the root is one the plan named (or a file of an
@@ -20,7 +20,6 @@ which uninstall puts the root back exactly and a re-run finishes the install.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -29,30 +28,26 @@ from typing import Any
 
 import pytest
 
-from bundler.localrepo import repo_files
-from bundler.pack import file_entries, hash_file, write_bundle
-from bundler.signing import Signer
 from installer import layout
-from installer.manifest import Manifest, PackagePin
-from tests.integration.conftest import ServedStandin
 from tests.support import inroot, testkeys
-from tests.support.bundles import EPOCH, placeholder_images_tar
 from tests.support.inroot import BUNDLE, gpubundle, ok_json, prime_apt, stage
+from tests.support.installbundles import build_target_bundle
+from tests.support.rootfiles import (
+    FAMILY,
+    INCLUDE,
+    VERSION,
+    changed_paths,
+    dpkg_status,
+    package_files,
+    snapshot,
+    unexplained,
+)
 from tests.support.roots import debootstrap_root
 from tests.support.rootsnapshot import capture, differences
+from tests.support.standin_served import ServedStandin
 
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.archive]
 
-VERSION = "1.20.1-1"
-FAMILY = (
-    "nvidia-container-toolkit",
-    "nvidia-container-toolkit-base",
-    "libnvidia-container-tools",
-    "libnvidia-container1",
-)
-PYTHONS = {"ubuntu22.04": "3.10", "debian12": "3.11", "ubuntu24.04": "3.12"}
-INCLUDE = ("python3", "gpgv")
-SKIP_TOP = {"proc", "sys", "dev", "tmp"}
 # Ours by design: the state directory (bundle store, record, unpacked wheels), logs, lock.
 GPUBUNDLE_PATHS = ("/var/lib/gpubundle", "/var/log/gpubundle", "/run/gpubundle.lock")
 CHROOT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
@@ -63,125 +58,7 @@ def key(tmp_path_factory: pytest.TempPathFactory) -> testkeys.TestKey:
     return testkeys.make_key(tmp_path_factory.mktemp("signer"), name="gpubundle install test")
 
 
-def build_bundle(tmp: Path, key: testkeys.TestKey, distro: str, standin: ServedStandin) -> Path:
-    """A signed bundle of the stand-in toolkit family, as gpubundle build lays it out."""
-    parts = tmp / "parts"
-    debs_dir = parts / layout.REPO_DEBS_DIR
-    debs_dir.mkdir(parents=True)
-    flat = standin.repo.root / "stable" / "deb" / "amd64"
-    debs: list[tuple[PackagePin, Path]] = []
-    for pkg in standin.repo.packages:
-        if pkg.name in FAMILY and pkg.version == VERSION:
-            deb = debs_dir / Path(pkg.filename).name
-            shutil.copyfile(flat / pkg.filename, deb)
-            size, sha256 = hash_file(deb)
-            pin = PackagePin(
-                pkg.name,
-                pkg.version,
-                pkg.architecture,
-                size,
-                sha256,
-                layout.repo_deb(deb.name),
-                "nvidia",
-            )
-            debs.append((pin, deb))
-    assert sorted(p.name for p, _ in debs) == sorted(FAMILY)
-    signer = Signer(key.fingerprint, key.gnupghome)
-    for rel, data in repo_files(debs, signer, EPOCH).items():
-        (parts / rel).write_bytes(data)
-    (parts / layout.IMAGES_ARCHIVE).parent.mkdir(parents=True)
-    (parts / layout.IMAGES_ARCHIVE).write_bytes(placeholder_images_tar())
-    members = sorted((p.relative_to(parts).as_posix(), p) for p in parts.rglob("*") if p.is_file())
-    manifest = Manifest(
-        format=layout.FORMAT_VERSION,
-        created_by="tests/integration/test_install_roots.py",
-        source_date_epoch=EPOCH,
-        distro=distro,
-        arch="amd64",
-        python=PYTHONS[distro],
-        toolkit_version=VERSION,
-        signer_fingerprint=key.fingerprint,
-        requested=("nvidia-container-toolkit",),
-        sources=(),
-        packages=tuple(sorted((p for p, _ in debs), key=lambda p: p.name)),
-        images=(),
-        files=file_entries(members),
-    )
-    raw = manifest.to_json()
-    head = {
-        layout.MANIFEST: raw,
-        layout.MANIFEST_SIG: signer.sign_detached(raw, timestamp=EPOCH),
-        layout.SIGNER_KEY: signer.public_key(),
-    }
-    path = tmp / f"{distro}.tar.zst"
-    write_bundle(path, head, members, mtime=EPOCH, threads=1, level=3)
-    return path
-
-
 # --- the root as data -----------------------------------------------------------------
-
-
-def snapshot(root: Path) -> dict[str, tuple[Any, ...]]:
-    """Every path of the root: kind and mode, plus size and mtime for non-directories."""
-    found: dict[str, tuple[Any, ...]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = "/" + os.path.relpath(dirpath, root).removeprefix(".").lstrip("/")
-        if rel_dir == "/":
-            dirnames[:] = [d for d in dirnames if d not in SKIP_TOP]
-        for name in dirnames:
-            st = os.lstat(os.path.join(dirpath, name))
-            found[os.path.join(rel_dir, name)] = ("dir", st.st_mode)
-        for name in filenames:
-            st = os.lstat(os.path.join(dirpath, name))
-            found[os.path.join(rel_dir, name)] = ("file", st.st_mode, st.st_size, st.st_mtime_ns)
-    return found
-
-
-def changed_paths(
-    before: dict[str, tuple[Any, ...]], after: dict[str, tuple[Any, ...]]
-) -> set[str]:
-    return {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
-
-
-def dpkg_status(root: Path) -> dict[str, tuple[str, str]]:
-    """{package: (version, status)} from the root's dpkg database."""
-    found: dict[str, tuple[str, str]] = {}
-    for stanza in (root / "var/lib/dpkg/status").read_text().split("\n\n"):
-        fields = dict(
-            line.split(": ", 1)
-            for line in stanza.splitlines()
-            if ": " in line and not line[0].isspace()
-        )
-        if "Package" in fields:
-            found[fields["Package"]] = (fields.get("Version", ""), fields.get("Status", ""))
-    return found
-
-
-def package_files(root: Path, names: set[str]) -> set[str]:
-    """The packages' files as dpkg lists them, and where they land on a merged-/usr root
-    (a package's /lib/systemd/system/X is /usr/lib/systemd/system/X there)."""
-    files: set[str] = set()
-    for name in names:
-        for lst in (root / "var/lib/dpkg/info").glob(f"{name}*.list"):
-            if lst.name in (f"{name}.list", f"{name}:amd64.list"):
-                files.update(line for line in lst.read_text().splitlines() if line)
-    landed = set()
-    for path in files:
-        parent = (root / path.lstrip("/")).parent.resolve()
-        if parent.is_relative_to(root.resolve()):
-            landed.add("/" + (parent / Path(path).name).relative_to(root.resolve()).as_posix())
-    return files | landed
-
-
-def unexplained(
-    changes: set[str], allowed_prefixes: set[str], allowed_files: set[str]
-) -> list[str]:
-    def covered(path: str) -> bool:
-        if path in allowed_files:
-            return True
-        return any(path == p or path.startswith(p.rstrip("/") + "/") for p in allowed_prefixes)
-
-    return sorted(p for p in changes if not covered(p))
 
 
 # --- running the installer in the root --------------------------------------------------
@@ -229,7 +106,10 @@ def test_offline_install_in_a_real_root(
     standin_repo: ServedStandin,
 ) -> None:
     root = debootstrap_root(distro, "minbase", INCLUDE, dest=proc_mounted)
-    bundle = build_bundle(tmp_path, key, distro, standin_repo)
+    bundle = build_target_bundle(
+        tmp_path / "out", key, standin_repo.url, standin_repo.armored_key, distro=distro,
+        target_status=root / "var/lib/dpkg/status", toolkit_version=VERSION,
+    ).path  # fmt: skip
     drop = root / "tmp" / "gpubundle"
     drop.mkdir(parents=True)
     shutil.copyfile(bundle, drop / "bundle.tar.zst")
@@ -333,7 +213,11 @@ def test_killed_at_every_step_boundary_reruns_and_uninstalls(
     left behind lets ``uninstall --purge`` put the root back exactly (apt's lists and
     extended_states included), and lets a re-run finish the install."""
     root = debootstrap_root(distro, "minbase", INCLUDE, dest=tmp_path / "root")
-    stage(root, build_bundle(tmp_path, key, distro, standin_repo), installer_pyz)
+    bundle = build_target_bundle(
+        tmp_path / "out", key, standin_repo.url, standin_repo.armored_key, distro=distro,
+        target_status=root / "var/lib/dpkg/status", toolkit_version=VERSION,
+    ).path  # fmt: skip
+    stage(root, bundle, installer_pyz)
     with inroot.proc_mounted(root):
         prime_apt(root)
         before = capture(root).without(KEPT)

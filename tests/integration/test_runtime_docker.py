@@ -26,9 +26,9 @@ from installer.installplan import RESTART, RUNTIME, InstallPlan, Step
 from installer.preflight import Options
 from installer.record import InstallRecord, RecordRead
 from tests.support.docker_env import require_docker
+from tests.support.manifests import make_manifest
+from tests.support.records import SHA, base_record
 from tests.support.standin_nvidia import STANDIN_BIN
-from tests.unit.test_installplan import make_manifest
-from tests.unit.test_record_states import SHA, base_record
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.root]
 

@@ -21,9 +21,9 @@ import pytest
 
 from installer import layout
 from installer.parts import parse_index
-from tests.integration.conftest import ServedStandin
-from tests.integration.test_build import build, source_args
 from tests.support import testkeys
+from tests.support.buildcli import build, source_args
+from tests.support.standin_served import ServedStandin
 
 pytestmark = [pytest.mark.integration, pytest.mark.archive]
 

@@ -37,13 +37,13 @@ import pytest
 
 from installer import layout, unownedpaths
 from tests.conftest import CACHE_DIR
-from tests.integration.conftest import ROOT_PYTHONS, ServedStandin
-from tests.integration.test_install_roots import FAMILY, INCLUDE, build_bundle
 from tests.support import testkeys
 from tests.support.inroot import BUNDLE, gpubundle, ok_json, prime_apt, proc_mounted, stage
 from tests.support.installbundles import build_target_bundle
+from tests.support.rootfiles import FAMILY, INCLUDE, VERSION
 from tests.support.roots import debootstrap_root
 from tests.support.rootsnapshot import Entry, listing, listing_differences
+from tests.support.standin_served import ROOT_PYTHONS, ServedStandin
 
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.archive]
 
@@ -126,7 +126,11 @@ def test_minbase_root_is_as_before(
     standin_repo: ServedStandin,
 ) -> None:
     root = debootstrap_root(distro, "minbase", INCLUDE, dest=tmp_path / "root")
-    stage(root, build_bundle(tmp_path, key, distro, standin_repo), installer_pyz)
+    bundle = build_target_bundle(
+        tmp_path / "out", key, standin_repo.url, standin_repo.armored_key, distro=distro,
+        target_status=root / "var/lib/dpkg/status", toolkit_version=VERSION,
+    )  # fmt: skip
+    stage(root, bundle.path, installer_pyz)
     with proc_mounted(root):
         prime_apt(root)
         before = listing(root)
@@ -147,7 +151,11 @@ def test_root_with_docker_before_keeps_docker_as_it_was(
     tmp_path: Path, key: testkeys.TestKey, installer_pyz: Path, standin_repo: ServedStandin
 ) -> None:
     root = debootstrap_root("debian12", "minbase", WITH_DOCKER, dest=tmp_path / "root")
-    stage(root, build_bundle(tmp_path, key, "debian12", standin_repo), installer_pyz)
+    bundle = build_target_bundle(
+        tmp_path / "out", key, standin_repo.url, standin_repo.armored_key, distro="debian12",
+        target_status=root / "var/lib/dpkg/status", toolkit_version=VERSION,
+    )  # fmt: skip
+    stage(root, bundle.path, installer_pyz)
     for link in DOCKER_LINKS:  # docker.io's postinst enabled its units at debootstrap time
         assert at(root, link).is_symlink(), link
     with proc_mounted(root):
@@ -165,7 +173,11 @@ def test_files_changed_since_install_are_saved_then_removed(
     tmp_path: Path, key: testkeys.TestKey, installer_pyz: Path, standin_repo: ServedStandin
 ) -> None:
     root = debootstrap_root("debian12", "minbase", WITH_DOCKER, dest=tmp_path / "root")
-    stage(root, build_bundle(tmp_path, key, "debian12", standin_repo), installer_pyz)
+    bundle = build_target_bundle(
+        tmp_path / "out", key, standin_repo.url, standin_repo.armored_key, distro="debian12",
+        target_status=root / "var/lib/dpkg/status", toolkit_version=VERSION,
+    )  # fmt: skip
+    stage(root, bundle.path, installer_pyz)
     users_daemon_json = json.dumps({"log-driver": "journald", "data-root": "/srv/docker"}) + "\n"
     at(root, DAEMON_JSON).parent.mkdir(exist_ok=True)
     at(root, DAEMON_JSON).write_text(users_daemon_json)

@@ -31,12 +31,13 @@ from typing import Any
 import pytest
 
 from installer import layout
-from tests.integration.conftest import ServedStandin
-from tests.integration.test_install_roots import FAMILY, INCLUDE, VERSION, build_bundle
 from tests.support import testkeys
 from tests.support.inroot import BUNDLE, gpubundle, ok_json, prime_apt, proc_mounted, stage
+from tests.support.installbundles import build_target_bundle
+from tests.support.rootfiles import FAMILY, INCLUDE, VERSION
 from tests.support.roots import debootstrap_root
 from tests.support.rootsnapshot import RootState, capture, differences
+from tests.support.standin_served import ServedStandin
 
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.archive]
 
@@ -82,7 +83,11 @@ def test_uninstall_restores_the_root(
     standin_repo: ServedStandin,
 ) -> None:
     root = debootstrap_root(distro, "minbase", INCLUDE, dest=tmp_path / "root")
-    stage(root, build_bundle(tmp_path, key, distro, standin_repo), installer_pyz)
+    bundle = build_target_bundle(
+        tmp_path / "out", key, standin_repo.url, standin_repo.armored_key, distro=distro,
+        target_status=root / "var/lib/dpkg/status", toolkit_version=VERSION,
+    )  # fmt: skip
+    stage(root, bundle.path, installer_pyz)
     with proc_mounted(root):
         prime_apt(root)
         before = state(root)

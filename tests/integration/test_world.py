@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from installer.openpgp import verify_clearsigned
-from tests.integration.conftest import ServedStandin
 from tests.support.registry import CUDA_STANDIN, registry_url
+from tests.support.standin_served import ServedStandin
 
 pytestmark = pytest.mark.integration
 

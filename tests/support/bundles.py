@@ -5,6 +5,13 @@ Everything here is made with the real tools: ``dpkg-deb --build`` for the
 for the signatures and ``bundler.pack.write_bundle`` for the bundle, so a
 test bundle is exactly what ``gpubundle build`` would write for those inputs.
 
+Why this exists beside the real build: the unit tier has no network, no archive and
+no root, and ``gpubundle build`` needs the distro archive to resolve against. Tests
+that can run the real build (the integration tier) use
+``tests.support.installbundles.build_target_bundle``, the one bundle builder there;
+this module is for everything that must stay offline and fast, and for bundles
+tampered with member by member.
+
 Typical uses::
 
     key = make_key(tmp_path / "gnupg")                       # tests.support.testkeys

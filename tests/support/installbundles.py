@@ -1,11 +1,14 @@
-"""Bundles made with the real ``gpubundle build``, for this very host or for a root.
+"""Bundles made with the real ``gpubundle build``: the one bundle builder of the
+integration tests (the unit tier, which has no network, makes small signed bundles from
+tiny .debs with the bundler's own modules: tests/support/bundles.py).
 
-``build_host_bundle`` builds for the host's own distribution against the host's
-dpkg status (``--target-status /var/lib/dpkg/status``), so the bundle holds the
-NVIDIA packages plus only the distro packages this host lacks, exactly as a user
-would build it for a known target. ``build_target_bundle`` builds for any target
-(``--distro``), against a given status file (e.g. a debootstrap root's) or none
-(the full closure, libc6 and all). NVIDIA's repository is the test world's
+``build_target_bundle`` builds for any target (``--distro``), against a given status
+file or none (the full closure, libc6 and all). Against a debootstrap root's
+``var/lib/dpkg/status`` (or ``tests.support.roots.minbase_status``) the bundle holds
+the NVIDIA packages plus only what that root lacks; for this very host, pass
+``distro=host_distro()`` and ``target_status=HOST_DPKG_STATUS``
+(``--target-status /var/lib/dpkg/status``), exactly as a user builds for a known
+target. NVIDIA's repository is the test world's
 stand-in (tests/support/standin_nvidia.py) and the images come from the loopback
 registry (tests/support/registry.py), or there are none (``--no-images``).
 """
@@ -107,22 +110,6 @@ def build_target_bundle(
     pyz = bundle.with_name(INSTALLER_NAME)  # the build writes it beside the bundle
     assert pyz.is_file(), f"gpubundle build wrote no {pyz}"
     return HostBundle(bundle, signer.fingerprint, sha, manifest, pyz)
-
-
-def build_host_bundle(
-    out_dir: Path,
-    signer: TestKey,
-    nvidia_url: str,
-    nvidia_key: bytes,
-    images: Sequence[str],
-    *,
-    target_status: Path = HOST_DPKG_STATUS,
-) -> HostBundle:
-    """``gpubundle build`` for this host, signed by ``signer``; fails the test if it fails."""
-    return build_target_bundle(
-        out_dir, signer, nvidia_url, nvidia_key,
-        distro=host_distro(), target_status=target_status, images=images,
-    )  # fmt: skip
 
 
 def install(

@@ -189,11 +189,13 @@ def debootstrap_root(
     return target
 
 
-def minbase_status(distro: str) -> Path:
-    """The dpkg status file of ``distro``'s minbase root (cached; no full unpack)."""
-    status = ROOTS_CACHE / f"{distro}-minbase.status"
+def minbase_status(distro: str, include: Sequence[str] = ()) -> Path:
+    """The dpkg status file of ``distro``'s minbase root plus ``include`` (cached; no full
+    unpack)."""
+    name = root_key(distro, "minbase", include) if include else f"{distro}-minbase"
+    status = ROOTS_CACHE / f"{name}.status"
     if not status.exists():
-        tarball = _root_tarball(distro, "minbase", ())
+        tarball = _root_tarball(distro, "minbase", include)
         data = run(["tar", "--zstd", "-xOf", str(tarball), "./var/lib/dpkg/status"]).stdout
         partial = status.with_suffix(".part")
         partial.write_bytes(data)

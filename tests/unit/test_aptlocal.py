@@ -21,7 +21,7 @@ from installer.aptlocal import (
 from installer.errors import GpubundleError
 from installer.openpgp import dearmor
 from tests.support import testkeys
-from tests.unit.test_installplan import FPR, make_manifest
+from tests.support.manifests import FPR, make_manifest
 
 LIST = Path("/etc/apt/sources.list.d/gpubundle.list")
 

@@ -12,7 +12,7 @@ from bundler.assemble import make_verify_image
 from bundler.plan import BUILTIN, PlannedImage, PlannedPackage
 from installer import layout
 from installer.errors import GpubundleError
-from tests.unit.test_verifyimage import BUSYBOX, LIBC, make_deb
+from tests.support.debs import BUSYBOX, LIBC, make_deb
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
 

@@ -9,22 +9,11 @@ from pathlib import Path
 import pytest
 
 from installer import containers as c
+from tests.support.cdispecs import CDI_YAML, REAL_SPEC_OLD_DRIVER
 
 H0 = "GPU-ba793fbf-0ad7-3ef2-2606-91ae096064e1"
 H1 = "GPU-0c3e1a55-2b1e-4f7b-9a3c-1d2e3f4a5b6c"
 SMI_L = f"GPU 0: NVIDIA H200 (UUID: {H0})\nGPU 1: NVIDIA H200 (UUID: {H1})\n"
-CDI_YAML = """\
----
-cdiVersion: 0.5.0
-containerEdits:
-  mounts:
-  - containerPath: /usr/local/nvidia/lib64/libnvidia-ml.so.580.159.04
-    hostPath: /usr/local/nvidia/lib64/libnvidia-ml.so.580.159.04
-  - containerPath: /usr/local/nvidia/bin/nvidia-smi
-    hostPath: /usr/local/nvidia/bin/nvidia-smi
-    options: [ro, nosuid, nodev, bind]
-kind: nvidia.com/gpu
-"""
 DOCKER_20 = c.docker_support({"ServerVersion": "20.10.24", "Runtimes": {"runc": {}}})
 CDI_AND_RUNTIME = c.DockerSupport(True, "", True)
 HOOK_REFUSAL = (
@@ -278,31 +267,6 @@ def test_rule_cdi_must_pass_where_docker_supports_it(
         ["gpus-all", "passed"], ["cdi-all", "not tried"], ["runtime-nvidia", "not tried"],
     ]  # fmt: skip
     assert "has no CDI" in c.proof_rows([old])[1][3]
-
-
-REAL_SPEC_OLD_DRIVER = """\
----
-cdiVersion: 0.5.0
-containerEdits:
-  hooks:
-  - args:
-    - nvidia-cdi-hook
-    - enable-cuda-compat
-    - --host-driver-version=550.54.15
-    hookName: createContainer
-    path: /usr/bin/nvidia-cdi-hook
-  mounts:
-  - containerPath: /usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15
-    hostPath: /usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15
-    options:
-    - ro
-devices:
-- containerEdits:
-    deviceNodes:
-    - path: /dev/nvidia0
-  name: all
-kind: nvidia.com/gpu
-"""
 
 
 def test_regeneration_reason() -> None:

@@ -18,9 +18,9 @@ from installer.installplan import RUNTIME
 from installer.preflight import Options
 from installer.record import InstallRecord
 from installer.uninstallplan import HostNow, plan_uninstall
-from tests.unit.test_installplan import make_manifest
-from tests.unit.test_record_states import SHA, base_record
-from tests.unit.test_runtime_toml import CONTAINERD_V2, _ctk
+from tests.support.manifests import make_manifest
+from tests.support.records import SHA, base_record
+from tests.support.runtimeconfigs import CONTAINERD_V2, install_standin_ctk
 
 pytest.importorskip("tomllib", reason="the stand-in nvidia-ctk needs Python 3.11+")
 
@@ -30,7 +30,7 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "containerd" / "config.toml"
     path.parent.mkdir()
     path.write_text(CONTAINERD_V2)
-    _ctk(tmp_path / "bin")
+    install_standin_ctk(tmp_path / "bin")
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/nonexistent:{Path(sys.executable).parent}")
     monkeypatch.setitem(runtime_toml.DEFAULT_CONFIG, "containerd", path)
     monkeypatch.setattr(runtime_intent, "BACKUP_DIR", tmp_path / "backup")

@@ -26,8 +26,8 @@ from installer.diskspace import (
 from installer.errors import ExitCode, GpubundleError
 from installer.manifest import FileEntry, ImagePin
 from installer.preflight import Options, run_preflight
-from tests.unit.test_installplan import make_manifest
-from tests.unit.test_preflight import GOOD
+from tests.support.hostfacts import GOOD
+from tests.support.manifests import make_manifest
 
 GIB = 2**30
 ROOT_FS = SpaceFact("/", "/", 1, 100 * GIB, 10**6)

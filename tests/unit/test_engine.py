@@ -9,6 +9,7 @@ import pytest
 from installer import engine
 from installer.engine import EngineFacts
 from installer.errors import GpubundleError
+from tests.support.procfs import fake_proc
 
 DPKG = """\
 docker-ce unknown ok not-installed
@@ -64,24 +65,8 @@ def test_argv_builders() -> None:
     assert engine.dockerd_argv(facts()) == ["dockerd"]
 
 
-def _proc(tmp_path: Path, comm1: str, procs: dict[int, tuple[str, str, list[str]]]) -> Path:
-    root = tmp_path / "proc"
-    (root / "1").mkdir(parents=True)
-    (root / "1" / "comm").write_text(comm1 + "\n")
-    (root / "1" / "stat").write_text(f"1 ({comm1}) S 0\n")
-    (root / "1" / "cmdline").write_bytes(b"")
-    (root / "self").mkdir()
-    for pid, (comm, state, argv) in procs.items():
-        entry = root / str(pid)
-        entry.mkdir()
-        (entry / "comm").write_text(comm + "\n")
-        (entry / "stat").write_text(f"{pid} ({comm}) {state} 1\n")
-        (entry / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
-    return root
-
-
 def test_find_dockerd_skips_zombies_and_others(tmp_path: Path) -> None:
-    proc = _proc(
+    proc = fake_proc(
         tmp_path,
         "process_api",
         {
@@ -98,13 +83,13 @@ def test_find_dockerd_skips_zombies_and_others(tmp_path: Path) -> None:
 
 
 def test_systemd_pid1(tmp_path: Path) -> None:
-    proc = _proc(tmp_path, "systemd", {})
+    proc = fake_proc(tmp_path, "systemd", {})
     assert engine.is_systemd(proc / "1" / "comm")
     assert engine.find_dockerd(proc) == (0, ())
 
 
 def test_detect_snap(tmp_path: Path) -> None:
-    proc = _proc(tmp_path, "init", {})
+    proc = fake_proc(tmp_path, "init", {})
     snap = tmp_path / "snap-docker"
     snap.mkdir()
     found = engine.detect_engine(proc=proc, snap_paths=[snap])
@@ -114,7 +99,9 @@ def test_detect_snap(tmp_path: Path) -> None:
 
 
 def test_detect_reads_config_file_of_running_daemon(tmp_path: Path) -> None:
-    proc = _proc(tmp_path, "init", {90: ("dockerd", "S", ["dockerd", "--config-file=/srv/d.json"])})
+    proc = fake_proc(
+        tmp_path, "init", {90: ("dockerd", "S", ["dockerd", "--config-file=/srv/d.json"])}
+    )
     found = engine.detect_engine(proc=proc, snap_paths=[], sysv_pidfile=tmp_path / "none.pid")
     assert found.daemon_json == Path("/srv/d.json")
     assert found.pid == 90
@@ -138,7 +125,7 @@ def test_direct_start_and_fast_failure(tmp_path: Path) -> None:
 
 
 def test_process_environ(tmp_path: Path) -> None:
-    proc = _proc(tmp_path, "init", {80: ("dockerd", "S", ["dockerd"])})
+    proc = fake_proc(tmp_path, "init", {80: ("dockerd", "S", ["dockerd"])})
     (proc / "80" / "environ").write_bytes(b"PATH=/usr/sbin:/usr/bin\0HTTPS_PROXY=http://p:3128\0")
     assert engine.process_environ(80, proc) == {
         "PATH": "/usr/sbin:/usr/bin",
@@ -149,7 +136,7 @@ def test_process_environ(tmp_path: Path) -> None:
 
 def test_find_dockerd_picks_the_daemon_of_the_default_socket(tmp_path: Path) -> None:
     private = ["dockerd", "--host", "unix:///run/t/docker.sock", "--pidfile", "/run/t/d.pid"]
-    proc = _proc(
+    proc = fake_proc(
         tmp_path,
         "init",
         {

@@ -34,10 +34,15 @@ from installer.errors import GpubundleError
 from installer.installplan import RESTART, RUNTIME, InstallPlan, Step
 from installer.preflight import Options
 from installer.runtime_config import RuntimeChange
-from tests.unit.test_installplan import make_manifest
-from tests.unit.test_record_states import SHA, base_record
-from tests.unit.test_runtime_config import CTK_LIKE_NVIDIA, USER_CONFIG
-from tests.unit.test_runtime_toml import CONTAINERD_V2, CRIO_DROPIN, _ctk
+from tests.support.manifests import make_manifest
+from tests.support.records import SHA, base_record
+from tests.support.runtimeconfigs import (
+    CONTAINERD_V2,
+    CRIO_DROPIN,
+    CTK_LIKE_NVIDIA,
+    USER_CONFIG,
+    install_standin_ctk,
+)
 
 KINDS = {"docker": "docker-json", "containerd": "containerd-toml", "crio": "crio-toml"}
 ORIGINAL = {
@@ -124,7 +129,7 @@ def _install_ctk(name: str, bindir: Path) -> None:
         (bindir / "nvidia-ctk").chmod(0o755)
     else:
         pytest.importorskip("tomllib", reason="the stand-in nvidia-ctk needs Python 3.11+")
-        _ctk(bindir)
+        install_standin_ctk(bindir)
 
 
 @pytest.mark.parametrize("name", engines.ENGINES)
@@ -358,10 +363,10 @@ def test_a_failed_restart_rolls_back_through_the_adapter(fake: FakeAdapter) -> N
 
 def test_doctor_picks_the_dockerd_of_the_clis_socket_among_several(tmp_path: Path) -> None:
     from installer.doctor.dockerfacts import dockerd_pid
-    from tests.unit.test_engine import _proc
+    from tests.support.procfs import fake_proc
 
     private = ["dockerd", "--host", "unix:///run/t/docker.sock"]
-    proc = _proc(
+    proc = fake_proc(
         tmp_path,
         "init",
         {40: ("dockerd", "S", private), 41: ("dockerd", "S", ["dockerd", "-H", "fd://"])},

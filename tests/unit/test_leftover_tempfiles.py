@@ -17,8 +17,8 @@ from installer import bootstrap
 from installer.atomicfile import leftovers, write_atomically
 from installer.cli import main
 from installer.record import save_record
-from tests.unit.test_record_damage import installed_record
-from tests.unit.test_zipapp import _probe_wheel
+from tests.support.records import installed_record
+from tests.support.wheels import probe_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,7 +100,7 @@ def test_pylib_dirs_of_dead_runs_go_and_a_live_runs_stay(tmp_path: Path) -> None
 @pytest.fixture(scope="module")
 def pyz_with_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("pyz")
-    return build_zipapp(tmp / "gpubundle-installer.pyz", [_probe_wheel(tmp / "wheels")])
+    return build_zipapp(tmp / "gpubundle-installer.pyz", [probe_wheel(tmp / "wheels")])
 
 
 def test_a_killed_zipapp_run_leaves_its_pylib_for_the_next_run_to_remove(

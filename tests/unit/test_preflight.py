@@ -3,51 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from installer.cuda_compat import check_image_against_driver
-from installer.dpkgstate import DpkgFacts
 from installer.errors import ExitCode, PreflightError
-from installer.gpu import GpuInfo
 from installer.manifest import ImagePin
 from installer.preflight import HostFacts, Options, run_preflight
-from tests.unit.test_installplan import make_manifest
-
-
-@dataclass(frozen=True)
-class Engine:
-    kind: str = "docker.io"
-    version: str = "26.1.5"
-    problem: str = ""
-
-
-@dataclass(frozen=True)
-class Driver:
-    loaded: bool = True
-    version: str = "550.54.15"
-    cuda_version: str = "12.4"
-    gpus: Sequence[Any] = (
-        GpuInfo(0, "NVIDIA H200", "GPU-ba793fbf-0ad7-3ef2-2606-91ae096064e1", 143771),
-    )
-    problem: str = ""
-    source: str = "pynvml"
-
-
-GOOD = HostFacts(
-    is_root=True,
-    distro="ubuntu22.04",
-    arch="amd64",
-    free_bytes=50 * 2**30,
-    already_extracted=False,
-    toolkit_installed=None,
-    engine=Engine(),
-    driver=Driver(),
-    dpkg=DpkgFacts(),
-)
+from tests.support.hostfacts import GOOD, Driver, Engine
+from tests.support.manifests import make_manifest
 
 
 def compat(need: str, driver: str, cuda: str) -> Any:

@@ -10,8 +10,8 @@ import pytest
 from installer.dpkgstate import DpkgFacts, DpkgPackage, LockHolder, parse_status
 from installer.errors import ExitCode, PreflightError
 from installer.preflight import Check, Options, recoverable, run_preflight
-from tests.unit.test_installplan import make_manifest
-from tests.unit.test_preflight import GOOD
+from tests.support.hostfacts import GOOD
+from tests.support.manifests import make_manifest
 
 FAMILY = (
     "nvidia-container-toolkit",

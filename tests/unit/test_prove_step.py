@@ -20,8 +20,8 @@ from installer.errors import GpubundleError
 from installer.gpu import DriverFacts, GpuInfo
 from installer.preflight import Options
 from installer.record import InstallRecord
-from tests.unit.test_containers import CDI_YAML, REAL_SPEC_OLD_DRIVER
-from tests.unit.test_installplan import VERIFY, make_manifest
+from tests.support.cdispecs import CDI_YAML, REAL_SPEC_OLD_DRIVER
+from tests.support.manifests import VERIFY, make_manifest
 
 UUID = "GPU-84ab8b38-911c-6f8b-2e46-221d9928d90d"
 H200 = DriverFacts(

@@ -12,7 +12,6 @@ from click.testing import CliRunner
 from installer.cli import main
 from installer.doctor.installrecord import check_record, gather_record
 from installer.record import (
-    InstallRecord,
     append_ledger,
     backup_path,
     carried_over,
@@ -25,25 +24,7 @@ from installer.record import (
     save_record,
     validate,
 )
-
-FAMILY = {"nvidia-container-toolkit": "1.20.1-1", "libnvidia-container1": "1.20.1-1"}
-
-
-def installed_record() -> InstallRecord:
-    return InstallRecord(
-        gpubundle_version="0.1.0",
-        bundle_sha256="ab" * 32,
-        signer_fingerprint="F" * 40,
-        distro="debian12",
-        arch="amd64",
-        toolkit_version="1.20.1-1",
-        started_at="2026-01-01T00:00:00Z",
-        finished_at="2026-01-01T00:01:00Z",
-        steps_completed=("extract", "apt-source", "packages"),
-        packages_before={"libc6": "2.36-9"},
-        packages_installed={**FAMILY, "libc6": "2.36-9+deb12u1"},
-        files_created=("/var/lib/gpubundle/bundles/" + "ab" * 32,),
-    )
+from tests.support.records import INSTALLED_FAMILY, installed_record
 
 
 def as_stored() -> dict[str, object]:
@@ -56,7 +37,7 @@ def as_stored() -> dict[str, object]:
 def saved(tmp_path: Path) -> Path:
     path = tmp_path / "install-record.json"
     save_record(installed_record(), path)
-    append_ledger(dict(FAMILY), ledger_path(path))
+    append_ledger(dict(INSTALLED_FAMILY), ledger_path(path))
     return path
 
 
@@ -125,7 +106,7 @@ def test_both_copies_damaged_keeps_readable_fields_and_the_ledger_packages(saved
     assert read.record is not None and read.damage is not None
     assert read.damage.lost == ("packages_installed",)
     assert read.record.packages_before == {"libc6": "2.36-9"}
-    assert read.record.packages_installed == FAMILY  # the ledger's: gpubundle's own
+    assert read.record.packages_installed == INSTALLED_FAMILY  # the ledger's: gpubundle's own
     assert read.record.steps_completed == installed_record().steps_completed
     error = damaged_record_error(read.damage)
     assert "packages_installed" in error.message
@@ -140,7 +121,7 @@ def test_without_packages_before_only_ledger_packages_count_as_gpubundles(saved:
     assert read.record is not None and read.damage is not None
     assert "packages_before" in read.damage.lost and "bundle_sha256" in read.damage.lost
     # libc6 was upgraded, not newly installed: never removed on a guess.
-    assert read.record.packages_installed == FAMILY
+    assert read.record.packages_installed == INSTALLED_FAMILY
     assert read.record.packages_before == {}
 
 
@@ -159,8 +140,8 @@ def test_moved_aside_record_leaves_the_ledger_to_say_whose_packages_they_are(
     saved.rename(saved.with_name("moved-aside.json"))
     backup_path(saved).unlink()
     read = read_record(saved)
-    assert read.record is not None and read.record.packages_installed == FAMILY
-    now = {**FAMILY, "libc6": "2.36-9+deb12u1"}
+    assert read.record is not None and read.record.packages_installed == INSTALLED_FAMILY
+    now = {**INSTALLED_FAMILY, "libc6": "2.36-9+deb12u1"}
     # A new install: the toolkit is gpubundle's (ledger), libc6 was there before.
     assert original_packages(None, now, read_ledger(ledger_path(saved))) == {
         "libc6": "2.36-9+deb12u1"
@@ -188,7 +169,7 @@ def cli_env(record: Path) -> dict[str, str]:
     (admindir / "status").write_text(
         "".join(
             f"Package: {n}\nStatus: install ok installed\nArchitecture: amd64\nVersion: {v}\n\n"
-            for n, v in {**FAMILY, "libc6": "2.36-9+deb12u1"}.items()
+            for n, v in {**INSTALLED_FAMILY, "libc6": "2.36-9+deb12u1"}.items()
         )
     )
     return {
@@ -210,7 +191,7 @@ def test_status_and_uninstall_on_a_record_with_a_whole_mirror(saved: Path, damag
     plan = CliRunner().invoke(main, ["uninstall", "--dry-run", "--json"], env=env)
     assert plan.exit_code == 0, plan.output
     actions = {a["kind"]: a["targets"] for a in json.loads(plan.stdout)["actions"]}
-    assert sorted(actions["remove-packages"]) == sorted(FAMILY)  # libc6 was there before
+    assert sorted(actions["remove-packages"]) == sorted(INSTALLED_FAMILY)  # libc6 was there before
     assert "damaged" in json.loads(plan.stdout)["notes"][0]
 
 
@@ -231,7 +212,7 @@ def test_with_fields_lost_status_exits_1_and_uninstall_still_removes_gpubundles_
     plan = CliRunner().invoke(main, ["uninstall", "--dry-run", "--json"], env=env)
     assert plan.exit_code == 0, plan.output
     actions = {a["kind"]: a["targets"] for a in json.loads(plan.stdout)["actions"]}
-    assert sorted(actions["remove-packages"]) == sorted(FAMILY)
+    assert sorted(actions["remove-packages"]) == sorted(INSTALLED_FAMILY)
 
 
 def test_doctor_reports_the_record_and_never_fails_on_it(saved: Path) -> None:
@@ -246,4 +227,4 @@ def test_doctor_reports_the_record_and_never_fails_on_it(saved: Path) -> None:
 
 def test_a_new_bundles_record_keeps_the_packages_gpubundle_newly_installed() -> None:
     carried = carried_over(installed_record())
-    assert carried["packages_installed"] == FAMILY  # libc6 was there before: not carried
+    assert carried["packages_installed"] == INSTALLED_FAMILY  # libc6 was there before: not carried

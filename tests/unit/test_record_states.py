@@ -31,25 +31,9 @@ from installer.installplan import RUNTIME
 from installer.preflight import Options
 from installer.record import InstallRecord, load_record, record_from_json, staging_leftovers
 from installer.uninstallplan import HostNow, plan_uninstall
-from tests.unit.test_installplan import make_manifest
-from tests.unit.test_runtime_config import CTK_LIKE_NVIDIA, USER_CONFIG
-
-SHA = "0c6685ffe8ebaec04babb36e207eefeb7e194436db96637ebe61de1e65f40c5f"
-
-
-def base_record(**kw: object) -> InstallRecord:
-    fields: dict[str, object] = dict(
-        gpubundle_version="0.1.0",
-        bundle_sha256=SHA,
-        signer_fingerprint="F" * 40,
-        distro="debian12",
-        arch="amd64",
-        toolkit_version="1.20.1-1",
-        started_at="2025-01-01T00:00:00Z",
-    )
-    fields.update(kw)
-    return InstallRecord(**fields)  # type: ignore[arg-type]
-
+from tests.support.manifests import make_manifest
+from tests.support.records import SHA, base_record
+from tests.support.runtimeconfigs import CTK_LIKE_NVIDIA, USER_CONFIG
 
 # --- record states ----------------------------------------------------------------------
 

@@ -17,29 +17,8 @@ import pytest
 
 from installer import runtime_config as rc
 from installer.errors import GpubundleError
+from tests.support.runtimeconfigs import CTK_LIKE_NVIDIA, USER_CONFIG
 
-USER_CONFIG = {
-    "log-driver": "json-file",
-    "log-opts": {"max-size": "10m", "max-file": "3"},
-    "features": {"buildkit": True},
-    "registry-mirrors": ["http://127.0.0.1:5999"],
-    "runtimes": {"crun": {"path": "/usr/bin/crun"}},
-    "max-concurrent-downloads": 3,
-}
-
-CTK_LIKE_NVIDIA = r"""#!/usr/bin/env python3
-import json, os, sys
-args = sys.argv[1:]
-open(os.environ["CTK_LOG"], "a").write(" ".join(args) + "\n")
-path = [a.split("=", 1)[1] for a in args if a.startswith("--config=")][0]
-cfg = json.load(open(path)) if os.path.exists(path) and open(path).read().strip() else {}
-cfg.setdefault("runtimes", {})["nvidia"] = {"args": [], "path": "nvidia-container-runtime"}
-if "--set-as-default" in args:
-    cfg["default-runtime"] = "nvidia"
-if "--cdi.enabled" in args:
-    cfg["features"] = {"cdi": True}  # what NVIDIA's EnableCDI does to a decoded object
-open(path, "w").write(json.dumps(cfg, indent=4, sort_keys=True))
-"""
 CTK_OLD_STYLE = r"""#!/usr/bin/env python3
 import json, sys
 path = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--config=")][0]

@@ -7,7 +7,6 @@ do (whole file from the parsed document); it needs tomllib, so Python 3.11+.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,50 +14,20 @@ import pytest
 from installer import runtime_toml as rt
 from installer.errors import GpubundleError
 from installer.runtime_config import rollback_runtime
-from tests.support.standin_nvidia import STANDIN_BIN
+from tests.support.runtimeconfigs import CONTAINERD_V2, CRIO_DROPIN, install_standin_ctk
 
 tomllib = pytest.importorskip("tomllib", reason="the stand-in nvidia-ctk needs Python 3.11+")
 
-CONTAINERD_V2 = """# the user's comment
-version = 2
-oom_score = -500
-
-[grpc]
-  address = "/run/containerd/containerd.sock"
-
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-    SystemdCgroup = true
-"""
 CONTAINERD_V3 = """version = 3
 [plugins.'io.containerd.cri.v1.runtime'.containerd]
 default_runtime_name = "runc"
 """
-CRIO_DROPIN = """[crio.runtime]
-log_level = "info"
-"""
-
-
-def _ctk(bindir: Path, extra: str = "") -> None:
-    """nvidia-ctk on PATH: the stand-in, plus ``extra`` Python run after it (to break it)."""
-    bindir.mkdir(exist_ok=True)
-    real = bindir / "standin.py"
-    real.write_text((STANDIN_BIN / "nvidia_ctk.py").read_text().replace("@VERSION@", "1.17.8"))
-    wrapper = bindir / "nvidia-ctk"
-    wrapper.write_text(
-        f"#!{sys.executable}\nimport subprocess, sys\n"
-        f"rc = subprocess.call([{sys.executable!r}, {str(real)!r}, *sys.argv[1:]])\n"
-        "p = [a.split('=', 1)[1] for a in sys.argv[1:] if a.startswith('--config=')][0]\n"
-        f"{extra}\nsys.exit(rc)\n"
-    )
-    wrapper.chmod(0o755)
 
 
 @pytest.fixture
 def ctk_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     bindir = tmp_path / "bin"
-    _ctk(bindir)
+    install_standin_ctk(bindir)
     # No containerd on PATH: the engine's own check is the integration tier's.
     monkeypatch.setenv("PATH", f"{bindir}:/nonexistent")
     return bindir
@@ -147,7 +116,7 @@ def test_crio_existing_keys_kept(ctk_path: Path, tmp_path: Path) -> None:
 def test_bad_rewrite_restores_original_bytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: str
 ) -> None:
-    _ctk(tmp_path / "bin", extra)
+    install_standin_ctk(tmp_path / "bin", extra)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/nonexistent")
     config = tmp_path / "config.toml"
     config.write_text(CONTAINERD_V2)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import platform
 import subprocess
 import sys
 import zipfile
@@ -14,32 +13,17 @@ import pytest
 from bundler.zipapp import SHEBANG, build_zipapp, pip_download_argv, wheel_matches
 from installer import bootstrap
 from installer.errors import GpubundleError
-
-TAG = bootstrap.current_tag()
-MACHINE = platform.machine()
-
-
-def _probe_wheel(directory: Path, tag: str = TAG, machine: str = MACHINE) -> Path:
-    """A small wheel with one module, named for this interpreter (stands for zstandard's)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    wheel = directory / f"gbprobe-1.0-{tag}-{tag}-manylinux_2_17_{machine}.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:  # fixed times: the same bytes every time
-        for name, text in (
-            ("gbprobe/__init__.py", "VALUE = 42\n"),
-            ("gbprobe-1.0.dist-info/METADATA", "Name: gbprobe\nVersion: 1.0\n"),
-        ):
-            archive.writestr(zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0)), text)
-    return wheel
+from tests.support.wheels import MACHINE, TAG, probe_wheel
 
 
 @pytest.fixture(scope="module")
 def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("pyz")
-    return build_zipapp(tmp / "gpubundle-installer.pyz", [_probe_wheel(tmp / "wheels")])
+    return build_zipapp(tmp / "gpubundle-installer.pyz", [probe_wheel(tmp / "wheels")])
 
 
 def test_zipapp_is_deterministic_and_sorted(pyz: Path, tmp_path: Path) -> None:
-    again = build_zipapp(tmp_path / "again.pyz", [_probe_wheel(tmp_path / "wheels")])
+    again = build_zipapp(tmp_path / "again.pyz", [probe_wheel(tmp_path / "wheels")])
     assert again.read_bytes() == pyz.read_bytes()
     assert pyz.read_bytes().startswith(SHEBANG)
     with zipfile.ZipFile(pyz) as archive:
@@ -103,7 +87,7 @@ def test_bootstrap_unpacks_fitting_wheel(pyz: Path, tmp_path: Path) -> None:
 def test_bootstrap_is_a_noop_outside_a_zipapp_or_without_a_fitting_wheel(tmp_path: Path) -> None:
     assert bootstrap.activate() is None  # imported from files here
     other = "cp27" if TAG != "cp27" else "cp26"
-    pyz = build_zipapp(tmp_path / "x.pyz", [_probe_wheel(tmp_path / "w", tag=other)])
+    pyz = build_zipapp(tmp_path / "x.pyz", [probe_wheel(tmp_path / "w", tag=other)])
     assert bootstrap.activate(str(pyz), root=tmp_path / "pylib") is None
     assert not (tmp_path / "pylib").exists()
 
