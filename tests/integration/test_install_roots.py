@@ -58,9 +58,6 @@ def key(tmp_path_factory: pytest.TempPathFactory) -> testkeys.TestKey:
     return testkeys.make_key(tmp_path_factory.mktemp("signer"), name="gpubundle install test")
 
 
-# --- the root as data -----------------------------------------------------------------
-
-
 # --- running the installer in the root --------------------------------------------------
 
 

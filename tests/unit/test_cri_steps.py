@@ -1,7 +1,7 @@
 """The install's runtime step for containerd: write-ahead record with the file's kind,
 the configured file, a killed run's pending change undone, and uninstall from the record.
 
-nvidia-ctk is the test world's stand-in (tests/unit/test_runtime_toml.py), Python 3.11+.
+nvidia-ctk is the test world's stand-in (tests/support/runtimeconfigs.py), Python 3.11+.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ protocol's contract per engine over files in tmp (configure -> recorded change,
 idempotent, undo puts the bytes back; restart refuses facts of another engine), and
 install's runtime and restart steps, rollback included, driven through an adapter.
 
-nvidia-ctk is a fake: NVIDIA's daemon.json rewrite (test_runtime_config.py) for Docker,
-the test world's stand-in for the TOML engines (Python 3.11+, as test_runtime_toml.py).
+nvidia-ctk is a fake: NVIDIA's daemon.json rewrite (tests/support/runtimeconfigs.py) for Docker,
+the test world's stand-in for the TOML engines (Python 3.11+, install_standin_ctk there).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The install record through a step's life: intent (write-ahead), completion, and what a
 re-run and uninstall make of a record left by a run killed in between.
 
-The runtime step runs for real against a fake nvidia-ctk (the one of
-test_runtime_config.py, which rewrites daemon.json like NVIDIA's code); the record is
-written to a temporary file. apt's file names and extended_states are checked against
+The runtime step runs for real against a fake nvidia-ctk (CTK_LIKE_NVIDIA of
+tests/support/runtimeconfigs.py, which rewrites daemon.json like NVIDIA's code); the
+record is written to a temporary file. apt's file names and extended_states are checked against
 what apt 2.6 wrote in a Debian 12 root (tests/integration/test_uninstall_roots.py runs
 apt itself).
 """
