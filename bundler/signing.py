@@ -11,6 +11,7 @@ inputs.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,12 @@ class Signer:
         return max(timestamp, self._min_time)
 
     def _sign(self, data: bytes, timestamp: int, *, detach: bool) -> bytes:
+        when = self.signature_time(timestamp)
+        # gpg freezes its clock at --faked-system-time T! unless T is the current second: then
+        # it runs on the real clock, and a second that ticks over while it signs changes the
+        # signature (seen with a key created moments ago). Wait for that second to pass.
+        while int(time.time()) == when:
+            time.sleep(0.05)
         result = self._gpg.sign(
             data,
             keyid=self.fingerprint,
@@ -73,7 +80,7 @@ class Signer:
             clearsign=not detach,
             extra_args=[
                 "--faked-system-time",
-                f"{self.signature_time(timestamp)}!",
+                f"{when}!",
                 "--digest-algo",
                 "SHA512",
                 "--no-emit-version",

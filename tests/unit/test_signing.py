@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,16 @@ def test_no_sign_key_says_why_and_how(key: testkeys.TestKey) -> None:
         Signer("", gnupghome=key.gnupghome)
     assert "no signing key given" in err.value.message
     assert "gpg --quick-gen-key" in err.value.hint
+
+
+def test_a_signature_made_for_the_current_second_is_reproducible(key: testkeys.TestKey) -> None:
+    """gpg ignores a faked time equal to the current second (its clock then runs): the
+    signer waits that second out, so the same input still gives the same bytes."""
+    signer = Signer(key.fingerprint, key.gnupghome)
+    now = max(int(time.time()), signer.signature_time(0))
+    first = signer.clearsign(b"x\n", timestamp=now)
+    # gpg ran only once its clock could be frozen at ``now`` (a later second).
+    assert int(time.time()) > now
+    assert first == signer.clearsign(b"x\n", timestamp=now)
+    result = verify_clearsigned(first, [key.public_armored], [key.fingerprint], "now")
+    assert result.timestamp == now
