@@ -200,11 +200,6 @@ def plan_daemon_json(record: InstallRecord, now: HostNow, *, runtime_removed: bo
     ]
 
 
-def runtime_engine(change: Mapping[str, Any] | None) -> str:
-    """The engine a recorded runtime change belongs to: docker, containerd or crio."""
-    return engines.adapter_for_change(change).name
-
-
 def plan_toml_file(record: InstallRecord, now: HostNow) -> tuple[list[Action], list[str]]:
     """containerd's or CRI-O's file: the backup back when untouched since install, else a note."""
     change = record.runtime_change
