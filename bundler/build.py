@@ -32,7 +32,7 @@ from bundler.repo import FetchedSource, RepoClient
 from bundler.resolver import resolve
 from bundler.signing import Signer
 from bundler.targets import Target, apply_overrides, load_target
-from bundler.verifyimage import VERIFY_IMAGE_ROOTS
+from bundler.verifyimage import verify_image_roots
 from installer.console import Console
 from installer.errors import ExitCode, GpubundleError
 
@@ -132,7 +132,9 @@ def plan_build(
     resolution = resolve(indices, roots, arch=options.arch, installed=installed, pins=pins)
     # The image is its own root filesystem: resolved from an empty status, never the target's.
     verify = (
-        resolve(indices, VERIFY_IMAGE_ROOTS, arch=options.arch) if options.builtin_image else None
+        resolve(indices, verify_image_roots(target.python), arch=options.arch)
+        if options.builtin_image
+        else None
     )
     records = [s.record() for s in sources]
     return make_plan(options, roots, records, resolution, installed, options.images, verify)

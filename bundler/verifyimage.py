@@ -17,17 +17,25 @@ from __future__ import annotations
 
 import io
 import posixpath
+import re
 import tarfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from bundler.ociarchive import Entry, ImageSpec, write_image
+from installer import compute_probe
 from installer.errors import GpubundleError
 from installer.manifest import ImagePin
 from installer.runner import run
 
 VERIFY_IMAGE_ROOTS = ("libc6", "busybox")
+# The compute probe (installer/compute_probe.py) runs on the target's own interpreter:
+# python3.X-minimal and the stdlib package that holds ctypes.
+PYTHON_ROOTS = ("python{}-minimal", "libpython{}-stdlib")
+PROBE_PATH = "usr/local/bin/gpubundle-compute-probe"
+PROBE_LABEL = "io.gpubundle.compute-probe"  # installer.computeproof.PROBE_LABEL
+PROBE_SOURCE = Path(compute_probe.__file__)
 USR_ALIASES = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 ALWAYS_ALIASED = ("bin", "sbin", "lib")
 SHELL_APPLETS = (
@@ -44,12 +52,17 @@ ENV = (
     "PATH=/usr/local/nvidia/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "LD_LIBRARY_PATH=/usr/local/nvidia/lib:/usr/local/nvidia/lib64",
     "NVIDIA_VISIBLE_DEVICES=all",
-    "NVIDIA_DRIVER_CAPABILITIES=utility",
+    "NVIDIA_DRIVER_CAPABILITIES=compute,utility",
 )
 CMD = ("nvidia-smi", "-L")
 _HINT = "build the image from the packages resolve(indices, VERIFY_IMAGE_ROOTS) picks"
 
 Tree = dict[str, tuple[Entry, str]]  # path -> (entry, the package it came from)
+
+
+def verify_image_roots(python: str) -> tuple[str, ...]:
+    """The image's root packages for a target whose python3 is ``python`` ("3.12")."""
+    return VERIFY_IMAGE_ROOTS + tuple(root.format(python) for root in PYTHON_ROOTS)
 
 
 @dataclass(frozen=True)
@@ -174,6 +187,15 @@ def add_fixups(tree: Tree) -> None:
                 Entry(f"usr/bin/{name}", "symlink", 0o777, target=shell),
                 "gpubundle",
             )
+    pythons = sorted(p for p in tree if re.fullmatch(r"usr/bin/python3\.\d+", p))
+    if pythons and "usr/bin/python3" not in tree:  # what python3-minimal would add
+        tree["usr/bin/python3"] = (
+            Entry("usr/bin/python3", "symlink", 0o777, target=pythons[-1].rsplit("/", 1)[1]),
+            "gpubundle",
+        )
+    if pythons:
+        probe = Entry(PROBE_PATH, "file", 0o755, data=PROBE_SOURCE.read_bytes())
+        tree[PROBE_PATH] = (probe, "gpubundle")
     extras = [
         Entry("etc", "dir", 0o755),
         Entry("tmp", "dir", 0o1777),
@@ -206,13 +228,17 @@ def _is_file(tree: Tree, path: str) -> bool:
     return entry is not None and entry.kind == "file"
 
 
-def image_spec(tag: str, arch: str, packages: Sequence[tuple[str, str]]) -> ImageSpec:
+def image_spec(
+    tag: str, arch: str, packages: Sequence[tuple[str, str]], probe: bool = False
+) -> ImageSpec:
     labels = {
         "io.gpubundle.image": "verification",
         "io.gpubundle.packages": ", ".join(f"{n}={v}" for n, v in packages),
         "org.opencontainers.image.title": "gpubundle GPU verification image",
         "org.opencontainers.image.description": "glibc and a shell; the NVIDIA runtime injects nvidia-smi",
     }
+    if probe:  # the installer runs the compute probe only where this label is
+        labels[PROBE_LABEL] = "/" + PROBE_PATH
     return ImageSpec(
         tag,
         arch,
@@ -262,6 +288,9 @@ def build_verification_image(
     check_tree(tree, arch)
     packages = tuple((i.package, i.version) for i, _ in infos)
     written = write_image(
-        [e for e, _ in tree.values()], image_spec(tag, arch, packages), output, source_date_epoch
+        [e for e, _ in tree.values()],
+        image_spec(tag, arch, packages, probe="usr/bin/python3" in tree),
+        output,
+        source_date_epoch,
     )
     return ImageInfo(tag, written.image_id, written.archive_size, packages)

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from installer import bootstrap, containers, engines
+from installer import bootstrap, computeproof, containers, engines
 from installer.aptlocal import DPKG_LOCK_TIMEOUT_S, source_is_installed
 from installer.atomicfile import write_json_atomic
 from installer.bundle_reader import trusted_fingerprints, verify_bundle
@@ -63,6 +63,7 @@ class Request:
     dry_run: bool
     yes: bool
     proof: str = "default"  # which access paths decide the GPU proof (containers.DECIDING)
+    compute_size: str = "auto"  # the compute probe's buffer per GPU, or "off"
 
 
 def file_sha256(path: Path, console: Console) -> str:
@@ -222,7 +223,15 @@ def run_install(req: Request, console: Console) -> None:
             console.emit(document | {"dry_run": True})
             return
         runner = StepRunner(
-            req.bundle, trusted, manifest, sha, bundle_dir, req.opts, console, req.proof
+            req.bundle,
+            trusted,
+            manifest,
+            sha,
+            bundle_dir,
+            req.opts,
+            console,
+            req.proof,
+            req.compute_size,
         )
         if not plan.pending:
             console.info("already installed: every step is done; nothing was changed")
@@ -232,12 +241,21 @@ def run_install(req: Request, console: Console) -> None:
             document["result"] = runner.run(plan)
         if runner.proof:
             document["proof"] = runner.proof  # every access path tried, passed ones too
+        if runner.compute:
+            document["compute"] = runner.compute  # per GPU: figures, or the driver's error
         record = load_record()
         document["record"] = record.as_json() if record else None
         document["report"] = str(write_report(document, runner.stamp))
         console.table(["step", "result", "detail"], runner.rows(), title="Result")
         console.info(f"record: {RECORD_PATH}; report: {document['report']}")
         console.emit(document)
+
+
+def _checked_compute_size(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return computeproof.checked_size(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
 
 
 @click.command()
@@ -265,6 +283,16 @@ def run_install(req: Request, console: Console) -> None:
     "Docker supports it), gpus, cdi, or all (--runtime=nvidia too). Every path is tried "
     "and reported either way.",
 )
+@click.option(
+    "--compute-size",
+    default="auto",
+    show_default=True,
+    callback=_checked_compute_size,
+    metavar="SIZE|auto|off",
+    help="Buffer the compute check runs a CUDA kernel over on each GPU, after the "
+    "containers saw them: auto (1 GiB, or half the free memory), a size such as 512M or "
+    "4G (more than the GPU has fails with CUDA_ERROR_OUT_OF_MEMORY), or off.",
+)
 @click.option("--dry-run", is_flag=True, help="Verify, check and print the plan; change nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @json_option
@@ -274,6 +302,7 @@ def install(
     runtime: str,
     skip_gpu_checks: bool,
     proof: str,
+    compute_size: str,
     dry_run: bool,
     yes: bool,
     json_mode: bool,
@@ -288,5 +317,7 @@ def install(
     NAME.parts.json or any of its parts (all of them must lie beside it).
     """
     console = Console(json_mode=json_mode)
-    req = Request(bundle, trust, Options(runtime, skip_gpu_checks), dry_run, yes, proof)
+    req = Request(
+        bundle, trust, Options(runtime, skip_gpu_checks), dry_run, yes, proof, compute_size
+    )
     handle_errors(console, lambda: run_install(req, console))

@@ -41,7 +41,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from installer import __version__, containers, engines, invocation, runtime_intent, unownedpaths
+from installer import (
+    __version__,
+    computeproof,
+    containers,
+    engines,
+    invocation,
+    runtime_intent,
+    unownedpaths,
+)
 from installer.aptlocal import (
     DPKG_CONFIGURE_PENDING,
     DPKG_LOCK_TIMEOUT_S,
@@ -83,6 +91,7 @@ from installer.layout import (
     MAX_HEAD_MEMBER_BYTES,
     REPO_DIR,
     SIGNER_KEY,
+    VERIFY_IMAGE_ARCHIVE,
 )
 from installer.manifest import Manifest
 from installer.openpgp import primary_fingerprints
@@ -178,6 +187,7 @@ class StepRunner:
         opts: Options,
         console: Console,
         proof_rule: str = "default",
+        compute_size: str = "auto",
     ) -> None:
         self.bundle, self.trusted, self.manifest = bundle, as_trust(trusted), manifest
         self.sha, self.bundle_dir, self.opts, self.console = sha, bundle_dir, opts, console
@@ -189,6 +199,8 @@ class StepRunner:
         self.engine_env: dict[str, str] | None = None
         self.proof: list[dict[str, Any]] = []  # each image's proof attempts, for --json
         self.proof_rule = proof_rule  # install --proof: which access paths decide
+        self.compute: list[dict[str, Any]] = []  # the compute probe's results, for --json
+        self.compute_size = compute_size  # install --compute-size: per GPU, or "off"
         # apt's and dpkg's output: they run detached and write here (see run_apt).
         self.apt_log = Path(LOG_DIR) / f"apt-{self.stamp}.log"
 
@@ -564,7 +576,35 @@ class StepRunner:
                 failure.details = (*failure.details, cdi_note)
             raise failure
         detail = containers.proof_summary(results, uuids)
-        return record, detail + (f"; {cdi_note}" if cdi_note else "")
+        detail += f"; {cdi_note}" if cdi_note else ""
+        return record, detail + "; " + self._prove_compute(results, uuids)
+
+    def _prove_compute(
+        self, results: Sequence[containers.ProofResult], uuids: Sequence[str]
+    ) -> str:
+        """Run the compute probe in the builtin image the way its visibility proof passed."""
+        if self.compute_size == computeproof.OFF:
+            return "compute not checked (--compute-size off)"
+        builtin = [i.ref for i in proof_images(self.manifest) if i.archive == VERIFY_IMAGE_ARCHIVE]
+        result = next((r for r in results if builtin and r.image == builtin[0]), None)
+        passed = [a for a in result.attempts if a.passed and a.required] if result else []
+        if result is None or not passed:
+            return "compute not checked: the bundle has no builtin verification image"
+        if not computeproof.has_probe(result.image):
+            return f"compute not checked: {result.image} has no compute probe (an older bundle)"
+        compute = computeproof.run_probe(
+            result.image, passed[0].name, passed[0].argv, uuids, size=self.compute_size
+        )
+        self.console.table(
+            ["image", "GPU", "result", "evidence"],
+            computeproof.compute_rows([compute]),
+            title="GPU compute",
+        )
+        self.compute = [compute.as_dict()]
+        failure = computeproof.compute_failure([compute])
+        if failure is not None:
+            raise failure
+        return computeproof.compute_summary([compute])
 
     # --- rollback -------------------------------------------------------------------
 

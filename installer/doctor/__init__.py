@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from installer.doctor import driver, engine, images, installrecord, toolkit, traps
+from installer.doctor import compute, driver, engine, images, installrecord, toolkit, traps
 from installer.doctor.checks import Finding, HostPaths
 from installer.doctor.dockerfacts import DockerFacts, gather_docker
 from installer.record import InstallRecord
@@ -24,6 +24,7 @@ class HostFacts:
     traps: traps.TrapFacts
     images: tuple[images.ImageFacts, ...]
     record: installrecord.RecordFacts
+    compute: compute.ComputeFacts
 
 
 Check = Callable[[HostFacts], Sequence[Finding]]
@@ -52,6 +53,7 @@ CHECKS: tuple[Check, ...] = (
     lambda h: [
         c for i in h.images for c in (images.check_image_cuda(i), images.check_image_nvidia_smi(i))
     ],
+    lambda h: [compute.check_compute(h.compute)],
     lambda h: [driver.check_memory(h.driver)],
     lambda h: [installrecord.check_record(h.record)],
 )
@@ -82,6 +84,13 @@ def gather(paths: HostPaths) -> HostFacts:
         traps=traps.gather_traps(paths, docker.info),
         images=imgs,
         record=record,
+        compute=compute.gather_compute(
+            docker,
+            refs,
+            drv.driver.uuids,
+            env,
+            any((d / "nvidia.yaml").exists() for d in paths.cdi_dirs),
+        ),
     )
 
 

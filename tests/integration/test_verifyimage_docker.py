@@ -23,7 +23,12 @@ from bundler.index import PackageIndex
 from bundler.repo import RepoClient
 from bundler.resolver import resolve
 from bundler.targets import load_target
-from bundler.verifyimage import SHELL_APPLETS, VERIFY_IMAGE_ROOTS, build_verification_image
+from bundler.verifyimage import (
+    PROBE_LABEL,
+    SHELL_APPLETS,
+    build_verification_image,
+    verify_image_roots,
+)
 from installer.console import Console
 from installer.runner import run
 
@@ -44,7 +49,7 @@ def fetch_debs(distro: str, cache_dir: Path) -> list[Path]:
         for s in sources
         for path in s.packages_files
     ]
-    resolution = resolve(indices, VERIFY_IMAGE_ROOTS, arch="amd64")
+    resolution = resolve(indices, verify_image_roots(target.python), arch="amd64")
     planned = [planned_package(record) for record in resolution.packages]
     fetched = fetch_packages(session, planned, cache_dir / "verifyimage", Console(quiet=True))
     return [item.path for item in fetched]
@@ -70,7 +75,9 @@ def test_built_image_runs_glibc_and_a_shell(distro: str, cache_dir: Path, tmp_pa
     assert again == info
     assert (tmp_path / "one.tar").read_bytes() == (tmp_path / "two.tar").read_bytes()
     print(f"{distro}: {info.size / 1e6:.1f} MB archive in {seconds:.1f} s; {info.packages}")
-    assert {"libc6", "busybox"} <= {name for name, _ in info.packages}
+    assert {"libc6", "busybox", f"python{load_target(distro).python}-minimal"} <= {
+        name for name, _ in info.packages
+    }
     docker("rmi", "-f", tag, check=False)
     try:
         _, loaded = docker("load", "-i", str(tmp_path / "one.tar"))
@@ -79,7 +86,8 @@ def test_built_image_runs_glibc_and_a_shell(distro: str, cache_dir: Path, tmp_pa
         [image] = json.loads(inspected)
         assert image["Id"] == info.image_id
         assert image["Architecture"] == "amd64"
-        assert "NVIDIA_DRIVER_CAPABILITIES=utility" in image["Config"]["Env"]
+        assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in image["Config"]["Env"]
+        assert image["Config"]["Labels"][PROBE_LABEL] == "/usr/local/bin/gpubundle-compute-probe"
 
         probe = "ldd --version || /lib64/ld-linux-x86-64.so.2 --version; echo ok"
         code, out = docker("run", "--rm", "--network", "none", tag, "sh", "-c", probe)
@@ -92,6 +100,25 @@ def test_built_image_runs_glibc_and_a_shell(distro: str, cache_dir: Path, tmp_pa
         assert not missing, f"busybox of {distro} lacks applets we link: {sorted(missing)}"
         code, out = docker("run", "--rm", "--network", "none", tag, "ls", "/usr/bin/sh", "/bin/sh")
         assert code == 0, out
+
+        # The compute probe runs on the target's own python3 and, without the NVIDIA
+        # runtime, says the driver's libcuda is missing, with its documented exit code.
+        python = load_target(distro).python
+        code, out = docker("run", "--rm", "--network", "none", tag, "python3", "--version")
+        assert code == 0 and f"Python {python}." in out, out
+        code, out = docker(
+            "run", "--rm", "--network", "none", tag, "gpubundle-compute-probe", "--json",
+            check=False,
+        )  # fmt: skip
+        assert code == 3, out
+        report = json.loads(out.splitlines()[0])
+        assert report["error"] == "no-driver" and report["exit_code"] == 3, report
+        assert "libcuda.so.1" in report["message"] and "--gpus all" in report["message"]
+        code, out = docker(
+            "run", "--rm", "--network", "none", tag, "gpubundle-compute-probe", "--size", "3x",
+            check=False,
+        )  # fmt: skip
+        assert code == 2 and "not a size" in out, out
 
         # The default command: without the NVIDIA runtime there is no nvidia-smi to run.
         code, out = docker("run", "--rm", "--network", "none", tag, check=False)
