@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
 
 from bundler.buildplan import INSTALLER_NAME
 from installer import advisories
@@ -96,6 +98,20 @@ def test_a_vulnerable_toolkit_is_refused_allowed_reported_installed_and_flagged(
     assert manifest.toolkit_version == VULNERABLE
     assert [v.id for v in manifest.vulnerabilities] == expected
     assert manifest.advisories_date == table.date
+    # The SBOM, printed after verifying: valid CycloneDX, its purls those of the manifest.
+    printed = host_gpubundle("sbom", str(out / "old.tar.zst"), "--trust", signer.fingerprint)
+    assert printed.returncode == 0, printed.stderr
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(printed.stdout) is None
+    sbom = json.loads(printed.stdout)
+    debs = {c["purl"]: c for c in sbom["components"] if c["type"] != "container"}
+    assert set(debs) == {
+        f"pkg:deb/debian/{p.name}@{p.version}?arch={p.architecture}&distro=debian-12"
+        for p in manifest.packages
+    }
+    for p in manifest.packages:
+        [entry] = [c for c in debs.values() if c["name"] == p.name]
+        assert entry["hashes"] == [{"alg": "SHA-256", "content": p.sha256}]
+    assert {v["id"] for v in sbom["vulnerabilities"]} == set(expected)
 
     stage(root, out / "old.tar.zst", out / INSTALLER_NAME)
     with proc_mounted(root):
