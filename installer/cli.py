@@ -32,6 +32,7 @@ TARGET_COMMANDS: dict[str, str] = {
     "status": "installer.cmd_status:status",
     "uninstall": "installer.cmd_uninstall:uninstall",
     "sbom": "installer.cmd_sbom:sbom",
+    "diff": "installer.cmd_diff:diff_command",
 }
 
 
