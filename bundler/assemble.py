@@ -34,12 +34,13 @@ from bundler.localrepo import repo_files
 from bundler.pack import file_entries, pack_into, write_bundle
 from bundler.plan import BuildPlan, PlannedImage
 from bundler.repo import FetchedSource
+from bundler.sbom import make_sbom
 from bundler.signing import Signer
 from bundler.split import stale_outputs, write_split
 from bundler.targets import Target
 from bundler.verifyimage import build_verification_image
 from bundler.zipapp import build_installer
-from installer import layout
+from installer import advisories, layout
 from installer.console import Console
 from installer.errors import GpubundleError
 from installer.manifest import ImagePin, PackagePin
@@ -116,6 +117,14 @@ def assemble(
                 image_pins.append(pin)
                 members.append((verify.archive, archive))
         image_pins += pulled
+        with step("sbom", "writing the SBOM"):
+            found = advisories.load_table().affecting(plan.toolkit_version)
+            listed = {v.id for v in plan.vulnerabilities}
+            bom = make_sbom(
+                plan, target.distro_id, target.version, image_pins,
+                [a for a in found if a.id in listed], epoch,
+            )  # fmt: skip
+            members += write_files(work, {layout.SBOM: bom})
         with step("repo", "writing the signed local repository"):
             members += write_files(work, repo_metadata(debs, sources, signer, epoch))
         with step("installer", "building the installer"):

@@ -12,6 +12,7 @@ that touch the network, Docker and the disk.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,8 @@ from bundler.buildplan import (
     BuildOptions,
     make_plan,
     resolution_inputs,
+    toolkit_vulnerabilities,
+    vulnerability_line,
 )
 from bundler.dpkgstatus import installed_records, read_status
 from bundler.http import make_session
@@ -33,6 +36,7 @@ from bundler.resolver import resolve
 from bundler.signing import Signer
 from bundler.targets import Target, apply_overrides, load_target
 from bundler.verifyimage import verify_image_roots
+from installer import advisories
 from installer.console import Console
 from installer.errors import ExitCode, GpubundleError
 
@@ -66,17 +70,39 @@ def run_build(options: BuildOptions, console: Console) -> BuildPlan | BuildResul
     # is a usage error (exit 2), not a failed build.
     with _usage_errors():
         target = checked_target(options)
+        table = advisories.load_table()
+        # A named toolkit version with known critical/high issues is refused before any
+        # network work; the newest one is judged once resolution has chosen it.
+        toolkit_vulnerabilities(options.toolkit_version, table, options.allow_vulnerable)
         signer = None if options.dry_run else Signer(options.sign_key, options.gnupghome)
     session = make_session()
     with step("sources", "fetching and verifying repository metadata"):
         sources = load_sources(target, options, session, console)
     with step("resolve", "resolving dependencies"):
         plan = plan_build(options, target, sources, console)
+    plan = judge_toolkit(plan, table, options.allow_vulnerable, console)
     if signer is None:
         return plan
     from bundler.assemble import assemble  # the heavy half: not imported for --dry-run
 
     return assemble(options, target, plan, sources, signer, session, console, step)
+
+
+def judge_toolkit(
+    plan: BuildPlan, table: advisories.AdvisoryTable, allow: bool, console: Console
+) -> BuildPlan:
+    """The plan with the toolkit's known vulnerabilities; refused (exit 2) for a critical or
+    high one unless ``allow``, and each one said on stderr."""
+    found = toolkit_vulnerabilities(plan.toolkit_version, table, allow)
+    if found:
+        console.warn(
+            f"nvidia-container-toolkit {plan.toolkit_version} has known vulnerabilities "
+            f"(advisory table of {table.date}):"
+        )
+        by_id = {a.id: a for a in table.advisories}
+        for pin in found:
+            console.warn(f"  {vulnerability_line(by_id[pin.id])}")
+    return dataclasses.replace(plan, advisories_date=table.date, vulnerabilities=found)
 
 
 @contextmanager

@@ -17,9 +17,16 @@ from bundler import images as imagelib
 from bundler.index import PackageRecord
 from bundler.plan import BUILTIN, REGISTRY, BuildPlan, PlannedImage, PlannedPackage
 from bundler.resolver import Resolution, toolkit_family_pins
-from installer import __version__, layout
-from installer.errors import GpubundleError
-from installer.manifest import FileEntry, ImagePin, Manifest, PackagePin, SourceRecord
+from installer import __version__, advisories, exposure, layout
+from installer.errors import ExitCode, GpubundleError
+from installer.manifest import (
+    FileEntry,
+    ImagePin,
+    Manifest,
+    PackagePin,
+    SourceRecord,
+    VulnerabilityPin,
+)
 from installer.openpgp import armor
 
 INSTALLER_NAME = "gpubundle-installer.pyz"
@@ -48,6 +55,7 @@ class BuildOptions:
     cache_dir: Path = Path(".cache/gpubundle")
     dry_run: bool = False
     split_size: int = 0  # bytes per part; 0 = one file
+    allow_vulnerable: bool = False  # bundle a toolkit with known critical or high issues
 
 
 def resolution_inputs(options: BuildOptions) -> tuple[tuple[str, ...], dict[str, str]]:
@@ -136,6 +144,29 @@ def make_plan(
     )
 
 
+def toolkit_vulnerabilities(
+    version: str, table: advisories.AdvisoryTable, allow: bool
+) -> tuple[VulnerabilityPin, ...]:
+    """The known vulnerabilities of toolkit ``version``; refuses (exit 2, like a missing
+    --yes) one with a critical or high issue unless ``allow`` (--allow-vulnerable)."""
+    found = table.affecting(version) if version else ()
+    serious = advisories.blocking(found)
+    if serious and not allow:
+        raise GpubundleError(
+            f"{TOOLKIT} {version} has known {'/'.join(sorted({a.severity for a in serious}))} "
+            f"vulnerabilities: {', '.join(a.id for a in serious)}",
+            hint=f"build {advisories.fixed_in(found)} or newer (--toolkit-version, or leave it "
+            "out for the newest), or pass --allow-vulnerable to bundle it anyway",
+            details=[vulnerability_line(a) for a in found] + [f"advisory table of {table.date}"],
+            code=ExitCode.USAGE,
+        )
+    return exposure.pins(found)
+
+
+def vulnerability_line(a: advisories.Advisory) -> str:
+    return f"{a.id} ({a.severity}, CVSS {a.cvss}): fixed in {a.fixed}; {a.bulletin}"
+
+
 def package_pins(plan: BuildPlan) -> list[PackagePin]:
     """The manifest's pins: the plan's packages under their canonical bundle file names."""
     return [
@@ -175,6 +206,8 @@ def make_manifest(
         packages=tuple(packages),
         images=tuple(images),
         files=tuple(sorted(files, key=lambda f: f.path)),
+        advisories_date=plan.advisories_date,
+        vulnerabilities=plan.vulnerabilities,
     )
 
 

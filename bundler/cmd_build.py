@@ -126,6 +126,12 @@ def _pairs(values: tuple[str, ...], option: str, what: str) -> dict[str, str]:
     "(e.g. 4G, 4000M, 50M, 1048576; at least 1M). Copy every part, the index and its .asc; "
     "verify and install take the index or the first part.",
 )
+@click.option(
+    "--allow-vulnerable",
+    is_flag=True,
+    help="Bundle a toolkit version with known critical or high vulnerabilities (listed in "
+    "the plan, the manifest and the SBOM) instead of refusing it.",
+)
 @click.option("--dry-run", is_flag=True, help="Resolve and print the plan; download nothing.")
 @json_option
 def build(
@@ -144,6 +150,7 @@ def build(
     output: Path | None,
     cache_dir: Path,
     split_size: str | None,
+    allow_vulnerable: bool,
     dry_run: bool,
     json_mode: bool,
 ) -> None:
@@ -201,6 +208,7 @@ def build(
             cache_dir=cache_dir,
             dry_run=dry_run,
             split_size=_split_size(split_size),
+            allow_vulnerable=allow_vulnerable,
         )
         result = run_build(options, console)
         if isinstance(result, BuildPlan):
@@ -236,6 +244,7 @@ def _report_plan(console: Console, plan: BuildPlan) -> None:
             console.result(f"image: {image.ref} ({image.kind}, from {made_of})")
         else:
             console.result(f"image: {image.ref} ({image.kind}, pulled with Docker)")
+    _report_vulnerabilities(console, plan)
     total = sum(p.size for p in plan.packages)
     console.result(
         f"{len(plan.packages)} packages, {total / 1e6:.1f} MB; nothing was downloaded (--dry-run)"
@@ -243,8 +252,18 @@ def _report_plan(console: Console, plan: BuildPlan) -> None:
     console.emit(plan.as_json())
 
 
+def _report_vulnerabilities(console: Console, plan: BuildPlan) -> None:
+    if plan.vulnerabilities:
+        listed = ", ".join(f"{v.id} ({v.severity})" for v in plan.vulnerabilities)
+        console.result(
+            f"known vulnerabilities of nvidia-container-toolkit {plan.toolkit_version}: {listed} "
+            f"(advisory table of {plan.advisories_date})"
+        )
+
+
 def _report_bundle(console: Console, result: BuildResult) -> None:
     console.result("")
+    _report_vulnerabilities(console, result.plan)
     console.result(
         f"bundle:    {result.bundle} ({result.bundle_size / 1e6:.1f} MB, sha256 {result.bundle_sha256})"
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from installer.manifest import SourceRecord
+from installer.manifest import SourceRecord, VulnerabilityPin
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,10 @@ class BuildPlan:
     sources: tuple[SourceRecord, ...]
     packages: tuple[PlannedPackage, ...]  # sorted by name
     images: tuple[PlannedImage, ...]  # the builtin verification image first, then --image refs
+    # The advisory table's date and the toolkit version's known vulnerabilities (with
+    # --allow-vulnerable, the critical and high ones too).
+    advisories_date: str = ""
+    vulnerabilities: tuple[VulnerabilityPin, ...] = ()
 
     @property
     def verify_image(self) -> PlannedImage | None:

@@ -154,8 +154,10 @@ def _copy(
     guard: TarGuard,
     progress: ProgressFn,
     writer: ThreadPoolExecutor,
+    sink: list[bytes] | None = None,
 ) -> tuple[int, str]:
-    """Hash ``src`` (and write it to ``dest``); writes run on ``writer``, in order, overlapped.
+    """Hash ``src`` (and write it to ``dest``, and keep its chunks in ``sink``); writes run
+    on ``writer``, in order, overlapped.
 
     A write that fails is the host's problem, not the bundle's: it raises ``_WriteFailed``.
     """
@@ -174,6 +176,8 @@ def _copy(
             guard.consume(len(chunk))
             digest.update(chunk)
             size += len(chunk)
+            if sink is not None:
+                sink.append(chunk)
             if fd >= 0:
                 pending.append(writer.submit(_write_all, fd, chunk))
                 if len(pending) > _WRITES_IN_FLIGHT:
@@ -211,6 +215,8 @@ class _Members:
     staging: Path | None
     progress: ProgressFn
     failures: list[str] = field(default_factory=list)
+    keep: frozenset[str] = frozenset()  # members to hold in memory once they check out
+    kept: dict[str, bytes] = field(default_factory=dict)
 
     def run(self, tar: tarfile.TarFile) -> list[str]:
         expected = self.manifest.file_map()
@@ -253,14 +259,17 @@ class _Members:
         src = tar.extractfile(info)
         assert src is not None
         dest = self.staging / info.name if self.staging else None
+        sink: list[bytes] | None = [] if info.name in self.keep else None
         try:
-            size, sha256 = _copy(src, dest, guard, self.progress, writer)
+            size, sha256 = _copy(src, dest, guard, self.progress, writer, sink)
         except _WriteFailed as failed:
             # The host's disk, not the bundle: stop now (staging is removed on the way out).
             assert self.staging is not None and dest is not None
             raise _staging_write_error(self.staging, dest, failed.error) from failed.error
         if sha256 != entry.sha256 or size != entry.size:
             self.failures.append(f"{info.name}: sha256 {sha256}, manifest says {entry.sha256}")
+        elif sink is not None:
+            self.kept[info.name] = b"".join(sink)
 
 
 def _staging_write_error(staging: Path, dest: Path, exc: OSError) -> GpubundleError:
@@ -292,6 +301,26 @@ def verify_bundle(
     Raises VerificationError listing every problem; on any failure nothing is
     left at ``extract_to``.
     """
+    return _verify(path, trusted, extract_to, progress, on_total, frozenset())[0]
+
+
+def read_verified(
+    path: Path, trusted: Sequence[str], names: Sequence[str]
+) -> tuple[Manifest, dict[str, bytes]]:
+    """Verify ``path`` completely, as ``verify_bundle`` does, and return the members
+    ``names`` that are in it (held in memory: small members only), once all of it checked
+    out. Nothing is written anywhere."""
+    return _verify(path, trusted, None, None, None, frozenset(names))
+
+
+def _verify(
+    path: Path,
+    trusted: Sequence[str],
+    extract_to: Path | None,
+    progress: ProgressFn | None,
+    on_total: ProgressFn | None,
+    keep: frozenset[str],
+) -> tuple[Manifest, dict[str, bytes]]:
     if not trusted:
         raise GpubundleError(
             "no trusted signing key",
@@ -315,7 +344,8 @@ def verify_bundle(
                 manifest = _verified_manifest(_head(tar), trusted)
                 if on_total is not None:
                     on_total(sum(entry.size for entry in manifest.files))
-                failures = _Members(manifest, staging, report).run(tar)
+                members = _Members(manifest, staging, report, keep=keep)
+                failures = members.run(tar)
                 if failures:
                     raise VerificationError(
                         f"bundle verification failed: {len(failures)} problem(s)",
@@ -326,4 +356,4 @@ def verify_bundle(
             raise VerificationError(
                 f"{path} is not a readable bundle archive: {exc}", hint=_DAMAGED
             ) from exc
-    return manifest
+    return manifest, members.kept

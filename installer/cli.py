@@ -31,6 +31,8 @@ TARGET_COMMANDS: dict[str, str] = {
     "doctor": "installer.cmd_doctor:doctor",
     "status": "installer.cmd_status:status",
     "uninstall": "installer.cmd_uninstall:uninstall",
+    "sbom": "installer.cmd_sbom:sbom",
+    "diff": "installer.cmd_diff:diff_command",
 }
 
 

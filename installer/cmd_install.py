@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from installer import bootstrap, computeproof, containers, engines
+from installer import advisories, bootstrap, computeproof, containers, engines, exposure
 from installer.aptlocal import DPKG_LOCK_TIMEOUT_S, source_is_installed
 from installer.atomicfile import write_json_atomic
 from installer.bundle_reader import trusted_fingerprints, verify_bundle
@@ -208,8 +208,14 @@ def run_install(req: Request, console: Console) -> None:
             f"{manifest.toolkit_version}, signed by {manifest.signer_fingerprint}"
         )
         bundle_dir = BUNDLES_DIR / sha
+        bundled = exposure.of_bundle(manifest, advisories.load_table())
+        if bundled.vulnerabilities:
+            console.warn(bundled.summary())
+            for line in bundled.lines():
+                console.warn(f"  {line}")
         report, facts = preflight(req, manifest, bundle_dir, console)
         document: dict[str, Any] = {"ok": True, "bundle_sha256": sha, "preflight": report.as_json()}
+        document["vulnerabilities"] = bundled.as_json()
         document["warnings"] = list(trusted.warnings)
         if damage is not None:
             document["record_damage"] = damage.as_json()

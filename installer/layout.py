@@ -41,6 +41,8 @@ IMAGES_DIR = "images"
 IMAGES_ARCHIVE = f"{IMAGES_DIR}/images.tar"  # images pulled from registries (--image)
 VERIFY_IMAGE_ARCHIVE = f"{IMAGES_DIR}/gpubundle-verify.tar"  # built from the distro's .debs
 INSTALLER_PYZ = "installer/gpubundle-installer.pyz"
+# The CycloneDX JSON SBOM of every .deb and image, with the toolkit's known vulnerabilities.
+SBOM = "sbom.cdx.json"
 
 # Largest manifest or signature the installer will read before verifying it.
 MAX_HEAD_MEMBER_BYTES = 64 * 1024 * 1024

@@ -50,6 +50,16 @@ class ImagePin:
 
 
 @dataclass(frozen=True)
+class VulnerabilityPin:
+    """A known vulnerability of the bundled toolkit, from the build's advisory table."""
+
+    id: str  # "CVE-2024-0132"
+    severity: str  # critical, high, medium, low
+    fixed: str  # the toolkit version to move to
+    bulletin: str  # NVIDIA's security bulletin
+
+
+@dataclass(frozen=True)
 class SourceRecord:
     id: str
     url: str
@@ -73,6 +83,10 @@ class Manifest:
     packages: tuple[PackagePin, ...]
     images: tuple[ImagePin, ...]
     files: tuple[FileEntry, ...] = field(default=())
+    # The advisory table the build judged the toolkit by (its date; "" before the table
+    # existed) and the known vulnerabilities of the bundled toolkit version.
+    advisories_date: str = ""
+    vulnerabilities: tuple[VulnerabilityPin, ...] = field(default=())
 
     def to_json(self) -> bytes:
         """Canonical bytes: sorted keys, fixed separators, trailing newline."""
@@ -129,6 +143,11 @@ class _Reader:
         ]
 
 
+def _has(data: Any, key: str) -> bool:
+    """Fields added after format 1 was first written: optional, so older bundles still read."""
+    return isinstance(data, dict) and key in data
+
+
 def parse_manifest(raw: bytes) -> Manifest:
     """Decode and validate manifest bytes; raise VerificationError naming every bad field."""
     try:
@@ -181,6 +200,15 @@ def parse_manifest(raw: bytes) -> Manifest:
         )
         for p, f in r.items(data, "sources", "$")
     )
+    vulnerabilities = tuple(
+        VulnerabilityPin(
+            id=r.get(f, "id", str, p),
+            severity=r.get(f, "severity", str, p),
+            fixed=r.get(f, "fixed", str, p),
+            bulletin=r.get(f, "bulletin", str, p),
+        )
+        for p, f in (r.items(data, "vulnerabilities", "$") if _has(data, "vulnerabilities") else [])
+    )
     manifest = Manifest(
         format=fmt,
         created_by=r.get(data, "created_by", str, "$"),
@@ -195,6 +223,10 @@ def parse_manifest(raw: bytes) -> Manifest:
         packages=packages,
         images=images,
         files=files,
+        advisories_date=(
+            r.get(data, "advisories_date", str, "$") if _has(data, "advisories_date") else ""
+        ),
+        vulnerabilities=vulnerabilities,
     )
     paths = [entry.path for entry in files]
     if len(set(paths)) != len(paths):

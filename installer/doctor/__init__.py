@@ -10,7 +10,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from installer.doctor import compute, driver, engine, images, installrecord, toolkit, traps
+from installer import advisories
+from installer.doctor import (
+    compute,
+    driver,
+    engine,
+    images,
+    installrecord,
+    toolkit,
+    traps,
+    vulnerabilities,
+)
 from installer.doctor.checks import Finding, HostPaths
 from installer.doctor.dockerfacts import DockerFacts, gather_docker
 from installer.record import InstallRecord
@@ -25,6 +35,7 @@ class HostFacts:
     images: tuple[images.ImageFacts, ...]
     record: installrecord.RecordFacts
     compute: compute.ComputeFacts
+    advisory_table: advisories.AdvisoryTable | None = None  # None: the one shipped with gpubundle
 
 
 Check = Callable[[HostFacts], Sequence[Finding]]
@@ -38,6 +49,11 @@ CHECKS: tuple[Check, ...] = (
     lambda h: [toolkit.check_nvidia_ctk(h.toolkit)],
     lambda h: [toolkit.check_cli_info(h.toolkit)],
     lambda h: [toolkit.check_config_toml(h.toolkit)],
+    lambda h: [
+        vulnerabilities.check_known_vulnerabilities(
+            h.toolkit, h.advisory_table or advisories.load_table()
+        )
+    ],
     lambda h: [engine.check_installed(h.docker)],
     lambda h: [engine.check_running(h.docker)],
     lambda h: [engine.check_daemon_json(h.docker)],

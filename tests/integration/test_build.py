@@ -207,7 +207,7 @@ def test_bundle_verifies_with_plain_gpg_and_every_hash_matches(
     assert manifest["signer_fingerprint"] == built.key.fingerprint
     assert {
         layout.REPO_INRELEASE, layout.IMAGES_ARCHIVE, layout.VERIFY_IMAGE_ARCHIVE,
-        layout.INSTALLER_PYZ,
+        layout.INSTALLER_PYZ, layout.SBOM,
     } <= set(listed)  # fmt: skip
     assert (root / layout.INSTALLER_PYZ).read_bytes() == (
         built.bundle.parent / "gpubundle-installer.pyz"

@@ -87,7 +87,9 @@ def test_archive_has_what_docker_load_reads(debs: list[Path], tmp_path: Path) ->
     assert (config["architecture"], config["os"]) == ("amd64", "linux")
     assert config["created"] == "2023-11-14T22:13:20Z"
     env = config["config"]["Env"]
-    assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in env and "NVIDIA_VISIBLE_DEVICES=all" in env
+    assert (
+        "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in env and "NVIDIA_VISIBLE_DEVICES=all" in env
+    )
     path = next(e for e in env if e.startswith("PATH="))
     assert "/usr/local/nvidia/bin" in path and "/usr/bin" in path
     assert any(e.startswith("LD_LIBRARY_PATH=") and "/usr/local/nvidia/lib64" in e for e in env)
