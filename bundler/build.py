@@ -34,7 +34,7 @@ from bundler.plan import BuildPlan
 from bundler.repo import FetchedSource, RepoClient
 from bundler.resolver import resolve
 from bundler.signing import Signer
-from bundler.targets import Target, apply_overrides, load_target
+from bundler.targets import Target, apply_overrides, list_targets, load_target
 from bundler.verifyimage import verify_image_roots
 from installer import advisories
 from installer.console import Console
@@ -123,6 +123,14 @@ def checked_target(options: BuildOptions) -> Target:
         raise GpubundleError(
             f"{target.name} cannot run the installer: {why}", hint="pick another --distro"
         )
+    if options.with_compose and not target.compose:
+        with_compose = [n for n in list_targets() if load_target(n).compose]
+        raise GpubundleError(
+            f"{target.name}'s archive has no Docker Compose that reads GPU reservations "
+            "(deploy.resources.reservations.devices needs Compose 1.28 or v2)",
+            hint="leave out --with-compose (install still proves the GPUs with docker run), "
+            f"or pick a --distro that has one: {', '.join(with_compose)}",
+        )
     return target
 
 
@@ -154,7 +162,7 @@ def plan_build(
             if pkg.is_half_installed:
                 console.warn(f"on the target, {name} is {pkg.state}; apt will try to finish it")
         installed = installed_records(status)
-    roots, pins = resolution_inputs(options)
+    roots, pins = resolution_inputs(options, target.compose)
     resolution = resolve(indices, roots, arch=options.arch, installed=installed, pins=pins)
     # The image is its own root filesystem: resolved from an empty status, never the target's.
     verify = (

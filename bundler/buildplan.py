@@ -43,6 +43,7 @@ class BuildOptions:
     arch: str = "amd64"
     toolkit_version: str = ""  # exact version of the toolkit family; "" = newest
     with_docker: bool = False
+    with_compose: bool = False  # also the target's Compose (Target.compose)
     extra_packages: tuple[str, ...] = ()
     images: tuple[str, ...] = ()  # registry images to pull and bundle as well (--image)
     builtin_image: bool = True  # the verification image built from the distro's .debs
@@ -58,11 +59,16 @@ class BuildOptions:
     allow_vulnerable: bool = False  # bundle a toolkit with known critical or high issues
 
 
-def resolution_inputs(options: BuildOptions) -> tuple[tuple[str, ...], dict[str, str]]:
-    """The root packages and exact-version pins that resolution starts from."""
+def resolution_inputs(
+    options: BuildOptions, compose_package: str = ""
+) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The root packages and exact-version pins that resolution starts from;
+    ``compose_package``: the target's Compose, bundled with --with-compose."""
     roots = [TOOLKIT]
     if options.with_docker:
         roots.append(DOCKER_PACKAGE)
+    if options.with_compose and compose_package:
+        roots.append(compose_package)
     roots += options.extra_packages
     pins = toolkit_family_pins(options.toolkit_version) if options.toolkit_version else {}
     return tuple(dict.fromkeys(roots)), pins

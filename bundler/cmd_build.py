@@ -52,6 +52,13 @@ def _pairs(values: tuple[str, ...], option: str, what: str) -> dict[str, str]:
 )
 @click.option("--with-docker", is_flag=True, help="Also bundle the distribution's docker.io.")
 @click.option(
+    "--with-compose",
+    is_flag=True,
+    help="Also bundle the distribution's Docker Compose (docker-compose-v2 on Ubuntu, "
+    "docker-compose on Debian 12); install then brings up a compose service that reserves "
+    "the GPUs as NVIDIA's guide shows.",
+)
+@click.option(
     "--extra-package",
     "extra_packages",
     multiple=True,
@@ -139,6 +146,7 @@ def build(
     arch: str,
     toolkit_version: str,
     with_docker: bool,
+    with_compose: bool,
     extra_packages: tuple[str, ...],
     images: tuple[str, ...],
     no_images: bool,
@@ -196,6 +204,7 @@ def build(
             arch=arch,
             toolkit_version=toolkit_version,
             with_docker=with_docker,
+            with_compose=with_compose,
             extra_packages=extra_packages,
             images=images,
             builtin_image=not no_images,

@@ -61,6 +61,7 @@ class Target:
     arches: tuple[str, ...]
     images: tuple[str, ...]
     sources: tuple[SourceSpec, ...]
+    compose: str = ""  # the package --with-compose bundles; "" where the release has none
 
     def installer_support(self) -> tuple[bool, str]:
         """Whether the installer runs on this target's stock python3, and why not."""
@@ -158,6 +159,7 @@ def _target(data: dict[str, Any], directory: Path) -> Target:
         arches=tuple(data["arches"]),
         images=tuple(data["images"]),
         sources=tuple(sources),
+        compose=data.get("compose", ""),
     )
 
 

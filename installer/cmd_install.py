@@ -249,6 +249,8 @@ def run_install(req: Request, console: Console) -> None:
             document["proof"] = runner.proof  # every access path tried, passed ones too
         if runner.compute:
             document["compute"] = runner.compute  # per GPU: figures, or the driver's error
+        if runner.compose:
+            document["compose"] = runner.compose  # the guide's compose GPU service
         record = load_record()
         document["record"] = record.as_json() if record else None
         document["report"] = str(write_report(document, runner.stamp))

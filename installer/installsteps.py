@@ -43,6 +43,7 @@ from typing import Any
 
 from installer import (
     __version__,
+    composeproof,
     computeproof,
     containers,
     engines,
@@ -200,6 +201,7 @@ class StepRunner:
         self.proof: list[dict[str, Any]] = []  # each image's proof attempts, for --json
         self.proof_rule = proof_rule  # install --proof: which access paths decide
         self.compute: list[dict[str, Any]] = []  # the compute probe's results, for --json
+        self.compose: list[dict[str, Any]] = []  # the compose GPU service's result, for --json
         self.compute_size = compute_size  # install --compute-size: per GPU, or "off"
         # apt's and dpkg's output: they run detached and write here (see run_apt).
         self.apt_log = Path(LOG_DIR) / f"apt-{self.stamp}.log"
@@ -577,7 +579,8 @@ class StepRunner:
             raise failure
         detail = containers.proof_summary(results, uuids)
         detail += f"; {cdi_note}" if cdi_note else ""
-        return record, detail + "; " + self._prove_compute(results, uuids)
+        detail += "; " + self._prove_compute(results, uuids)
+        return record, detail + self._prove_compose(results, uuids)
 
     def _prove_compute(
         self, results: Sequence[containers.ProofResult], uuids: Sequence[str]
@@ -605,6 +608,33 @@ class StepRunner:
         if failure is not None:
             raise failure
         return computeproof.compute_summary([compute])
+
+    def _prove_compose(
+        self, results: Sequence[containers.ProofResult], uuids: Sequence[str]
+    ) -> str:
+        """With the bundle's Compose (--with-compose): the guide's GPU service, brought up."""
+        if not set(self.manifest.requested) & set(composeproof.COMPOSE_PACKAGES):
+            return ""
+        builtin = [i.ref for i in proof_images(self.manifest) if i.archive == VERIFY_IMAGE_ARCHIVE]
+        result = next((r for r in results if builtin and r.image == builtin[0]), None)
+        passed = [a for a in result.attempts if a.passed and a.required] if result else []
+        if result is None or not passed:
+            return "; compose not checked: the bundle has no builtin verification image"
+        compose = composeproof.find_compose()
+        if compose is None:
+            raise GpubundleError(
+                "the bundle carried Docker Compose, but neither `docker compose` nor "
+                "`docker-compose` runs on this host",
+                hint=f"run `{invocation.command('doctor')}` and install again",
+            )
+        probe = computeproof.has_probe(result.image) and self.compute_size != computeproof.OFF
+        form = composeproof.form_for(passed[0].name)
+        outcome = composeproof.run_compose(compose, result.image, form, uuids, probe=probe)
+        self.compose = [outcome.as_dict()]
+        if not outcome.ok:
+            raise composeproof.compose_failure(outcome)
+        what = "computed on" if outcome.compute_ok else "saw"
+        return f"; the compose service (driver: {form}) {what} {', '.join(outcome.seen_uuids)}"
 
     # --- rollback -------------------------------------------------------------------
 

@@ -16,12 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from bundler.buildplan import planned_package
-from bundler.fetch import fetch_packages
-from bundler.http import make_session
-from bundler.index import PackageIndex
-from bundler.repo import RepoClient
-from bundler.resolver import resolve
 from bundler.targets import load_target
 from bundler.verifyimage import (
     PROBE_LABEL,
@@ -29,30 +23,13 @@ from bundler.verifyimage import (
     build_verification_image,
     verify_image_roots,
 )
-from installer.console import Console
 from installer.runner import run
+from tests.support.archivedebs import fetch_debs
 
 pytestmark = [pytest.mark.integration, pytest.mark.archive, pytest.mark.docker]
 
 GLIBC = {"ubuntu22.04": "2.35", "ubuntu24.04": "2.39", "debian12": "2.36"}
 EPOCH = 1_700_000_000
-
-
-def fetch_debs(distro: str, cache_dir: Path) -> list[Path]:
-    """The resolved package set's .debs, each checked against its verified index."""
-    target = load_target(distro)
-    session = make_session()
-    client = RepoClient(session, cache_dir / "apt-indices")
-    sources = [client.fetch(s, "amd64") for s in target.sources if s.id != "nvidia"]
-    indices = [
-        PackageIndex(s.source_id, s.base_url, path.read_bytes(), "amd64")
-        for s in sources
-        for path in s.packages_files
-    ]
-    resolution = resolve(indices, verify_image_roots(target.python), arch="amd64")
-    planned = [planned_package(record) for record in resolution.packages]
-    fetched = fetch_packages(session, planned, cache_dir / "verifyimage", Console(quiet=True))
-    return [item.path for item in fetched]
 
 
 def docker(*args: str, check: bool = True) -> tuple[int, str]:
@@ -62,7 +39,7 @@ def docker(*args: str, check: bool = True) -> tuple[int, str]:
 
 @pytest.mark.parametrize("distro", sorted(GLIBC))
 def test_built_image_runs_glibc_and_a_shell(distro: str, cache_dir: Path, tmp_path: Path) -> None:
-    debs = fetch_debs(distro, cache_dir)
+    debs = fetch_debs(distro, verify_image_roots(load_target(distro).python), cache_dir)
     tag = f"gpubundle-test/verify:{distro}-amd64"
     start = time.monotonic()
     info = build_verification_image(
