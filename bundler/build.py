@@ -123,6 +123,12 @@ def checked_target(options: BuildOptions) -> Target:
         raise GpubundleError(
             f"{target.name} cannot run the installer: {why}", hint="pick another --distro"
         )
+    checked_compose(target, options)
+    return target
+
+
+def checked_compose(target: Target, options: BuildOptions) -> None:
+    """--with-compose only where the release packages a Compose that reads GPU reservations."""
     if options.with_compose and not target.compose:
         with_compose = [n for n in list_targets() if load_target(n).compose]
         raise GpubundleError(
@@ -131,7 +137,6 @@ def checked_target(options: BuildOptions) -> Target:
             hint="leave out --with-compose (install still proves the GPUs with docker run), "
             f"or pick a --distro that has one: {', '.join(with_compose)}",
         )
-    return target
 
 
 def load_sources(

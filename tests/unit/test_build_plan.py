@@ -307,3 +307,29 @@ def test_writable_output(tmp_path: Path) -> None:
     with pytest.raises(GpubundleError, match="cannot write beside") as caught:
         writable_output(tmp_path / "file" / "b.tar.zst")
     assert "--output" in caught.value.hint
+
+
+def test_with_compose_adds_the_targets_compose_package() -> None:
+    options = BuildOptions("ubuntu24.04", with_docker=True, with_compose=True)
+    roots, _ = resolution_inputs(options, "docker-compose-v2")
+    assert roots == ("nvidia-container-toolkit", "docker.io", "docker-compose-v2")
+    assert resolution_inputs(BuildOptions("ubuntu24.04"), "docker-compose-v2")[0] == (
+        "nvidia-container-toolkit",
+    )
+
+
+def test_with_compose_is_refused_where_the_release_has_no_fitting_compose() -> None:
+    from dataclasses import replace
+
+    from bundler import build
+    from bundler.targets import load_target
+
+    target = load_target("debian12")
+    assert target.compose == "docker-compose"
+    with pytest.raises(GpubundleError) as err:
+        build.checked_compose(
+            replace(target, compose=""), BuildOptions("debian12", with_compose=True)
+        )
+    assert "no Docker Compose that reads GPU reservations" in err.value.message
+    assert "debian12" in (err.value.hint or "")  # the targets that have one are named
+    build.checked_compose(target, BuildOptions("debian12", with_compose=True))
