@@ -7,7 +7,7 @@ NVIDIA's install guide ends with a compose file whose service reserves every GPU
 verification image, runs ``compose up`` and judges what the service printed: the compute
 probe's report when the image has it, else ``nvidia-smi -L``. Where only CDI gave the
 containers their GPUs, the service asks for the CDI device instead
-(``driver: cdi``, ``device_ids: [nvidia.com/gpu=all]``), and the report says which form ran.
+(``driver: cdi``, ``device_ids: [nvidia.com/gpu=all]``, ``capabilities: [gpu]``), and the report says which form ran.
 
 Pure functions first (the file, argv, judging); ``find_compose`` and ``run_compose``
 are the effects.
@@ -61,7 +61,13 @@ class ComposeResult:
 def compose_file(image: str, form: str, probe: bool) -> str:
     """The compose file of the proof service, in the guide's shape (YAML, as JSON is)."""
     if form == "cdi":
-        device: dict[str, Any] = {"driver": "cdi", "device_ids": [containers.CDI_DEVICE_ALL]}
+        # Compose requires capabilities on every device; with a driver named, Docker
+        # ignores them (Engine API, DeviceRequest).
+        device: dict[str, Any] = {
+            "driver": "cdi",
+            "device_ids": [containers.CDI_DEVICE_ALL],
+            "capabilities": ["gpu"],
+        }
     else:
         device = {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}
     command = (

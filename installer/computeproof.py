@@ -24,7 +24,8 @@ from installer.runner import run, tail
 
 PROBE = "gpubundle-compute-probe"
 PROBE_PATH = "/usr/local/bin/" + PROBE  # where bundler/verifyimage.py puts it
-PROBE_LABEL = "io.gpubundle.compute-probe"  # set on images that hold the probe
+PROBE_LABEL = "io.gpubundle.compute-probe"
+DOCKER_RUN_FAILED = 125  # docker run's own exit code when the container could not start  # set on images that hold the probe
 OFF = "off"  # install --compute-size off: no compute check
 # The probe's exit codes (installer/compute_probe.py).
 PROBE_EXIT_MEANING = {
@@ -33,6 +34,7 @@ PROBE_EXIT_MEANING = {
     2: "the probe's arguments were refused",
     3: "no CUDA driver library (libcuda.so.1) in the container",
     4: "the CUDA driver sees no GPU in the container",
+    125: "the container did not start",
     127: "the image has no compute probe",
 }
 
@@ -210,8 +212,13 @@ def compute_failure(results: Sequence[ComputeResult]) -> GpubundleError | None:
         details.append(f"  command: {shlex.join(r.argv)} (exit {r.exit_code})")
     names = sorted({g.error for r in failed for g in r.gpus if g.error})
     what = ", ".join(names) if names else failed[0].error.split(":")[0]
+    if not any(r.gpus for r in failed) and any(r.exit_code == DOCKER_RUN_FAILED for r in failed):
+        hints.append(
+            "the container did not start, so the probe never ran: the way it was given GPUs "
+            "failed (the detail has Docker's error)"
+        )
     return GpubundleError(
-        f"containers see the GPUs but CUDA compute failed: {what}",
+        f"CUDA compute failed in the container: {what}",
         hint="; ".join(dict.fromkeys(h for h in hints if h))
         or f"run `{invocation.command('doctor')}` on this host; to install without the "
         "compute check, use --compute-size off",

@@ -25,7 +25,11 @@ def test_where_only_cdi_worked_the_service_asks_for_the_cdi_device() -> None:
     service = doc["services"]["gpu-proof"]
     assert service["command"][:2] == ["gpubundle-compute-probe", "--json"]
     devices = service["deploy"]["resources"]["reservations"]["devices"]
-    assert devices == [{"driver": "cdi", "device_ids": ["nvidia.com/gpu=all"]}]
+    # Compose refuses a device without capabilities ("missing property 'capabilities'",
+    # seen with Compose 2.40.3 on the GPU host), even where the driver is named.
+    assert devices == [
+        {"driver": "cdi", "device_ids": ["nvidia.com/gpu=all"], "capabilities": ["gpu"]}
+    ]
 
 
 def test_up_stops_with_the_service_and_returns_its_exit_code() -> None:
