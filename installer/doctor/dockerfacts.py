@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from installer import cdispec, nvidiasmi
+from installer import cdispec, engines, nvidiasmi
 from installer.doctor.checks import DoctorPaths
 from installer.doctor.toolkit import installed_packages
-from installer.engine import DOCKER_PACKAGES, find_dockerd
 from installer.runner import run
 
-__all__ = ["DOCKER_PACKAGES"]  # the Docker engine's own list (installer.engine)
+DOCKER = engines.adapter_for("docker")  # what the doctor knows of Docker, it asks the adapter
+DOCKER_PACKAGES = DOCKER.packages
 HOOK = "nvidia-container-runtime-hook"
 
 
@@ -133,7 +133,7 @@ def dockerd_pid(pidfile: Path, proc_root: Path, host: str = "") -> int | None:
         return None
     # Several (a test's private daemon, rootless Docker): the one the CLI talks to,
     # found as install and the engine adapter find it.
-    return find_dockerd(proc_root, host or None)[0] or None
+    return DOCKER.find_daemon(proc_root, host) or None
 
 
 def docker_source(paths: DoctorPaths, cli: str) -> str:

@@ -95,6 +95,37 @@ def test_what_each_engine_tells_install_and_uninstall() -> None:
 
 
 @pytest.mark.parametrize("name", engines.ENGINES)
+def test_each_adapter_judges_the_engine_found_for_preflight(name: str) -> None:
+    """Preflight asks the adapter, never the engine's name: what it says, per state."""
+    adapter = engines.adapter_for(name)
+    status, detail, fix = adapter.judge(None, ())
+    assert status == "fail" and "not probed" in detail and fix
+    absent = CriFacts("none", "", False, Path("/x"), False, "not installed")
+    status, detail, fix = adapter.judge(absent, ())
+    assert status == "fail" and "--runtime none" in fix and "install" in fix
+    shipped = adapter.judge(absent, ("nvidia-container-toolkit", "docker.io"))
+    assert (shipped[0] == "ok") == (name == "docker")  # only Docker comes in a bundle
+    running = CriFacts(name, "1.7.2", True, Path("/x"), False, "")
+    assert adapter.judge(running, ()) == ("ok", f"{name} 1.7.2", "")
+    late = dataclasses.replace(running, problem="it does not answer")
+    assert adapter.judge(late, ())[:2] == ("warn", f"{name} 1.7.2; it does not answer")
+
+
+@pytest.mark.parametrize("name", engines.ENGINES)
+def test_each_adapter_names_its_packages_and_finds_its_daemon(name: str, tmp_path: Path) -> None:
+    """What the doctor asks of an engine without knowing which it is."""
+    from tests.support.procfs import fake_proc
+
+    adapter = engines.adapter_for(name)
+    assert adapter.packages and all(p and " " not in p for p in adapter.packages)
+    binary = {"docker": "dockerd"}.get(name, name)
+    config = str(adapter.config_path())
+    proc = fake_proc(tmp_path, "init", {77: (binary, "S", [binary, "--config", config])})
+    assert adapter.find_daemon(proc) == 77
+    assert adapter.find_daemon(fake_proc(tmp_path / "none", "init", {})) == 0
+
+
+@pytest.mark.parametrize("name", engines.ENGINES)
 def test_plan_lines_name_the_file_and_the_restart(name: str) -> None:
     changes, restart = engines.adapter_for(name).plan_lines("/etc/x.conf", "docker.io")
     assert changes and all("/etc/x.conf" in line for line in changes)
