@@ -4,7 +4,8 @@ Reads top to bottom as the run does: lock the host; verify the bundle (exit 3,
 nothing changed); check the host (exit 4, nothing changed); print the plan
 (``--dry-run`` stops there) and confirm; then run each pending step, writing
 the install record after every one so a killed run resumes where it stopped.
-The steps themselves live in ``installer.installsteps``.
+The step loop is ``installer.installsteps``, the step bodies ``installer.steps``; the bundle is
+verified once (``bundle_reader.read_verified``) and the verified facts are passed on.
 """
 
 from __future__ import annotations
