@@ -19,10 +19,6 @@ from installer.manifest import Manifest
 from installer.openpgp import dearmor, normalize_fingerprint
 from installer.runner import run, run_detached, tail
 
-SOURCES_LIST = Path("/etc/apt/sources.list.d/gpubundle.list")
-KEYRINGS_DIR = Path("/usr/share/keyrings")
-LISTS_DIR = Path("/var/lib/apt/lists")
-EXTENDED_STATES = Path("/var/lib/apt/extended_states")
 # Characters apt's URItoFileName escapes as %xx (apt-pkg/contrib/strutl.cc), besides
 # control characters, space and non-ASCII; then every "/" becomes "_".
 _APT_QUOTED = set('\\|{}[]<>"^~_=!@#$%^*')
@@ -38,7 +34,7 @@ DPKG_CONFIGURE_PENDING = (
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "NEEDRESTART_MODE": "l"}
 
 
-def keyring_path(fingerprint: str, keyrings_dir: Path = KEYRINGS_DIR) -> Path:
+def keyring_path(fingerprint: str, keyrings_dir: Path) -> Path:
     """Where the signer's key goes: named by its long key id (the fingerprint's last 16 digits)."""
     return keyrings_dir / f"gpubundle-{normalize_fingerprint(fingerprint)[-16:].lower()}.gpg"
 
@@ -82,7 +78,7 @@ def list_file_prefix(repo_dir: Path) -> str:
     return quoted.replace("/", "_")
 
 
-def source_lists(repo_dir: Path, lists_dir: Path = LISTS_DIR) -> list[Path]:
+def source_lists(repo_dir: Path, lists_dir: Path) -> list[Path]:
     """apt's list files of the local source in ``lists_dir`` and its ``partial/`` (a killed
     ``apt-get update`` leaves downloads there). The prefix holds the bundle's sha256, so
     nothing of another source can match."""
@@ -151,8 +147,8 @@ def install_source(
     signer_key: bytes,
     fingerprint: str,
     repo_dir: Path,
-    sources_list: Path = SOURCES_LIST,
-    keyrings_dir: Path = KEYRINGS_DIR,
+    sources_list: Path,
+    keyrings_dir: Path,
 ) -> list[Path]:
     """Install the signer's key (binary, world-readable for apt's _apt user) and the source.
 
@@ -168,8 +164,8 @@ def source_is_installed(
     signer_key: bytes,
     fingerprint: str,
     repo_dir: Path,
-    sources_list: Path = SOURCES_LIST,
-    keyrings_dir: Path = KEYRINGS_DIR,
+    sources_list: Path,
+    keyrings_dir: Path,
 ) -> bool:
     """Whether ``install_source`` would change nothing."""
     keyring = keyring_path(fingerprint, keyrings_dir)

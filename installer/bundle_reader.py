@@ -19,7 +19,7 @@ import shutil
 import tarfile
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,22 +30,21 @@ from installer import layout
 from installer.diskspace import is_no_space, no_space_error
 from installer.errors import ExitCode, GpubundleError, VerificationError
 from installer.manifest import FileEntry, Manifest, parse_manifest
-from installer.openpgp import normalize_fingerprint, verify_detached_bytes
+from installer.openpgp import normalize_fingerprint, primary_fingerprints, verify_detached_bytes
 from installer.partstream import open_source
 from installer.tarsafety import BoundedTarInfo, TarGuard
 from installer.trust import BUNDLE_KEY_ADVICE, Trust, as_trust, load_trust
-from installer.zstd_stream import READ_SIZE, open_zstd
+from installer.zstd_stream import READ_SIZE, ByteSource, open_zstd
 
 ProgressFn = Callable[[int], None]
 _WRITES_IN_FLIGHT = 8  # chunks of READ_SIZE queued for the writer thread at most
 _DAMAGED = "the bundle is damaged or was altered; copy it again from the build machine"
 
 
-def trusted_fingerprints(cli_values: Sequence[str], trust_dir: Path | str | None = None) -> Trust:
-    """Fingerprints named with ``--trust`` plus the keys of the key files in ``trust_dir``.
-
-    ``trust_dir`` defaults to ``layout.TRUST_DIR``, read when called. A file there
-    that cannot be read is skipped and named in ``Trust.warnings``.
+def trusted_fingerprints(cli_values: Sequence[str], trust_dir: Path | str) -> Trust:
+    """Fingerprints named with ``--trust`` plus the keys of the key files in ``trust_dir``
+    (``HostPaths.trust_dir``). A file there that cannot be read is skipped and named in
+    ``Trust.warnings``.
     """
     return load_trust(cli_values, trust_dir)
 
@@ -283,6 +282,56 @@ def _staging_write_error(staging: Path, dest: Path, exc: OSError) -> GpubundleEr
     )
 
 
+@dataclass(frozen=True)
+class VerifiedBundle:
+    """What one verifying pass established, passed on instead of reading the bundle again.
+
+    ``manifest`` is the signed one (its ``files`` name every member to stage and its
+    sha256); ``sha256`` is the whole compressed bundle's; ``head_sha256`` that of the
+    signed manifest's bytes, which ``extract_verified`` requires to be unchanged.
+    """
+
+    path: Path
+    trust: Trust
+    manifest: Manifest
+    sha256: str
+    head_sha256: str
+    carried_key: bytes  # the bundle's keys/signer.asc as read in that pass
+    members: Mapping[str, bytes] = field(default_factory=dict)  # those asked for (keep)
+
+    def apt_key(self) -> bytes:
+        """The signer's public key as the signature was checked with it: what apt gets to
+        trust. When trusted.d holds a copy of that key (an extended expiry, say), the two
+        copies are merged, exactly as for gpgv: apt checks the local repository with the
+        same key."""
+        fingerprint = self.manifest.signer_fingerprint
+        if fingerprint not in primary_fingerprints(self.carried_key):
+            raise VerificationError(
+                f"the bundle's {layout.SIGNER_KEY} is not the key {fingerprint} that signed it",
+                hint="the bundle changed since it was verified; copy it again from the build "
+                "machine",
+            )
+        return self.trust.restricted_to(fingerprint).signer_key(fingerprint, self.carried_key)
+
+
+class _Hashing:
+    """A byte stream passed through, hashed as it is read."""
+
+    def __init__(self, raw: ByteSource) -> None:
+        self.raw, self.digest = raw, hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.digest.update(data)
+        return data
+
+    def rest(self) -> str:
+        """The sha256 of everything, once the rest (if any) was read too."""
+        while self.read(READ_SIZE):
+            pass
+        return self.digest.hexdigest()
+
+
 def verify_bundle(
     path: Path,
     trusted: Sequence[str],
@@ -301,26 +350,53 @@ def verify_bundle(
     Raises VerificationError listing every problem; on any failure nothing is
     left at ``extract_to``.
     """
-    return _verify(path, trusted, extract_to, progress, on_total, frozenset())[0]
+    return _pass(path, trusted, None, extract_to, progress, on_total).manifest
 
 
-def read_verified(
+def read_members(
     path: Path, trusted: Sequence[str], names: Sequence[str]
 ) -> tuple[Manifest, dict[str, bytes]]:
     """Verify ``path`` completely, as ``verify_bundle`` does, and return the members
     ``names`` that are in it (held in memory: small members only), once all of it checked
     out. Nothing is written anywhere."""
-    return _verify(path, trusted, None, None, None, frozenset(names))
+    verified = _pass(path, trusted, None, None, None, None, frozenset(names))
+    return verified.manifest, dict(verified.members)
 
 
-def _verify(
+def read_verified(
     path: Path,
     trusted: Sequence[str],
+    *,
+    progress: ProgressFn | None = None,
+    on_total: ProgressFn | None = None,
+) -> VerifiedBundle:
+    """``verify_bundle`` without extracting, returning every fact later steps need."""
+    return _pass(path, trusted, None, None, progress, on_total)
+
+
+def extract_verified(
+    verified: VerifiedBundle, extract_to: Path, *, progress: ProgressFn | None = None
+) -> None:
+    """Extract a bundle verified earlier, each member checked against its verified sha256.
+
+    The head must be the one verified (byte for byte), so the signature is not checked
+    again; a bundle changed since fails here as it would in ``verify_bundle``.
+    """
+    _pass(verified.path, verified.trust, verified, extract_to, progress, None)
+
+
+def _pass(
+    path: Path,
+    trusted: Sequence[str],
+    verified: VerifiedBundle | None,
     extract_to: Path | None,
     progress: ProgressFn | None,
     on_total: ProgressFn | None,
-    keep: frozenset[str],
-) -> tuple[Manifest, dict[str, bytes]]:
+    keep: frozenset[str] = frozenset(),
+) -> VerifiedBundle:
+    """One streaming read of the bundle: head, signature (unless ``verified`` vouches for
+    it), every member, and the whole bundle's sha256; the members named in ``keep`` are
+    held in memory once they checked out."""
     if not trusted:
         raise GpubundleError(
             "no trusted signing key",
@@ -332,28 +408,45 @@ def _verify(
     source = open_source(path, trusted)
     # Staging is renamed only after the source is closed: a decoder's exit status
     # and the parts' hashes are known by then.
-    with (
-        _staging(extract_to) as staging,
-        source.reading() as raw,
-        open_zstd(raw) as stream,
-    ):
-        try:
-            with tarfile.open(  # type: ignore[call-overload]
-                fileobj=stream, mode="r|", bufsize=READ_SIZE, tarinfo=BoundedTarInfo
-            ) as tar:
-                manifest = _verified_manifest(_head(tar), trusted)
-                if on_total is not None:
-                    on_total(sum(entry.size for entry in manifest.files))
-                members = _Members(manifest, staging, report, keep=keep)
-                failures = members.run(tar)
-                if failures:
-                    raise VerificationError(
-                        f"bundle verification failed: {len(failures)} problem(s)",
-                        hint=_DAMAGED,
-                        details=failures,
-                    )
-        except tarfile.TarError as exc:
-            raise VerificationError(
-                f"{path} is not a readable bundle archive: {exc}", hint=_DAMAGED
-            ) from exc
-    return manifest, members.kept
+    with _staging(extract_to) as staging, source.reading() as raw:
+        hashing = _Hashing(raw)
+        with open_zstd(hashing) as stream:
+            try:
+                with tarfile.open(  # type: ignore[call-overload]
+                    fileobj=stream, mode="r|", bufsize=READ_SIZE, tarinfo=BoundedTarInfo
+                ) as tar:
+                    head = _head(tar)
+                    head_sha256 = hashlib.sha256(head[layout.MANIFEST]).hexdigest()
+                    if verified is None:
+                        manifest = _verified_manifest(head, trusted)
+                    elif head_sha256 == verified.head_sha256:
+                        manifest = verified.manifest
+                    else:
+                        raise VerificationError(
+                            f"{path} changed since it was verified: its manifest differs",
+                            hint=_DAMAGED,
+                        )
+                    if on_total is not None:
+                        on_total(sum(entry.size for entry in manifest.files))
+                    members = _Members(manifest, staging, report, keep=keep)
+                    failures = members.run(tar)
+                    if failures:
+                        raise VerificationError(
+                            f"bundle verification failed: {len(failures)} problem(s)",
+                            hint=_DAMAGED,
+                            details=failures,
+                        )
+            except tarfile.TarError as exc:
+                raise VerificationError(
+                    f"{path} is not a readable bundle archive: {exc}", hint=_DAMAGED
+                ) from exc
+        whole = source.sha256 or hashing.rest()
+    return VerifiedBundle(
+        path,
+        as_trust(trusted),
+        manifest,
+        whole,
+        head_sha256,
+        head[layout.SIGNER_KEY],
+        members.kept,
+    )

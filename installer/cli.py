@@ -21,6 +21,7 @@ import click
 from installer import __version__
 from installer.console import Console
 from installer.errors import ExitCode, GpubundleError
+from installer.hostpaths import HostPaths
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,6 +74,14 @@ def json_option(func: F) -> F:
     )(func)
 
 
+def host_paths() -> HostPaths:
+    """The host's paths for this command: made once by the group (``main(obj=HostPaths(root))``
+    in tests), or from the environment when a command runs without it."""
+    ctx = click.get_current_context(silent=True)
+    found = ctx.find_object(HostPaths) if ctx is not None else None
+    return found if found is not None else HostPaths.from_environment()
+
+
 def handle_errors(console: Console, action: Callable[[], Any]) -> Any:
     """Run a command body, turning GpubundleError into its message (or JSON) and exit code."""
     try:
@@ -123,6 +132,9 @@ def make_group(extra: dict[str, str] | None = None) -> click.Group:
             format="%(message)s",
             stream=sys.stderr,
         )
+        ctx = click.get_current_context()
+        if not isinstance(ctx.obj, HostPaths):
+            ctx.obj = HostPaths.from_environment()
 
     return group
 

@@ -14,7 +14,7 @@ import click
 
 from installer.bundle_reader import trusted_fingerprints, verify_bundle
 from installer.bundlediff import diff
-from installer.cli import handle_errors, json_option
+from installer.cli import handle_errors, host_paths, json_option
 from installer.console import Console
 from installer.partstream import check_bundle_path
 from installer.trust import warnings_in_errors
@@ -46,7 +46,7 @@ def diff_command(old: Path, new: Path, trust: tuple[str, ...], json_mode: bool) 
     def body() -> None:
         for bundle in (old, new):
             check_bundle_path(bundle)
-        trusted = trusted_fingerprints(list(trust))
+        trusted = trusted_fingerprints(list(trust), host_paths().trust_dir)
         for warning in trusted.warnings:
             console.warn(warning)
         with warnings_in_errors(trusted.warnings):

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from installer.cli import handle_errors, json_option
+from installer.cli import handle_errors, host_paths, json_option
 from installer.console import Console
 from installer.doctor import report, run_doctor
-from installer.doctor.checks import Finding, HostPaths, worst
+from installer.doctor.checks import DoctorPaths, Finding, worst
 from installer.doctor.collect import collect
 
 _MARK = {"ok": "ok", "warning": "WARN", "failure": "FAIL", "skipped": "skip"}
@@ -49,7 +49,7 @@ def render(findings: list[Finding]) -> str:
 @click.option(
     "--daemon-json",
     type=click.Path(path_type=Path),
-    default=HostPaths.daemon_json,
+    default=DoctorPaths.daemon_json,
     show_default=True,
     help="Docker's daemon configuration file.",
 )
@@ -63,7 +63,7 @@ def doctor(
     console = Console(json_mode)
 
     def body() -> None:
-        paths = HostPaths(daemon_json=daemon_json, images=images)
+        paths = DoctorPaths.on(host_paths(), daemon_json=daemon_json, images=images)
         findings = run_doctor(paths)
         document = report(findings)
         if collect_to is not None:

@@ -4,15 +4,15 @@ Reads top to bottom as the run does: lock the host; verify the bundle (exit 3,
 nothing changed); check the host (exit 4, nothing changed); print the plan
 (``--dry-run`` stops there) and confirm; then run each pending step, writing
 the install record after every one so a killed run resumes where it stopped.
-The steps themselves live in ``installer.installsteps``.
+The step loop is ``installer.installsteps``, the step bodies ``installer.steps``; the bundle is
+verified once (``bundle_reader.read_verified``) and the verified facts are passed on.
 """
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,8 @@ import click
 from installer import advisories, bootstrap, computeproof, containers, engines, exposure
 from installer.aptlocal import DPKG_LOCK_TIMEOUT_S, source_is_installed
 from installer.atomicfile import write_json_atomic
-from installer.bundle_reader import trusted_fingerprints, verify_bundle
-from installer.cli import handle_errors, json_option
+from installer.bundle_reader import VerifiedBundle, read_verified, trusted_fingerprints
+from installer.cli import handle_errors, host_paths, json_option
 from installer.console import Console
 from installer.cuda_compat import check_image_against_driver
 from installer.diskspace import require_temp_space
@@ -36,11 +36,12 @@ from installer.hostinfo import (
     is_root,
 )
 from installer.hostlock import host_lock
+from installer.hostpaths import HostPaths
 from installer.installplan import PACKAGES, RECOVER, InstallPlan, PlanFacts, build_plan
-from installer.installsteps import StepRunner, read_signer_key
-from installer.layout import LOG_DIR, REPO_DIR, STATE_DIR
+from installer.installsteps import StepRunner
+from installer.layout import REPO_DIR
 from installer.manifest import Manifest
-from installer.partstream import check_bundle_path, open_source
+from installer.partstream import check_bundle_path
 from installer.preflight import (
     RUNTIMES,
     HostFacts,
@@ -49,10 +50,8 @@ from installer.preflight import (
     recoverable,
     run_preflight,
 )
-from installer.record import RECORD_PATH, load_record, read_record
+from installer.record import load_record, read_record
 from installer.trust import warnings_in_errors
-
-BUNDLES_DIR = Path(STATE_DIR) / "bundles"
 
 
 @dataclass(frozen=True)
@@ -64,15 +63,7 @@ class Request:
     yes: bool
     proof: str = "default"  # which access paths decide the GPU proof (containers.DECIDING)
     compute_size: str = "auto"  # the compute probe's buffer per GPU, or "off"
-
-
-def file_sha256(path: Path, console: Console) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as src, console.progress("hashing bundle", path.stat().st_size) as bar:
-        while chunk := src.read(1 << 20):
-            digest.update(chunk)
-            bar.advance(len(chunk))
-    return digest.hexdigest()
+    host: HostPaths = field(default_factory=HostPaths.system)
 
 
 def confirm(console: Console, yes: bool) -> None:
@@ -99,9 +90,9 @@ def read_dpkg_state(console: Console) -> DpkgFacts:
     return dpkg_facts_after_lock(DPKG_LOCK_TIMEOUT_S, waiting)
 
 
-def packages_step_under_way() -> bool:
+def packages_step_under_way(host: HostPaths) -> bool:
     """gpubundle's record shows its own dpkg work under way (any bundle's)."""
-    record = load_record()
+    record = load_record(host.record, host)
     return record is not None and record.in_progress in (RECOVER, PACKAGES)
 
 
@@ -113,7 +104,7 @@ def preflight(
         req.opts,
         bundle_dir,
         dpkg=read_dpkg_state(console),
-        packages_step_under_way=packages_step_under_way(),
+        packages_step_under_way=packages_step_under_way(req.host),
     )
     report = run_preflight(
         manifest,
@@ -144,7 +135,8 @@ def plan_install(
     key: bytes,
     recovery: tuple[str, ...] = (),
 ) -> InstallPlan:
-    record = load_record()
+    host = req.host
+    record = load_record(host.record, host)
     completed = record.steps_completed if record and record.bundle_sha256 == sha else ()
     engine_kind = daemon_json = ""
     adapter = engines.engine_for(req.opts.runtime)
@@ -153,14 +145,18 @@ def plan_install(
         daemon_json = str(config)
     cdi_refresh = ""
     if adapter is not None and adapter.runs_containers and not req.opts.skip_gpu_checks:
-        ours = record is not None and str(containers.CDI_SPEC) in record.cdi_specs_created
+        ours = record is not None and str(host.cdi_spec) in record.cdi_specs_created
         driver = read_driver_facts().version
-        cdi_refresh = containers.refresh_reason(containers.CDI_SPEC, ours, driver)
+        cdi_refresh = containers.refresh_reason(host.cdi_spec, ours, driver)
     facts = PlanFacts(
         bundle_dir=bundle_dir,
         bundle_dir_exists=bundle_dir.is_dir(),
         source_installed=source_is_installed(
-            key, manifest.signer_fingerprint, bundle_dir / REPO_DIR
+            key,
+            manifest.signer_fingerprint,
+            bundle_dir / REPO_DIR,
+            host.sources_list,
+            host.keyrings_dir,
         ),
         installed=installed_versions({p.name for p in manifest.packages}, manifest.arch),
         completed=completed,
@@ -170,44 +166,52 @@ def plan_install(
         daemon_json=daemon_json or "/etc/docker/daemon.json",
         cdi_refresh=cdi_refresh,
         dpkg_recovery=recovery,
+        host=host,
     )
     return build_plan(manifest, sha, facts)
 
 
-def write_report(document: dict[str, Any], stamp: str) -> Path:
-    path = Path(LOG_DIR) / f"install-{stamp}.json"
+def write_report(document: dict[str, Any], stamp: str, log_dir: Path) -> Path:
+    path = log_dir / f"install-{stamp}.json"
     write_json_atomic(path, document, mode=0o640)
     return path
 
 
+def verify(req: Request, console: Console) -> VerifiedBundle:
+    """The one verifying read of the bundle: its manifest, sha256 and signer key, passed on."""
+    console.step(f"verifying {req.bundle}")
+    trusted = trusted_fingerprints(list(req.trust), req.host.trust_dir)
+    for warning in trusted.warnings:
+        console.warn(warning)
+    with warnings_in_errors(trusted.warnings):
+        verified = read_verified(req.bundle, trusted)
+    manifest = verified.manifest
+    console.info(
+        f"verified: {manifest.distro}/{manifest.arch}, nvidia-container-toolkit "
+        f"{manifest.toolkit_version}, signed by {manifest.signer_fingerprint}"
+    )
+    return verified
+
+
 def run_install(req: Request, console: Console) -> None:
     check_bundle_path(req.bundle)  # /dev/zero or a FIFO would never end: usage error, first
+    host = req.host
     lock: AbstractContextManager[None] = (
-        host_lock(command="gpubundle install") if is_root() else nullcontext()
+        host_lock(host.lock, command="gpubundle install") if is_root() else nullcontext()
     )
     with lock:
         # Room for gpgv's temporary files before anything is read: exit 4, not a failure
         # halfway through verification.
         failed = bootstrap.unpack_failure
         require_temp_space(pylib_bytes=failed.needed_bytes if failed else 0)
-        damage = read_record().damage
+        damage = read_record(host.record, host).damage
         if damage is not None:
             console.warn(f"the install record {damage.path} was damaged; using what survived:")
             for line in damage.lines():
                 console.warn(f"  {line}")
-        console.step(f"verifying {req.bundle}")
-        trusted = trusted_fingerprints(list(req.trust))
-        for warning in trusted.warnings:
-            console.warn(warning)
-        with warnings_in_errors(trusted.warnings):
-            # A split bundle's whole sha256 comes from its signed index (the parts are not joined).
-            sha = open_source(req.bundle, trusted).sha256 or file_sha256(req.bundle, console)
-            manifest = verify_bundle(req.bundle, trusted)
-        console.info(
-            f"verified: {manifest.distro}/{manifest.arch}, nvidia-container-toolkit "
-            f"{manifest.toolkit_version}, signed by {manifest.signer_fingerprint}"
-        )
-        bundle_dir = BUNDLES_DIR / sha
+        verified = verify(req, console)
+        manifest, sha = verified.manifest, verified.sha256
+        bundle_dir = host.bundles / sha
         bundled = exposure.of_bundle(manifest, advisories.load_table())
         if bundled.vulnerabilities:
             console.warn(bundled.summary())
@@ -216,11 +220,11 @@ def run_install(req: Request, console: Console) -> None:
         report, facts = preflight(req, manifest, bundle_dir, console)
         document: dict[str, Any] = {"ok": True, "bundle_sha256": sha, "preflight": report.as_json()}
         document["vulnerabilities"] = bundled.as_json()
-        document["warnings"] = list(trusted.warnings)
+        document["warnings"] = list(verified.trust.warnings)
         if damage is not None:
             document["record_damage"] = damage.as_json()
         report.raise_if_failed()
-        key = read_signer_key(req.bundle, manifest.signer_fingerprint, trusted)
+        key = verified.apt_key()
         plan = plan_install(req, manifest, sha, bundle_dir, key, dpkg_recovery(manifest, facts))
         console.table(["step", "state", "changes"], plan.rows(), title="Plan")
         document["plan"] = plan.as_json()
@@ -228,17 +232,7 @@ def run_install(req: Request, console: Console) -> None:
             console.info("dry run: nothing was changed")
             console.emit(document | {"dry_run": True})
             return
-        runner = StepRunner(
-            req.bundle,
-            trusted,
-            manifest,
-            sha,
-            bundle_dir,
-            req.opts,
-            console,
-            req.proof,
-            req.compute_size,
-        )
+        runner = StepRunner(verified, req.opts, console, host, req.proof, req.compute_size)
         if not plan.pending:
             console.info("already installed: every step is done; nothing was changed")
             document["result"] = runner.nothing_to_do(plan)
@@ -251,11 +245,11 @@ def run_install(req: Request, console: Console) -> None:
             document["compute"] = runner.compute  # per GPU: figures, or the driver's error
         if runner.compose:
             document["compose"] = runner.compose  # the guide's compose GPU service
-        record = load_record()
+        record = load_record(host.record, host)
         document["record"] = record.as_json() if record else None
-        document["report"] = str(write_report(document, runner.stamp))
+        document["report"] = str(write_report(document, runner.stamp, host.log_dir))
         console.table(["step", "result", "detail"], runner.rows(), title="Result")
-        console.info(f"record: {RECORD_PATH}; report: {document['report']}")
+        console.info(f"record: {host.record}; report: {document['report']}")
         console.emit(document)
 
 
@@ -325,7 +319,8 @@ def install(
     NAME.parts.json or any of its parts (all of them must lie beside it).
     """
     console = Console(json_mode=json_mode)
+    host = host_paths()
     req = Request(
-        bundle, trust, Options(runtime, skip_gpu_checks), dry_run, yes, proof, compute_size
+        bundle, trust, Options(runtime, skip_gpu_checks), dry_run, yes, proof, compute_size, host
     )
     handle_errors(console, lambda: run_install(req, console))

@@ -13,8 +13,8 @@ from pathlib import Path
 import click
 
 from installer import layout
-from installer.bundle_reader import read_verified, trusted_fingerprints
-from installer.cli import handle_errors
+from installer.bundle_reader import read_members, trusted_fingerprints
+from installer.cli import handle_errors, host_paths
 from installer.console import Console
 from installer.errors import GpubundleError
 from installer.partstream import check_bundle_path
@@ -47,12 +47,12 @@ def sbom(bundle: Path, trust: tuple[str, ...]) -> None:
 
     def body() -> None:
         check_bundle_path(bundle)
-        trusted = trusted_fingerprints(list(trust))
+        trusted = trusted_fingerprints(list(trust), host_paths().trust_dir)
         for warning in trusted.warnings:
             console.warn(warning)
         console.step(f"verifying {bundle.name}")
         with warnings_in_errors(trusted.warnings):
-            manifest, kept = read_verified(bundle, trusted, [layout.SBOM])
+            manifest, kept = read_members(bundle, trusted, [layout.SBOM])
         if layout.SBOM not in kept:
             raise GpubundleError(
                 f"{bundle.name} is verified but holds no SBOM ({layout.SBOM}): it was built "

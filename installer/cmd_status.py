@@ -8,14 +8,11 @@ of the same bundle again).
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import click
 
-from installer.cli import handle_errors, json_option
+from installer.cli import handle_errors, host_paths, json_option
 from installer.console import Console
-from installer.record import RECORD_PATH, InstallRecord, damaged_record_error, read_record
+from installer.record import InstallRecord, damaged_record_error, read_record
 
 
 def render(record: InstallRecord) -> list[str]:
@@ -58,10 +55,11 @@ def render(record: InstallRecord) -> list[str]:
 def status(json_mode: bool) -> None:
     """Show what gpubundle installed here: when, from which bundle, which steps finished."""
     console = Console(json_mode)
-    path = Path(os.environ.get("GPUBUNDLE_RECORD", RECORD_PATH))
+    host = host_paths()
+    path = host.record
 
     def body() -> None:
-        read = read_record(path)
+        read = read_record(path, host)
         record, damage = read.record, read.damage
         if damage is not None and damage.lost:
             raise damaged_record_error(damage)

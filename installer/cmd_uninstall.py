@@ -23,23 +23,20 @@ import click
 from installer import engine, engines, unownedpaths
 from installer.aptlocal import (
     APT_ENV,
-    EXTENDED_STATES,
-    LISTS_DIR,
-    SOURCES_LIST,
     apt_mark_manual_argv,
     auto_installed,
     source_lists,
 )
 from installer.atomicfile import sweep_leftovers, write_atomically
-from installer.cli import handle_errors, json_option
+from installer.cli import handle_errors, host_paths, json_option
 from installer.conffiles import read_conffiles
 from installer.console import Console
 from installer.doctor.toolkit import installed_packages
 from installer.errors import GpubundleError
 from installer.hostlock import host_lock
-from installer.layout import BACKUPS_DIR, LOCK_FILE, LOG_DIR, REPO_DIR, STATE_DIR
+from installer.hostpaths import HostPaths
+from installer.layout import BACKUPS_DIR, REPO_DIR
 from installer.record import (
-    RECORD_PATH,
     InstallRecord,
     RecordDamage,
     companion_paths,
@@ -71,15 +68,14 @@ def _image_present(ref: str) -> bool:
     return run(["docker", "image", "inspect", ref], check=False, timeout=60).returncode == 0
 
 
-def bundle_dirs(record: InstallRecord) -> list[Path]:
+def bundle_dirs(record: InstallRecord, store: Path) -> list[Path]:
     """Every bundle store of the record: this bundle's and those of bundles installed before."""
-    store = Path(STATE_DIR) / "bundles"
     dirs = [store / record.bundle_sha256] if record.bundle_sha256 else []  # "": lost
     dirs += (Path(p) for p in record.files_created if Path(p).parent == store)
     return list(dict.fromkeys(dirs))
 
 
-def read_auto_marked(names: set[str], path: Path = EXTENDED_STATES) -> set[str]:
+def read_auto_marked(names: set[str], path: Path) -> set[str]:
     try:
         return names & auto_installed(path.read_text(errors="replace"))
     except FileNotFoundError:
@@ -93,14 +89,14 @@ def state_dirs(record_path: Path) -> tuple[str, ...]:
     return tuple(str(d) for d in dirs if d.is_dir() and not d.is_symlink())
 
 
-def read_host(record: InstallRecord, admindir: Path, *, record_path: Path = RECORD_PATH) -> HostNow:
+def read_host(record: InstallRecord, admindir: Path, host: HostPaths) -> HostNow:
     names = tuple(record.packages_installed)
     states = installed_packages(admindir, names) if names else {}
     # "rc" (removed, config files left) counts: purging still has work to do.
     packages = {n: s.version for n, s in states.items() if s.status[1:2] != "n"}
     unpacked = {n for n, s in states.items() if s.status[1:2] not in ("c", "n")}
-    stores = bundle_dirs(record)
-    lists = {str(p) for d in stores for p in source_lists(d / REPO_DIR, LISTS_DIR)}
+    stores = bundle_dirs(record, host.bundles)
+    lists = {str(p) for d in stores for p in source_lists(d / REPO_DIR, host.apt_lists_dir)}
     lists |= {p for p in record.apt_lists if os.path.lexists(p)}
     change = record.runtime_change or {}
     changed = engines.adapter_for_change(change)
@@ -118,10 +114,10 @@ def read_host(record: InstallRecord, admindir: Path, *, record_path: Path = RECO
         existing_paths=frozenset(p for p in paths if os.path.lexists(p)),
         images_present=frozenset(i for i in record.images_loaded if running and _image_present(i)),
         engine_running=engine_running,
-        auto_marked=frozenset(read_auto_marked(unpacked)),
+        auto_marked=frozenset(read_auto_marked(unpacked, host.apt_extended_states)),
         apt_lists=frozenset(lists),
         staging=frozenset(str(p) for d in stores for p in staging_leftovers(d)),
-        state_dirs=state_dirs(record_path),
+        state_dirs=state_dirs(host.record),
         conffiles=read_conffiles(admindir, sorted(packages)),
         unowned_paths=unownedpaths.fingerprints(record.unowned_paths_created),
     )
@@ -153,7 +149,7 @@ def remove_path(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def execute(action: Action, plan: UninstallPlan, record: InstallRecord) -> None:
+def execute(action: Action, plan: UninstallPlan, record: InstallRecord, host: HostPaths) -> None:
     if action.kind == "remove-images":
         run(
             ["docker", "image", "rm", *action.targets],
@@ -169,9 +165,9 @@ def execute(action: Action, plan: UninstallPlan, record: InstallRecord) -> None:
     elif action.kind == "restart-engine":
         adapter = engines.adapter_for_change(record.runtime_change)
         facts = adapter.detect(Path(path) if (path := change_path(record)) else None)
-        adapter.wait_ready(facts, adapter.restart(facts, Path(LOG_DIR)), 90)
+        adapter.wait_ready(facts, adapter.restart(facts, host.log_dir), 90)
     elif action.kind == "stop-engine":
-        engine.stop_engine(engine.detect_engine())
+        engine.stop_engine(engine.detect_engine(), sysv_script=host.docker_sysv_script)
     elif action.kind == "save-files":
         save_copies({p: plan.saved[p] for p in action.targets})
     elif action.kind == "remove-packages":
@@ -183,7 +179,7 @@ def execute(action: Action, plan: UninstallPlan, record: InstallRecord) -> None:
         )
     elif action.kind == "unmark-auto":
         run(
-            apt_mark_manual_argv(SOURCES_LIST, action.targets),
+            apt_mark_manual_argv(host.sources_list, action.targets),
             env=APT_ENV,
             timeout=300,
             hint="run `dpkg --audit` and `apt-mark showauto`, fix what they name, then re-run",
@@ -229,10 +225,10 @@ def check_no_dangling_default(record: InstallRecord) -> None:
         )
 
 
-def managed_files(record: InstallRecord, record_path: Path) -> list[Path]:
+def managed_files(record: InstallRecord, host: HostPaths) -> list[Path]:
     """Files uninstall removes or rewrites, whose killed atomic writes it sweeps up."""
     change = record.runtime_change or {}
-    paths = [record_path, *companion_paths(record_path), Path(SOURCES_LIST)]
+    paths = [host.record, *companion_paths(host.record), host.sources_list]
     paths += (Path(p) for p in (*record.files_created, *record.cdi_specs_created))
     paths += (Path(str(change[k])) for k in ("path", "backup_path") if change.get(k))
     return paths
@@ -276,13 +272,13 @@ def render_plan(plan: UninstallPlan) -> str:
 def uninstall(json_mode: bool, dry_run: bool, keep_images: bool, purge: bool, yes: bool) -> None:
     """Undo what `gpubundle install` recorded: configuration, packages, repository, images."""
     console = Console(json_mode)
-    record_path = Path(os.environ.get("GPUBUNDLE_RECORD", RECORD_PATH))
-    lock = Path(os.environ.get("GPUBUNDLE_LOCK", LOCK_FILE))
+    host = host_paths()
+    record_path = host.record
     admindir = Path(os.environ.get("GPUBUNDLE_DPKG_ADMINDIR", "/var/lib/dpkg"))
 
     def body() -> None:
-        with host_lock(lock, "gpubundle uninstall"):
-            read = read_record(record_path)
+        with host_lock(host.lock, "gpubundle uninstall"):
+            read = read_record(record_path, host)
             record = read.record
             if record is None:
                 sweep_leftovers(record_path, *companion_paths(record_path))
@@ -296,11 +292,11 @@ def uninstall(json_mode: bool, dry_run: bool, keep_images: bool, purge: bool, ye
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             plan = plan_uninstall(
                 record,
-                read_host(record, admindir, record_path=record_path),
+                read_host(record, admindir, host),
                 keep_images=keep_images,
                 purge=purge,
                 record_path=str(record_path),
-                backup_dir=f"{BACKUPS_DIR}/{stamp}",
+                backup_dir=str(host.backups_dir / stamp),
             )
             if read.damage is not None:
                 plan = dataclasses.replace(plan, notes=(*damage_notes(read.damage), *plan.notes))
@@ -314,8 +310,8 @@ def uninstall(json_mode: bool, dry_run: bool, keep_images: bool, purge: bool, ye
                 click.confirm("carry out this plan?", abort=True, err=True)
             for action in plan.actions:
                 console.step(action.summary)
-                execute(action, plan, record)
-            sweep_leftovers(*managed_files(record, record_path))
+                execute(action, plan, record, host)
+            sweep_leftovers(*managed_files(record, host))
             check_no_dangling_default(record)
             for path, copy in plan.saved.items():
                 console.info(f"saved {path} (changed since install) as {copy}")

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from installer.bundle_reader import trusted_fingerprints, verify_bundle
-from installer.cli import handle_errors, json_option
+from installer.cli import handle_errors, host_paths, json_option
 from installer.console import Console, Progress
 from installer.manifest import Manifest
 from installer.partstream import check_bundle_path, open_source
@@ -76,7 +76,7 @@ def verify(bundle: Path, trust: tuple[str, ...], json_mode: bool) -> None:
 
     def body() -> None:
         check_bundle_path(bundle)
-        trusted = trusted_fingerprints(list(trust))
+        trusted = trusted_fingerprints(list(trust), host_paths().trust_dir)
         for warning in trusted.warnings:
             console.warn(warning)
         console.step(f"verifying {bundle.name}")

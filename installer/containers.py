@@ -38,7 +38,6 @@ from installer.console import Progress
 from installer.errors import GpubundleError
 from installer.runner import run, run_fed, tail
 
-CDI_SPEC = Path("/var/run/cdi/nvidia.yaml")
 CDI_DEVICE_ALL = "nvidia.com/gpu=all"
 CDI_MIN_DOCKER = 25
 NVIDIA_RUNTIME = "nvidia"
@@ -510,9 +509,7 @@ def refresh_reason(spec_path: Path, created_by_gpubundle: bool, driver_version: 
     return ""
 
 
-def generate_cdi_spec(
-    nvidia_ctk: str = "nvidia-ctk", output: Path = CDI_SPEC, host_smi: str = ""
-) -> tuple[CdiSpec, str]:
+def generate_cdi_spec(nvidia_ctk: str, output: Path, host_smi: str = "") -> tuple[CdiSpec, str]:
     """``nvidia-ctk cdi generate`` (hosts without systemd have no nvidia-cdi-refresh service).
 
     Run with the driver's own directory first on PATH (found behind ``host_smi``), so

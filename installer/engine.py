@@ -229,13 +229,14 @@ def restart_engine(
     *,
     stop_timeout: float = 60,
     env: dict[str, str] | None = None,
+    sysv_script: Path = SYSV_SCRIPT,
 ) -> RestartOutcome:
     """Restart Docker the way this host manages it, so it re-reads daemon.json.
 
     Started directly, dockerd gets ``facts.argv`` and ``env`` (default: the running
     daemon's own environment), so it comes back as it was, not with ours.
     """
-    method = choose_restart_method(facts, sysv_script=SYSV_SCRIPT.exists())
+    method = choose_restart_method(facts, sysv_script=sysv_script.exists())
     if method in ("systemctl", "service"):
         proc = run(restart_argv(method), check=False, timeout=120)
         if proc.returncode == 0 or method == "systemctl":
@@ -250,15 +251,17 @@ def restart_engine(
     if env is None and facts.pid:
         env = process_environ(facts.pid)
     if facts.pid:
-        stop_dockerd(facts.pid, stop_timeout)
-    return start_dockerd(dockerd_argv(facts), log_dir, env=env)
+        daemon.stop_process(facts.pid, stop_timeout, "dockerd")
+    return daemon.start_detached(dockerd_argv(facts), log_dir, env=env, log_name="dockerd.log")
 
 
-def stop_engine(facts: EngineFacts, *, timeout: float = 60) -> None:
+def stop_engine(
+    facts: EngineFacts, *, timeout: float = 60, sysv_script: Path = SYSV_SCRIPT
+) -> None:
     """Stop Docker the way this host manages it (before its package is removed)."""
     if not facts.running:
         return
-    method = choose_restart_method(facts, sysv_script=SYSV_SCRIPT.exists())
+    method = choose_restart_method(facts, sysv_script=sysv_script.exists())
     if method in ("systemctl", "service"):
         proc = run(restart_argv(method, "stop"), check=False, timeout=120)
         if proc.returncode == 0:
@@ -269,24 +272,8 @@ def stop_engine(facts: EngineFacts, *, timeout: float = 60) -> None:
                 hint="read `journalctl -u docker`, stop Docker yourself, then re-run",
                 details=tail(proc.stderr.decode(errors="replace")),
             )
-    if facts.pid:
-        stop_dockerd(facts.pid, timeout)
-
-
-def stop_dockerd(pid: int, timeout: float) -> None:
-    """SIGTERM and wait; dockerd stops its containers and removes its pidfile."""
-    daemon.stop_process(pid, timeout, "dockerd")
-
-
-def start_dockerd(
-    argv: Sequence[str],
-    log_dir: Path,
-    *,
-    env: dict[str, str] | None = None,
-    log_name: str = "dockerd.log",
-) -> RestartOutcome:
-    """Start dockerd detached (own session, stdin closed), logging to ``log_dir``/``log_name``."""
-    return daemon.start_detached(argv, log_dir, env=env, log_name=log_name)
+    if facts.pid:  # SIGTERM and wait; dockerd stops its containers, removes its pidfile
+        daemon.stop_process(facts.pid, timeout, "dockerd")
 
 
 def wait_until_ready(

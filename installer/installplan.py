@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from installer import engines
-from installer.aptlocal import DPKG_CONFIGURE_PENDING, SOURCES_LIST, keyring_path, requested_pins
-from installer.containers import CDI_SPEC
+from installer.aptlocal import DPKG_CONFIGURE_PENDING, keyring_path, requested_pins
+from installer.hostpaths import HostPaths
 from installer.layout import VERIFY_IMAGE_ARCHIVE
 from installer.manifest import ImagePin, Manifest
 from installer.unownedpaths import CONFIG_TOML, HOOK_LINK, UNOWNED_PATHS
@@ -91,6 +91,7 @@ class PlanFacts:
     # dpkg's interrupted work that install finishes first (preflight allowed it), one line
     # per package or journal; empty when dpkg has none.
     dpkg_recovery: tuple[str, ...] = ()
+    host: HostPaths = field(default_factory=HostPaths.system)  # where the steps write
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,8 @@ def runtime_lines(facts: PlanFacts) -> tuple[tuple[str, ...], str]:
 
 def build_plan(manifest: Manifest, bundle_sha256: str, facts: PlanFacts) -> InstallPlan:
     bundle_dir = str(facts.bundle_dir)
-    keyring = keyring_path(manifest.signer_fingerprint)
+    keyring = keyring_path(manifest.signer_fingerprint, facts.host.keyrings_dir)
+    sources_list = facts.host.sources_list
     pins = requested_pins(manifest)
     changes = package_changes(manifest, facts.installed)
     # After a recovery apt runs again, so that its result is checked like a fresh one.
@@ -230,9 +232,9 @@ def build_plan(manifest: Manifest, bundle_sha256: str, facts: PlanFacts) -> Inst
             "add the bundle's local apt source",
             (
                 f"write {keyring} (key {manifest.signer_fingerprint})",
-                f"write {SOURCES_LIST} (file:{bundle_dir}/repo/, signed-by that key)",
+                f"write {sources_list} (file:{bundle_dir}/repo/, signed-by that key)",
             ),
-            (str(keyring), str(SOURCES_LIST)),
+            (str(keyring), str(sources_list)),
             done=facts.source_installed,
         ),
         Step(
@@ -275,7 +277,11 @@ def build_plan(manifest: Manifest, bundle_sha256: str, facts: PlanFacts) -> Inst
             PROOF,
             "prove that containers see the GPUs",
             _proof_lines(manifest)
-            + ((f"generate {CDI_SPEC} again: {facts.cdi_refresh}",) if facts.cdi_refresh else ()),
+            + (
+                (f"generate {facts.host.cdi_spec} again: {facts.cdi_refresh}",)
+                if facts.cdi_refresh
+                else ()
+            ),
             done=recorded(PROOF) and not facts.cdi_refresh,
             skip_reason=no_runtime or no_docker or no_gpu or no_images,
         ),

@@ -595,9 +595,7 @@ def verify_detached_bytes(
         data_path, sig_path = tmp / "data", tmp / "data.asc"
         write_scratch(data_path, data)
         write_scratch(sig_path, signature)
-        args = [str(sig_path), str(data_path)]
-        result, _ = _verify(args, keys, trusted, what, tmp, expect_output=False, advice=advice)
-    return result
+        return verify_detached(data_path, sig_path, keys, trusted, what, advice)
 
 
 def verify_clearsigned(

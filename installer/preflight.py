@@ -12,29 +12,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from installer import debversion, diskspace
+from installer import debversion, diskspace, engines
 from installer.dpkgstate import DpkgFacts
 from installer.errors import PreflightError
 from installer.installplan import package_changes, toolkit_family
 from installer.manifest import Manifest
 
 TOOLKIT = "nvidia-container-toolkit"
-DOCKER_PACKAGES = ("docker.io", "docker-ce")
-RUNTIMES = ("docker", "containerd", "crio", "none")
-CRI_RUNTIMES = ("containerd", "crio")
+RUNTIMES = (*engines.ENGINES, "none")  # the --runtime values
 # Room beyond the bundle's own bytes: filesystem overhead, apt's lists, dpkg's backups.
 DISK_MARGIN_BYTES = 256 * 1024 * 1024
 
 
-class EngineLike(Protocol):
-    """What preflight reads of ``installer.engine.EngineFacts``."""
-
-    @property
-    def kind(self) -> str: ...
-    @property
-    def version(self) -> str: ...
-    @property
-    def problem(self) -> str: ...
+EngineLike = engines.EngineState  # what preflight reads of an engine's detection
 
 
 class DriverLike(Protocol):
@@ -186,54 +176,11 @@ def check_space(m: Manifest, facts: HostFacts, opts: Options) -> list[Check]:
 
 
 def check_engine(m: Manifest, facts: HostFacts, runtime: str) -> Check:
-    if runtime == "none":
+    """The engine of ``--runtime``, as its adapter judges what was found (pure)."""
+    adapter = engines.engine_for(runtime)
+    if adapter is None:
         return Check("container engine", "skip", "--runtime none: runtime left unconfigured")
-    if runtime in CRI_RUNTIMES:
-        return check_cri(facts.engine, runtime)
-    engine = facts.engine
-    if engine is None:
-        return Check("container engine", "fail", "Docker was not probed", "report this as a bug")
-    if engine.kind == "snap":
-        return Check(
-            "container engine",
-            "fail",
-            "Docker is installed as a snap; its confinement cannot use the NVIDIA Container Toolkit",
-            "remove the snap (snap remove docker) and install docker.io, or a bundle that "
-            "ships Docker, or use --runtime none",
-        )
-    if engine.kind == "none":
-        if any(p in m.requested for p in DOCKER_PACKAGES):
-            return Check("container engine", "ok", "Docker will be installed from the bundle")
-        return Check(
-            "container engine",
-            "fail",
-            "no Docker engine is installed",
-            "install docker.io first, rebuild the bundle with Docker in it, or use --runtime none",
-        )
-    status = "warn" if engine.problem else "ok"
-    detail = f"{engine.kind} {engine.version}".strip()
-    return Check(
-        "container engine", status, f"{detail}; {engine.problem}" if engine.problem else detail
-    )
-
-
-def check_cri(engine: EngineLike | None, runtime: str) -> Check:
-    """containerd or CRI-O: installed (it is not in the bundle); running or not, it is
-    restarted after its configuration."""
-    if engine is None:
-        return Check("container engine", "fail", f"{runtime} was not probed", "report this bug")
-    if engine.kind == "none":
-        package = "containerd (or containerd.io)" if runtime == "containerd" else "cri-o"
-        return Check(
-            "container engine",
-            "fail",
-            f"{runtime} is not installed",
-            f"install {package} first, or use --runtime docker or --runtime none",
-        )
-    detail = f"{runtime} {engine.version}".strip() if engine.version else f"{runtime}, not running"
-    if engine.problem:
-        return Check("container engine", "warn", f"{detail}; {engine.problem}")
-    return Check("container engine", "ok", detail)
+    return Check("container engine", *adapter.judge(facts.engine, m.requested))
 
 
 def check_gpu(

@@ -63,10 +63,9 @@ from typing import Any
 from installer.atomicfile import write_json_atomic
 from installer.diskspace import is_no_space, no_space_error
 from installer.errors import GpubundleError
-from installer.layout import STATE_DIR
+from installer.hostpaths import LEDGER_NAME, RECORD_MIRROR_NAME, HostPaths
 
 RECORD_FORMAT = 1
-RECORD_PATH = Path(STATE_DIR) / "install-record.json"
 
 
 @dataclass(frozen=True)
@@ -126,19 +125,19 @@ _TUPLE_FIELDS = {
     "images_loaded",
     "apt_lists",
 }
-BACKUP_NAME = "install-record.backup.json"
-LEDGER_NAME = "installed-packages.ledger"
 
 
-def backup_path(path: Path = RECORD_PATH) -> Path:
-    return path.with_name(BACKUP_NAME)
+def backup_path(path: Path) -> Path:
+    """The record's mirror (``HostPaths.record_mirror`` for the host's record)."""
+    return path.with_name(RECORD_MIRROR_NAME)
 
 
-def ledger_path(path: Path = RECORD_PATH) -> Path:
+def ledger_path(path: Path) -> Path:
+    """The packages ledger beside the record (``HostPaths.ledger``)."""
     return path.with_name(LEDGER_NAME)
 
 
-def companion_paths(path: Path = RECORD_PATH) -> tuple[Path, Path]:
+def companion_paths(path: Path) -> tuple[Path, Path]:
     """The files kept beside the record: its mirror and the packages ledger."""
     return backup_path(path), ledger_path(path)
 
@@ -368,8 +367,11 @@ def _newer_format(data: Any, path: Path) -> None:
         )
 
 
-def read_record(path: Path = RECORD_PATH) -> RecordRead:
-    """The record on this host, rebuilt if damaged (module docstring); None: never installed."""
+def read_record(path: Path, host: HostPaths | None = None) -> RecordRead:
+    """The record at ``path``, rebuilt if damaged (module docstring); None: never installed.
+
+    ``host`` (default: the system's) says where the apt source and its keyrings lie,
+    claimed by name when the record lost its ``files_created``."""
     exists, data, problem = _read_json(path)
     _newer_format(data, path)
     primary, problems = validate(data) if exists and not problem else ({}, [problem])
@@ -385,26 +387,26 @@ def read_record(path: Path = RECORD_PATH) -> RecordRead:
         return RecordRead(None)
     record, lost, used = salvage(primary, mirror, ledger)
     if "bundle_sha256" in lost or "files_created" in lost:
-        record = record.with_files(*owned_by_name(path.parent / "bundles"))
+        record = record.with_files(
+            *owned_by_name(path.parent / "bundles", host or HostPaths.system())
+        )
     used = tuple(f"the mirror {mirror_path}" if u == "the mirror" else u for u in used)
     damage = RecordDamage(str(path), tuple(problems), lost, used)
     return RecordRead(record, damage)
 
 
-def owned_by_name(store: Path) -> list[str]:
+def owned_by_name(store: Path, host: HostPaths) -> list[str]:
     """Paths that are gpubundle's by their very name: the bundle stores, the apt source
     and its keyrings. What uninstall removes when the record lost ``files_created``."""
-    from installer.aptlocal import KEYRINGS_DIR, SOURCES_LIST  # aptlocal is heavier
-
     paths = sorted(p for p in store.glob("*") if p.is_dir()) if store.is_dir() else []
-    paths += [SOURCES_LIST] if SOURCES_LIST.exists() else []
-    paths += sorted(KEYRINGS_DIR.glob("gpubundle-*.gpg"))
+    paths += [host.sources_list] if host.sources_list.exists() else []
+    paths += sorted(host.keyrings_dir.glob("gpubundle-*.gpg"))
     return [str(p) for p in paths]
 
 
-def load_record(path: Path = RECORD_PATH) -> InstallRecord | None:
-    """The record on this host (rebuilt if damaged), or None when gpubundle never installed."""
-    return read_record(path).record
+def load_record(path: Path, host: HostPaths | None = None) -> InstallRecord | None:
+    """The record at ``path`` (rebuilt if damaged), or None when gpubundle never installed."""
+    return read_record(path, host).record
 
 
 def damaged_record_error(damage: RecordDamage) -> GpubundleError:
@@ -424,7 +426,7 @@ def damaged_record_error(damage: RecordDamage) -> GpubundleError:
     )
 
 
-def save_record(record: InstallRecord, path: Path = RECORD_PATH) -> None:
+def save_record(record: InstallRecord, path: Path) -> None:
     """The record, then its mirror: at any moment one of them is whole."""
     write_json_atomic(path, record.as_json())
     write_json_atomic(backup_path(path), record.as_json())

@@ -14,12 +14,9 @@ from typing import Any
 
 from installer import engines, runtime_config
 from installer.atomicfile import write_atomically
-from installer.layout import STATE_DIR
-
-BACKUP_DIR = Path(STATE_DIR) / "backup"
 
 
-def backup_path(daemon_json: Path, data: bytes, backup_dir: Path = BACKUP_DIR) -> Path:
+def backup_path(daemon_json: Path, data: bytes, backup_dir: Path) -> Path:
     """Where ``runtime_config.configure_file`` keeps the original daemon.json (or TOML file)."""
     return backup_dir / f"{daemon_json.name}.{hashlib.sha256(data).hexdigest()[:12]}.bak"
 
@@ -31,7 +28,7 @@ def runtime_change(data: dict[str, Any]) -> runtime_config.RuntimeChange:
 
 
 def intended_runtime_change(
-    daemon_json: Path, backup_dir: Path = BACKUP_DIR, kind: str = runtime_config.DOCKER_KIND
+    daemon_json: Path, backup_dir: Path, kind: str = runtime_config.DOCKER_KIND
 ) -> dict[str, Any] | None:
     """The change about to be made to daemon.json (or, by ``kind``, containerd's or CRI-O's
     TOML file), as recorded before nvidia-ctk runs: ``pending``, no ``sha256_after`` yet;

@@ -138,7 +138,7 @@ def as_trust(trusted: Sequence[str]) -> Trust:
     return trusted if isinstance(trusted, Trust) else Trust(tuple(trusted))
 
 
-def load_trust(cli_values: Sequence[str], trust_dir: Path | str | None = None) -> Trust:
+def load_trust(cli_values: Sequence[str], trust_dir: Path | str) -> Trust:
     """Fingerprints named with ``--trust`` plus the keys of the files in ``trust_dir``.
 
     A bad ``--trust`` value is a usage error; a bad file in ``trust_dir`` is a warning.
@@ -153,7 +153,7 @@ def load_trust(cli_values: Sequence[str], trust_dir: Path | str | None = None) -
                 hint="pass the full 40-hex-digit fingerprint that gpubundle build printed",
                 code=ExitCode.USAGE,
             ) from exc
-    directory = Path(layout.TRUST_DIR if trust_dir is None else trust_dir)
+    directory = Path(trust_dir)
     keys, revoked, warnings = read_trust_dir(directory)
     # A revocation certificate revokes; it never makes a key trusted.
     return Trust(tuple(dict.fromkeys([*found, *keys])), keys, tuple(warnings), tuple(revoked))

@@ -21,7 +21,7 @@ from installer.doctor import (
     traps,
     vulnerabilities,
 )
-from installer.doctor.checks import Finding, HostPaths
+from installer.doctor.checks import DoctorPaths, Finding
 from installer.doctor.dockerfacts import DockerFacts, gather_docker
 from installer.record import InstallRecord
 
@@ -75,15 +75,15 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
-def images_to_check(paths: HostPaths, record: InstallRecord | None) -> tuple[str, ...]:
+def images_to_check(paths: DoctorPaths, record: InstallRecord | None) -> tuple[str, ...]:
     loaded = record.images_loaded if record else ()
     return tuple(dict.fromkeys((*loaded, *paths.images)))
 
 
-def gather(paths: HostPaths) -> HostFacts:
+def gather(paths: DoctorPaths) -> HostFacts:
     drv = driver.gather_driver(paths)
     docker = gather_docker(paths, drv.driver.version)
-    record = installrecord.gather_record(paths.state_dir)
+    record = installrecord.gather_record(paths.record)
     refs = images_to_check(paths, record.record)
     env = paths.docker_env()
     imgs = (
@@ -114,7 +114,7 @@ def judge(facts: HostFacts) -> list[Finding]:
     return [finding for check in CHECKS for finding in check(facts)]
 
 
-def run_doctor(paths: HostPaths) -> list[Finding]:
+def run_doctor(paths: DoctorPaths) -> list[Finding]:
     return judge(gather(paths))
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from installer import layout
+from installer.hostpaths import HostPaths
 
 Status = Literal["ok", "warning", "failure", "skipped"]
 STATUSES: tuple[Status, ...] = ("ok", "warning", "failure", "skipped")
@@ -64,7 +65,7 @@ def worst(findings: Sequence[Finding]) -> Status:
 
 
 @dataclass(frozen=True)
-class HostPaths:
+class DoctorPaths:
     """Every host path (and the Docker endpoint) the doctor reads; tests point them at fixtures."""
 
     daemon_json: Path = Path("/etc/docker/daemon.json")
@@ -77,11 +78,16 @@ class HostPaths:
     dev_char: Path = Path("/dev/char")
     selinux_enforce: Path = Path("/sys/fs/selinux/enforce")
     snap_docker: Path = Path("/snap/bin/docker")
-    state_dir: Path = Path(layout.STATE_DIR)
+    record: Path = HostPaths.system().record
     log_dir: Path = Path(layout.LOG_DIR)
     images: tuple[str, ...] = ()  # extra images to check (doctor --image)
     root: Path = Path("/")  # where paths from dpkg's file lists are looked up
     search_path: str | None = None  # PATH for finding programs; None = this process's PATH
+
+    @classmethod
+    def on(cls, host: HostPaths, **others: Any) -> DoctorPaths:
+        """The doctor's paths on ``host``: its install record and logs; ``others`` as given."""
+        return cls(record=host.record, log_dir=host.log_dir, **others)
 
     def docker_env(self) -> dict[str, str]:
         return {"DOCKER_HOST": self.docker_host} if self.docker_host else {}

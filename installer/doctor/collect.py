@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from installer import __version__
-from installer.doctor.checks import Finding, HostPaths
+from installer.doctor.checks import DoctorPaths, Finding
 from installer.doctor.dockerfacts import DOCKER_PACKAGES
 from installer.doctor.toolkit import TOOLKIT_PACKAGES, dpkg_query_argv
 from installer.errors import GpubundleError
@@ -83,7 +83,7 @@ def _read(path: Path, limit: int = MAX_LOG_BYTES) -> str | None:
         return None
 
 
-def collect_members(paths: HostPaths, findings: Sequence[Finding]) -> dict[str, str]:
+def collect_members(paths: DoctorPaths, findings: Sequence[Finding]) -> dict[str, str]:
     """Archive member name -> redacted text. Side effects: reads files, runs version commands."""
     env = paths.docker_env()
     members = {
@@ -112,7 +112,7 @@ def collect_members(paths: HostPaths, findings: Sequence[Finding]) -> dict[str, 
             members["daemon.json"] = redact_text(raw)
     for name, path in (
         ("config.toml", paths.config_toml),
-        ("install-record.json", paths.state_dir / "install-record.json"),
+        ("install-record.json", paths.record),
     ):
         text = _read(path)
         if text is not None:
@@ -143,7 +143,7 @@ def write_archive(target: Path, members: dict[str, str], prefix: str = "gpubundl
             tar.addfile(info, io.BytesIO(data))
 
 
-def collect(paths: HostPaths, findings: Sequence[Finding], target: Path) -> list[str]:
+def collect(paths: DoctorPaths, findings: Sequence[Finding], target: Path) -> list[str]:
     members = collect_members(paths, findings)
     write_archive(target, members)
     return sorted(members)

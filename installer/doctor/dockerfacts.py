@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from installer import cdispec, nvidiasmi
-from installer.doctor.checks import HostPaths
+from installer import cdispec, engines, nvidiasmi
+from installer.doctor.checks import DoctorPaths
 from installer.doctor.toolkit import installed_packages
-from installer.engine import DOCKER_PACKAGES, find_dockerd
 from installer.runner import run
 
-__all__ = ["DOCKER_PACKAGES"]  # the Docker engine's own list (installer.engine)
+DOCKER = engines.adapter_for("docker")  # what the doctor knows of Docker, it asks the adapter
+DOCKER_PACKAGES = DOCKER.packages
 HOOK = "nvidia-container-runtime-hook"
 
 
@@ -133,10 +133,10 @@ def dockerd_pid(pidfile: Path, proc_root: Path, host: str = "") -> int | None:
         return None
     # Several (a test's private daemon, rootless Docker): the one the CLI talks to,
     # found as install and the engine adapter find it.
-    return find_dockerd(proc_root, host or None)[0] or None
+    return DOCKER.find_daemon(proc_root, host) or None
 
 
-def docker_source(paths: HostPaths, cli: str) -> str:
+def docker_source(paths: DoctorPaths, cli: str) -> str:
     if cli.startswith("/snap/") or paths.snap_docker.exists():
         return "snap"
     installed = installed_packages(paths.dpkg_admindir, DOCKER_PACKAGES)
@@ -212,7 +212,7 @@ def _collect_json_paths(node: Any, out: list[str]) -> None:
             _collect_json_paths(item, out)
 
 
-def gather_docker(paths: HostPaths, driver_version: str = "") -> DockerFacts:
+def gather_docker(paths: DoctorPaths, driver_version: str = "") -> DockerFacts:
     cli = shutil.which("docker") or ""
     daemon = read_daemon_json(paths.daemon_json)
     info, info_error = docker_info(paths.docker_env()) if cli else (None, "docker CLI not found")

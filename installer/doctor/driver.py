@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from installer.doctor.checks import Finding, HostPaths, failure, ok, skipped, warning
+from installer.doctor.checks import DoctorPaths, Finding, failure, ok, skipped, warning
 from installer.errors import GpubundleError
 from installer.gpu import DriverFacts, GpuProcess, gpu_processes, loaded_modules, read_driver_facts
 
@@ -29,7 +29,7 @@ class DriverCheckFacts:
     processes_error: str = ""
 
 
-def gather_driver(paths: HostPaths) -> DriverCheckFacts:
+def gather_driver(paths: DoctorPaths) -> DriverCheckFacts:
     proc_modules = paths.proc / "modules"
     driver = read_driver_facts(proc_modules=proc_modules)
     try:

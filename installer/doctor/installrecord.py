@@ -25,8 +25,7 @@ class RecordFacts:
     unreadable: str = ""  # why the record could not be read at all (permissions, newer format)
 
 
-def gather_record(state_dir: Path) -> RecordFacts:
-    path = state_dir / "install-record.json"
+def gather_record(path: Path) -> RecordFacts:
     try:
         read = read_record(path)
     except GpubundleError as err:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from installer import invocation
-from installer.doctor.checks import Finding, HostPaths, failure, ok, skipped, warning
+from installer.doctor.checks import DoctorPaths, Finding, failure, ok, skipped, warning
 from installer.layout import REPO_DEBS_DIR, STATE_DIR
 from installer.runner import run
 
@@ -108,7 +108,7 @@ def listed_programs(admindir: Path, package: str, name: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def find_cli(paths: HostPaths, listed: tuple[str, ...]) -> str:
+def find_cli(paths: DoctorPaths, listed: tuple[str, ...]) -> str:
     """nvidia-container-cli on PATH, else where its package put it (under ``paths.root``)."""
     found = shutil.which(CLI, path=paths.search_path)
     if found:
@@ -120,7 +120,7 @@ def find_cli(paths: HostPaths, listed: tuple[str, ...]) -> str:
     return ""
 
 
-def gather_toolkit(paths: HostPaths) -> ToolkitFacts:
+def gather_toolkit(paths: DoctorPaths) -> ToolkitFacts:
     ctk = shutil.which("nvidia-ctk", path=paths.search_path) or ""
     version = ""
     if ctk:

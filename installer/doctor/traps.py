@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from installer import nvidiasmi
-from installer.containers import CDI_SPEC
-from installer.doctor.checks import Finding, HostPaths, failure, ok, skipped, warning
+from installer.doctor.checks import DoctorPaths, Finding, failure, ok, skipped, warning
 from installer.gpu import find_nvidia_smi
+from installer.hostpaths import HostPaths
 
 DEFAULT_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 CONTAINER_LABELS = ("container_file_t", "container_runtime_exec_t", "xserver_misc_device_t")
@@ -89,7 +89,7 @@ def _selinux_label(path: Path) -> str:
 
 
 def gather_traps(
-    paths: HostPaths, info: Mapping[str, Any] | None, dev: Path = Path("/dev")
+    paths: DoctorPaths, info: Mapping[str, Any] | None, dev: Path = Path("/dev")
 ) -> TrapFacts:
     options = security_options(info)
     host_smi = find_nvidia_smi()
@@ -207,7 +207,7 @@ def check_driver_path(f: TrapFacts) -> Finding:
     if real_dir in DEFAULT_PATH and not wrapper:
         return ok(cid, f"nvidia-smi is at {f.host_smi}", evidence)
     fix = [
-        f"PATH={real_dir}:$PATH nvidia-ctk cdi generate --output={CDI_SPEC}  "
+        f"PATH={real_dir}:$PATH nvidia-ctk cdi generate --output={HostPaths.system().cdi_spec}  "
         "# a CDI spec that mounts the driver's own nvidia-smi",
     ]
     if real_dir not in DEFAULT_PATH:

@@ -16,7 +16,7 @@ Adapters are imported when first asked for: ``installer.engine`` imports
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,17 +28,22 @@ ENGINES = ("docker", "containerd", "crio")  # the --runtime values with an engin
 _MODULES = {name: f"installer.engines.{name}" for name in ENGINES}
 
 
-class DaemonFacts(Protocol):
-    """What every engine's detection says (``EngineFacts``, ``CriFacts``)."""
+class EngineState(Protocol):
+    """What preflight judges of an engine's detection (``EngineAdapter.judge``)."""
 
     @property
     def kind(self) -> str: ...  # the engine or its package; "none" when not installed
     @property
     def version(self) -> str: ...  # the version it answers with; "" when it does not
     @property
-    def running(self) -> bool: ...
-    @property
     def problem(self) -> str: ...  # what is wrong with it, for people; "" when nothing
+
+
+class DaemonFacts(EngineState, Protocol):
+    """What every engine's detection says (``EngineFacts``, ``CriFacts``)."""
+
+    @property
+    def running(self) -> bool: ...
     @property
     def pid(self) -> int: ...  # the running daemon, 0 when none was found
     @property
@@ -56,6 +61,7 @@ class EngineAdapter(Protocol):
     runs_containers: bool  # install loads the images into it and proves the GPUs through it
     records_start: bool  # install records that it started the engine (uninstall says so)
     bundled_package: str  # the package a bundle may carry it in; uninstall stops it first
+    packages: tuple[str, ...]  # the dpkg packages it is installed as, in order of preference
 
     def detect(self, config: Path | None = None) -> DaemonFacts:
         """The engine on this host now (``config``: the file it reads, where it matters)."""
@@ -65,12 +71,21 @@ class EngineAdapter(Protocol):
         """The file install configures."""
         ...
 
+    def find_daemon(self, proc: Path, endpoint: str = "") -> int:
+        """The pid of its daemon in ``proc`` (serving ``endpoint`` where several run); 0."""
+        ...
+
     def plan_facts(self) -> tuple[str, Path]:
         """What the install plan names: the installed engine and its config file."""
         ...
 
     def plan_lines(self, path: str, engine_kind: str) -> tuple[tuple[str, ...], str]:
         """What the runtime step changes, and what the restart step restarts, in words."""
+        ...
+
+    def judge(self, facts: EngineState | None, bundled: Sequence[str]) -> tuple[str, str, str]:
+        """Preflight's verdict on the engine found (pure): status (ok, warn or fail), the
+        detail, and what to do; ``bundled`` names the packages the bundle installs."""
         ...
 
     def is_configured(self, path: Path, data: bytes) -> bool:

@@ -17,5 +17,8 @@ class ContainerdAdapter(CriAdapter):
 
 
 ADAPTER: EngineAdapter = ContainerdAdapter(
-    "containerd", "plugins.<cri plugin>.containerd.runtimes.nvidia"
+    "containerd",
+    "plugins.<cri plugin>.containerd.runtimes.nvidia",
+    ("containerd", "containerd.io"),
+    "containerd (or containerd.io)",
 )

@@ -3,11 +3,12 @@ daemon found, restarted and probed by ``installer.criengine``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from installer import criengine, runtime_config, runtime_toml
 from installer.criengine import CriFacts
-from installer.engines import DaemonFacts
+from installer.engines import DaemonFacts, EngineState
 from installer.engines.daemon import RestartOutcome
 from installer.errors import GpubundleError
 from installer.runtime_config import RuntimeChange
@@ -25,8 +26,12 @@ class CriAdapter:
     records_start = False
     bundled_package = ""
 
-    def __init__(self, name: str, runtime_table: str) -> None:
+    def __init__(
+        self, name: str, runtime_table: str, packages: tuple[str, ...], advice: str
+    ) -> None:
         self.name = name
+        self.packages = packages
+        self.advice = advice  # what to install, in words (it is never in a bundle)
         self.label = name
         self.file_kind = runtime_toml.FILE_KINDS[name]
         self.runtime_table = runtime_table
@@ -37,8 +42,28 @@ class CriAdapter:
     def config_path(self) -> Path:
         return runtime_toml.DEFAULT_CONFIG[self.name]
 
+    def find_daemon(self, proc: Path, endpoint: str = "") -> int:
+        return criengine.find_daemon(self.name, self.config_path(), proc)[0]
+
     def plan_facts(self) -> tuple[str, Path]:
         return self.name, self.config_path()
+
+    def judge(self, facts: EngineState | None, bundled: Sequence[str]) -> tuple[str, str, str]:
+        """Installed (it is not in the bundle); running or not, it is restarted after its
+        configuration."""
+        if facts is None:
+            return "fail", f"{self.name} was not probed", "report this bug"
+        if facts.kind == "none":
+            return (
+                "fail",
+                f"{self.name} is not installed",
+                f"install {self.advice} first, or use --runtime docker or --runtime none",
+            )
+        name = self.name
+        detail = f"{name} {facts.version}".strip() if facts.version else f"{name}, not running"
+        if facts.problem:
+            return "warn", f"{detail}; {facts.problem}", ""
+        return "ok", detail, ""
 
     def is_configured(self, path: Path, data: bytes) -> bool:
         return runtime_toml.is_configured_text(self.name, data.decode(errors="replace"))

@@ -13,4 +13,4 @@ class CrioAdapter(CriAdapter):
         return (change,), "restart CRI-O (systemctl or `service`)"
 
 
-ADAPTER: EngineAdapter = CrioAdapter("crio", "crio.runtime.runtimes.nvidia")
+ADAPTER: EngineAdapter = CrioAdapter("crio", "crio.runtime.runtimes.nvidia", ("cri-o",), "cri-o")

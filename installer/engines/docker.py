@@ -7,13 +7,16 @@ Facts, restart and readiness are ``installer.engine``'s; the daemon.json guard i
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 from installer import engine, runtime_config
 from installer.engine import EngineFacts
-from installer.engines import DaemonFacts, EngineAdapter
+from installer.engines import DaemonFacts, EngineAdapter, EngineState
 from installer.engines.daemon import RestartOutcome
 from installer.runtime_config import RuntimeChange
+
+BUNDLED_ENGINES = ("docker.io", "docker-ce")  # a bundle that requests one brings Docker
 
 
 def _facts(facts: DaemonFacts) -> EngineFacts:
@@ -31,12 +34,16 @@ class DockerAdapter:
     runs_containers = True
     records_start = True
     bundled_package = "docker.io"  # what `gpubundle build --with-docker` bundles
+    packages: tuple[str, ...] = engine.DOCKER_PACKAGES
 
     def detect(self, config: Path | None = None) -> EngineFacts:
         return engine.detect_engine()  # dockerd's own --config-file says where its file is
 
     def config_path(self) -> Path:
         return engine.detect_engine().daemon_json
+
+    def find_daemon(self, proc: Path, endpoint: str = "") -> int:
+        return engine.find_dockerd(proc, endpoint or None)[0]
 
     def plan_facts(self) -> tuple[str, Path]:
         facts = engine.detect_engine()
@@ -49,6 +56,31 @@ class DockerAdapter:
             else "start docker from the bundle (dockerd directly where no init system runs)"
         )
         return (f"modify {path}: add the nvidia runtime (backup kept)",), restart
+
+    def judge(self, facts: EngineState | None, bundled: Sequence[str]) -> tuple[str, str, str]:
+        if facts is None:
+            return "fail", "Docker was not probed", "report this as a bug"
+        if facts.kind == "snap":
+            return (
+                "fail",
+                "Docker is installed as a snap; its confinement cannot use the NVIDIA Container "
+                "Toolkit",
+                "remove the snap (snap remove docker) and install docker.io, or a bundle that "
+                "ships Docker, or use --runtime none",
+            )
+        if facts.kind == "none":
+            if any(p in bundled for p in BUNDLED_ENGINES):
+                return "ok", "Docker will be installed from the bundle", ""
+            return (
+                "fail",
+                "no Docker engine is installed",
+                "install docker.io first, rebuild the bundle with Docker in it, or use "
+                "--runtime none",
+            )
+        detail = f"{facts.kind} {facts.version}".strip()
+        if facts.problem:
+            return "warn", f"{detail}; {facts.problem}", ""
+        return "ok", detail, ""
 
     def is_configured(self, path: Path, data: bytes) -> bool:
         config = runtime_config.parse_json_object(data, str(path))

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from installer import cdispec, containers
-from installer.doctor.checks import HostPaths
+from installer.doctor.checks import DoctorPaths
 from installer.doctor.dockerfacts import gather_docker
 from installer.doctor.engine import check_cdi
 from tests.support.inroot import CHROOT_ENV, DROP, PYZ, gpubundle, in_root, proc_mounted
@@ -166,7 +166,10 @@ def test_install_generates_the_spec_with_the_drivers_dir_first(driver_host: Path
     script = (
         f"import json, sys; sys.path.insert(0, {PYZ!r})\n"
         "from installer import containers, gpu\n"
-        "spec, note = containers.generate_cdi_spec(host_smi=gpu.find_nvidia_smi())\n"
+        "from installer.hostpaths import HostPaths\n"
+        "spec, note = containers.generate_cdi_spec(\n"
+        "    'nvidia-ctk', HostPaths.system().cdi_spec, gpu.find_nvidia_smi()\n"
+        ")\n"
         "print(json.dumps({'smi': spec.nvidia_smi, 'versions': spec.driver_versions,"
         " 'problem': spec.smi_problem, 'note': note}))\n"
     )
@@ -234,7 +237,7 @@ def test_spec_from_an_older_driver_is_stale_for_doctor_and_install(tmp_path: Pat
     assert cdispec.parse_spec(spec.read_text()).driver_versions == (OLD_DRIVER,)
     lay_out_driver(host, DRIVER)  # the upgrade: 550's libraries are gone
 
-    paths = HostPaths(cdi_dirs=(spec.parent,), daemon_json=tmp_path / "daemon.json")
+    paths = DoctorPaths(cdi_dirs=(spec.parent,), daemon_json=tmp_path / "daemon.json")
     finding = check_cdi(gather_docker(paths, DRIVER))
     assert finding.status == "failure", finding
     assert any(

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from installer.doctor import run_doctor
-from installer.doctor.checks import Finding, HostPaths
+from installer.doctor.checks import DoctorPaths, Finding
 from installer.doctor.toolkit import check_config_toml, gather_toolkit
 from tests.support.docker_env import require_registry
 from tests.support.registry import BUSYBOX, CUDA_STANDIN, ensure_test_images
@@ -74,10 +74,10 @@ class PrivateDockerd:
                 raise AssertionError(f"{message}; log:\n{self.log.read_text()[-2000:]}")
             time.sleep(0.5)
 
-    def paths(self, tmp_path: Path, images: tuple[str, ...] = ()) -> HostPaths:
-        return HostPaths(daemon_json=self.daemon_json, docker_pidfile=self.pidfile,
+    def paths(self, tmp_path: Path, images: tuple[str, ...] = ()) -> DoctorPaths:
+        return DoctorPaths(daemon_json=self.daemon_json, docker_pidfile=self.pidfile,
                          docker_host=self.host, cdi_dirs=(tmp_path / "cdi",),
-                         state_dir=tmp_path / "state", images=images)  # fmt: skip
+                         record=tmp_path / "state" / "install-record.json", images=images)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +192,7 @@ def test_config_toml_world_writable(tmp_path: Path) -> None:
     config.write_text("[nvidia-container-cli]\n")
     os.chown(config, 0, 0)
     os.chmod(config, 0o666)
-    f = check_config_toml(gather_toolkit(HostPaths(config_toml=config)))
+    f = check_config_toml(gather_toolkit(DoctorPaths(config_toml=config)))
     assert f.status == "failure"
     assert f.summary == f"{config} is world-writable"
     assert f.fix == [f"chown root:root {config} && chmod 0644 {config}"]

@@ -23,13 +23,14 @@ from typing import Any
 import pytest
 
 from installer import engine
-from installer.cmd_install import BUNDLES_DIR
 from installer.console import Console
 from installer.errors import GpubundleError
+from installer.hostpaths import HostPaths
 from installer.installsteps import StepRunner
 from installer.layout import IMAGES_ARCHIVE, LOG_DIR, VERIFY_IMAGE_ARCHIVE
 from installer.preflight import Options
-from installer.record import RECORD_PATH, load_record
+from installer.record import load_record
+from installer.steps import proof
 from tests.support import hostguard, hostsnapshot
 from tests.support.hostsnapshot import HostSnapshot
 from tests.support.installbundles import (
@@ -40,8 +41,10 @@ from tests.support.installbundles import (
     ok_document,
 )
 from tests.support.registry import CUDA_STANDIN
+from tests.support.steps import verified
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.root]
+RECORD_PATH = HostPaths.system().record
 
 FAMILY = (
     "libnvidia-container-tools",
@@ -201,16 +204,15 @@ def test_the_proof_runs_the_builtin_image_and_says_plainly_why_it_cannot_prove(
     if Path("/dev/nvidiactl").exists():
         pytest.skip("an NVIDIA driver is loaded here; tests marked gpu cover the real proof")
     ok_document(install(host_bundle, "--json"))
-    record = load_record()
+    record = load_record(RECORD_PATH)
     assert record is not None and VERIFY in record.images_loaded
     runner = StepRunner(
-        host_bundle.path, [host_bundle.fingerprint], host_bundle.manifest, host_bundle.sha256,
-        BUNDLES_DIR / host_bundle.sha256,
-        Options("docker", skip_gpu_checks=False), Console(quiet=True),
+        verified(host_bundle.manifest, host_bundle.sha256),
+        Options("docker", skip_gpu_checks=False), Console(quiet=True), HostPaths.system(),
     )  # fmt: skip
 
     with pytest.raises(GpubundleError) as caught:
-        runner.prove(record)
+        proof.run(runner.ctx, record)
 
     err = caught.value
     assert err.message == (

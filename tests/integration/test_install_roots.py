@@ -20,7 +20,6 @@ which uninstall puts the root back exactly and a re-run finishes the install.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +29,8 @@ import pytest
 
 from installer import layout
 from tests.support import inroot, testkeys
-from tests.support.inroot import BUNDLE, gpubundle, ok_json, prime_apt, stage
-from tests.support.installbundles import build_target_bundle
+from tests.support.inroot import BUNDLE, gpubundle, ok_json, prime_apt
+from tests.support.installbundles import bundle_for_root
 from tests.support.rootfiles import (
     FAMILY,
     INCLUDE,
@@ -103,14 +102,10 @@ def test_offline_install_in_a_real_root(
     standin_repo: ServedStandin,
 ) -> None:
     root = debootstrap_root(distro, "minbase", INCLUDE, dest=proc_mounted)
-    bundle = build_target_bundle(
-        tmp_path / "out", key, standin_repo.url, standin_repo.armored_key, distro=distro,
-        target_status=root / "var/lib/dpkg/status", toolkit_version=VERSION,
-    ).path  # fmt: skip
-    drop = root / "tmp" / "gpubundle"
-    drop.mkdir(parents=True)
-    shutil.copyfile(bundle, drop / "bundle.tar.zst")
-    shutil.copyfile(installer_pyz, drop / "gpubundle-installer.pyz")
+    bundle_for_root(
+        root, distro, tmp_path / "out", key, standin_repo, pyz=installer_pyz,
+        toolkit_version=VERSION,
+    )  # fmt: skip
     files0, packages0 = snapshot(root), dpkg_status(root)
 
     # A dry run prints the plan and changes nothing but gpubundle's own state.
@@ -210,11 +205,10 @@ def test_killed_at_every_step_boundary_reruns_and_uninstalls(
     left behind lets ``uninstall --purge`` put the root back exactly (apt's lists and
     extended_states included), and lets a re-run finish the install."""
     root = debootstrap_root(distro, "minbase", INCLUDE, dest=tmp_path / "root")
-    bundle = build_target_bundle(
-        tmp_path / "out", key, standin_repo.url, standin_repo.armored_key, distro=distro,
-        target_status=root / "var/lib/dpkg/status", toolkit_version=VERSION,
-    ).path  # fmt: skip
-    stage(root, bundle, installer_pyz)
+    bundle_for_root(
+        root, distro, tmp_path / "out", key, standin_repo, pyz=installer_pyz,
+        toolkit_version=VERSION,
+    )  # fmt: skip
     with inroot.proc_mounted(root):
         prime_apt(root)
         before = capture(root).without(KEPT)

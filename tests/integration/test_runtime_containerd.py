@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from installer import criengine, engine
+from installer.engines import daemon
 from installer.errors import GpubundleError
 from installer.runtime_config import rollback_runtime
 from installer.runtime_toml import configure_toml_runtime
@@ -82,7 +83,7 @@ def private_containerd(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     )
     (bindir / "nvidia-ctk").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
-    first = engine.start_dockerd(
+    first = daemon.start_detached(
         ["containerd", "--config", str(config)], d / "log", log_name="containerd.log"
     )
     try:
@@ -92,8 +93,8 @@ def private_containerd(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
             pid, _argv = criengine.find_daemon("containerd", config)
             if not pid:
                 break
-            engine.stop_dockerd(pid, 30)
-        engine.stop_dockerd(first.pid, 30)
+            daemon.stop_process(pid, 30, "containerd")
+        daemon.stop_process(first.pid, 30, "containerd")
         shutil.rmtree(d, ignore_errors=True)
 
 

@@ -20,15 +20,14 @@ from pathlib import Path
 import pytest
 
 from installer import containers, engine, engines, installsteps, runtime_intent
-from installer.console import Console
 from installer.errors import GpubundleError
+from installer.hostpaths import HostPaths
 from installer.installplan import RESTART, RUNTIME, InstallPlan, Step
-from installer.preflight import Options
-from installer.record import InstallRecord, RecordRead
+from installer.steps import runtime as runtime_steps
 from tests.support.docker_env import require_docker
-from tests.support.manifests import make_manifest
 from tests.support.records import SHA, base_record
 from tests.support.standin_nvidia import STANDIN_BIN
+from tests.support.steps import step_runner
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.root]
 
@@ -95,23 +94,13 @@ def _docker_info(field: str) -> object:
 
 @pytest.fixture
 def steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> installsteps.StepRunner:
-    """Install's step runner for --runtime docker; record, backups and logs in tmp."""
-    saved = tmp_path / "install-record.json"
-    monkeypatch.setattr(installsteps, "save_record", lambda r: _save(r, saved))
-    monkeypatch.setattr(installsteps, "read_record", lambda: RecordRead(None, None))
-    monkeypatch.setattr(installsteps, "read_ledger", lambda path: {})
-    monkeypatch.setattr(installsteps, "sweep_leftovers", lambda *paths: None)
+    """Install's step runner for --runtime docker; record and backups under tmp, and the
+    dockerd it starts logging where scripts/services.sh's does."""
+    root = tmp_path / "host"
+    HostPaths(root).log_dir.parent.mkdir(parents=True)
+    HostPaths(root).log_dir.symlink_to(LOG_DIR)
     monkeypatch.setattr(installsteps, "installed_versions", lambda *a, **k: {})
-    monkeypatch.setattr(installsteps, "LOG_DIR", str(LOG_DIR))
-    monkeypatch.setattr(runtime_intent, "BACKUP_DIR", tmp_path / "backup")
-    return installsteps.StepRunner(
-        Path("/nonexistent/bundle.tar.zst"), [], make_manifest(), SHA, Path("/nonexistent"),
-        Options("docker", True), Console(json_mode=True),
-    )  # fmt: skip
-
-
-def _save(record: InstallRecord, path: Path) -> None:
-    path.write_text(json.dumps(record.as_json()))
+    return step_runner(root)
 
 
 def test_configure_keeps_user_settings_and_docker_lists_nvidia(
@@ -124,9 +113,9 @@ def test_configure_keeps_user_settings_and_docker_lists_nvidia(
     daemon_json.write_text(json.dumps(USER_SETTINGS, indent=2))
     facts = engine.detect_engine()
 
-    record, detail = steps.configure_runtime(base_record())
+    record, detail = runtime_steps.configure(steps.ctx, base_record())
     assert detail == f"{daemon_json} updated"
-    record, detail = steps.restart(record)
+    record, detail = runtime_steps.restart(steps.ctx, record)
     assert "; Docker " in detail and detail.endswith(" answers")
 
     written = json.loads(daemon_json.read_text())
@@ -138,7 +127,7 @@ def test_configure_keeps_user_settings_and_docker_lists_nvidia(
     assert engine.detect_engine().argv == facts.argv  # started again the way it ran
     # Running the step again changes nothing (no restart follows a step already done).
     pid = engine.detect_engine().pid
-    again, detail = steps.configure_runtime(record)
+    again, detail = runtime_steps.configure(steps.ctx, record)
     assert detail == f"{daemon_json} already configured"
     assert again.runtime_change == record.runtime_change and engine.detect_engine().pid == pid
     change = runtime_intent.runtime_change(record.runtime_change or {})

@@ -23,9 +23,10 @@ from pathlib import Path
 import pytest
 
 from installer import layout
-from installer.aptlocal import SOURCES_LIST, keyring_path
+from installer.aptlocal import keyring_path
 from installer.bundle_reader import verify_bundle
 from installer.errors import ExitCode, GpubundleError, VerificationError
+from installer.hostpaths import HostPaths
 from installer.openpgp import dearmor, key_blocks, merge_keys, verify_clearsigned
 from tests.conftest import REPO_ROOT
 from tests.support import inroot, testkeys
@@ -79,13 +80,13 @@ def test_expired_key_refused_then_extended_key_in_trusted_d_installs_and_apt_acc
     for pin in bundle.manifest.packages:
         assert status[pin.name] == (pin.version, "install ok installed")
     # The keyring apt checked the local repository with is the extended key, merged.
-    keyring = root / str(keyring_path(key.fingerprint)).lstrip("/")
+    keyring = keyring_path(key.fingerprint, HostPaths(root).keyrings_dir)
     carried = key_blocks(key.public_armored)[0]
     assert keyring.read_bytes() == merge_keys(key_blocks(extended)[0], carried).to_bytes()
     assert keyring.read_bytes() != dearmor(key.public_armored)
     # And apt, reading only that source, still accepts it now.
     inroot.in_root(root, "apt-get", "update", "-q", "-o",
-                   f"Dir::Etc::sourcelist={SOURCES_LIST}",
+                   f"Dir::Etc::sourcelist={HostPaths.system().sources_list}",
                    "-o", "Dir::Etc::sourceparts=/nonexistent")  # fmt: skip
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from installer import engine, unownedpaths
-from installer.record import RECORD_PATH
+from installer.hostpaths import HostPaths
 from tests.support import hostguard, hostsnapshot
 from tests.support.hostsnapshot import DAEMON_JSON, HostSnapshot
 from tests.support.installbundles import (
@@ -74,7 +74,7 @@ def test_uninstall_puts_the_host_back(host_bundle: HostBundle, docker_host: Host
     # Purged: dpkg's table is exactly as before, no "config-files" left.
     assert after.installed() == docker_host.installed()
     assert after.packages == docker_host.packages
-    assert not RECORD_PATH.exists()
+    assert not HostPaths.system().record.exists()
     assert not hostguard.image_present(CUDA_STANDIN.ref)  # install loaded it: removed
     assert engine.detect_engine().argv == argv
     assert_docker_runs_containers()

@@ -38,8 +38,8 @@ import pytest
 from installer import layout, unownedpaths
 from tests.conftest import CACHE_DIR
 from tests.support import testkeys
-from tests.support.inroot import BUNDLE, gpubundle, ok_json, prime_apt, proc_mounted, stage
-from tests.support.installbundles import build_target_bundle
+from tests.support.inroot import BUNDLE, gpubundle, ok_json, prime_apt, proc_mounted
+from tests.support.installbundles import bundle_for_root
 from tests.support.rootfiles import FAMILY, INCLUDE, VERSION
 from tests.support.roots import debootstrap_root
 from tests.support.rootsnapshot import Entry, listing, listing_differences
@@ -126,11 +126,10 @@ def test_minbase_root_is_as_before(
     standin_repo: ServedStandin,
 ) -> None:
     root = debootstrap_root(distro, "minbase", INCLUDE, dest=tmp_path / "root")
-    bundle = build_target_bundle(
-        tmp_path / "out", key, standin_repo.url, standin_repo.armored_key, distro=distro,
-        target_status=root / "var/lib/dpkg/status", toolkit_version=VERSION,
+    bundle_for_root(
+        root, distro, tmp_path / "out", key, standin_repo,
+        pyz=installer_pyz, toolkit_version=VERSION,
     )  # fmt: skip
-    stage(root, bundle.path, installer_pyz)
     with proc_mounted(root):
         prime_apt(root)
         before = listing(root)
@@ -151,11 +150,10 @@ def test_root_with_docker_before_keeps_docker_as_it_was(
     tmp_path: Path, key: testkeys.TestKey, installer_pyz: Path, standin_repo: ServedStandin
 ) -> None:
     root = debootstrap_root("debian12", "minbase", WITH_DOCKER, dest=tmp_path / "root")
-    bundle = build_target_bundle(
-        tmp_path / "out", key, standin_repo.url, standin_repo.armored_key, distro="debian12",
-        target_status=root / "var/lib/dpkg/status", toolkit_version=VERSION,
+    bundle_for_root(
+        root, "debian12", tmp_path / "out", key, standin_repo,
+        pyz=installer_pyz, toolkit_version=VERSION,
     )  # fmt: skip
-    stage(root, bundle.path, installer_pyz)
     for link in DOCKER_LINKS:  # docker.io's postinst enabled its units at debootstrap time
         assert at(root, link).is_symlink(), link
     with proc_mounted(root):
@@ -173,11 +171,10 @@ def test_files_changed_since_install_are_saved_then_removed(
     tmp_path: Path, key: testkeys.TestKey, installer_pyz: Path, standin_repo: ServedStandin
 ) -> None:
     root = debootstrap_root("debian12", "minbase", WITH_DOCKER, dest=tmp_path / "root")
-    bundle = build_target_bundle(
-        tmp_path / "out", key, standin_repo.url, standin_repo.armored_key, distro="debian12",
-        target_status=root / "var/lib/dpkg/status", toolkit_version=VERSION,
+    bundle_for_root(
+        root, "debian12", tmp_path / "out", key, standin_repo,
+        pyz=installer_pyz, toolkit_version=VERSION,
     )  # fmt: skip
-    stage(root, bundle.path, installer_pyz)
     users_daemon_json = json.dumps({"log-driver": "journald", "data-root": "/srv/docker"}) + "\n"
     at(root, DAEMON_JSON).parent.mkdir(exist_ok=True)
     at(root, DAEMON_JSON).write_text(users_daemon_json)
@@ -224,11 +221,10 @@ def test_docker_the_bundle_brought_is_purged_with_its_links(
     tmp_path: Path, key: testkeys.TestKey, installer_pyz: Path, standin_repo: ServedStandin
 ) -> None:
     root = debootstrap_root("debian12", "minbase", INCLUDE, dest=tmp_path / "root")
-    bundle = build_target_bundle(
-        tmp_path / "out", key, standin_repo.url, standin_repo.armored_key, distro="debian12",
-        target_status=root / "var/lib/dpkg/status", extra=("--with-docker",),
+    bundle_for_root(
+        root, "debian12", tmp_path / "out", key, standin_repo,
+        pyz=installer_pyz, extra=("--with-docker",),
     )  # fmt: skip
-    stage(root, bundle.path, installer_pyz)
     # A host's docker.io postinst starts dockerd; in a chroot that shares the host's
     # processes it must not: invoke-rc.d asks policy-rc.d first (as in a debootstrap).
     at(root, POLICY_RC_D).write_text("#!/bin/sh\nexit 101\n")

@@ -32,8 +32,8 @@ import pytest
 
 from installer import layout
 from tests.support import testkeys
-from tests.support.inroot import BUNDLE, gpubundle, ok_json, prime_apt, proc_mounted, stage
-from tests.support.installbundles import build_target_bundle
+from tests.support.inroot import BUNDLE, gpubundle, ok_json, prime_apt, proc_mounted
+from tests.support.installbundles import bundle_for_root
 from tests.support.rootfiles import FAMILY, INCLUDE, VERSION
 from tests.support.roots import debootstrap_root
 from tests.support.rootsnapshot import RootState, capture, differences
@@ -83,11 +83,10 @@ def test_uninstall_restores_the_root(
     standin_repo: ServedStandin,
 ) -> None:
     root = debootstrap_root(distro, "minbase", INCLUDE, dest=tmp_path / "root")
-    bundle = build_target_bundle(
-        tmp_path / "out", key, standin_repo.url, standin_repo.armored_key, distro=distro,
-        target_status=root / "var/lib/dpkg/status", toolkit_version=VERSION,
+    bundle_for_root(
+        root, distro, tmp_path / "out", key, standin_repo,
+        pyz=installer_pyz, toolkit_version=VERSION,
     )  # fmt: skip
-    stage(root, bundle.path, installer_pyz)
     with proc_mounted(root):
         prime_apt(root)
         before = state(root)

@@ -25,8 +25,9 @@ from typing import Any
 import pytest
 
 from installer import engine, unownedpaths
+from installer.engines import daemon
+from installer.hostpaths import HostPaths
 from installer.layout import STATE_DIR
-from installer.record import RECORD_PATH
 from tests.support import hostsnapshot
 from tests.support.docker_env import in_ci
 from tests.support.hostsnapshot import DAEMON_JSON, HostSnapshot, parse_dpkg_status
@@ -34,7 +35,8 @@ from tests.support.installbundles import gpubundle
 
 CI_LOG_DIR = Path("/var/log/gpubundle-ci")  # where scripts/services.sh logs dockerd
 NVIDIA_PREFIXES = ("nvidia-container-", "libnvidia-container")
-SOURCES_LIST = Path("/etc/apt/sources.list.d/gpubundle.list")
+SOURCES_LIST = HostPaths.system().sources_list
+RECORD_PATH = HostPaths.system().record
 KEYRINGS = Path("/usr/share/keyrings")
 STATE = Path(STATE_DIR)
 APT_LISTS = Path("/var/lib/apt/lists")
@@ -183,7 +185,7 @@ def restore(before: Before) -> list[str]:
     if not facts.running:
         with contextlib.suppress(Exception):
             engine.wait_until_ready(
-                90, engine.start_dockerd(before.dockerd_argv or ("dockerd",), CI_LOG_DIR)
+                90, daemon.start_detached(before.dockerd_argv or ("dockerd",), CI_LOG_DIR)
             )
     elif facts.argv != before.dockerd_argv or now != before.daemon_json or _has_nvidia():
         try:

@@ -30,6 +30,8 @@ from installer.bundle_reader import verify_bundle
 from installer.hostinfo import distro_name, read_os_release
 from installer.manifest import Manifest
 from tests.conftest import CACHE_DIR
+from tests.support.inroot import stage
+from tests.support.standin_served import ServedStandin
 from tests.support.testkeys import TestKey
 
 BUILD_CACHE = CACHE_DIR / "build"  # shared with tests/integration/test_build.py
@@ -128,3 +130,25 @@ def ok_document(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(proc.stdout)
     assert doc["ok"] is True, doc
     return doc
+
+
+def bundle_for_root(
+    root: Path,
+    distro: str,
+    out_dir: Path,
+    signer: TestKey,
+    standin: ServedStandin,
+    *,
+    pyz: Path | None = None,
+    **build: Any,
+) -> HostBundle:
+    """The bundle ``gpubundle build`` makes for exactly what ``root`` has (its dpkg status),
+    from the stand-in NVIDIA repository; with ``pyz``, staged in the root with the
+    installer (``inroot.stage``). ``build``: more of ``build_target_bundle``'s options."""
+    bundle = build_target_bundle(
+        out_dir, signer, standin.url, standin.armored_key, distro=distro,
+        target_status=root / "var/lib/dpkg/status", **build,
+    )  # fmt: skip
+    if pyz is not None:
+        stage(root, bundle.path, pyz)
+    return bundle

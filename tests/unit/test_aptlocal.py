@@ -57,7 +57,7 @@ def test_requested_pins_come_from_the_manifest() -> None:
 
 
 def test_source_line_is_a_signed_flat_file_repo() -> None:
-    keyring = keyring_path(FPR)
+    keyring = keyring_path(FPR, Path("/usr/share/keyrings"))
     assert keyring == Path("/usr/share/keyrings/gpubundle-89abcdef01234567.gpg")
     line = sources_line(Path("/var/lib/gpubundle/bundles/abc/repo/"), keyring)
     assert line == (f"deb [signed-by={keyring}] file:/var/lib/gpubundle/bundles/abc/repo/ /\n")

@@ -6,21 +6,20 @@ nvidia-ctk is the test world's stand-in (tests/support/runtimeconfigs.py), Pytho
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import pytest
 
-from installer import installsteps, runtime_intent, runtime_toml
-from installer.console import Console
+from installer import runtime_intent, runtime_toml
+from installer.hostpaths import HostPaths
 from installer.installplan import RUNTIME
-from installer.preflight import Options
 from installer.record import InstallRecord
+from installer.steps import runtime as runtime_steps
 from installer.uninstallplan import HostNow, plan_uninstall
-from tests.support.manifests import make_manifest
-from tests.support.records import SHA, base_record
+from tests.support.records import base_record
 from tests.support.runtimeconfigs import CONTAINERD_V2, install_standin_ctk
+from tests.support.steps import step_runner
 
 pytest.importorskip("tomllib", reason="the stand-in nvidia-ctk needs Python 3.11+")
 
@@ -33,23 +32,21 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     install_standin_ctk(tmp_path / "bin")
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/nonexistent:{Path(sys.executable).parent}")
     monkeypatch.setitem(runtime_toml.DEFAULT_CONFIG, "containerd", path)
-    monkeypatch.setattr(runtime_intent, "BACKUP_DIR", tmp_path / "backup")
-    saved = tmp_path / "record.json"
-    monkeypatch.setattr(
-        installsteps, "save_record", lambda r: saved.write_text(json.dumps(r.as_json()))
-    )
     return path
 
 
-def runner() -> installsteps.StepRunner:
-    return installsteps.StepRunner(
-        Path("/nonexistent/bundle.tar.zst"), [], make_manifest(), SHA, Path("/nonexistent"),
-        Options("containerd", True), Console(json_mode=True),
-    )  # fmt: skip
+def configure(config: Path, record: InstallRecord) -> tuple[InstallRecord, str]:
+    """The runtime step's body for --runtime containerd, the host's paths under tmp."""
+    ctx = step_runner(root(config), runtime="containerd").ctx
+    return runtime_steps.configure(ctx, record)
+
+
+def root(config: Path) -> Path:
+    return config.parent.parent / "host"
 
 
 def test_runtime_step_records_the_toml_change(config: Path) -> None:
-    record, detail = runner().configure_runtime(base_record())
+    record, detail = configure(config, base_record())
     change = record.runtime_change or {}
     assert change["kind"] == "containerd-toml" and change["path"] == str(config)
     assert detail == f"{config} updated"
@@ -67,16 +64,18 @@ def test_runtime_step_records_the_toml_change(config: Path) -> None:
 
 def test_killed_run_pending_change_is_undone_then_redone(config: Path) -> None:
     intent = runtime_intent.intended_runtime_change(
-        config, runtime_intent.BACKUP_DIR, "containerd-toml"
+        config, HostPaths(root(config)).runtime_backups, "containerd-toml"
     )
     assert intent is not None and intent["kind"] == "containerd-toml"
     config.write_text("half written by a killed nvidia-ctk [")
     killed: InstallRecord = base_record(runtime_change=intent, in_progress=RUNTIME)
-    record, _ = runner().configure_runtime(killed)
+    record, _ = configure(config, killed)
     assert not record.runtime_pending
     assert (record.runtime_change or {})["sha256_before"] == intent["sha256_before"]
     assert "oom_score = -500" in config.read_text()
     assert (
-        runtime_intent.intended_runtime_change(config, runtime_intent.BACKUP_DIR, "containerd-toml")
+        runtime_intent.intended_runtime_change(
+            config, HostPaths(root(config)).runtime_backups, "containerd-toml"
+        )
         is None
     )

@@ -6,7 +6,7 @@ import json
 import tarfile
 from pathlib import Path
 
-from installer.doctor.checks import HostPaths, ok
+from installer.doctor.checks import DoctorPaths, ok
 from installer.doctor.collect import REDACTED, collect, redact_json, redact_text
 
 SECRETS = ("hunter2", "s3cr3t-token", "dXNlcjpwYXNz", "proxypass", "ghp_abcdef")
@@ -61,11 +61,11 @@ def test_collect_archive_has_no_secrets(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
     (state / "install-record.json").write_text('{"format": 1}')
-    paths = HostPaths(
+    paths = DoctorPaths(
         daemon_json=tmp_path / "daemon.json",
         config_toml=tmp_path / "config.toml",
         log_dir=logs,
-        state_dir=state,
+        record=state / "install-record.json",
         cdi_dirs=(tmp_path / "cdi",),
     )
     target = tmp_path / "out" / "diag.tar.gz"

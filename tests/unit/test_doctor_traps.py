@@ -189,12 +189,12 @@ def test_image_without_glibc_or_usr_bin() -> None:
 
 
 def test_gather_traps_reads_fixture_files(tmp_path: Path) -> None:
-    from installer.doctor.checks import HostPaths
+    from installer.doctor.checks import DoctorPaths
     from installer.doctor.traps import gather_traps
 
     (tmp_path / "config.toml").write_text(CONFIG)
     (tmp_path / "enforce").write_text("0\n")
-    paths = HostPaths(
+    paths = DoctorPaths(
         config_toml=tmp_path / "config.toml",
         selinux_enforce=tmp_path / "enforce",
         dev_char=tmp_path / "char",

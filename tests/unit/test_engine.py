@@ -8,6 +8,7 @@ import pytest
 
 from installer import engine
 from installer.engine import EngineFacts
+from installer.engines import daemon
 from installer.errors import GpubundleError
 from tests.support.procfs import fake_proc
 
@@ -115,7 +116,7 @@ def test_direct_start_and_fast_failure(tmp_path: Path) -> None:
         "#!/bin/sh\necho 'unable to configure the Docker daemon with file x' >&2\nexit 1\n"
     )
     fake.chmod(0o755)
-    outcome = engine.start_dockerd([str(fake)], tmp_path / "log")
+    outcome = daemon.start_detached([str(fake)], tmp_path / "log")
     assert outcome.method == "direct"
     assert Path(outcome.log) == tmp_path / "log" / "dockerd.log"
     with pytest.raises(GpubundleError) as err:
@@ -162,14 +163,16 @@ def test_stop_engine_without_init_terminates_the_daemon_process(
 
     from installer import engine
 
-    monkeypatch.setattr(engine, "SYSV_SCRIPT", tmp_path / "no-init-script")
-    daemon = subprocess.Popen(["sleep", "300"])
+    no_script = tmp_path / "no-init-script"
+    dockerd = subprocess.Popen(["sleep", "300"])
     try:
-        engine.stop_engine(facts(pid=daemon.pid, running=True, systemd=False), timeout=10)
-        assert daemon.poll() is not None  # it really ended
+        engine.stop_engine(
+            facts(pid=dockerd.pid, running=True, systemd=False), timeout=10, sysv_script=no_script
+        )
+        assert dockerd.poll() is not None  # it really ended
     finally:
-        daemon.kill()
-        daemon.wait()
+        dockerd.kill()
+        dockerd.wait()
 
 
 def test_stop_engine_leaves_a_stopped_engine_alone(
@@ -177,13 +180,16 @@ def test_stop_engine_leaves_a_stopped_engine_alone(
 ) -> None:
     from installer import engine
 
-    monkeypatch.setattr(engine, "SYSV_SCRIPT", tmp_path / "no-init-script")
+    no_script = tmp_path / "no-init-script"
     acted: list[object] = []
     monkeypatch.setattr(engine, "run", lambda argv, **kw: acted.append(argv))
-    monkeypatch.setattr(engine, "stop_dockerd", lambda pid, timeout: acted.append(pid))
+    monkeypatch.setattr(engine.daemon, "stop_process", lambda pid, timeout, name: acted.append(pid))
     for systemd in (True, False):  # neither systemctl nor a signal, whatever the init
-        engine.stop_engine(facts(pid=0, running=False, systemd=systemd))
-        engine.stop_engine(facts(pid=4242, running=False, systemd=systemd))  # not answering
+        engine.stop_engine(facts(pid=0, running=False, systemd=systemd), sysv_script=no_script)
+        engine.stop_engine(  # not answering
+            facts(pid=4242, running=False, systemd=systemd), sysv_script=no_script
+        )
     assert acted == []
-    engine.stop_engine(facts(pid=4242, running=True, systemd=False))  # the check can fail
+    # the check can fail
+    engine.stop_engine(facts(pid=4242, running=True, systemd=False), sysv_script=no_script)
     assert acted == [4242]

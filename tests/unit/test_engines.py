@@ -22,19 +22,17 @@ from installer import (
     engine,
     engines,
     installsteps,
-    record,
     runtime_intent,
     runtime_toml,
 )
-from installer.console import Console
 from installer.criengine import CriFacts
 from installer.engine import EngineFacts
 from installer.engines.daemon import RestartOutcome
 from installer.errors import GpubundleError
+from installer.hostpaths import HostPaths
 from installer.installplan import RESTART, RUNTIME, InstallPlan, Step
-from installer.preflight import Options
 from installer.runtime_config import RuntimeChange
-from tests.support.manifests import make_manifest
+from installer.steps import runtime as runtime_steps
 from tests.support.records import SHA, base_record
 from tests.support.runtimeconfigs import (
     CONTAINERD_V2,
@@ -43,6 +41,7 @@ from tests.support.runtimeconfigs import (
     USER_CONFIG,
     install_standin_ctk,
 )
+from tests.support.steps import step_runner
 
 KINDS = {"docker": "docker-json", "containerd": "containerd-toml", "crio": "crio-toml"}
 ORIGINAL = {
@@ -93,6 +92,37 @@ def test_what_each_engine_tells_install_and_uninstall() -> None:
     assert docker.bundled_package == "docker.io" and not containerd.bundled_package
     assert crio.runtime_table == "crio.runtime.runtimes.nvidia"
     assert "containerd.runtimes.nvidia" in containerd.runtime_table
+
+
+@pytest.mark.parametrize("name", engines.ENGINES)
+def test_each_adapter_judges_the_engine_found_for_preflight(name: str) -> None:
+    """Preflight asks the adapter, never the engine's name: what it says, per state."""
+    adapter = engines.adapter_for(name)
+    status, detail, fix = adapter.judge(None, ())
+    assert status == "fail" and "not probed" in detail and fix
+    absent = CriFacts("none", "", False, Path("/x"), False, "not installed")
+    status, detail, fix = adapter.judge(absent, ())
+    assert status == "fail" and "--runtime none" in fix and "install" in fix
+    shipped = adapter.judge(absent, ("nvidia-container-toolkit", "docker.io"))
+    assert (shipped[0] == "ok") == (name == "docker")  # only Docker comes in a bundle
+    running = CriFacts(name, "1.7.2", True, Path("/x"), False, "")
+    assert adapter.judge(running, ()) == ("ok", f"{name} 1.7.2", "")
+    late = dataclasses.replace(running, problem="it does not answer")
+    assert adapter.judge(late, ())[:2] == ("warn", f"{name} 1.7.2; it does not answer")
+
+
+@pytest.mark.parametrize("name", engines.ENGINES)
+def test_each_adapter_names_its_packages_and_finds_its_daemon(name: str, tmp_path: Path) -> None:
+    """What the doctor asks of an engine without knowing which it is."""
+    from tests.support.procfs import fake_proc
+
+    adapter = engines.adapter_for(name)
+    assert adapter.packages and all(p and " " not in p for p in adapter.packages)
+    binary = {"docker": "dockerd"}.get(name, name)
+    config = str(adapter.config_path())
+    proc = fake_proc(tmp_path, "init", {77: (binary, "S", [binary, "--config", config])})
+    assert adapter.find_daemon(proc) == 77
+    assert adapter.find_daemon(fake_proc(tmp_path / "none", "init", {})) == 0
 
 
 @pytest.mark.parametrize("name", engines.ENGINES)
@@ -301,35 +331,27 @@ class FakeAdapter:
 
 @pytest.fixture
 def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeAdapter:
+    """The fake engine for every runtime; the record, backups and logs under tmp_path."""
     path = tmp_path / "engine.conf"
     path.write_text("original")
     adapter = FakeAdapter(path, failures=1)
     monkeypatch.setattr(engines, "adapter_for", lambda runtime: adapter)
-    monkeypatch.setattr(runtime_intent, "BACKUP_DIR", tmp_path / "backup")
-    monkeypatch.setattr(installsteps, "save_record", lambda record: None)
-    monkeypatch.setattr(installsteps, "read_record", lambda: record.RecordRead(None, None))
-    monkeypatch.setattr(installsteps, "read_ledger", lambda path: {})
-    monkeypatch.setattr(installsteps, "sweep_leftovers", lambda *paths: None)
     monkeypatch.setattr(installsteps, "installed_versions", lambda *a, **k: {})
-    monkeypatch.setattr(installsteps, "LOG_DIR", str(tmp_path / "log"))
     monkeypatch.setattr(runtime_intent.engines, "adapter_for_kind", lambda kind: adapter)
     return adapter
 
 
-def _runner() -> installsteps.StepRunner:
-    return installsteps.StepRunner(
-        Path("/nonexistent/bundle.tar.zst"), [], make_manifest(), SHA, Path("/nonexistent"),
-        Options("docker", True), Console(json_mode=True),
-    )  # fmt: skip
+def _runner(fake: FakeAdapter) -> installsteps.StepRunner:
+    return step_runner(fake.path.parent / "host")
 
 
 def test_install_steps_go_through_the_adapter(fake: FakeAdapter) -> None:
     fake.failures = 0
-    runner = _runner()
-    record, detail = runner.configure_runtime(base_record())
+    ctx = _runner(fake).ctx
+    record, detail = runtime_steps.configure(ctx, base_record())
     assert detail == f"{fake.path} updated"
     assert (record.runtime_change or {})["sha256_before"] == sha(b"original")
-    record, detail = runner.restart(record)
+    record, detail = runtime_steps.restart(ctx, record)
     assert detail == "direct; Fake 1.0 answers"
     assert fake.calls == ["configure", "detect", "restart fake --x", "wait"]
     assert not record.engine_started_by_gpubundle  # it was running
@@ -338,7 +360,7 @@ def test_install_steps_go_through_the_adapter(fake: FakeAdapter) -> None:
 def test_a_failed_restart_rolls_back_through_the_adapter(fake: FakeAdapter) -> None:
     plan = InstallPlan(SHA, "1", {}, (Step(RUNTIME, "runtime", ()), Step(RESTART, "restart", ())))
     with pytest.raises(GpubundleError) as err:
-        _runner().run(plan)
+        _runner(fake).run(plan)
     assert err.value.message == (
         "install failed after configuring the container runtime: the fake engine did not come back"
     )
@@ -402,10 +424,10 @@ def test_uninstall_restarts_the_engine_of_the_record(
     change = {"path": "/srv/containerd/config.toml", "kind": "containerd-toml"}
     record = base_record(runtime_change=change)
     action = Action("restart-engine", "restart containerd", ("containerd",))
-    cmd_uninstall.execute(action, UninstallPlan((action,)), record)
+    cmd_uninstall.execute(action, UninstallPlan((action,)), record, HostPaths(tmp_path))
     assert seen == [("detect", Path("/srv/containerd/config.toml")), facts, ("wait", 90)]
     # and asks that engine, not Docker, whether it runs
     monkeypatch.setattr(engines.adapter_for("docker"), "detect", lambda config=None: 1 / 0)
     monkeypatch.setattr(cmd_uninstall, "installed_packages", lambda *a: {})
-    host = cmd_uninstall.read_host(record, tmp_path, record_path=tmp_path / "r")
+    host = cmd_uninstall.read_host(record, tmp_path, HostPaths(tmp_path))
     assert host.engine_running

@@ -216,11 +216,11 @@ def test_with_fields_lost_status_exits_1_and_uninstall_still_removes_gpubundles_
 
 
 def test_doctor_reports_the_record_and_never_fails_on_it(saved: Path) -> None:
-    assert check_record(gather_record(saved.parent)).status == "ok"
+    assert check_record(gather_record(saved)).status == "ok"
     saved.write_text("{")
-    assert check_record(gather_record(saved.parent)).status == "warning"
+    assert check_record(gather_record(saved)).status == "warning"
     backup_path(saved).write_text("[]")
-    finding = check_record(gather_record(saved.parent))
+    finding = check_record(gather_record(saved))
     assert finding.status == "failure" and "could not be read" in finding.summary
     assert finding.fix and "uninstall" in finding.fix[0]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from installer import engine, installsteps, runtime_config, runtime_intent
+from installer import engine, runtime_config, runtime_intent
 from installer import record as record_module
 from installer.aptlocal import (
     apt_mark_manual_argv,
@@ -26,14 +26,14 @@ from installer.aptlocal import (
     list_file_prefix,
     source_lists,
 )
-from installer.console import Console
+from installer.hostpaths import HostPaths
 from installer.installplan import RUNTIME
-from installer.preflight import Options
 from installer.record import InstallRecord, load_record, record_from_json, staging_leftovers
+from installer.steps import runtime as runtime_steps
 from installer.uninstallplan import HostNow, plan_uninstall
-from tests.support.manifests import make_manifest
 from tests.support.records import SHA, base_record
 from tests.support.runtimeconfigs import CTK_LIKE_NVIDIA, USER_CONFIG
+from tests.support.steps import step_runner
 
 # --- record states ----------------------------------------------------------------------
 
@@ -116,8 +116,9 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     at the moment nvidia-ctk ran is kept in ``seen``."""
     paths = {
         "daemon": tmp_path / "docker" / "daemon.json",
-        "backups": tmp_path / "backup",
-        "record": tmp_path / "install-record.json",
+        "root": tmp_path,  # the host's paths (record, backups) lie under it
+        "backups": HostPaths(tmp_path).runtime_backups,
+        "record": HostPaths(tmp_path).record,
         "seen": tmp_path / "record-when-ctk-ran.json",
     }
     paths["daemon"].parent.mkdir()
@@ -137,23 +138,12 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     monkeypatch.setenv("CTK_LOG", str(tmp_path / "ctk.log"))
     facts = engine.EngineFacts("docker.io", "26.1", True, paths["daemon"], False, "")
     monkeypatch.setattr(engine, "detect_engine", lambda *a, **k: facts)
-    monkeypatch.setattr(runtime_intent, "BACKUP_DIR", paths["backups"])
-    monkeypatch.setattr(
-        installsteps, "save_record", lambda record: record_path_save(record, paths["record"])
-    )
     return paths
 
 
-def record_path_save(record: InstallRecord, path: Path) -> None:
-    path.write_text(json.dumps(record.as_json()))
-
-
-def runner() -> installsteps.StepRunner:
-    manifest = make_manifest()
-    return installsteps.StepRunner(
-        Path("/nonexistent/bundle.tar.zst"), [], manifest, SHA, Path("/nonexistent"),
-        Options("docker", True), Console(json_mode=True),
-    )  # fmt: skip
+def configure(host: dict[str, Path], record: InstallRecord) -> tuple[InstallRecord, str]:
+    """The runtime step's body, its record and backups under the test's root."""
+    return runtime_steps.configure(step_runner(host["root"]).ctx, record)
 
 
 def sha(data: bytes) -> str:
@@ -168,7 +158,7 @@ def user_daemon_json(path: Path) -> bytes:
 
 def test_runtime_change_is_recorded_pending_before_nvidia_ctk_runs(host: dict[str, Path]) -> None:
     original = user_daemon_json(host["daemon"])
-    record, _ = runner().configure_runtime(base_record())
+    record, _ = configure(host, base_record())
     seen = load_record(host["seen"])
     assert seen is not None and seen.in_progress == RUNTIME
     pending = seen.runtime_change or {}
@@ -198,7 +188,7 @@ def test_killed_after_nvidia_ctk_wrote_rerun_restores_and_redoes(host: dict[str,
     assert write.content == original.decode()
 
     # a re-run restores the original first, then configures it: no user key is lost.
-    record, _ = runner().configure_runtime(killed)
+    record, _ = configure(host, killed)
     change = record.runtime_change or {}
     assert change["sha256_before"] == sha(original) and change["changed"] is True
     assert not record.runtime_pending
@@ -213,7 +203,7 @@ def test_killed_before_nvidia_ctk_ran_rerun_configures(host: dict[str, Path]) ->
     assert intent is not None and intent["backup_path"] is None  # no daemon.json before
     killed = base_record(runtime_change=intent, in_progress=RUNTIME)
     assert plan_uninstall(killed, HostNow()).nothing_to_do  # nothing was written yet
-    record, _ = runner().configure_runtime(killed)
+    record, _ = configure(host, killed)
     assert (record.runtime_change or {})["sha256_before"] is None
     # uninstall of the completed record deletes the file install created.
     now = HostNow(daemon_json=host["daemon"].read_bytes())
@@ -223,7 +213,7 @@ def test_killed_before_nvidia_ctk_ran_rerun_configures(host: dict[str, Path]) ->
 def test_a_configured_daemon_json_gets_no_intent_and_no_backup(host: dict[str, Path]) -> None:
     host["daemon"].write_text(json.dumps({"runtimes": {"nvidia": {"path": "x"}}}))
     assert runtime_intent.intended_runtime_change(host["daemon"], host["backups"]) is None
-    record, detail = runner().configure_runtime(base_record())
+    record, detail = configure(host, base_record())
     assert (record.runtime_change or {})["changed"] is False
     assert not host["backups"].exists()
     assert "already configured" in detail

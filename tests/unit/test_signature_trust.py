@@ -9,6 +9,7 @@ the older copy, and hand apt the same key material gpgv checked.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -23,10 +24,10 @@ import pytest
 from click.testing import CliRunner
 
 from installer import layout
-from installer.bundle_reader import verify_bundle
+from installer.bundle_reader import read_verified, verify_bundle
 from installer.cli import main
 from installer.errors import ExitCode, GpubundleError, VerificationError
-from installer.installsteps import read_signer_key
+from installer.hostpaths import HostPaths
 from installer.openpgp import key_blocks, merge_keys, verify_clearsigned, verify_detached
 from installer.trust import BUNDLE_KEY_ADVICE, Trust, load_trust
 from tests.conftest import REPO_ROOT
@@ -160,13 +161,16 @@ def test_extended_key_in_trusted_d_verifies_and_is_the_key_apt_gets(tmp_path: Pa
     assert list(trust) == [key.fingerprint]
     assert verify_bundle(bundle.path, trust).signer_fingerprint == key.fingerprint
 
-    apt_key = read_signer_key(bundle.path, key.fingerprint, trust)
+    apt_key = read_verified(bundle.path, trust).apt_key()
     inrelease = (tmp_path / "b" / "parts" / layout.REPO_DIR / "InRelease").read_bytes()
     # apt checks the local repository with this key alone: it must be the extended one.
     assert verify_clearsigned(inrelease, [apt_key], [key.fingerprint], "InRelease").signed_data
     _refusal(lambda: verify_clearsigned(inrelease, [key.public_armored], [key.fingerprint], "x"))
     # Without a trusted.d copy, apt gets the bundle's copy byte for byte, as before.
-    assert read_signer_key(bundle.path, key.fingerprint, []) == key.public_armored
+    verified = read_verified(bundle.path, trust)
+    assert verified.carried_key == key.public_armored
+    without_copy = dataclasses.replace(verified, trust=Trust((key.fingerprint,)))
+    assert without_copy.apt_key() == key.public_armored
 
 
 def test_split_bundle_index_is_held_to_the_same_rules(tmp_path: Path) -> None:
@@ -181,7 +185,7 @@ def test_split_bundle_index_is_held_to_the_same_rules(tmp_path: Path) -> None:
     assert not (tmp_path / "x").exists()
     trust = load_trust([], _trust_dir(tmp_path, k_asc=testkeys.set_expiry(key, "1y")))
     assert verify_bundle(split.index, trust) == bundle.manifest
-    assert b"BEGIN PGP PUBLIC KEY" in read_signer_key(split.index, key.fingerprint, trust)
+    assert b"BEGIN PGP PUBLIC KEY" in read_verified(split.index, trust).apt_key()
 
 
 # --- trusted.d read file by file ----------------------------------------------------
@@ -281,19 +285,20 @@ def test_verify_command_warns_about_damaged_trusted_d_and_trusts_the_valid_key(
 ) -> None:
     key = testkeys.make_key(tmp_path / "gnupg")
     bundle = make_test_bundle(tmp_path, key)
-    directory = _trust_dir(tmp_path, garbage_asc=b"\x99garbage")
+    host = HostPaths(tmp_path / "host")  # the command's trusted.d lies under it
+    host.trust_dir.parent.mkdir(parents=True)
+    directory = _trust_dir(tmp_path, garbage_asc=b"\x99garbage").rename(host.trust_dir)
     (directory / "dir.asc").mkdir()
-    monkeypatch.setattr(layout, "TRUST_DIR", str(directory))
     argv = ["verify", str(bundle.path), "--trust", key.fingerprint]
-    doc = CliRunner().invoke(main, [*argv, "--json"])
+    doc = CliRunner().invoke(main, [*argv, "--json"], obj=host)
     assert doc.exit_code == 0, doc.output
     warnings = json.loads(doc.stdout)["warnings"]  # stdout is one JSON document
     assert [Path(w.split(":", 1)[0]).name for w in warnings] == ["dir.asc", "garbage.asc"]
-    text = CliRunner().invoke(main, argv)
+    text = CliRunner().invoke(main, argv, obj=host)
     assert text.exit_code == 0
     assert f"warning: {directory}/garbage.asc: skipped" in text.stderr
     # When nothing else is trusted, the refusal carries the warnings as evidence.
-    untrusted = CliRunner().invoke(main, ["verify", str(bundle.path), "--json"])
+    untrusted = CliRunner().invoke(main, ["verify", str(bundle.path), "--json"], obj=host)
     assert untrusted.exit_code == int(ExitCode.USAGE), untrusted.output
     details = json.loads(untrusted.stdout)["details"]
     assert f"warning: {directory}/garbage.asc: skipped, not an OpenPGP public key file" in " ".join(

@@ -8,6 +8,7 @@ installer's own verifier. A refused bundle must leave nothing at the extraction 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from pathlib import Path
@@ -17,10 +18,9 @@ from click.testing import CliRunner
 
 from bundler.split import PartWriter, parse_size, stale_outputs, write_split
 from installer import layout
-from installer.bundle_reader import verify_bundle
+from installer.bundle_reader import read_verified, verify_bundle
 from installer.cli import main
 from installer.errors import ExitCode, VerificationError
-from installer.installsteps import read_signer_key
 from installer.parts import PartsIndex, parse_index
 from installer.partstream import DamagedParts, open_source
 from tests.support import testkeys
@@ -191,11 +191,15 @@ def test_verify_and_extract_from_index_or_any_part(
     assert not list(tmp_path.glob(".x.staging-*"))
 
 
-def test_signer_key_is_read_from_the_first_part(
+def test_verified_facts_of_a_split_bundle(
     tmp_path: Path, bundle: TestBundle, key: testkeys.TestKey
 ) -> None:
+    """The signer key for apt, and the whole bundle's sha256 from the signed index."""
     index_path, _ = _split(bundle, key, tmp_path)
-    assert read_signer_key(index_path, key.fingerprint) == key.public_armored
+    verified = read_verified(index_path, [key.fingerprint])
+    assert verified.apt_key() == key.public_armored
+    assert verified.sha256 == hashlib.sha256(bundle.path.read_bytes()).hexdigest()
+    assert verified.manifest == bundle.manifest
 
 
 def test_verify_command_takes_the_first_part(
