@@ -16,6 +16,7 @@ are the effects.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,8 @@ PROBE_SIZE = "256M"
 # What Docker says when a service asks for driver "nvidia" and no NVIDIA runtime hook is
 # registered (no toolkit, or Docker not restarted after it was configured).
 NO_NVIDIA_DRIVER = 'could not select device driver "nvidia"'
+# Compose writes terminal escapes (erase-line, colours) even with --no-color.
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ def judge_compose(
     probe: bool,
 ) -> ComposeResult:
     """What ``compose up`` proved, from its exit code and everything it printed."""
+    output = _ESCAPES.sub("", output)
     host = tuple(host_uuids)
     lines = tail(output, 8)
     if probe:

@@ -77,3 +77,13 @@ def test_a_service_that_saw_other_gpus_fails() -> None:
     out = "gpu-proof-1  | GPU 0: NVIDIA H200 (UUID: GPU-bbbbbbbb-0000-0000-0000-000000000002)\n"
     result = cpp.judge_compose("nvidia", ["x"], 0, out, HOST, probe=False)
     assert not result.ok and "the host has" in result.error
+
+
+def test_terminal_escapes_compose_writes_are_dropped() -> None:
+    out = (
+        "\x1b[Kgpu-proof-1  | GPU 0: NVIDIA H100 (UUID: "
+        + HOST[0]
+        + ")\n\x1b[31m\x1b[1mAborting\x1b[0m\n"
+    )
+    result = cpp.judge_compose("cdi", ["x"], 0, out, HOST, probe=False)
+    assert result.ok and "\x1b" not in result.output
