@@ -60,13 +60,17 @@ def purl(package: PlannedPackage, distro_id: str, distro_version: str) -> str:
     ).to_string()
 
 
-def _deb(package: PlannedPackage, distro_id: str, distro_version: str, repo_url: str) -> Component:
+def _deb(
+    package: PlannedPackage, distro_id: str, distro_version: str, repo_url: str, within: str = ""
+) -> Component:
     ref = purl(package, distro_id, distro_version)
     return Component(
         type=ComponentType.LIBRARY if package.name != TOOLKIT else ComponentType.APPLICATION,
         name=package.name,
         version=package.version,
-        bom_ref=ref,
+        # A .deb both in the bundle and inside an image is two components: each needs its
+        # own bom-ref, or the library invents random ones (and the SBOM is not reproducible).
+        bom_ref=f"{within}{ref}",
         purl=PackageURL.from_string(ref),
         hashes=[HashType(alg=HashAlgorithm.SHA_256, content=package.sha256)],
         external_references=[
@@ -129,14 +133,15 @@ def make_sbom(
     """The SBOM's JSON bytes (CycloneDX 1.6)."""
     repos = {s.id: s.url for s in plan.sources}
 
-    def deb(p: PlannedPackage) -> Component:
-        return _deb(p, distro_id, distro_version, repos.get(p.source, ""))
+    def deb(p: PlannedPackage, within: str = "") -> Component:
+        return _deb(p, distro_id, distro_version, repos.get(p.source, ""), within)
 
     components = [deb(p) for p in plan.packages]
     built = {i.ref: i for i in plan.images}
     for pin in images:
         planned = built.get(pin.ref)
-        components.append(_image(pin, [deb(p) for p in (planned.packages if planned else ())]))
+        parts = [deb(p, f"image:{pin.ref}/") for p in (planned.packages if planned else ())]
+        components.append(_image(pin, parts))
     toolkit = next((c for c in components if c.name == TOOLKIT), None)
     vex = [_vex(a, str(toolkit.bom_ref)) for a in found] if toolkit is not None else []
     seed = "\n".join(

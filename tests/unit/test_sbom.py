@@ -42,7 +42,8 @@ PACKAGES = (
     package("libnvidia-container1", "1.16.1-1", "nvidia", 2),
     package("nvidia-container-toolkit", "1.16.1-1", "nvidia", 3),
 )
-IMAGE_DEBS = (package("busybox-static", "1:1.36.1-6ubuntu3.1", "ubuntu-main", 4),)
+# libc6 is in the bundle and in the image, as in every full-closure build.
+IMAGE_DEBS = (package("busybox-static", "1:1.36.1-6ubuntu3.1", "ubuntu-main", 4), PACKAGES[0])
 VERIFY = ImagePin("gpubundle/verify:ubuntu22.04-amd64", "sha256:" + "b" * 64, "sha256:" + "c" * 64,
                   "", layout.VERIFY_IMAGE_ARCHIVE)  # fmt: skip
 CUDA = ImagePin("nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04", "sha256:" + "d" * 64,
@@ -115,7 +116,8 @@ def test_every_image_has_its_digest_and_the_builtin_one_its_debs(document: dict[
         assert images[pin.ref]["version"] == pin.digest
         assert images[pin.ref]["hashes"] == [{"alg": "SHA-256", "content": pin.digest[7:]}]
     inside = images[VERIFY.ref]["components"]
-    assert [c["purl"] for c in inside] == [purl(IMAGE_DEBS[0], "ubuntu", "22.04")]
+    assert [c["purl"] for c in inside] == [purl(d, "ubuntu", "22.04") for d in IMAGE_DEBS]
+    assert inside[1]["bom-ref"] == f"image:{VERIFY.ref}/" + purl(PACKAGES[0], "ubuntu", "22.04")
     assert "components" not in images[CUDA.ref]
 
 
@@ -138,6 +140,10 @@ def test_the_toolkit_s_known_vulnerabilities_are_vex_entries(document: dict[str,
 def test_same_inputs_same_bytes_other_inputs_another_serial() -> None:
     first, again = build_sbom(), build_sbom()
     assert first == again
+    refs = [c["bom-ref"] for c in json.loads(first)["components"]]
+    refs += [p["bom-ref"] for c in json.loads(first)["components"] for p in c.get("components", [])]
+    assert not [r for r in refs if r.startswith("BomRef.")]  # none invented: all ours, unique
+    assert len(refs) == len(set(refs))
     other = json.loads(build_sbom(images=(VERIFY,)))
     assert other["serialNumber"] != json.loads(first)["serialNumber"]
     assert json.loads(first)["metadata"]["timestamp"] == "2023-11-14T22:13:20+00:00"
