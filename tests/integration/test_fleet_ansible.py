@@ -17,7 +17,9 @@ The collection's own playbooks run, with the fingerprint given once (group vars)
   (exit 3) and is left as it was;
 - a second run changes nothing anywhere; check mode after it neither;
 - doctor returns findings as data and fetches each host's support archive;
-- uninstall returns every host to its state before (tests/support/rootsnapshot.py).
+- uninstall returns every host to its state before (tests/support/rootsnapshot.py);
+- a rollout one host per batch (the playbook's default max_fail_percentage) stops at the
+  damaged host: the hosts before it are installed, the one after it is never touched.
 """
 
 from __future__ import annotations
@@ -40,11 +42,11 @@ from tests.support.standin_served import ServedStandin
 
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.archive]
 
-HOSTS = (
+HOSTS = (  # in rollout order: one host per batch puts the damaged one in the third
     ("jammy", "ubuntu22.04"),
     ("noble", "ubuntu24.04"),
-    ("bookworm", "debian12"),
     ("damaged", "ubuntu22.04"),
+    ("bookworm", "debian12"),
 )
 SPLIT = {"debian12"}  # built with --split-size: the role copies index and parts
 DROP = "/var/tmp/gpubundle"
@@ -193,4 +195,24 @@ def test_rolling_install_over_four_hosts(
     for h in fleet.hosts:
         assert differences(before[h.name], capture(h.root).without(KEPT)) == [], h.name
         assert not (h.root / DROP.lstrip("/")).exists(), h.name
+
+    # A rollout one host at a time with the playbook's own max_fail_percentage (10): the
+    # damaged host's batch fails, the rollout stops there; the host after it is untouched.
+    rolling = run_playbook(playbook("install"), inventory, tmp_path, "-e", "gpubundle_serial=1")
+    times["rolling, one host per batch"] = rolling.seconds
+    (tmp_path / "rolling.log").write_text(str(rolling))
+    assert rolling.returncode == 2, str(rolling)
+    assert set(rolling.recap) == {"jammy", "noble", "damaged"}, str(rolling)
+    assert rolling.failed() == {"damaged"}, str(rolling)
+    assert differences(before["bookworm"], capture(fleet.host("bookworm").root).without(KEPT)) == []
+    assert not (fleet.host("bookworm").root / DROP.lstrip("/")).exists()
+    for name in ("jammy", "noble"):
+        assert dpkg_status(fleet.host(name).root).get(FAMILY[0]) == (
+            VERSION,
+            "install ok installed",
+        )
+    cleanup = play("uninstall after the rollout", "uninstall")
+    assert cleanup.failed() == set(), str(cleanup)
+    for h in fleet.hosts:
+        assert differences(before[h.name], capture(h.root).without(KEPT)) == [], h.name
     print("\nfleet timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in times.items()))
