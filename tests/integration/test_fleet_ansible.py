@@ -156,6 +156,9 @@ def test_rolling_install_over_four_hosts(
     assert "gpubundle verify failed (exit 3: the bundle failed verification" in first.stdout, str(
         first
     )
+    # Diff mode shows each installed host's plan: the pending steps' changes.
+    assert first.stdout.count("gpubundle install plan (") == 3, str(first)
+    assert "+ packages: " in first.stdout, str(first)
     damaged = fleet.host("damaged").root
     assert differences(before["damaged"], capture(damaged).without(KEPT)) == []
     assert "install-record.json" not in {p.name for p in (damaged / "var/lib").rglob("*.json")}
@@ -173,6 +176,7 @@ def test_rolling_install_over_four_hosts(
     dry_again = play("check mode, installed fleet", "install", "--check", "--diff")
     assert dry_again.changed() == dict.fromkeys(installed, 0), str(dry_again)
     unchanged("check mode after install", installed)  # type: ignore[arg-type]
+    assert "gpubundle install plan (" not in dry_again.stdout, str(dry_again)
 
     # doctor: findings as data, each host's support archive fetched to the controller.
     fetched = tmp_path / "doctor"
@@ -192,6 +196,7 @@ def test_rolling_install_over_four_hosts(
     removed = play("uninstall", "uninstall", "--diff")
     assert removed.returncode == 0, str(removed)
     assert removed.failed() == set(), str(removed)
+    assert removed.stdout.count("gpubundle uninstall plan") == 3, str(removed)  # not "damaged"
     for h in fleet.hosts:
         assert differences(before[h.name], capture(h.root).without(KEPT)) == [], h.name
         assert not (h.root / DROP.lstrip("/")).exists(), h.name
