@@ -84,10 +84,8 @@ author:
   - gpubundle contributors
 notes:
   - The host needs only its stock python3 and gpgv; no network access.
-seealso:
-  - name: docs/fleet.md
-    description: Rolling installs over many air-gapped hosts.
-    link: https://github.com/gpubundle/gpubundle/blob/main/docs/fleet.md
+  - Rolling installs over many hosts, with the playbooks of this collection, are described in
+    the gpubundle repository's docs/fleet.md.
 """
 
 EXAMPLES = r"""
