@@ -21,8 +21,8 @@ fixtures:
 	$(PYTHON) -m tests.support.nvidia_fixtures
 
 lint:
-	$(PYTHON) -m ruff check bundler installer tests bench
-	$(PYTHON) -m ruff format --check bundler installer tests bench
+	$(PYTHON) -m ruff check bundler installer tests bench ansible
+	$(PYTHON) -m ruff format --check bundler installer tests bench ansible
 
 typecheck:
 	$(PYTHON) -m mypy
