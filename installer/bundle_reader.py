@@ -19,12 +19,12 @@ import shutil
 import tarfile
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Callable
 
 from installer import layout
 from installer.diskspace import is_no_space, no_space_error
@@ -303,11 +303,7 @@ def verify_bundle(
     source = open_source(path, trusted)
     # Staging is renamed only after the source is closed: a decoder's exit status
     # and the parts' hashes are known by then.
-    with (
-        _staging(extract_to) as staging,
-        source.reading() as raw,
-        open_zstd(raw) as stream,
-    ):
+    with _staging(extract_to) as staging, source.reading() as raw, open_zstd(raw) as stream:
         try:
             with tarfile.open(  # type: ignore[call-overload]
                 fileobj=stream, mode="r|", bufsize=READ_SIZE, tarinfo=BoundedTarInfo

@@ -13,8 +13,7 @@ import importlib
 import importlib.util
 import logging
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 import click
 

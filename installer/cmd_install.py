@@ -219,7 +219,7 @@ def run_install(req: Request, console: Console) -> None:
         document["plan"] = plan.as_json()
         if req.dry_run:
             console.info("dry run: nothing was changed")
-            console.emit(document | {"dry_run": True})
+            console.emit({**document, "dry_run": True})
             return
         runner = StepRunner(
             req.bundle, trusted, manifest, sha, bundle_dir, req.opts, console, req.proof

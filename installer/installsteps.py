@@ -127,18 +127,15 @@ def read_signer_key(bundle: Path, fingerprint: str, trusted: Sequence[str] = ())
     trust = as_trust(trusted).restricted_to(fingerprint)
     # A split bundle's index must be signed by that key too; only the head's parts are read.
     source = open_source(bundle, trust)
-    with (
-        source.reading(complete=False) as raw,
-        open_zstd(raw) as stream,
-        tarfile.open(fileobj=stream, mode="r|") as tar,  # type: ignore[call-overload]
-    ):
-        for _, info in zip(HEAD_MEMBERS, tar, strict=False):
-            if info.name == SIGNER_KEY and info.isreg() and info.size <= MAX_HEAD_MEMBER_BYTES:
-                member = tar.extractfile(info)
-                key: bytes = member.read() if member is not None else b""
-                break
-        else:
-            key = b""
+    with source.reading(complete=False) as raw, open_zstd(raw) as stream:  # noqa: SIM117
+        with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
+            for _, info in zip(HEAD_MEMBERS, tar):
+                if info.name == SIGNER_KEY and info.isreg() and info.size <= MAX_HEAD_MEMBER_BYTES:
+                    member = tar.extractfile(info)
+                    key: bytes = member.read() if member is not None else b""
+                    break
+            else:
+                key = b""
     if fingerprint not in primary_fingerprints(key):
         raise VerificationError(
             f"the bundle's {SIGNER_KEY} is not the key {fingerprint} that signed it",
@@ -252,10 +249,10 @@ class StepRunner:
             or record.finished_at is None
             or any(not record.completed(step) for step in needed)
         ):
-            return self.run(plan) | {"changed": False}
+            return {**self.run(plan), "changed": False}
         for step in plan.steps:
             self.results.append((step.id, step.state, ""))
-        return self._summary() | {"changed": False}
+        return {**self._summary(), "changed": False}
 
     def run(self, plan: InstallPlan) -> dict[str, Any]:
         record = self.start_record()
@@ -294,7 +291,7 @@ class StepRunner:
             _test_kill(KILL_UNRECORDED_HOOK, step.id)
             self._save(record, step.id)
         save_record(dataclasses.replace(record, finished_at=now()))
-        return self._summary() | {"changed": True}
+        return {**self._summary(), "changed": True}
 
     def _do(self, step_id: str, record: InstallRecord) -> tuple[InstallRecord, str]:
         action = {

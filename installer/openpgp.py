@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import errno
-import hashlib
 import os
 import re
 import shutil
@@ -29,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from installer.compat import checksum
 from installer.errors import GpubundleError, VerificationError
 from installer.runner import run
 
@@ -121,7 +121,7 @@ def _v4_fingerprint(key_body: bytes) -> str:
     if key_body[:1] != b"\x04":
         return ""
     packet = b"\x99" + len(key_body).to_bytes(2, "big") + key_body
-    return hashlib.sha1(packet, usedforsecurity=False).hexdigest().upper()
+    return checksum("sha1", packet).hexdigest().upper()
 
 
 def _created(key_body: bytes) -> int:

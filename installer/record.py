@@ -55,10 +55,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Tuple
 
 from installer.atomicfile import write_json_atomic
 from installer.diskspace import is_no_space, no_space_error
@@ -145,7 +144,7 @@ def companion_paths(path: Path = RECORD_PATH) -> tuple[Path, Path]:
 
 # --- the schema, as data -----------------------------------------------------------------
 
-Shape = tuple[str, Callable[[Any], bool]]
+Shape = Tuple[str, Callable[[Any], bool]]  # typing.Tuple: an alias runs on 3.8
 
 
 def _str_list(v: Any) -> bool:
