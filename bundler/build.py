@@ -29,7 +29,8 @@ from bundler.http import make_session
 from bundler.index import PackageIndex, PackageRecord
 from bundler.plan import BuildPlan
 from bundler.repo import FetchedSource, RepoClient
-from bundler.resolver import resolve
+from bundler.resolver import Resolution, resolve
+from bundler.runtime import carried, runtime_python, runtime_roots
 from bundler.signing import Signer
 from bundler.targets import Target, apply_overrides, load_target
 from bundler.verifyimage import VERIFY_IMAGE_ROOTS
@@ -92,11 +93,6 @@ def checked_target(options: BuildOptions) -> Target:
     """The target with --mirror/--key applied, refused unless it can be built for --arch."""
     target = apply_overrides(load_target(options.distro), options.mirrors, options.keys)
     target.check_arch(options.arch)
-    supported, why = target.installer_support()
-    if not supported:
-        raise GpubundleError(
-            f"{target.name} cannot run the installer: {why}", hint="pick another --distro"
-        )
     return target
 
 
@@ -134,5 +130,12 @@ def plan_build(
     verify = (
         resolve(indices, VERIFY_IMAGE_ROOTS, arch=options.arch) if options.builtin_image else None
     )
+    # The interpreter the installer carries: also its own filesystem, from an empty status,
+    # less what every host has (Priority: required).
+    python = runtime_python(target.python)
+    carried_python = resolve(indices, runtime_roots(python), arch=options.arch)
+    runtime = (python, Resolution(tuple(carried(carried_python.packages))))
     records = [s.record() for s in sources]
-    return make_plan(options, roots, records, resolution, installed, options.images, verify)
+    return make_plan(
+        options, roots, records, resolution, installed, options.images, verify, runtime
+    )

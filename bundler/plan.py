@@ -55,6 +55,10 @@ class BuildPlan:
     sources: tuple[SourceRecord, ...]
     packages: tuple[PlannedPackage, ...]  # sorted by name
     images: tuple[PlannedImage, ...]  # the builtin verification image first, then --image refs
+    # The target's own python3.X (and gpgv) the installer carries for hosts without a
+    # python3 3.8+ (bundler/runtime.py): its version, and the .debs, sorted by name.
+    runtime_python: str = ""
+    runtime: tuple[PlannedPackage, ...] = ()
 
     @property
     def verify_image(self) -> PlannedImage | None:

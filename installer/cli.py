@@ -110,7 +110,7 @@ def make_group(extra: dict[str, str] | None = None) -> click.Group:
 
         \b
         On a connected machine:   gpubundle build --distro ubuntu22.04 --sign-key FPR
-        On the air-gapped host:   sudo python3 gpubundle-installer.pyz install BUNDLE \\
+        On the air-gapped host:   sudo sh gpubundle-installer.pyz install BUNDLE \\
                                       --trust FPR
 
         Every command takes --help; most take --json for machine-readable output.

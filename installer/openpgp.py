@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from installer import carried
 from installer.compat import checksum
 from installer.errors import GpubundleError, VerificationError
 from installer.runner import run
@@ -496,8 +497,9 @@ def _verify(
         ) from exc
     write_scratch(keyring, material)
     output = workdir / "signed-data"
+    program, program_env = carried.gpgv()  # the host's gpgv, else the one the installer carried
     argv = [
-        "gpgv",
+        program,
         "--homedir",
         str(workdir),
         "--status-fd",
@@ -508,7 +510,12 @@ def _verify(
         str(output),
         *args,
     ]
-    proc = run(argv, check=False, hint="gpgv comes with the gpgv package, which apt depends on")
+    proc = run(
+        argv,
+        env=program_env,
+        check=False,
+        hint="gpgv comes with the gpgv package, which apt depends on",
+    )
     stderr = [line for line in proc.stderr.decode(errors="replace").splitlines() if line]
     if expect_output and any(w in line for line in stderr for w in _WRITE_FAILURES):
         raise scratch_error(

@@ -413,9 +413,9 @@ def damaged_record_error(damage: RecordDamage) -> GpubundleError:
         f"the install record {record} is damaged: {len(damage.lost)} field(s) could not be "
         f"read from it or its mirror ({', '.join(damage.lost)})",
         hint=(
-            "run `python3 gpubundle-installer.pyz uninstall` to remove what gpubundle installed "
+            "run `sh gpubundle-installer.pyz uninstall` to remove what gpubundle installed "
             f"(the readable fields and the ledger {ledger_path(record)} name its packages), or "
-            "`python3 gpubundle-installer.pyz install BUNDLE --trust FINGERPRINT` again with the "
+            "`sh gpubundle-installer.pyz install BUNDLE --trust FINGERPRINT` again with the "
             "same bundle to complete the install and write a whole record; do not delete "
             f"{record.parent}"
         ),

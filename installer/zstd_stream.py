@@ -31,7 +31,7 @@ READ_SIZE = 1 << 20
 
 # The air-gapped host cannot fetch a decoder: the zipapp is the one that carries it.
 _INSTALL_HINT = (
-    "run the installer as 'python3 gpubundle-installer.pyz' (it carries zstandard, "
+    "run the installer as 'sh gpubundle-installer.pyz' (it carries zstandard, "
     "nothing to install), copied beside the bundle from the build machine"
 )
 

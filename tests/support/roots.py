@@ -63,7 +63,17 @@ def _ubuntu(name: str, codename: str, script: str) -> DistroSpec:
     return DistroSpec(name, codename, UBUNTU, suites, components, script, True)
 
 
+def _debian(name: str, codename: str, components: tuple[str, ...]) -> DistroSpec:
+    suites = (
+        (DEBIAN, codename),
+        (DEBIAN, f"{codename}-updates"),
+        (DEBIAN_SECURITY, f"{codename}-security"),
+    )
+    return DistroSpec(name, codename, DEBIAN, suites, components, codename, False)
+
+
 DISTROS: dict[str, DistroSpec] = {
+    "ubuntu20.04": _ubuntu("ubuntu20.04", "focal", "focal"),
     "ubuntu22.04": _ubuntu("ubuntu22.04", "jammy", "jammy"),
     # Debian 12's debootstrap has no noble script; gutsy's is the one every later Ubuntu uses.
     "ubuntu24.04": _ubuntu("ubuntu24.04", "noble", "gutsy"),
@@ -80,6 +90,7 @@ DISTROS: dict[str, DistroSpec] = {
         "bookworm",
         False,
     ),
+    "debian11": _debian("debian11", "bullseye", ("main", "contrib", "non-free")),
 }
 
 
