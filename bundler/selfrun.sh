@@ -115,6 +115,14 @@ for deb in "$tmp"/debs/*.deb; do
         die 1 "dpkg-deb could not unpack ${deb##*/} into $tmp" \
             "free some space in ${TMPDIR:-/tmp}, or point TMPDIR at a directory with room"
 done
+# The host's own copy of a library wins: a carried one only fills a gap (the host may be
+# newer than the build's archive, and its other libraries are built against its own).
+for lib in "$tmp"/root/lib/*-linux-gnu*/lib*.so* "$tmp"/root/usr/lib/*-linux-gnu*/lib*.so*; do
+    dir=${lib%/*}
+    dir=${dir##*/}
+    name=${lib##*/}
+    if [ -e "/lib/$dir/$name" ] || [ -e "/usr/lib/$dir/$name" ]; then rm -f "$lib"; fi
+done
 python="$tmp/root/usr/bin/python$GB_PYTHON"
 [ -x "$python" ] || die 1 "the carried runtime holds no python$GB_PYTHON" \
     "rebuild the bundle with gpubundle build; this installer is damaged"

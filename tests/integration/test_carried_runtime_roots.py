@@ -151,3 +151,25 @@ def test_stock_python_runs_the_pyz_directly(
     )  # fmt: skip
     doc: dict[str, Any] = ok_json(proc)
     assert doc["ok"] is True
+
+
+def test_sqv_checks_the_runtime_where_there_is_no_gpgv(
+    tmp_path: Path, key: testkeys.TestKey, standin_repo: ServedStandin
+) -> None:
+    """Debian 13's minbase has sqv and no gpgv (apt 3 verifies with sqv) and no python3:
+    the preamble checks the carried runtime with sqv, and the installer then checks the
+    bundle with the gpgv it carries. A debian12 bundle, verified only (install would
+    rightly refuse a debian12 bundle on a Debian 13 host)."""
+    root = debootstrap_root("debian13", "minbase", dest=tmp_path / "root")
+    assert (root / "usr/bin/sqv").exists() and not (root / "usr/bin/gpgv").exists()
+    assert not (root / "usr/bin/python3").exists()
+    built(root, tmp_path / "out", key, standin_repo, "debian12")
+    with proc_mounted(root):
+        before = listing(root)
+        doc = ok_json(gpubundle_sh(root, "verify", BUNDLE, "--trust", key.fingerprint, "--json"))
+        assert doc["ok"] is True
+        wrong = gpubundle_sh(root, "verify", BUNDLE, "--trust", "F" * 40)
+        assert wrong.returncode == 3, wrong.stderr
+        assert "not signed by the key you trust" in wrong.stderr
+        assert listing_differences(before, listing(root)) == []
+        assert leftovers(root) == []

@@ -91,6 +91,7 @@ DISTROS: dict[str, DistroSpec] = {
         False,
     ),
     "debian11": _debian("debian11", "bullseye", ("main", "contrib", "non-free")),
+    "debian13": _debian("debian13", "trixie", ("main", "contrib", "non-free", "non-free-firmware")),
 }
 
 
