@@ -30,7 +30,7 @@ from bundler.index import PackageIndex, PackageRecord
 from bundler.plan import BuildPlan
 from bundler.repo import FetchedSource, RepoClient
 from bundler.resolver import Resolution, resolve
-from bundler.runtime import carried, runtime_python, runtime_roots
+from bundler.runtime import MINBASE_FLOOR, carried, host_floor, runtime_python, runtime_roots
 from bundler.signing import Signer
 from bundler.targets import Target, apply_overrides, load_target
 from bundler.verifyimage import VERIFY_IMAGE_ROOTS
@@ -130,10 +130,11 @@ def plan_build(
     verify = (
         resolve(indices, VERIFY_IMAGE_ROOTS, arch=options.arch) if options.builtin_image else None
     )
-    # The interpreter the installer carries: also its own filesystem, from an empty status,
-    # less what every host has (Priority: required).
+    # The interpreter the installer carries, and what of its closure a minbase lacks.
     python = runtime_python(target.python)
-    carried_python = resolve(indices, runtime_roots(python), arch=options.arch)
+    floor = resolve(indices, MINBASE_FLOOR, arch=options.arch).packages
+    minbase = host_floor(floor)  # gpgv carried even where minbase has it (apt 3 uses sqv)
+    carried_python = resolve(indices, runtime_roots(python), arch=options.arch, installed=minbase)
     runtime = (python, Resolution(tuple(carried(carried_python.packages))))
     records = [s.record() for s in sources]
     return make_plan(

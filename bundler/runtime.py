@@ -3,9 +3,9 @@
 No release's minbase has python3, and Debian 13's has no gpgv (apt 3 verifies with
 sqv). The installer therefore carries the target distribution's own interpreter,
 ``python3.X-minimal`` and ``libpython3.X-stdlib``, with ``gpgv``, and every package
-of their closure that is not ``Priority: required`` (those are on every host, libc6
-first). The closure is resolved as apt would from an empty status (the verification
-image does the same); ``runtime_python`` picks the interpreter: the target's stock
+of their closure that a minbase host lacks: resolved as apt would on a host holding
+``MINBASE_FLOOR`` and its closure (libc6 first), less anything ``Priority: required``
+or Essential. ``runtime_python`` picks the interpreter: the target's stock
 python3, or 3.8 where the stock one is older (Ubuntu 18.04's 3.6: bionic-updates
 carries python3.8). On the host, ``bundler/selfrun.sh`` verifies these .debs with
 the key the user trusts before ``dpkg-deb -x`` unpacks them into a temporary
@@ -26,6 +26,14 @@ from bundler.index import PackageRecord
 
 OLDEST_PYTHON = (3, 8)  # the installer's floor (installer/compat.py)
 CARRIED_GPGV = "gpgv"
+# What every host of every release has, with all it depends on: the core of a minbase
+# (debootstrap's "required" set plus apt). Debian's index calls libc6 and zlib1g
+# "optional", so Priority alone cannot say what a host lacks; this closure can.
+MINBASE_FLOOR = (
+    "apt", "base-files", "base-passwd", "bash", "coreutils", "dash", "debianutils",
+    "diffutils", "dpkg", "findutils", "grep", "gzip", "libc-bin", "mawk", "perl-base",
+    "sed", "tar", "util-linux",
+)  # fmt: skip
 
 
 def version_tuple(python: str) -> tuple[int, int]:
@@ -43,6 +51,20 @@ def runtime_python(stock: str) -> str:
 def runtime_roots(python: str) -> tuple[str, ...]:
     """The packages to resolve: the interpreter, its standard library, and gpgv."""
     return (f"python{python}-minimal", f"libpython{python}-stdlib", CARRIED_GPGV)
+
+
+def host_floor(floor: Iterable[PackageRecord]) -> dict[str, PackageRecord]:
+    """What every host is taken to have when the runtime is resolved: the resolved
+    ``MINBASE_FLOOR``, less gpgv and the libraries it depends on (libc6 stays): Debian 13's
+    minbase has neither (apt 3 verifies with sqv), nor may a host upgraded to it."""
+    records = {record.name: record for record in floor}
+    gpgv = records.pop(CARRIED_GPGV, None)
+    if gpgv is not None:
+        for group in (*gpgv.pre_depends, *gpgv.depends):
+            for relation in group:
+                if relation.name != "libc6":
+                    records.pop(relation.name, None)
+    return records
 
 
 def carried(packages: Iterable[PackageRecord]) -> list[PackageRecord]:

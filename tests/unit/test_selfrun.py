@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from bundler import runtime, selfrun
-from bundler.index import PackageRecord
+from bundler.index import PackageRecord, Relation
 from bundler.zipapp import build_zipapp
 from installer import carried
 from tests.support import testkeys
@@ -63,6 +63,17 @@ def test_what_every_host_has_is_not_carried() -> None:
     assert [p.name for p in runtime.carried(packages)] == [
         "gpgv", "libffi8", "python3.11-minimal",
     ]  # fmt: skip
+
+
+def test_the_host_floor_leaves_out_gpgv_and_its_libraries() -> None:
+    gpgv = dataclasses.replace(
+        record("gpgv", "important"),
+        depends=((Relation("libgcrypt20"),), (Relation("libc6"),), (Relation("zlib1g"),)),
+    )
+    floor = [record("libc6", "optional"), record("zlib1g", "optional"), gpgv,
+             record("libgcrypt20", "optional"), record("apt", "important")]  # fmt: skip
+    assert sorted(runtime.host_floor(floor)) == ["apt", "libc6"]
+    assert sorted(runtime.host_floor(floor[:2])) == ["libc6", "zlib1g"]  # Debian 13: no gpgv
 
 
 def test_the_runtime_tar_is_the_same_every_time(tmp_path: Path) -> None:
