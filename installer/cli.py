@@ -12,6 +12,7 @@ import errno
 import importlib
 import importlib.util
 import logging
+import platform
 import sys
 from typing import Any, Callable, TypeVar
 
@@ -119,6 +120,10 @@ def make_group(extra: dict[str, str] | None = None) -> click.Group:
             level=logging.DEBUG if debug else logging.WARNING,
             format="%(message)s",
             stream=sys.stderr,
+        )
+        # Which interpreter: the host's, or the one the installer carries (bundler/selfrun.sh).
+        logging.getLogger(__name__).debug(
+            "python %s (%s)", platform.python_version(), sys.executable
         )
 
     return group

@@ -2,7 +2,9 @@
 real roots with the network cut: on a Debian 12 minbase with no python3 and no zstd (the
 installer runs on the python3.11 and gpgv .debs it carries, checked first and unpacked
 into a temporary directory), and on the stock python3 of Ubuntu 20.04 (3.8) and Debian 11
-(3.9), the oldest the installer supports.
+(3.9), the oldest the installer supports; where those targets exist in manifests/, also on
+Ubuntu 18.04 (stock 3.6: the carried 3.8 from bionic-updates runs it) and on a Debian 13
+minbase (no python3, sqv instead of gpgv: the carried python3.13 and gpgv).
 
 Each bundle is a real ``gpubundle build`` of the stand-in NVIDIA family against the root's
 own dpkg status. Checked as data: dpkg lists the family at the bundle's versions; the
@@ -22,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from bundler.targets import list_targets
 from installer import layout
 from tests.support import testkeys
 from tests.support.inroot import BUNDLE, PYZ, gpubundle_sh, ok_json, prime_apt, proc_mounted, stage
@@ -40,7 +43,12 @@ ROOTS = {
     "debian12": ((), "carried 3.11"),
     "ubuntu20.04": (INCLUDE, "stock 3.8"),
     "debian11": (INCLUDE, "stock 3.9"),
+    # Where the target exists (manifests/): its stock python3 3.6 is too old.
+    "ubuntu18.04": (INCLUDE, "carried 3.8"),
+    # No python3, and sqv instead of gpgv (apt 3).
+    "debian13": ((), "carried 3.13"),
 }
+ROOTS = {name: spec for name, spec in ROOTS.items() if name in list_targets()}
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +80,11 @@ def test_install_and_uninstall_by_the_readme_command(
     include, runs_on = ROOTS[distro]
     root = debootstrap_root(distro, "minbase", include, dest=tmp_path / "root")
     has_python = (root / "usr/bin/python3").exists()
-    assert has_python is runs_on.startswith("stock"), "the root is not the host it stands for"
+    assert has_python is bool(include), "the root is not the host it stands for"
     assert not (root / "usr/bin/zstd").exists(), "the root must not offer a zstd program"
     bundle = built(root, tmp_path / "out", key, standin_repo, distro)
     with proc_mounted(root):
-        prime_apt(root)
+        prime_apt(root, auto="sqv" if (root / "usr/bin/sqv").exists() else "gpgv")
         before = capture(root).without(KEPT_BY_DESIGN)
         packages0 = dpkg_status(root)
 
@@ -98,12 +106,24 @@ def test_install_and_uninstall_by_the_readme_command(
         assert changed == set(bundle.packages), "nothing of the carried runtime is installed"
         assert (root / "usr/bin/python3").exists() is has_python
         assert leftovers(root) == []
+        assert runs_on in ran_on(root, key.fingerprint)
 
         # uninstall (no --trust: the carried runtime is checked with the key install put in
         # place) takes the root back.
         ok_json(gpubundle_sh(root, "uninstall", "--yes", "--json"))
         assert differences(before, capture(root).without(KEPT_BY_DESIGN)) == []
         assert leftovers(root) == []
+
+
+def ran_on(root: Path, fingerprint: str) -> str:
+    """Which python3 the README's command runs the installer on here: "stock 3.8" or
+    "carried 3.11" (the carried one lives under the preamble's temporary directory)."""
+    probe = gpubundle_sh(root, "--debug", "verify", BUNDLE, "--trust", fingerprint)
+    assert probe.returncode == 0, probe.stderr
+    found = re.search(r"python (\S+) \(([^)]*)\)", probe.stderr)
+    assert found, probe.stderr
+    where = "carried" if "/gpubundle-runtime-" in found[2] else "stock"
+    return f"{where} {'.'.join(found[1].split('.')[:2])}"
 
 
 def runtime_span(pyz: bytes) -> tuple[int, int]:

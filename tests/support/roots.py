@@ -73,6 +73,7 @@ def _debian(name: str, codename: str, components: tuple[str, ...]) -> DistroSpec
 
 
 DISTROS: dict[str, DistroSpec] = {
+    "ubuntu18.04": _ubuntu("ubuntu18.04", "bionic", "bionic"),
     "ubuntu20.04": _ubuntu("ubuntu20.04", "focal", "focal"),
     "ubuntu22.04": _ubuntu("ubuntu22.04", "jammy", "jammy"),
     # Debian 12's debootstrap has no noble script; gutsy's is the one every later Ubuntu uses.
