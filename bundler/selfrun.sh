@@ -50,15 +50,18 @@ trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
-cut() {  # OFFSET SIZE FILE: bytes of this file
-    tail -c "+$(($1 + 1))" "$self" | head -c "$2" >"$3"
-    [ "$(wc -c <"$3")" -eq "$2" ]
+need_mib=$((GB_TAR_SIZE * 5 / 1048576 + 8))  # the tar, its .debs unpacked, and a margin
+cut() {  # OFFSET SIZE FILE: bytes of this file into FILE
+    tail -c "+$(($1 + 1))" "$self" | head -c "$2" >"$3" ||
+        die 1 "cannot write the carried runtime into $tmp" \
+            "free some space in ${TMPDIR:-/tmp} (it needs about $need_mib MiB), or point TMPDIR at a directory with room"
+    [ "$(wc -c <"$3")" -eq "$2" ] ||
+        die 3 "$self is truncated: its carried runtime is incomplete" \
+            "copy gpubundle-installer.pyz again from the build machine"
 }
-cut "$GB_KEY_AT" "$GB_KEY_SIZE" "$tmp/signer.gpg" &&
-    cut "$GB_SIG_AT" "$GB_SIG_SIZE" "$tmp/runtime.tar.asc" &&
-    cut "$GB_TAR_AT" "$GB_TAR_SIZE" "$tmp/runtime.tar" ||
-    die 3 "$self is truncated: its carried runtime is incomplete" \
-        "copy gpubundle-installer.pyz again from the build machine"
+cut "$GB_KEY_AT" "$GB_KEY_SIZE" "$tmp/signer.gpg"
+cut "$GB_SIG_AT" "$GB_SIG_SIZE" "$tmp/runtime.tar.asc"
+cut "$GB_TAR_AT" "$GB_TAR_SIZE" "$tmp/runtime.tar"
 
 # The primary fingerprint of a good signature over runtime.tar by a key in KEYRING..., or
 # nothing: gpgv's VALIDSIG (GOODSIG required: not expired, not revoked), or sqv's output.
@@ -109,11 +112,11 @@ fi
 mkdir "$tmp/debs" "$tmp/root" &&
     tar -xf "$tmp/runtime.tar" -C "$tmp/debs" --no-same-owner --no-same-permissions ||
     die 1 "cannot unpack the carried runtime into $tmp" \
-        "free some space in ${TMPDIR:-/tmp} (it needs about $((GB_TAR_SIZE * 4 / 1048576 + 1)) MiB), or point TMPDIR elsewhere"
+        "free some space in ${TMPDIR:-/tmp} (it needs about $need_mib MiB), or point TMPDIR at a directory with room"
 for deb in "$tmp"/debs/*.deb; do
     dpkg-deb -x "$deb" "$tmp/root" ||
         die 1 "dpkg-deb could not unpack ${deb##*/} into $tmp" \
-            "free some space in ${TMPDIR:-/tmp}, or point TMPDIR at a directory with room"
+            "free some space in ${TMPDIR:-/tmp} (it needs about $need_mib MiB), or point TMPDIR at a directory with room"
 done
 # The host's own copy of a library wins: a carried one only fills a gap (the host may be
 # newer than the build's archive, and its other libraries are built against its own).

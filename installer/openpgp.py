@@ -514,7 +514,8 @@ def _verify(
         argv,
         env=program_env,
         check=False,
-        hint="gpgv comes with the gpgv package, which apt depends on",
+        hint="gpgv comes with the gpgv package; on a host without it (Debian 13 has sqv), "
+        "run the installer as `sh gpubundle-installer.pyz …`: it carries gpgv",
     )
     stderr = [line for line in proc.stderr.decode(errors="replace").splitlines() if line]
     if expect_output and any(w in line for line in stderr for w in _WRITE_FAILURES):

@@ -161,9 +161,22 @@ def test_an_untrusted_or_altered_runtime_is_refused_before_unpacking(
     assert bad.returncode == 3, bad.stderr
     assert "nothing on this host was changed" in bad.stderr
     assert "ran" not in bad.stdout and list((tmp_path / "t").iterdir()) == []
-    # No --trust and no key installed here: exit 2, saying what to pass.
+    # Cut short on the way (a partial copy): exit 3, saying to copy it again.
+    short = tmp_path / "short.pyz"
+    short.write_bytes(pyz.read_bytes()[: len(selfrun.preamble(None)) + 300])
+    cut = run_sh(short, "install", "B", "--trust", signer.fingerprint, tmp=tmp_path / "t")
+    assert cut.returncode == 3 and "is truncated" in cut.stderr, cut.stderr
+    assert list((tmp_path / "t").iterdir()) == []
+    # No --trust: only keys this machine already trusts may vouch for it. None here: exit 2,
+    # saying what to pass; keys an install left here (not this signer's): exit 3.
     bare = run_sh(pyz, "status", tmp=tmp_path / "t")
-    assert bare.returncode == 2 and "--trust FINGERPRINT" in bare.stderr
+    installed = list(Path("/usr/share/keyrings").glob("gpubundle-*.gpg"))
+    installed += Path("/etc/gpubundle/trusted.d").glob("*.gpg")
+    if installed:
+        assert bare.returncode == 3 and "not signed by a key this host trusts" in bare.stderr
+    else:
+        assert bare.returncode == 2 and "--trust FINGERPRINT" in bare.stderr
+    assert "ran" not in bare.stdout
 
 
 def test_restore_environment_and_the_carried_gpgv() -> None:

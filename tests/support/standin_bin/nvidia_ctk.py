@@ -4,9 +4,9 @@
 # where the host has none, or an older one (a minbase, Ubuntu 18.04's 3.6). NVIDIA's
 # nvidia-ctk is a Go binary that needs nothing: there, this sh does what the toolkit-base
 # postinst asks of it (config --config-file=PATH --in-place) and --version, as below.
-if command -v python3 >/dev/null 2>&1 &&
-    python3 -c 'import sys; sys.exit(sys.version_info < (3, 8))' 2>/dev/null; then
-    exec python3 "$0" "$@"
+if [ -x /usr/bin/python3 ] &&
+    /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 8))' 2>/dev/null; then
+    exec /usr/bin/python3 "$0" "$@"
 fi
 while :; do case ${1:-} in --quiet | -q | --debug | -d) shift ;; *) break ;; esac; done
 case ${1:-} in
