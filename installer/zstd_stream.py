@@ -16,6 +16,7 @@ same clean environment and reports failures the same way.
 from __future__ import annotations
 
 import importlib
+import logging
 import shutil
 import subprocess
 import threading
@@ -95,6 +96,7 @@ def open_zstd(source: Path | ByteSource, *, prefer: str = "") -> Iterator[_Check
     """
     what = str(source) if isinstance(source, Path) else str(getattr(source, "name", "the bundle"))
     chosen = prefer or backend()
+    logging.getLogger(__name__).debug("zstd: %s", chosen or "none")
     if chosen == "compression.zstd":
         zstd = _stdlib_zstd()
         with ExitStack() as stack:

@@ -3,8 +3,9 @@ real roots with the network cut: on a Debian 12 minbase with no python3 and no z
 installer runs on the python3.11 and gpgv .debs it carries, checked first and unpacked
 into a temporary directory), and on the stock python3 of Ubuntu 20.04 (3.8) and Debian 11
 (3.9), the oldest the installer supports; where those targets exist in manifests/, also on
-Ubuntu 18.04 (stock 3.6: the carried 3.8 from bionic-updates runs it) and on a Debian 13
-minbase (no python3, sqv instead of gpgv: the carried python3.13 and gpgv).
+Ubuntu 18.04 (stock 3.6: the carried 3.8 from bionic-updates runs it), a Debian 13 minbase
+(no python3, sqv instead of gpgv: the carried python3.13 and gpgv) and an Ubuntu 26.04
+minbase (the carried python3.14 decodes the bundle with its own compression.zstd).
 
 Each bundle is a real ``gpubundle build`` of the stand-in NVIDIA family against the root's
 own dpkg status. Checked as data: dpkg lists the family at the bundle's versions; the
@@ -47,6 +48,8 @@ ROOTS = {
     "ubuntu18.04": (INCLUDE, "carried 3.8"),
     # No python3, and sqv instead of gpgv (apt 3).
     "debian13": ((), "carried 3.13"),
+    # No python3; the carried 3.14 reads the bundle with its own compression.zstd.
+    "ubuntu26.04": ((), "carried 3.14"),
 }
 ROOTS = {name: spec for name, spec in ROOTS.items() if name in list_targets()}
 
@@ -106,7 +109,10 @@ def test_install_and_uninstall_by_the_readme_command(
         assert changed == set(bundle.packages), "nothing of the carried runtime is installed"
         assert (root / "usr/bin/python3").exists() is has_python
         assert leftovers(root) == []
-        assert runs_on in ran_on(root, key.fingerprint)
+        python, decoder = ran_on(root, key.fingerprint).rsplit(" ", 1)
+        assert python == runs_on
+        # No zstd program anywhere: the carried wheel, or Python 3.14's own module.
+        assert decoder == ("compression.zstd" if runs_on.endswith("3.14") else "zstandard")
 
         # uninstall (no --trust: the carried runtime is checked with the key install put in
         # place) takes the root back.
@@ -116,14 +122,16 @@ def test_install_and_uninstall_by_the_readme_command(
 
 
 def ran_on(root: Path, fingerprint: str) -> str:
-    """Which python3 the README's command runs the installer on here: "stock 3.8" or
-    "carried 3.11" (the carried one lives under the preamble's temporary directory)."""
+    """Which python3 the README's command runs the installer on here, and its zstd decoder:
+    "stock 3.8 zstandard", "carried 3.14 compression.zstd" (the carried one lives under
+    the preamble's temporary directory)."""
     probe = gpubundle_sh(root, "--debug", "verify", BUNDLE, "--trust", fingerprint)
     assert probe.returncode == 0, probe.stderr
     found = re.search(r"python (\S+) \(([^)]*)\)", probe.stderr)
-    assert found, probe.stderr
+    decoder = re.search(r"^zstd: (\S+)$", probe.stderr, re.M)
+    assert found and decoder, probe.stderr
     where = "carried" if "/gpubundle-runtime-" in found[2] else "stock"
-    return f"{where} {'.'.join(found[1].split('.')[:2])}"
+    return f"{where} {'.'.join(found[1].split('.')[:2])} {decoder[1]}"
 
 
 def runtime_span(pyz: bytes) -> tuple[int, int]:

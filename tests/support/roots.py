@@ -78,6 +78,7 @@ DISTROS: dict[str, DistroSpec] = {
     "ubuntu22.04": _ubuntu("ubuntu22.04", "jammy", "jammy"),
     # Debian 12's debootstrap has no noble script; gutsy's is the one every later Ubuntu uses.
     "ubuntu24.04": _ubuntu("ubuntu24.04", "noble", "gutsy"),
+    "ubuntu26.04": _ubuntu("ubuntu26.04", "resolute", "gutsy"),
     "debian12": DistroSpec(
         "debian12",
         "bookworm",
