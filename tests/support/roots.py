@@ -63,10 +63,22 @@ def _ubuntu(name: str, codename: str, script: str) -> DistroSpec:
     return DistroSpec(name, codename, UBUNTU, suites, components, script, True)
 
 
+def _debian(name: str, codename: str, components: tuple[str, ...]) -> DistroSpec:
+    suites = (
+        (DEBIAN, codename),
+        (DEBIAN, f"{codename}-updates"),
+        (DEBIAN_SECURITY, f"{codename}-security"),
+    )
+    return DistroSpec(name, codename, DEBIAN, suites, components, codename, False)
+
+
 DISTROS: dict[str, DistroSpec] = {
+    "ubuntu18.04": _ubuntu("ubuntu18.04", "bionic", "bionic"),
+    "ubuntu20.04": _ubuntu("ubuntu20.04", "focal", "focal"),
     "ubuntu22.04": _ubuntu("ubuntu22.04", "jammy", "jammy"),
     # Debian 12's debootstrap has no noble script; gutsy's is the one every later Ubuntu uses.
     "ubuntu24.04": _ubuntu("ubuntu24.04", "noble", "gutsy"),
+    "ubuntu26.04": _ubuntu("ubuntu26.04", "resolute", "gutsy"),
     "debian12": DistroSpec(
         "debian12",
         "bookworm",
@@ -80,6 +92,8 @@ DISTROS: dict[str, DistroSpec] = {
         "bookworm",
         False,
     ),
+    "debian11": _debian("debian11", "bullseye", ("main", "contrib", "non-free")),
+    "debian13": _debian("debian13", "trixie", ("main", "contrib", "non-free", "non-free-firmware")),
 }
 
 

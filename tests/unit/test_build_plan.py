@@ -263,7 +263,7 @@ def test_output_name_and_install_command() -> None:
     plan = _plan(BuildOptions("ubuntu22.04"))
     assert default_output(plan) == Path("gpubundle-ubuntu22.04-amd64-1.20.1-1.tar.zst")
     assert install_command("b.tar.zst", "F" * 40) == (
-        f"sudo python3 gpubundle-installer.pyz install b.tar.zst --trust {'F' * 40}"
+        f"sudo sh gpubundle-installer.pyz install b.tar.zst --trust {'F' * 40}"
     )
 
 
