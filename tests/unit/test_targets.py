@@ -18,11 +18,14 @@ from tests.conftest import REPO_ROOT
 
 MANIFESTS = REPO_ROOT / "manifests"
 EXPECTED = {
+    "ubuntu18.04": ("bionic", "3.6", False),
     "ubuntu20.04": ("focal", "3.8", False),
     "ubuntu22.04": ("jammy", "3.10", True),
     "ubuntu24.04": ("noble", "3.12", True),
+    "ubuntu26.04": ("resolute", "3.14", True),
     "debian11": ("bullseye", "3.9", False),
     "debian12": ("bookworm", "3.11", True),
+    "debian13": ("trixie", "3.13", True),
 }
 NVIDIA_FPR = "C95B321B61E88C1809C4F759DDCAE044F796ECB0"
 
@@ -79,6 +82,18 @@ def test_urls_per_arch() -> None:
         target.check_arch("i386")
 
 
+def test_ubuntu_arm64_is_on_ports_until_2604() -> None:
+    """18.04 … 24.04 keep arm64 on ports.ubuntu.com; 26.04 serves it from archive.ubuntu.com."""
+    for name in ("ubuntu18.04", "ubuntu20.04", "ubuntu22.04", "ubuntu24.04"):
+        for source in load_target(name, manifests_dir=MANIFESTS).sources[:3]:
+            assert source.url_for("arm64") == "http://ports.ubuntu.com/ubuntu-ports", name
+    resolute = load_target("ubuntu26.04", manifests_dir=MANIFESTS)
+    assert resolute.source("ubuntu").url_for("arm64") == "http://archive.ubuntu.com/ubuntu"
+    assert (
+        resolute.source("ubuntu-security").url_for("arm64") == "http://security.ubuntu.com/ubuntu"
+    )
+
+
 def test_shipped_key_files_hold_exactly_the_pinned_keys(tmp_path: Path) -> None:
     """Every pinned fingerprint (distros and NVIDIA) is in its key file, and the files hold nothing unused."""
     pinned: dict[Path, set[str]] = {}
@@ -106,7 +121,7 @@ def test_manifests_dir_env_override(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 def test_unknown_target_lists_the_known_ones() -> None:
     with pytest.raises(GpubundleError) as err:
-        load_target("ubuntu18.04", manifests_dir=MANIFESTS)
+        load_target("ubuntu16.04", manifests_dir=MANIFESTS)
     assert "ubuntu22.04" in err.value.hint and "debian12" in err.value.hint
 
 
