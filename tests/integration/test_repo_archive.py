@@ -98,8 +98,8 @@ def test_every_distro_source_is_signed_by_its_pinned_keys(tmp_path: Path, target
 def test_arm64_index_from_the_archive_reachable_here(
     cache_dir: Path, target_name: str, source_id: str
 ) -> None:
-    """arm64 from the manifest's own arm64 URL: Debian's archive, and from 26.04 on Ubuntu's
-    (18.04 … 24.04 keep arm64 on ports.ubuntu.com, which these machines cannot reach)."""
+    """arm64 from the manifest's own arm64 URL: Debian's archive (Ubuntu's arm64 is on
+    ports.ubuntu.com, which these machines cannot reach)."""
     source = dataclasses.replace(load_target(target_name).source(source_id), components=("main",))
     if not reachable(source.url_for("arm64")):
         pytest.skip(f"{source.url_for('arm64')} is not reachable from this machine")

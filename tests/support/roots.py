@@ -10,7 +10,7 @@ API (stable; used by the installer tests):
   and the sorted ``include`` list; every call unpacks that tarball into ``dest``
   (emptied first) or into ``.cache/roots/unpacked/<key>``. Concurrent callers are
   serialised with a lock file per key. ``arch="arm64"`` (Debian only: Ubuntu's arm64
-  lives on ports.ubuntu.com) runs under qemu-user-static through binfmt_misc
+  lives on ports.ubuntu.com, unreachable here) runs under qemu-user-static through binfmt_misc
   (``enable_foreign_arch`` mounts and enables it).
 - ``minbase_status(distro, include=(), arch="amd64") -> Path``: the minbase root's
   var/lib/dpkg/status, cached as ``.cache/roots/<distro>-minbase.status`` (no
@@ -30,7 +30,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from bundler.http import download, make_session
@@ -88,8 +88,7 @@ DISTROS: dict[str, DistroSpec] = {
     # Debian 12's debootstrap has no noble or resolute script; gutsy's is the one every
     # later Ubuntu uses.
     "ubuntu24.04": _ubuntu("ubuntu24.04", "noble", "gutsy"),
-    # 26.04 is the first Ubuntu whose arm64 is on archive.ubuntu.com (before: ports only).
-    "ubuntu26.04": replace(_ubuntu("ubuntu26.04", "resolute", "gutsy"), arches=ARM_TOO),
+    "ubuntu26.04": _ubuntu("ubuntu26.04", "resolute", "gutsy"),
     "debian11": _debian("debian11", "bullseye", _DEBIAN_COMPONENTS),
     "debian12": _debian("debian12", "bookworm", (*_DEBIAN_COMPONENTS, "non-free-firmware")),
     "debian13": _debian("debian13", "trixie", (*_DEBIAN_COMPONENTS, "non-free-firmware")),
