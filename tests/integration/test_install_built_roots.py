@@ -70,7 +70,7 @@ def staged_root(tmp: Path, distro: str) -> Path:
     return debootstrap_root(distro, "minbase", INCLUDE, dest=tmp / "root")
 
 
-@pytest.mark.parametrize("distro", ["ubuntu22.04", "debian12"])
+@pytest.mark.parametrize("distro", ["ubuntu22.04", "debian12", "ubuntu26.04", "debian13"])
 def test_built_for_the_root_installs_offline(
     distro: str, tmp_path: Path, key: testkeys.TestKey, standin_repo: ServedStandin
 ) -> None:
