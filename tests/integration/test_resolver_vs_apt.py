@@ -13,7 +13,8 @@ minbase status is the arm64 root's own.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -23,10 +24,12 @@ from bundler.dpkgstatus import installed_records, read_status
 from bundler.index import PackageIndex
 from bundler.resolver import resolve, toolkit_family_pins
 from tests.support.aptoracle import (
+    AptRoot,
     IndexFile,
-    apt_install_set,
     distro_index_files,
     nvidia_index_file,
+    parse_simulation,
+    prepare_apt_root,
 )
 from tests.support.roots import DISTROS, debootstrap_root, minbase_status
 
@@ -56,37 +59,50 @@ def _indices(distro: str, arch: str) -> tuple[PackageIndex, ...]:
     return tuple(f.load(arch) for f in _files(distro, arch))
 
 
-RootOf = Callable[[str], Path]
+AptOf = Callable[[str, str, Path | None], AptRoot]
 
 
 @pytest.fixture(scope="module")
-def release_root(tmp_path_factory: pytest.TempPathFactory) -> RootOf:
-    """The release's own amd64 minbase root (unpacked once per module), where its apt runs."""
+def release_apt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AptOf]:
+    """The release's own apt in its amd64 minbase root (unpacked once per module), its
+    lists laid out once per (release, arch, status) and kept while cases with the same
+    ones follow each other, so apt's cache is built once for them."""
     unpacked: dict[str, Path] = {}
+    current: dict[tuple[str, str, Path | None], AptRoot] = {}
 
-    def get(distro: str) -> Path:
+    def get(distro: str, arch: str, status: Path | None) -> AptRoot:
         if distro not in unpacked:
             dest = tmp_path_factory.mktemp(distro) / "root"
             unpacked[distro] = debootstrap_root(distro, dest=dest)
-        return unpacked[distro]
+        key = (distro, arch, status)
+        if key not in current:
+            for old in current.values():
+                shutil.rmtree(old.root)
+            current.clear()
+            root = unpacked[distro]
+            where = Path(tempfile.mkdtemp(prefix="aptoracle-", dir=root / "tmp"))
+            files = _files(distro, arch)
+            current[key] = prepare_apt_root(files, where, status=status, arch=arch, chroot=root)
+        return current[key]
 
-    return get
+    yield get
+    for root in unpacked.values():
+        shutil.rmtree(root)
 
 
 @pytest.mark.parametrize("pin", ["latest", FAMILY_PIN])
-@pytest.mark.parametrize("status_of", ["empty", "minbase"])
 @pytest.mark.parametrize("roots", ROOTS.values(), ids=ROOTS.keys())
+@pytest.mark.parametrize("status_of", ["empty", "minbase"])
 @pytest.mark.parametrize(("distro", "arch"), TARGETS)
 def test_resolution_is_apts(
-    release_root: RootOf, distro: str, arch: str, roots: tuple[str, ...], status_of: str, pin: str
+    release_apt: AptOf, distro: str, arch: str, status_of: str, roots: tuple[str, ...], pin: str
 ) -> None:
     status = minbase_status(distro, arch=arch) if status_of == "minbase" else None
     pins = toolkit_family_pins(pin) if pin != "latest" else {}
     # build resolves its roots under the family pins; apt is told NAME=VERSION for all four
     apt_roots = [f"{n}={v}" for n, v in pins.items()] + [r for r in roots if r not in pins]
-    files = _files(distro, arch)
-    root = release_root(distro)
-    expected = apt_install_set(files, apt_roots, status=status, arch=arch, chroot=root)
+    apt = release_apt(distro, arch, status)
+    expected = parse_simulation(apt.simulate_install(apt_roots))
     installed = installed_records(read_status(status, arch)) if status else {}
     indices = _indices(distro, arch)
     got = resolve(indices, roots, arch=arch, installed=installed, pins=pins or None).pairs()
