@@ -7,7 +7,8 @@ before decompressing it. ``apt_install_set`` runs the real apt-get in
 simulation mode over exactly those files and returns the (name, version)
 pairs it would install: this machine's apt, or with ``chroot=ROOT`` the apt of a
 release's own root (apt 1.6 on Ubuntu 18.04 … apt 3.x on Debian 13 and Ubuntu
-26.04), run there with ``chroot`` (an arm64 root under qemu-user).
+26.04), run there with ``chroot`` (any architecture: ``arch`` sets
+``APT::Architecture``).
 """
 
 from __future__ import annotations

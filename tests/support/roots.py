@@ -9,9 +9,9 @@ API (stable; used by the installer tests):
   ``.cache/roots/<key>.tar.zst``, keyed by distro, arch (when not amd64), variant
   and the sorted ``include`` list; every call unpacks that tarball into ``dest``
   (emptied first) or into ``.cache/roots/unpacked/<key>``. Concurrent callers are
-  serialised with a lock file per key. ``arch="arm64"`` (Debian only: Ubuntu's arm64
-  lives on ports.ubuntu.com, unreachable here) runs under qemu-user-static through binfmt_misc
-  (``enable_foreign_arch`` mounts and enables it).
+  serialised with a lock file per key. ``arch="arm64"`` (Debian 12 and 13 only:
+  Ubuntu's arm64 lives on ports.ubuntu.com, unreachable here) runs under
+  qemu-user-static through binfmt_misc (``enable_foreign_arch`` mounts and enables it).
 - ``minbase_status(distro, include=(), arch="amd64") -> Path``: the minbase root's
   var/lib/dpkg/status, cached as ``.cache/roots/<distro>-minbase.status`` (no
   unpacking).
@@ -72,13 +72,15 @@ def _ubuntu(name: str, codename: str, script: str) -> DistroSpec:
     return DistroSpec(name, codename, UBUNTU, suites, components, script, True)
 
 
-def _debian(name: str, codename: str, components: tuple[str, ...]) -> DistroSpec:
+def _debian(
+    name: str, codename: str, components: tuple[str, ...], arches: tuple[str, ...] = ARM_TOO
+) -> DistroSpec:
     suites = (
         (DEBIAN, codename),
         (DEBIAN, f"{codename}-updates"),
         (DEBIAN_SECURITY, f"{codename}-security"),
     )
-    return DistroSpec(name, codename, DEBIAN, suites, components, codename, False, ARM_TOO)
+    return DistroSpec(name, codename, DEBIAN, suites, components, codename, False, arches)
 
 
 DISTROS: dict[str, DistroSpec] = {
@@ -89,7 +91,8 @@ DISTROS: dict[str, DistroSpec] = {
     # later Ubuntu uses.
     "ubuntu24.04": _ubuntu("ubuntu24.04", "noble", "gutsy"),
     "ubuntu26.04": _ubuntu("ubuntu26.04", "resolute", "gutsy"),
-    "debian11": _debian("debian11", "bullseye", _DEBIAN_COMPONENTS),
+    # arm64 roots take ~4 min each under qemu: made for the two releases #11 installs on.
+    "debian11": _debian("debian11", "bullseye", _DEBIAN_COMPONENTS, ("amd64",)),
     "debian12": _debian("debian12", "bookworm", (*_DEBIAN_COMPONENTS, "non-free-firmware")),
     "debian13": _debian("debian13", "trixie", (*_DEBIAN_COMPONENTS, "non-free-firmware")),
 }
