@@ -92,19 +92,15 @@ def test_every_distro_source_is_signed_by_its_pinned_keys(tmp_path: Path, target
         assert fetched.keys.trusted == source.key.fingerprints
 
 
-@pytest.mark.parametrize(
-    ("target_name", "source_id"), [("ubuntu26.04", "ubuntu"), ("debian13", "debian")]
-)
-def test_arm64_index_from_the_archive_reachable_here(
-    cache_dir: Path, target_name: str, source_id: str
-) -> None:
+@pytest.mark.parametrize("target_name", ["debian12", "debian13"])
+def test_arm64_index_from_the_archive_reachable_here(cache_dir: Path, target_name: str) -> None:
     """arm64 from the manifest's own arm64 URL: Debian's archive (Ubuntu's arm64 is on
     ports.ubuntu.com, which these machines cannot reach)."""
-    source = dataclasses.replace(load_target(target_name).source(source_id), components=("main",))
+    source = dataclasses.replace(load_target(target_name).source("debian"), components=("main",))
     if not reachable(source.url_for("arm64")):
         pytest.skip(f"{source.url_for('arm64')} is not reachable from this machine")
     fetched = RepoClient(make_session(), cache_dir / "apt-indices").fetch(source, "arm64")
     (packages,) = fetched.packages_files
-    index = PackageIndex(source_id, fetched.base_url, packages.read_bytes(), "arm64")
+    index = PackageIndex("debian", fetched.base_url, packages.read_bytes(), "arm64")
     (libc6, *_) = index.versions("libc6")
     assert libc6.architecture == "arm64" and libc6.url.endswith("_arm64.deb")
