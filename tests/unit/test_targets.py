@@ -20,11 +20,14 @@ from tests.conftest import REPO_ROOT
 MANIFESTS = REPO_ROOT / "manifests"
 EXPECTED = {
     # name: (codename, stock python3, the python3.X the installer carries)
+    "ubuntu18.04": ("bionic", "3.6", "3.8"),
     "ubuntu20.04": ("focal", "3.8", "3.8"),
     "ubuntu22.04": ("jammy", "3.10", "3.10"),
     "ubuntu24.04": ("noble", "3.12", "3.12"),
+    "ubuntu26.04": ("resolute", "3.14", "3.14"),
     "debian11": ("bullseye", "3.9", "3.9"),
     "debian12": ("bookworm", "3.11", "3.11"),
+    "debian13": ("trixie", "3.13", "3.13"),
 }
 NVIDIA_FPR = "C95B321B61E88C1809C4F759DDCAE044F796ECB0"
 
@@ -82,6 +85,16 @@ def test_urls_per_arch() -> None:
         target.check_arch("i386")
 
 
+def test_ubuntu_arm64_is_on_ports() -> None:
+    """Every Ubuntu's arm64 is on ports.ubuntu.com, 26.04's too: archive.ubuntu.com lists
+    arm64 in resolute's Release, but its resolute-updates/-security arm64 indices are stale
+    (sizes that differ from the signed Release, no by-hash files)."""
+    for name in ("ubuntu18.04", "ubuntu20.04", "ubuntu22.04", "ubuntu24.04", "ubuntu26.04"):
+        for source in load_target(name, manifests_dir=MANIFESTS).sources[:3]:
+            assert source.url_for("arm64") == "http://ports.ubuntu.com/ubuntu-ports", name
+            assert source.url_for("amd64") != source.url_for("arm64")
+
+
 def test_shipped_key_files_hold_exactly_the_pinned_keys(tmp_path: Path) -> None:
     """Every pinned fingerprint (distros and NVIDIA) is in its key file, and the files hold nothing unused."""
     pinned: dict[Path, set[str]] = {}
@@ -109,7 +122,7 @@ def test_manifests_dir_env_override(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 def test_unknown_target_lists_the_known_ones() -> None:
     with pytest.raises(GpubundleError) as err:
-        load_target("ubuntu18.04", manifests_dir=MANIFESTS)
+        load_target("ubuntu16.04", manifests_dir=MANIFESTS)
     assert "ubuntu22.04" in err.value.hint and "debian12" in err.value.hint
 
 
