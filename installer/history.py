@@ -25,6 +25,14 @@ from installer.manifest import Manifest
 TOOLKIT = "nvidia-container-toolkit"
 INSTALL, UPGRADE, DOWNGRADE, REINSTALL = "install", "upgrade", "downgrade", "reinstall"
 CHANGES = (INSTALL, UPGRADE, DOWNGRADE, REINSTALL)
+# NVIDIA's packages of the toolkit, released together at one version: what must go down
+# with it (a bundle's family is read from its manifest: ``family_names``).
+KNOWN_FAMILY = (
+    "libnvidia-container-tools",
+    "libnvidia-container1",
+    "nvidia-container-toolkit",
+    "nvidia-container-toolkit-base",
+)
 _STRINGS = ("bundle_sha256", "toolkit_version", "distro", "arch", "gpubundle_version")
 
 

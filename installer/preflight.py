@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from installer import debversion, diskspace, engines
+from installer import debversion, diskspace, engines, history
 from installer.dpkgstate import DpkgFacts
 from installer.errors import PreflightError
 from installer.installplan import package_changes, toolkit_family
@@ -370,6 +370,19 @@ def check_family_versions(m: Manifest, facts: HostFacts, allow_downgrade: bool =
         # The toolkit itself is check_toolkit's finding.
         if name != TOOLKIT and have is not None and debversion.compare(have, version) > 0:
             newer.append((name, have, version))
+    left_behind = family_left_behind(m, dpkg)
+    if left_behind:
+        what = ", ".join(f"{n} {have}" for n, have in left_behind.items())
+        return Check(
+            "toolkit family",
+            "fail",
+            f"a downgrade to {m.toolkit_version} would leave {what} installed: the bundle "
+            "does not hold them (built with --target-status of a host at the newer version, "
+            "whose versions satisfy the older toolkit's dependencies)",
+            f"build the {m.toolkit_version} bundle without --target-status, or with the dpkg "
+            "status the host had before the upgrade, or install the bundle that was installed "
+            "before; see docs/lifecycle.md",
+        )
     if not newer:
         return Check("toolkit family", "ok", "no toolkit package is newer than the bundle's")
     if allow_downgrade:
@@ -385,6 +398,24 @@ def check_family_versions(m: Manifest, facts: HostFacts, allow_downgrade: bool =
         f"bundle with toolkit {max((h for _, h, _ in newer), key=debversion.version_key)}, "
         f"or remove the newer packages first (`dpkg --remove {names}`)",
     )
+
+
+def family_left_behind(m: Manifest, dpkg: DpkgFacts) -> dict[str, str]:
+    """{name: installed version} of NVIDIA's toolkit packages (``history.KNOWN_FAMILY``)
+    newer than the bundle's toolkit that the bundle lacks, when the toolkit goes down:
+    apt would leave them at the newer version, the family no longer together."""
+    have = dpkg.installed_version(TOOLKIT)
+    if have is None or debversion.compare(have, m.toolkit_version) <= 0:
+        return {}
+    bundled = bundle_names(m)
+    found = {}
+    for name in history.KNOWN_FAMILY:
+        version = dpkg.installed_version(name)
+        if name in bundled or version is None:
+            continue
+        if debversion.compare(version, m.toolkit_version) > 0:
+            found[name] = version
+    return found
 
 
 def check_dpkg(m: Manifest, facts: HostFacts, allow_downgrade: bool = False) -> list[Check]:

@@ -23,7 +23,7 @@ import pytest
 
 from tests.support import testkeys
 from tests.support.inroot import DROP, gpubundle, ok_json, prime_apt, proc_mounted, stage
-from tests.support.installbundles import HostBundle, bundle_for_root
+from tests.support.installbundles import HostBundle, build_target_bundle, bundle_for_root
 from tests.support.rootfiles import FAMILY, INCLUDE, VERSION, dpkg_status
 from tests.support.roots import debootstrap_root
 from tests.support.rootsnapshot import listing, listing_differences
@@ -155,4 +155,49 @@ def test_uninstall_straight_after_upgrade_is_pristine(
         ok_json(install(root, OLD, key.fingerprint))
         ok_json(install(root, NEW, key.fingerprint))
         assert family(root) == dict.fromkeys(FAMILY, NEW)
+        uninstall_to_pristine(root, pristine)
+
+
+def test_target_status_round_trip_upgrades_and_refuses_a_split_rollback(
+    tmp_path: Path,
+    key: testkeys.TestKey,
+    installer_pyz: Path,
+    bundles: dict[str, HostBundle],
+    standin_repo: ServedStandin,
+) -> None:
+    """The host's /var/lib/dpkg/status carried out, ``build --target-status`` against it,
+    the bundle carried in: what the host lacks only, and an upgrade in place. A rollback
+    bundle built the same way lacks the tools and libraries (1.20.1-1 meets 1.17.8-1's
+    ">="), so installing it would split the family: refused, nothing changed."""
+    root = staged_root(tmp_path / "root", bundles, installer_pyz)
+    fpr = key.fingerprint
+    with proc_mounted(root):
+        prime_apt(root)
+        pristine = listing(root)
+        ok_json(install(root, OLD, fpr))
+
+        def build_against_host(version: str) -> HostBundle:
+            carried = tmp_path / f"status-for-{version}"  # what the site copies out
+            shutil.copyfile(root / "var/lib/dpkg/status", carried)
+            bundle = build_target_bundle(
+                tmp_path / f"target-{version}", key, standin_repo.url, standin_repo.armored_key,
+                distro="debian12", target_status=carried, toolkit_version=version,
+            )  # fmt: skip
+            shutil.copyfile(bundle.path, root / DROP.lstrip("/") / f"target-{version}.tar.zst")
+            return bundle
+
+        upgrade = build_against_host(NEW)
+        assert set(FAMILY) <= set(upgrade.packages)
+        assert "libc6" not in upgrade.packages and "python3" not in upgrade.packages
+        ok_json(install(root, f"target-{NEW}", fpr))
+        assert family(root) == dict.fromkeys(FAMILY, NEW)
+
+        rollback = build_against_host(OLD)
+        assert "libnvidia-container-tools" not in rollback.packages
+        before = listing(root)
+        refused = install(root, f"target-{OLD}", fpr, "--allow-downgrade")
+        assert refused.returncode == 4, refused.stdout
+        assert f"would leave libnvidia-container-tools {NEW}" in refused.stdout
+        assert listing_differences(before, listing(root), ("/var/log",)) == []
+
         uninstall_to_pristine(root, pristine)

@@ -234,3 +234,21 @@ def test_apt_is_told_to_allow_downgrades_only_when_asked() -> None:
     assert "--allow-downgrades" not in plain
     assert [a for a in down if a != "--allow-downgrades"] == plain
     assert down[-4:] == [f"{n}={OLD}" for n in FAMILY]
+
+
+def test_a_downgrade_bundle_lacking_part_of_the_family_is_refused() -> None:
+    """A 1.17.8-1 bundle built with --target-status of a host at 1.20.1-1 holds no
+    libnvidia-container-tools (1.20.1-1 meets 1.17.8-1's ">="): the family would split."""
+    partial = make_manifest(
+        {"nvidia-container-toolkit": OLD, "nvidia-container-toolkit-base": OLD},
+        distro="debian12",
+    )
+    packages = {n: DpkgPackage(n, "amd64", NEW, "install", "ok", "installed") for n in FAMILY}
+    host = dataclasses.replace(
+        GOOD, distro="debian12", toolkit_installed=NEW, dpkg=DpkgFacts(packages=packages)
+    )
+    report = run_preflight(partial, host, Options(skip_gpu_checks=True, allow_downgrade=True))
+    (failed,) = report.failures
+    assert failed.name == "toolkit family"
+    assert f"libnvidia-container-tools {NEW}, libnvidia-container1 {NEW}" in failed.detail
+    assert "without --target-status" in failed.hint
