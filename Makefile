@@ -21,11 +21,13 @@ fixtures:
 	$(PYTHON) -m tests.support.nvidia_fixtures
 
 lint:
-	$(PYTHON) -m ruff check bundler installer tests bench
-	$(PYTHON) -m ruff format --check bundler installer tests bench
+	$(PYTHON) -m ruff check bundler installer tests bench ansible
+	$(PYTHON) -m ruff format --check bundler installer tests bench ansible
 
+# installer/ also as Python 3.8 sees it (the oldest target python3): scripts/typecheck-py38.
 typecheck:
 	$(PYTHON) -m mypy
+	bash scripts/typecheck-py38
 
 unit: fixtures
 	$(PYTEST) tests/unit -q

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 import requests
@@ -34,7 +34,9 @@ from bundler.localrepo import repo_files
 from bundler.pack import file_entries, pack_into, write_bundle
 from bundler.plan import BuildPlan, PlannedImage
 from bundler.repo import FetchedSource
+from bundler.runtime import runtime_tar
 from bundler.sbom import make_sbom
+from bundler.selfrun import Runtime
 from bundler.signing import Signer
 from bundler.split import stale_outputs, write_split
 from bundler.targets import Target
@@ -127,9 +129,14 @@ def assemble(
             members += write_files(work, {layout.SBOM: bom})
         with step("repo", "writing the signed local repository"):
             members += write_files(work, repo_metadata(debs, sources, signer, epoch))
+        carried = None
+        if plan.runtime:
+            message = f"fetching python{plan.runtime_python} for hosts without python3 3.8+"
+            with step("runtime", message):
+                carried = carried_runtime(plan, options.cache_dir, session, signer, epoch, console)
         with step("installer", "building the installer"):
             pyz = build_installer(
-                work / INSTALLER_NAME, options.cache_dir, [target.python], options.arch
+                work / INSTALLER_NAME, options.cache_dir, [target.python], options.arch, carried
             )
             members.append((layout.INSTALLER_PYZ, pyz))
         with step("manifest", "writing and signing the manifest"):
@@ -164,6 +171,26 @@ def assemble(
         timings=step.seconds,
         parts=written.parts,
     )
+
+
+def carried_runtime(
+    plan: BuildPlan,
+    cache_dir: Path,
+    session: requests.Session,
+    signer: Signer,
+    epoch: int,
+    console: Console,
+) -> Runtime:
+    """The carried interpreter's .debs, fetched and checked, as one tar signed by the
+    bundle key (bundler/selfrun.py puts it into the installer)."""
+    fetched = fetch_packages(session, plan.runtime, cache_dir, console)
+    debs = [
+        (PurePosixPath(pkg.filename).name, item.path)
+        for pkg, item in zip(plan.runtime, fetched, strict=True)
+    ]
+    tar = runtime_tar(debs, epoch)
+    signature = signer.sign_detached(tar, timestamp=epoch)
+    return Runtime(plan.runtime_python, signer.public_key(), signature, tar)
 
 
 def pack(

@@ -32,7 +32,8 @@ from bundler.http import make_session
 from bundler.index import PackageIndex, PackageRecord
 from bundler.plan import BuildPlan
 from bundler.repo import FetchedSource, RepoClient
-from bundler.resolver import resolve
+from bundler.resolver import Resolution, resolve
+from bundler.runtime import MINBASE_FLOOR, carried, host_floor, runtime_python, runtime_roots
 from bundler.signing import Signer
 from bundler.targets import Target, apply_overrides, list_targets, load_target
 from bundler.verifyimage import verify_image_roots
@@ -118,11 +119,6 @@ def checked_target(options: BuildOptions) -> Target:
     """The target with --mirror/--key applied, refused unless it can be built for --arch."""
     target = apply_overrides(load_target(options.distro), options.mirrors, options.keys)
     target.check_arch(options.arch)
-    supported, why = target.installer_support()
-    if not supported:
-        raise GpubundleError(
-            f"{target.name} cannot run the installer: {why}", hint="pick another --distro"
-        )
     checked_compose(target, options)
     return target
 
@@ -175,5 +171,13 @@ def plan_build(
         if options.builtin_image
         else None
     )
+    # The interpreter the installer carries, and what of its closure a minbase lacks.
+    python = runtime_python(target.python)
+    floor = resolve(indices, MINBASE_FLOOR, arch=options.arch).packages
+    minbase = host_floor(floor)  # gpgv carried even where minbase has it (apt 3 uses sqv)
+    carried_python = resolve(indices, runtime_roots(python), arch=options.arch, installed=minbase)
+    runtime = (python, Resolution(tuple(carried(carried_python.packages))))
     records = [s.record() for s in sources]
-    return make_plan(options, roots, records, resolution, installed, options.images, verify)
+    return make_plan(
+        options, roots, records, resolution, installed, options.images, verify, runtime
+    )

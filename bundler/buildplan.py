@@ -132,8 +132,10 @@ def make_plan(
     installed: Mapping[str, PackageRecord],
     images: Sequence[str],
     verify: Resolution | None = None,
+    runtime: tuple[str, Resolution] | None = None,
 ) -> BuildPlan:
-    """The plan of a resolution (and of the verification image's, when there is one);
+    """The plan of a resolution (and of the verification image's, when there is one, and
+    of the carried interpreter's: its version and resolution, bundler/runtime.py);
     refuses packages whose index gives no size or SHA256."""
     packages = checked_packages(resolution)
     planned_images = plan_images(options, verify, images)
@@ -147,6 +149,8 @@ def make_plan(
         sources=tuple(sources),
         packages=packages,
         images=planned_images,
+        runtime_python=runtime[0] if runtime else "",
+        runtime=checked_packages(runtime[1]) if runtime else (),
     )
 
 
@@ -258,7 +262,7 @@ def default_output(plan: BuildPlan) -> Path:
 
 
 def install_command(bundle_name: str, fingerprint: str) -> str:
-    return f"sudo python3 {INSTALLER_NAME} install {bundle_name} --trust {fingerprint}"
+    return f"sudo sh {INSTALLER_NAME} install {bundle_name} --trust {fingerprint}"
 
 
 def armored_keys(material: Sequence[bytes]) -> bytes:

@@ -59,6 +59,10 @@ class BuildPlan:
     # --allow-vulnerable, the critical and high ones too).
     advisories_date: str = ""
     vulnerabilities: tuple[VulnerabilityPin, ...] = ()
+    # The target's own python3.X (and gpgv) the installer carries for hosts without a
+    # python3 3.8+ (bundler/runtime.py): its version, and the .debs, sorted by name.
+    runtime_python: str = ""
+    runtime: tuple[PlannedPackage, ...] = ()
 
     @property
     def verify_image(self) -> PlannedImage | None:

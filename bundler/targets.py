@@ -1,6 +1,7 @@
 """Target distributions: the manifests/*.json data files, validated, as frozen dataclasses.
 
-A target names its distro, its stock python3, its architectures, suggested
+A target names its distro, its stock python3 (the installer runs on it when it is 3.8
+or newer, else on the python3.X it carries: ``carried_python``), its architectures, suggested
 registry images for ``--image`` (the builtin verification image needs none),
 and its apt sources with the keys that must sign them.
 ``--mirror ID=URL`` and ``--key ID=FILE`` are applied with ``apply_overrides``.
@@ -17,11 +18,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bundler.runtime import runtime_python
 from bundler.schemacheck import validate
 from installer.errors import GpubundleError
 from installer.openpgp import primary_fingerprints
 
-INSTALLER_MIN_PYTHON = (3, 10)  # what the target-side installer needs (pyproject requires-python)
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -63,13 +64,11 @@ class Target:
     sources: tuple[SourceSpec, ...]
     compose: str = ""  # the package --with-compose bundles; "" where the release has none
 
-    def installer_support(self) -> tuple[bool, str]:
-        """Whether the installer runs on this target's stock python3, and why not."""
-        major, minor = (int(part) for part in self.python.split(".")[:2])
-        if (major, minor) >= INSTALLER_MIN_PYTHON:
-            return True, ""
-        need = ".".join(map(str, INSTALLER_MIN_PYTHON))
-        return False, f"stock python3 is {self.python}; the installer needs python3 >= {need}"
+    @property
+    def carried_python(self) -> str:
+        """The python3.X the installer carries for hosts without python3 3.8+: the stock
+        one, or 3.8 where that is older (bundler/runtime.py)."""
+        return runtime_python(self.python)
 
     def source(self, source_id: str) -> SourceSpec:
         for spec in self.sources:

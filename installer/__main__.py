@@ -1,4 +1,4 @@
-"""``python3 gpubundle-installer.pyz`` and ``python3 -m installer``: the target-side command."""
+"""``sh gpubundle-installer.pyz`` (or ``python3 …``) and ``python3 -m installer``: the target-side command."""
 
 from installer.cli import main
 

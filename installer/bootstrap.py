@@ -58,7 +58,8 @@ unpack_failure: UnpackFailure | None = None  # set by activate() when the wheel 
 
 def wheel_fits(filename: str, python_tag: str, machine: str) -> bool:
     """Whether wheel ``filename`` is for CPython tag ``python_tag`` (e.g. cp310) on ``machine``."""
-    parts = filename.removesuffix(".whl").split("-")
+    stem = filename[: -len(".whl")] if filename.endswith(".whl") else filename
+    parts = stem.split("-")
     if len(parts) < 5:
         return False
     pythons, abis, platforms = parts[-3].split("."), parts[-2].split("."), parts[-1].split(".")

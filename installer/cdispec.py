@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from installer.compat import removeprefix
+
 # Library file names carry the driver version: libcuda.so.580.159.04.
 _LIB_VERSION = re.compile(r"/lib(?:cuda|nvidia-ml)\.so\.(\d+\.\d+(?:\.\d+)?)$")
 _HOOK_VERSION = re.compile(r"--host-driver-version=(\d+\.\d+(?:\.\d+)?)")
@@ -59,7 +61,7 @@ def _yaml_mounts(text: str) -> tuple[str, list[Mount]]:
     for raw in text.splitlines():
         stripped = raw.strip()
         starts_item = stripped.startswith("- ")
-        key, sep, value = stripped.removeprefix("- ").partition(":")
+        key, sep, value = removeprefix(stripped, "- ").partition(":")
         if starts_item:
             close()
         if not sep:

@@ -12,9 +12,9 @@ import errno
 import importlib
 import importlib.util
 import logging
+import platform
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 import click
 
@@ -122,7 +122,7 @@ def make_group(extra: dict[str, str] | None = None) -> click.Group:
 
         \b
         On a connected machine:   gpubundle build --distro ubuntu22.04 --sign-key FPR
-        On the air-gapped host:   sudo python3 gpubundle-installer.pyz install BUNDLE \\
+        On the air-gapped host:   sudo sh gpubundle-installer.pyz install BUNDLE \\
                                       --trust FPR
 
         Every command takes --help; most take --json for machine-readable output.
@@ -135,6 +135,10 @@ def make_group(extra: dict[str, str] | None = None) -> click.Group:
         ctx = click.get_current_context()
         if not isinstance(ctx.obj, HostPaths):
             ctx.obj = HostPaths.from_environment()
+        # Which interpreter: the host's, or the one the installer carries (bundler/selfrun.sh).
+        logging.getLogger(__name__).debug(
+            "python %s (%s)", platform.python_version(), sys.executable
+        )
 
     return group
 

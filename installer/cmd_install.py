@@ -230,7 +230,7 @@ def run_install(req: Request, console: Console) -> None:
         document["plan"] = plan.as_json()
         if req.dry_run:
             console.info("dry run: nothing was changed")
-            console.emit(document | {"dry_run": True})
+            console.emit({**document, "dry_run": True})
             return
         runner = StepRunner(verified, req.opts, console, host, req.proof, req.compute_size)
         if not plan.pending:

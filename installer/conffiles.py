@@ -8,12 +8,12 @@ now was changed after install.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from installer.compat import checksum
 from installer.runner import run
 
 _MD5 = re.compile(r"[0-9a-f]{32}")
@@ -60,7 +60,7 @@ def md5_of(path: Path) -> str | None:
     """The MD5 of a regular file (as dpkg computes it), None where there is none."""
     if path.is_symlink() or not path.is_file():
         return None
-    digest = hashlib.md5(usedforsecurity=False)
+    digest = checksum("md5")
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import Tuple
 
 _RUNS = re.compile(r"(\D*)(\d*)")
 # End of a non-digit run sorts after "~" (-1) and before any letter or symbol.
@@ -22,8 +23,8 @@ _END = 0
 # An absent (non-digit, digit) pair: what a shorter string "has" past its end.
 _EMPTY_PAIR: tuple[tuple[int, ...], int] = ((_END,), 0)
 
-PartKey = tuple[tuple[tuple[int, ...], int], ...]
-VersionKey = tuple[int, PartKey, PartKey]
+PartKey = Tuple[Tuple[Tuple[int, ...], int], ...]  # typing.Tuple: an alias runs on 3.8
+VersionKey = Tuple[int, PartKey, PartKey]
 
 
 def _char_order(char: str) -> int:
@@ -48,7 +49,7 @@ def _part_key(part: str) -> PartKey:
     return tuple(pairs)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=None)
 def version_key(version: str) -> VersionKey:
     """A key whose natural order is dpkg's version order. Raises ValueError if malformed."""
     epoch = 0

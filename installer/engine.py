@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from installer import invocation
+from installer.compat import removeprefix
 from installer.engines import daemon
 from installer.engines.daemon import RestartOutcome, is_systemd, process_environ
 from installer.errors import GpubundleError
@@ -114,8 +115,8 @@ def hosts_from_argv(argv: Sequence[str]) -> tuple[str, ...]:
 
 def _same_socket(a: str, b: str) -> bool:
     def norm(host: str) -> str:
-        path = host.removeprefix("unix://")
-        return path.removeprefix("/var") if path.startswith("/var/run/") else path
+        path = removeprefix(host, "unix://")
+        return removeprefix(path, "/var") if path.startswith("/var/run/") else path
 
     return norm(a) == norm(b)
 

@@ -38,6 +38,7 @@ APT_BOOKKEEPING = (
     "/var/lib/apt/extended_states",  # which packages apt installed as dependencies
     "/var/lib/dpkg",
     "/var/cache/apt",
+    "/var/cache/debconf/tmp.ci",  # dpkg-preconfigure's, where apt-extracttemplates runs (apt 3.x)
     "/var/cache/ldconfig",
     "/var/log/apt",
     "/var/log/dpkg.log",

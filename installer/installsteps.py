@@ -168,10 +168,10 @@ class StepRunner:
             or record.finished_at is None
             or any(not record.completed(step) for step in needed)
         ):
-            return self.run(plan) | {"changed": False}
+            return {**self.run(plan), "changed": False}
         for step in plan.steps:
             self.results.append((step.id, step.state, ""))
-        return self._summary() | {"changed": False}
+        return {**self._summary(), "changed": False}
 
     def run(self, plan: InstallPlan) -> dict[str, Any]:
         ctx, host = self.ctx, self.ctx.host
@@ -212,7 +212,7 @@ class StepRunner:
             ctx.save(record)
             testhooks.kill_if_asked(testhooks.KILL_AFTER, step.id)
         ctx.save(record.finished(now(), self.family_now()))
-        return self._summary() | {"changed": True}
+        return {**self._summary(), "changed": True}
 
     def do(self, step_id: str, record: InstallRecord) -> tuple[InstallRecord, str]:
         """Run one step's body; the record with the step marked complete, and its detail."""

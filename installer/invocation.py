@@ -8,12 +8,14 @@ running program was invoked; that form goes into every printed command.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import PurePath
 
 # What the host has when nothing better is known: the two files the user copied.
-DEFAULT_PROGRAM = "python3 gpubundle-installer.pyz"
+DEFAULT_PROGRAM = "sh gpubundle-installer.pyz"  # runs on every target (bundler/selfrun.sh)
+LAUNCHER = "GPUBUNDLE_LAUNCHER"  # "sh" when the zipapp's sh preamble started this python
 INSTALL_ARGS = "BUNDLE --trust FINGERPRINT"
 ENTRY_POINTS = ("gpubundle", "gpubundle-installer")
 
@@ -21,14 +23,16 @@ ENTRY_POINTS = ("gpubundle", "gpubundle-installer")
 def program(argv0: str | None = None) -> str:
     """The command that starts gpubundle as this process was started.
 
-    ``python3 /root/gpubundle-installer.pyz`` for the zipapp (its path as typed),
+    ``sh /root/gpubundle-installer.pyz`` for the zipapp (its path as typed; ``python3 …``
+    when python3 started it directly),
     ``gpubundle`` for the console script, ``python3 -m installer`` for the module;
     otherwise (a test runner, an embedding program) the zipapp form.
     """
     arg = sys.argv[0] if argv0 is None else argv0
     name = PurePath(arg).name
     if name.endswith(".pyz"):
-        return f"python3 {shlex.quote(arg)}"
+        launcher = "sh" if os.environ.get(LAUNCHER) == "sh" else "python3"
+        return f"{launcher} {shlex.quote(arg)}"
     if name in ENTRY_POINTS:
         return name
     if name == "__main__.py" and PurePath(arg).parent.name in ("installer", "bundler"):

@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from pathlib import PurePosixPath
 
+from installer.compat import removesuffix
+
 FORMAT_VERSION = 1
 
 MANIFEST = "manifest.json"
@@ -63,7 +65,7 @@ _PART_NAME = re.compile(r"(?P<bundle>.+)\.part(?P<number>[0-9]{3,})")
 
 def parts_index_name(bundle_name: str) -> str:
     """``NAME.parts.json`` for bundle ``NAME.tar.zst`` (any other name keeps its suffix)."""
-    stem = bundle_name.removesuffix(BUNDLE_SUFFIX) or bundle_name
+    stem = removesuffix(bundle_name, BUNDLE_SUFFIX) or bundle_name
     return stem + PARTS_INDEX_SUFFIX
 
 

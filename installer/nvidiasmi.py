@@ -140,7 +140,8 @@ def judge_mounted(smi: SmiFile, mounted: Collection[str]) -> str:
 
 def _resolve(path: str) -> tuple[str, tuple[str, ...]]:
     """``path`` with every symlink followed, and the hops; "" when it dangles."""
-    current, hops = path, list[str]()
+    current = path
+    hops: list[str] = []
     for _ in range(MAX_LINKS):
         if not os.path.islink(current):
             return (current if os.path.exists(current) else ""), tuple(hops)

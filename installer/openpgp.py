@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import errno
-import hashlib
 import os
 import re
 import shutil
@@ -29,6 +28,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from installer import carried
+from installer.compat import checksum
 from installer.errors import GpubundleError, VerificationError
 from installer.runner import run
 
@@ -121,7 +122,7 @@ def _v4_fingerprint(key_body: bytes) -> str:
     if key_body[:1] != b"\x04":
         return ""
     packet = b"\x99" + len(key_body).to_bytes(2, "big") + key_body
-    return hashlib.sha1(packet, usedforsecurity=False).hexdigest().upper()
+    return checksum("sha1", packet).hexdigest().upper()
 
 
 def _created(key_body: bytes) -> int:
@@ -496,8 +497,9 @@ def _verify(
         ) from exc
     write_scratch(keyring, material)
     output = workdir / "signed-data"
+    program, program_env = carried.gpgv()  # the host's gpgv, else the one the installer carried
     argv = [
-        "gpgv",
+        program,
         "--homedir",
         str(workdir),
         "--status-fd",
@@ -508,7 +510,13 @@ def _verify(
         str(output),
         *args,
     ]
-    proc = run(argv, check=False, hint="gpgv comes with the gpgv package, which apt depends on")
+    proc = run(
+        argv,
+        env=program_env,
+        check=False,
+        hint="gpgv comes with the gpgv package; on a host without it (Debian 13 has sqv), "
+        "run the installer as `sh gpubundle-installer.pyz …`: it carries gpgv",
+    )
     stderr = [line for line in proc.stderr.decode(errors="replace").splitlines() if line]
     if expect_output and any(w in line for line in stderr for w in _WRITE_FAILURES):
         raise scratch_error(

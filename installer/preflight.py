@@ -8,9 +8,9 @@ stops with exit code 4 before changing anything when a check fails.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from installer import debversion, diskspace, engines, history
 from installer.dpkgstate import DpkgFacts

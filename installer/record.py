@@ -58,10 +58,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Tuple
 
 from installer import history as install_history
 from installer.atomicfile import write_json_atomic
@@ -159,7 +158,7 @@ def companion_paths(path: Path) -> tuple[Path, Path]:
 
 # --- the schema, as data -----------------------------------------------------------------
 
-Shape = tuple[str, Callable[[Any], bool]]
+Shape = Tuple[str, Callable[[Any], bool]]  # typing.Tuple: an alias runs on 3.8
 
 
 def _str_list(v: Any) -> bool:
@@ -439,9 +438,9 @@ def damaged_record_error(damage: RecordDamage) -> GpubundleError:
         f"the install record {record} is damaged: {len(damage.lost)} field(s) could not be "
         f"read from it or its mirror ({', '.join(damage.lost)})",
         hint=(
-            "run `python3 gpubundle-installer.pyz uninstall` to remove what gpubundle installed "
+            "run `sh gpubundle-installer.pyz uninstall` to remove what gpubundle installed "
             f"(the readable fields and the ledger {ledger_path(record)} name its packages), or "
-            "`python3 gpubundle-installer.pyz install BUNDLE --trust FINGERPRINT` again with the "
+            "`sh gpubundle-installer.pyz install BUNDLE --trust FINGERPRINT` again with the "
             "same bundle to complete the install and write a whole record; do not delete "
             f"{record.parent}"
         ),

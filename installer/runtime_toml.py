@@ -11,7 +11,7 @@ for 3), a copy of the ``runc`` runtime with ``options.BinaryName`` =
 
 As with daemon.json: back up (or note the absence), run nvidia-ctk, check, and put the
 original bytes back on any failure. The check, without a TOML library on the target's
-Python 3.10: the text must hold the nvidia runtime's table header and binary (a line
+Python 3.8 to 3.10: the text must hold the nvidia runtime's table header and binary (a line
 match), and where ``tomllib`` exists (3.11+) every key of the original must still be
 there with its value. For containerd the engine itself then reads the file
 (``containerd --config PATH config dump``), which is the check that matters: what the
@@ -96,7 +96,7 @@ def check_written(runtime: str, before: str, after: str) -> list[str]:
         return [f"no [..runtimes.nvidia] table with nvidia-container-runtime in it ({runtime})"]
     try:
         tomllib = importlib.import_module("tomllib")
-    except ImportError:  # Python 3.10: the line match above and the engine's own check
+    except ImportError:  # Python 3.8 to 3.10: the line match above and the engine's own check
         return []
     try:
         written = tomllib.loads(after)

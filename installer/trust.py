@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import overload
+from typing import Sequence, overload  # typing.Sequence: a base class on 3.8
 
 from installer import layout
 from installer.errors import ExitCode, GpubundleError

@@ -1,8 +1,9 @@
 """Read a zstd file or stream as a stream of decompressed bytes, with whatever the host offers.
 
-In order: the ``zstandard`` module (the installer .pyz carries its wheels),
-else a ``zstd -dc`` pipe (the zstd package), else a clear error saying what
-to install. Either way memory stays bounded: zstd's window (at most 128 MiB,
+In order: the standard library's ``compression.zstd`` (Python 3.14+), else the
+``zstandard`` module (the installer .pyz carries its wheels for older Pythons),
+else a ``zstd -dc`` pipe (the zstd package, or the one the bootstrap unpacked from
+the runtime file: docs/bundle-format.md), else a clear error saying what to install. Either way memory stays bounded: zstd's window (at most 128 MiB,
 the decoder's default limit) plus one read.
 
 The source is a path or any readable stream (a bundle split into parts is
@@ -14,6 +15,8 @@ same clean environment and reports failures the same way.
 
 from __future__ import annotations
 
+import importlib
+import logging
 import shutil
 import subprocess
 import threading
@@ -29,7 +32,7 @@ READ_SIZE = 1 << 20
 
 # The air-gapped host cannot fetch a decoder: the zipapp is the one that carries it.
 _INSTALL_HINT = (
-    "run the installer as 'python3 gpubundle-installer.pyz' (it carries zstandard, "
+    "run the installer as 'sh gpubundle-installer.pyz' (it carries zstandard, "
     "nothing to install), copied beside the bundle from the build machine"
 )
 
@@ -66,8 +69,18 @@ def damaged(what: str, reason: str) -> VerificationError:
     )
 
 
+def _stdlib_zstd() -> Any:
+    """``compression.zstd`` (Python 3.14+), or None."""
+    try:
+        return importlib.import_module("compression.zstd")
+    except ImportError:
+        return None
+
+
 def backend() -> str:
-    """'zstandard', 'zstd' (the command) or '' when neither is available."""
+    """'compression.zstd', 'zstandard', 'zstd' (the command) or '' when none is available."""
+    if _stdlib_zstd() is not None:
+        return "compression.zstd"
     try:
         import zstandard  # noqa: F401
     except ImportError:
@@ -79,10 +92,18 @@ def backend() -> str:
 def open_zstd(source: Path | ByteSource, *, prefer: str = "") -> Iterator[_Checked]:
     """Yield a readable stream of the decompressed content of ``source`` (a path or a stream).
 
-    ``prefer`` ('zstandard' or 'zstd') forces a backend, for tests.
+    ``prefer`` ('compression.zstd', 'zstandard' or 'zstd') forces a backend, for tests.
     """
     what = str(source) if isinstance(source, Path) else str(getattr(source, "name", "the bundle"))
     chosen = prefer or backend()
+    logging.getLogger(__name__).debug("zstd: %s", chosen or "none")
+    if chosen == "compression.zstd":
+        zstd = _stdlib_zstd()
+        with ExitStack() as stack:
+            fh = stack.enter_context(source.open("rb")) if isinstance(source, Path) else source
+            reader = stack.enter_context(zstd.ZstdFile(fh, mode="rb"))
+            yield _Checked(reader, (zstd.ZstdError, EOFError), what)
+        return
     if chosen == "zstandard":
         import zstandard
 

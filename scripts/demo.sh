@@ -114,7 +114,7 @@ show() {  # print a command as you would type it, then run it
 
 # The throwaway host: gpubundle runs there from the shipped zipapp, with no network.
 in_root() {
-    show unshare -n chroot "$ROOT" python3 /tmp/gpubundle/gpubundle-installer.pyz "$@"
+    show unshare -n chroot "$ROOT" sh /tmp/gpubundle/gpubundle-installer.pyz "$@"
 }
 
 cd "$REPO_ROOT"
@@ -170,7 +170,8 @@ show gpgv --keyring "$WORK/signer.gpg" \
     "$WORK/out/gpubundle-installer.pyz.asc" "$WORK/out/gpubundle-installer.pyz"
 
 banner "gpubundle install, offline, in the throwaway root" \
-    "Copy the two files over, then run the shipped installer with the host's own python3.
+    "Copy the two files over, then run the shipped installer as the README says: sh runs it
+on the host's own python3 here (a host without one gets the python3 it carries).
 unshare -n: no network at all. --runtime none: no Docker in this root, packages only."
 mkdir -p "$ROOT/tmp/gpubundle"
 show cp "$WORK/out/bundle.tar.zst" "$WORK/out/gpubundle-installer.pyz" "$ROOT/tmp/gpubundle/"

@@ -7,7 +7,7 @@ set -euo pipefail
 
 PACKAGES=(
     docker.io docker-registry debootstrap iproute2 xz-utils zstd gnupg gpgv dpkg-dev
-    fakeroot ca-certificates debian-archive-keyring git make python3-venv
+    fakeroot ca-certificates debian-archive-keyring git make python3-venv openssh-client
 )
 
 missing=()

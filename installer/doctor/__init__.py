@@ -6,9 +6,8 @@ Each family module gathers facts (side effects) and judges them with pure
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from installer import advisories
 from installer.doctor import (

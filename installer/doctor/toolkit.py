@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from installer import invocation
+from installer.compat import removesuffix
 from installer.doctor.checks import DoctorPaths, Finding, failure, ok, skipped, warning
 from installer.layout import REPO_DEBS_DIR, STATE_DIR
 from installer.runner import run
@@ -98,7 +99,7 @@ def listed_programs(admindir: Path, package: str, name: str) -> tuple[str, ...]:
     """Paths of ``name`` in ``package``'s dpkg file list (``info/PACKAGE[:ARCH].list``)."""
     found: list[str] = []
     for listing in sorted((admindir / "info").glob(f"{package}*.list")):
-        if listing.name.split(":")[0].removesuffix(".list") != package:
+        if removesuffix(listing.name.split(":")[0], ".list") != package:
             continue
         try:
             lines = listing.read_text(errors="replace").splitlines()

@@ -46,7 +46,7 @@ class TrapFacts:
 
 
 def parse_toml_bool(text: str, section: str, key: str) -> bool | None:
-    """``key`` in ``[section]`` of a TOML file, for the few plain booleans we need (3.10 has no tomllib)."""
+    """``key`` in ``[section]`` of a TOML file, for the few plain booleans we need (3.8 to 3.10 have no tomllib)."""
     current = ""
     for raw in text.splitlines():
         line = raw.split("#", 1)[0].strip()

@@ -1,5 +1,6 @@
-"""Bundles made by the real ``gpubundle build``, installed offline in Ubuntu 22.04 and
-Debian 12 roots by the ``gpubundle-installer.pyz`` that build shipped beside them.
+"""Bundles made by the real ``gpubundle build``, installed offline in Ubuntu 22.04, 24.04
+and 26.04 and Debian 12 and 13 roots (apt 2.4 … 3.2, gpgv and sqv) by the
+``gpubundle-installer.pyz`` that build shipped beside them.
 
 The build is the user's: ``--distro``, the stand-in NVIDIA repository on loopback
 (``--mirror nvidia=… --key nvidia=…``), the distro archive, ``--no-images``. The
@@ -70,7 +71,10 @@ def staged_root(tmp: Path, distro: str) -> Path:
     return debootstrap_root(distro, "minbase", INCLUDE, dest=tmp / "root")
 
 
-@pytest.mark.parametrize("distro", ["ubuntu22.04", "debian12"])
+# Targets whose stock python3 the installer runs on today (the rest: #11's runtime half).
+@pytest.mark.parametrize(
+    "distro", ["ubuntu22.04", "ubuntu24.04", "ubuntu26.04", "debian12", "debian13"]
+)
 def test_built_for_the_root_installs_offline(
     distro: str, tmp_path: Path, key: testkeys.TestKey, standin_repo: ServedStandin
 ) -> None:

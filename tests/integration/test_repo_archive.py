@@ -12,7 +12,7 @@ import requests
 from bundler.http import make_session
 from bundler.index import PackageIndex
 from bundler.repo import RepoClient
-from bundler.targets import load_target
+from bundler.targets import list_targets, load_target
 from installer.errors import VerificationError
 
 pytestmark = [pytest.mark.integration, pytest.mark.archive]
@@ -78,9 +78,7 @@ def test_debian_release_is_refused_under_ubuntu_keys(cache_dir: Path) -> None:
     assert "F6ECB3762474EDA9D21B7022871920D1991BC93C" in err.value.hint
 
 
-@pytest.mark.parametrize(
-    "target_name", ["ubuntu20.04", "ubuntu22.04", "ubuntu24.04", "debian11", "debian12"]
-)
+@pytest.mark.parametrize("target_name", list_targets())
 def test_every_distro_source_is_signed_by_its_pinned_keys(tmp_path: Path, target_name: str) -> None:
     """Release metadata only (no components): catches a rotated archive key in any manifest."""
     client = RepoClient(make_session(), tmp_path)
@@ -92,3 +90,17 @@ def test_every_distro_source_is_signed_by_its_pinned_keys(tmp_path: Path, target
         fetched = client.fetch(dataclasses.replace(source, components=()), "amd64")
         assert fetched.packages_files == ()
         assert fetched.keys.trusted == source.key.fingerprints
+
+
+@pytest.mark.parametrize("target_name", ["debian12", "debian13"])
+def test_arm64_index_from_the_archive_reachable_here(cache_dir: Path, target_name: str) -> None:
+    """arm64 from the manifest's own arm64 URL: Debian's archive (Ubuntu's arm64 is on
+    ports.ubuntu.com, which these machines cannot reach)."""
+    source = dataclasses.replace(load_target(target_name).source("debian"), components=("main",))
+    if not reachable(source.url_for("arm64")):
+        pytest.skip(f"{source.url_for('arm64')} is not reachable from this machine")
+    fetched = RepoClient(make_session(), cache_dir / "apt-indices").fetch(source, "arm64")
+    (packages,) = fetched.packages_files
+    index = PackageIndex("debian", fetched.base_url, packages.read_bytes(), "arm64")
+    (libc6, *_) = index.versions("libc6")
+    assert libc6.architecture == "arm64" and libc6.url.endswith("_arm64.deb")

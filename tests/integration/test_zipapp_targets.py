@@ -22,7 +22,7 @@ from tests.support.roots import debootstrap_root
 
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.archive]
 
-PYTHONS = {"ubuntu22.04": "3.10", "debian12": "3.11"}
+PYTHONS = {"ubuntu20.04": "3.8", "debian11": "3.9", "ubuntu22.04": "3.10", "debian12": "3.11"}
 INCLUDE = ("python3", "gpgv")  # the same roots as the install tests: one cache entry
 DROP = "/opt/gpubundle-test"
 CHROOT_ENV = ["env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "HOME=/root"]

@@ -5,7 +5,10 @@ each suite's InRelease, checks its signature against the distro's archive
 keyring with gpgv, and checks every Packages.xz against the signed hashes
 before decompressing it. ``apt_install_set`` runs the real apt-get in
 simulation mode over exactly those files and returns the (name, version)
-pairs it would install.
+pairs it would install: this machine's apt, or with ``chroot=ROOT`` the apt of a
+release's own root (apt 1.6 on Ubuntu 18.04 … apt 3.x on Debian 13 and Ubuntu
+26.04), run there with ``chroot`` (any architecture: ``arch`` sets
+``APT::Architecture``).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from tests.support import nvidia_fixtures
 from tests.support.roots import DISTROS, DistroSpec, archive_keyring, keyring_fingerprints
 
 INDEX_CACHE = CACHE_DIR / "indices"
-NVIDIA_URL = "https://nvidia.github.io/libnvidia-container/stable/deb/amd64"
+NVIDIA_URL = "https://nvidia.github.io/libnvidia-container/stable/deb/{arch}"
 _INST_LINE = re.compile(r"^Inst (\S+) (?:\[(\S+)\] )?\((\S+) ", re.MULTILINE)
 
 
@@ -88,11 +91,12 @@ def distro_index_files(distro: str, arch: str = "amd64") -> list[IndexFile]:
 def nvidia_index_file(arch: str = "amd64") -> IndexFile:
     """NVIDIA's real flat Packages from the shared fixtures (verified when collected)."""
     path = nvidia_fixtures.required_dir() / "stable" / "deb" / arch / "Packages"
-    line = f"deb [trusted=yes arch={arch}] {NVIDIA_URL} /"
-    return IndexFile("nvidia", NVIDIA_URL, line, path)
+    url = NVIDIA_URL.format(arch=arch)
+    return IndexFile("nvidia", url, f"deb [trusted=yes arch={arch}] {url} /", path)
 
 
 def _apt_options(root: Path, status: Path, arch: str) -> list[str]:
+    """apt's settings for a private configuration under ``root`` (as apt sees the path)."""
     settings = {
         "Dir": f"{root}/",
         "Dir::Etc": f"{root}/etc/apt/",
@@ -116,6 +120,7 @@ class AptRoot:
     root: Path
     options: tuple[str, ...]
     env: dict[str, str]
+    prefix: tuple[str, ...] = ()  # ("chroot", ROOT) to run a release's own apt
 
     def fresh_cache(self) -> None:
         """Drop apt's binary caches so the next command rebuilds them from the lists."""
@@ -123,32 +128,43 @@ class AptRoot:
             cache.unlink()
 
     def simulate_install(self, roots: Sequence[str]) -> str:
-        argv = ["apt-get", *self.options, "-s", "install", *roots]
+        argv = [*self.prefix, "apt-get", *self.options, "-s", "install", *roots]
         return run(argv, env=self.env).stdout.decode()
 
 
 def prepare_apt_root(
-    files: Sequence[IndexFile], root: Path, *, status: Path | None = None, arch: str = "amd64"
+    files: Sequence[IndexFile],
+    root: Path,
+    *,
+    status: Path | None = None,
+    arch: str = "amd64",
+    chroot: Path | None = None,
 ) -> AptRoot:
-    """Lay out sources.list, lists and status under ``root`` (an empty directory)."""
+    """Lay out sources.list, lists and status under ``root`` (an empty directory, inside
+    ``chroot`` when given: then the apt that runs is the chroot's own)."""
     for sub in ("etc/apt/apt.conf.d", "etc/apt/preferences.d", "etc/apt/sources.list.d"):
         (root / sub).mkdir(parents=True)
     for sub in ("state/lists", "cache", "log"):
         (root / sub).mkdir(parents=True)
     lines = list(dict.fromkeys(f.deb_line for f in files))
     (root / "etc/apt/sources.list").write_text("\n".join(lines) + "\n")
-    config = root / "apt.conf"
-    # Read before the host's apt.conf.d, so the host's settings stay out.
-    config.write_text(f'Dir::Etc::parts "{root}/etc/apt/apt.conf.d";\n')
-    status_file = root / "status"
+    seen = root if chroot is None else Path("/") / root.relative_to(chroot)
+    # Read before the root's apt.conf.d, so the root's settings stay out.
+    (root / "apt.conf").write_text(f'Dir::Etc::parts "{seen}/etc/apt/apt.conf.d";\n')
     if status is not None:
-        shutil.copyfile(status, status_file)
+        shutil.copyfile(status, root / "status")
     else:
-        status_file.write_text("")
-    apt = AptRoot(root, tuple(_apt_options(root, status_file, arch)), {"APT_CONFIG": str(config)})
+        (root / "status").write_text("")
+    apt = AptRoot(
+        root,
+        tuple(_apt_options(seen, seen / "status", arch)),
+        {"APT_CONFIG": str(seen / "apt.conf")},
+        () if chroot is None else ("chroot", str(chroot)),
+    )
     fields = "$(CREATED_BY)|$(SITE)|$(RELEASE)|$(COMPONENT)|$(FILENAME)"
-    argv = ["apt-get", *apt.options, "indextargets", "--no-release-info", "--format", fields]
-    _place_lists(files, run(argv, env=apt.env).stdout.decode())
+    argv = [*apt.prefix, "apt-get", *apt.options, "indextargets", "--no-release-info"]
+    listed = run([*argv, "--format", fields], env=apt.env).stdout.decode()
+    _place_lists(files, listed, chroot or Path("/"))
     return apt
 
 
@@ -163,14 +179,17 @@ def apt_install_set(
     *,
     status: Path | None = None,
     arch: str = "amd64",
+    chroot: Path | None = None,
 ) -> set[tuple[str, str]]:
-    """What ``apt-get -s install --no-install-recommends ROOTS`` would install, as apt says."""
-    with tempfile.TemporaryDirectory(prefix="aptoracle-") as tmp:
-        apt = prepare_apt_root(files, Path(tmp), status=status, arch=arch)
+    """What ``apt-get -s install --no-install-recommends ROOTS`` would install, as apt says
+    (this machine's apt, or the one inside ``chroot``)."""
+    where = None if chroot is None else chroot / "tmp"
+    with tempfile.TemporaryDirectory(prefix="aptoracle-", dir=where) as tmp:
+        apt = prepare_apt_root(files, Path(tmp), status=status, arch=arch, chroot=chroot)
         return parse_simulation(apt.simulate_install(roots))
 
 
-def _place_lists(files: Sequence[IndexFile], targets: str) -> None:
+def _place_lists(files: Sequence[IndexFile], targets: str, chroot: Path) -> None:
     """Copy each Packages file where apt expects the list for its source and component."""
     wanted: dict[tuple[str, str, str], Path] = {}
     for line in targets.splitlines():
@@ -178,7 +197,7 @@ def _place_lists(files: Sequence[IndexFile], targets: str) -> None:
         if kind != "Packages" or "binary-all" in filename:
             continue
         component = "" if component.startswith("$(") else component
-        wanted[(site.rstrip("/"), release, component)] = Path(filename)
+        wanted[(site.rstrip("/"), release, component)] = chroot / filename.lstrip("/")
     for f in files:
         suite, _, component = f.source_id.partition("/")
         key = (f.base_url.rstrip("/"), "" if f.source_id == "nvidia" else suite, component)

@@ -96,6 +96,22 @@ def gpubundle(
     )
 
 
+def gpubundle_sh(
+    root: Path, *args: str, env: dict[str, str] | None = None, timeout: int = 900
+) -> subprocess.CompletedProcess[str]:
+    """``sh gpubundle-installer.pyz ARGS`` inside the root, offline: the README's command,
+    which runs the root's python3 when it is 3.8+ (with gpgv), else the one the pyz carries."""
+    return subprocess.run(
+        ["unshare", "-n", "chroot", str(root), "sh", PYZ, *args],
+        env={**CHROOT_ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
 def ok_json(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     """The ``--json`` document of a run that must have succeeded (else the run's output)."""
     assert proc.returncode == 0, (

@@ -2,15 +2,19 @@
 
 API (stable; used by the installer tests):
 
-- ``debootstrap_root(distro, variant="minbase", include=(), dest=None) -> Path``:
-  a fresh copy of the root for ``distro`` ("ubuntu22.04", "ubuntu24.04",
-  "debian12"). The first call runs debootstrap (minutes, needs root and the
-  archive) and caches the result as ``.cache/roots/<key>.tar.zst``, keyed by
-  distro, variant and the sorted ``include`` list; every call unpacks that
-  tarball into ``dest`` (emptied first) or into ``.cache/roots/unpacked/<key>``.
-  Concurrent callers are serialised with a lock file per key.
-- ``minbase_status(distro) -> Path``: the minbase root's var/lib/dpkg/status,
-  cached as ``.cache/roots/<distro>-minbase.status`` (no unpacking).
+- ``debootstrap_root(distro, variant="minbase", include=(), dest=None, arch="amd64")
+  -> Path``: a fresh copy of the root for ``distro`` (any key of ``DISTROS``:
+  ubuntu18.04 … ubuntu26.04, debian11 … debian13). The first call runs debootstrap
+  (minutes, needs root and the archive) and caches the result as
+  ``.cache/roots/<key>.tar.zst``, keyed by distro, arch (when not amd64), variant
+  and the sorted ``include`` list; every call unpacks that tarball into ``dest``
+  (emptied first) or into ``.cache/roots/unpacked/<key>``. Concurrent callers are
+  serialised with a lock file per key. ``arch="arm64"`` (Debian 12 and 13 only:
+  Ubuntu's arm64 lives on ports.ubuntu.com, unreachable here) runs under
+  qemu-user-static through binfmt_misc (``enable_foreign_arch`` mounts and enables it).
+- ``minbase_status(distro, include=(), arch="amd64") -> Path``: the minbase root's
+  var/lib/dpkg/status, cached as ``.cache/roots/<distro>-minbase.status`` (no
+  unpacking).
 - ``DISTROS``, ``archive_keyring(spec)``, ``keyring_fingerprints(path)``: the
   archives and the keys that sign them (Debian 12 hosts lack Ubuntu's
   keyring: it is taken from Ubuntu's own ubuntu-keyring .deb, checked against
@@ -55,6 +59,11 @@ class DistroSpec:
     components: tuple[str, ...]
     debootstrap_script: str  # the script debootstrap uses for this release
     ubuntu: bool
+    arches: tuple[str, ...] = ("amd64",)  # what roots can be made for here
+
+
+ARM_TOO = ("amd64", "arm64")
+_DEBIAN_COMPONENTS = ("main", "contrib", "non-free")
 
 
 def _ubuntu(name: str, codename: str, script: str) -> DistroSpec:
@@ -63,23 +72,29 @@ def _ubuntu(name: str, codename: str, script: str) -> DistroSpec:
     return DistroSpec(name, codename, UBUNTU, suites, components, script, True)
 
 
+def _debian(
+    name: str, codename: str, components: tuple[str, ...], arches: tuple[str, ...] = ARM_TOO
+) -> DistroSpec:
+    suites = (
+        (DEBIAN, codename),
+        (DEBIAN, f"{codename}-updates"),
+        (DEBIAN_SECURITY, f"{codename}-security"),
+    )
+    return DistroSpec(name, codename, DEBIAN, suites, components, codename, False, arches)
+
+
 DISTROS: dict[str, DistroSpec] = {
+    "ubuntu18.04": _ubuntu("ubuntu18.04", "bionic", "bionic"),
+    "ubuntu20.04": _ubuntu("ubuntu20.04", "focal", "focal"),
     "ubuntu22.04": _ubuntu("ubuntu22.04", "jammy", "jammy"),
-    # Debian 12's debootstrap has no noble script; gutsy's is the one every later Ubuntu uses.
+    # Debian 12's debootstrap has no noble or resolute script; gutsy's is the one every
+    # later Ubuntu uses.
     "ubuntu24.04": _ubuntu("ubuntu24.04", "noble", "gutsy"),
-    "debian12": DistroSpec(
-        "debian12",
-        "bookworm",
-        DEBIAN,
-        (
-            (DEBIAN, "bookworm"),
-            (DEBIAN, "bookworm-updates"),
-            (DEBIAN_SECURITY, "bookworm-security"),
-        ),
-        ("main", "contrib", "non-free", "non-free-firmware"),
-        "bookworm",
-        False,
-    ),
+    "ubuntu26.04": _ubuntu("ubuntu26.04", "resolute", "gutsy"),
+    # arm64 roots take ~4 min each under qemu: made for the two releases #11 installs on.
+    "debian11": _debian("debian11", "bullseye", _DEBIAN_COMPONENTS, ("amd64",)),
+    "debian12": _debian("debian12", "bookworm", (*_DEBIAN_COMPONENTS, "non-free-firmware")),
+    "debian13": _debian("debian13", "trixie", (*_DEBIAN_COMPONENTS, "non-free-firmware")),
 }
 
 
@@ -135,35 +150,63 @@ def keyring_fingerprints(keyring: Path) -> list[str]:
     return fingerprints
 
 
-def root_key(distro: str, variant: str = "minbase", include: Sequence[str] = ()) -> str:
-    """The cache key of a root: distro, variant and a hash of the sorted include list."""
+def root_key(
+    distro: str, variant: str = "minbase", include: Sequence[str] = (), arch: str = "amd64"
+) -> str:
+    """The cache key of a root: distro, arch (unless amd64), variant and a hash of the sorted
+    include list."""
     packages = ",".join(sorted(set(include)))
     suffix = hashlib.sha256(packages.encode()).hexdigest()[:10] if packages else "base"
-    return f"{distro}-{variant}-{suffix}"
+    name = distro if arch == "amd64" else f"{distro}-{arch}"
+    return f"{name}-{variant}-{suffix}"
 
 
 def debootstrap_argv(
-    spec: DistroSpec, variant: str, include: Sequence[str], target: Path, keyring: Path
+    spec: DistroSpec,
+    variant: str,
+    include: Sequence[str],
+    target: Path,
+    keyring: Path,
+    arch: str = "amd64",
 ) -> list[str]:
-    argv = ["debootstrap", f"--variant={variant}", "--arch=amd64", f"--keyring={keyring}"]
+    argv = ["debootstrap", f"--variant={variant}", f"--arch={arch}", f"--keyring={keyring}"]
     if include:
         argv.append("--include=" + ",".join(sorted(set(include))))
     return [*argv, spec.codename, str(target), spec.mirror, spec.debootstrap_script]
 
 
-def _root_tarball(distro: str, variant: str, include: Sequence[str]) -> Path:
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+_QEMU_BINFMT = {"arm64": "qemu-aarch64"}
+
+
+def enable_foreign_arch(arch: str) -> None:
+    """Let this machine run ``arch`` binaries: binfmt_misc mounted, qemu-user-static enabled
+    (scripts/deps.sh installs qemu-user-static and binfmt-support)."""
+    name = _QEMU_BINFMT[arch]
+    if not (BINFMT_DIR / "register").exists():
+        run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)])
+    if not (BINFMT_DIR / name).exists():
+        run(["update-binfmts", "--enable", name])
+
+
+def _root_tarball(distro: str, variant: str, include: Sequence[str], arch: str) -> Path:
     spec = DISTROS[distro]
-    key = root_key(distro, variant, include)
+    if arch not in spec.arches:
+        raise ValueError(f"no {arch} roots of {distro} here (only {', '.join(spec.arches)})")
+    key = root_key(distro, variant, include, arch)
     tarball = ROOTS_CACHE / f"{key}.tar.zst"
     with _locked(ROOTS_CACHE / f".{key}.lock"):
         if tarball.exists():
             return tarball
         if os.geteuid() != 0:
             raise PermissionError(f"building the {distro} root with debootstrap needs root")
+        if arch != "amd64":
+            enable_foreign_arch(arch)
         keyring = archive_keyring(spec)
         with tempfile.TemporaryDirectory(prefix=f"debootstrap-{key}-", dir=ROOTS_CACHE) as tmp:
             target = Path(tmp) / "root"
-            run(debootstrap_argv(spec, variant, include, target, keyring), timeout=3600)
+            argv = debootstrap_argv(spec, variant, include, target, keyring, arch)
+            run(argv, timeout=3600)
             partial = Path(tmp) / "root.tar.zst"
             run(["tar", "--zstd", "-C", str(target), "--numeric-owner", "-cf", str(partial), "."])
             partial.rename(tarball)
@@ -175,10 +218,11 @@ def debootstrap_root(
     variant: str = "minbase",
     include: Sequence[str] = (),
     dest: Path | None = None,
+    arch: str = "amd64",
 ) -> Path:
     """A fresh root tree for ``distro`` (see the module docstring); returns its path."""
-    tarball = _root_tarball(distro, variant, include)
-    key = root_key(distro, variant, include)
+    tarball = _root_tarball(distro, variant, include, arch)
+    key = root_key(distro, variant, include, arch)
     target = dest or ROOTS_CACHE / "unpacked" / key
     # The shared unpack directory is replaced under the lock; pass ``dest`` to own a copy.
     with _locked(ROOTS_CACHE / f".{key}.unpack.lock"):
@@ -189,13 +233,14 @@ def debootstrap_root(
     return target
 
 
-def minbase_status(distro: str, include: Sequence[str] = ()) -> Path:
+def minbase_status(distro: str, include: Sequence[str] = (), arch: str = "amd64") -> Path:
     """The dpkg status file of ``distro``'s minbase root plus ``include`` (cached; no full
     unpack)."""
-    name = root_key(distro, "minbase", include) if include else f"{distro}-minbase"
+    plain = f"{distro}-minbase" if arch == "amd64" else f"{distro}-{arch}-minbase"
+    name = root_key(distro, "minbase", include, arch) if include else plain
     status = ROOTS_CACHE / f"{name}.status"
     if not status.exists():
-        tarball = _root_tarball(distro, "minbase", include)
+        tarball = _root_tarball(distro, "minbase", include, arch)
         data = run(["tar", "--zstd", "-xOf", str(tarball), "./var/lib/dpkg/status"]).stdout
         partial = status.with_suffix(".part")
         partial.write_bytes(data)

@@ -46,7 +46,7 @@ MAINTAINER = "gpubundle tests <test@gpubundle.invalid>"
 HASHES = ("MD5sum", "SHA1", "SHA256", "SHA512")
 _BUILT = {"Filename", "Size", "Installed-Size", "Maintainer", "Description", "Homepage", *HASHES}
 
-RECIPE = "faithful-1"  # bump when the packages' behaviour changes: part of cache keys
+RECIPE = "faithful-4"  # bump when the packages' behaviour changes: part of cache keys
 
 # Stand-in file (in standin_bin/) -> path NVIDIA's package installs it at, and its mode.
 PAYLOAD: dict[str, tuple[tuple[str, str, int], ...]] = {

@@ -34,4 +34,5 @@ class ServedStandin:
         return f"deb [signed-by={self.keyring}] {self.url} /"
 
 
-ROOT_PYTHONS = ("3.10", "3.11")  # stock python3 of the ubuntu22.04 and debian12 test roots
+ROOT_PYTHONS = ("3.8", "3.9", "3.10", "3.11")  # stock python3 of the test roots: ubuntu20.04,
+# debian11, ubuntu22.04, debian12

@@ -233,5 +233,5 @@ def test_no_zstd_decoder_says_what_to_install(tmp_path: Path) -> None:
         pass
     assert "no zstd decoder" in err.value.message
     # Runnable on the air-gapped host: the zipapp carries the decoder; nothing to fetch.
-    assert "python3 gpubundle-installer.pyz" in err.value.hint and "zstandard" in err.value.hint
+    assert "sh gpubundle-installer.pyz" in err.value.hint and "zstandard" in err.value.hint
     assert "apt-get" not in err.value.hint and "pip install" not in err.value.hint

@@ -22,7 +22,7 @@ def test_help_teaches_the_two_commands() -> None:
     assert result.exit_code == 0
     assert "gpubundle build --distro ubuntu22.04 --sign-key FPR" in result.output
     # the form the air-gapped host has: the installer file and its stock python3
-    assert "sudo python3 gpubundle-installer.pyz install BUNDLE" in result.output
+    assert "sudo sh gpubundle-installer.pyz install BUNDLE" in result.output
 
 
 def test_missing_lazy_module_is_not_listed() -> None:

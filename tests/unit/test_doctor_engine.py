@@ -161,7 +161,7 @@ def test_cdi_spec_current_and_stale(tmp_path: Path) -> None:
     assert finding.status == "failure"
     assert any("generated for driver 550.54.15" in e for e in finding.evidence)
     assert finding.fix == [
-        "python3 gpubundle-installer.pyz install BUNDLE --trust FINGERPRINT"
+        "sh gpubundle-installer.pyz install BUNDLE --trust FINGERPRINT"
         "  # generates the spec again for this driver",
         f"or: nvidia-ctk cdi generate --output={cdi / 'nvidia.yaml'}",
     ]
@@ -216,7 +216,7 @@ def test_cdi_nvidia_smi_wrapper_fails_and_real_binary_passes(tmp_path: Path) -> 
     assert finding.fix[0] == (
         f"PATH=/usr/local/nvidia/bin:$PATH nvidia-ctk cdi generate --output={tmp_path}/cdi/nvidia.yaml"
     )
-    assert finding.fix[1].startswith("or: python3 gpubundle-installer.pyz install BUNDLE")
+    assert finding.fix[1].startswith("or: sh gpubundle-installer.pyz install BUNDLE")
     real = tmp_path / "nvidia-smi"
     real.write_bytes(Path("/bin/true").read_bytes())
     ok = check_cdi_nvidia_smi(_spec_with(tmp_path, str(real), "/usr/local/nvidia/bin/nvidia-smi"))
@@ -243,7 +243,7 @@ def test_docker_missing_fix_is_a_bundle_with_docker_not_apt(tmp_path: Path) -> N
     assert finding.status == "failure"
     assert not any("apt-get" in fix for fix in finding.fix)
     assert any("--with-docker" in fix for fix in finding.fix)
-    assert any("python3 gpubundle-installer.pyz install" in fix for fix in finding.fix)
+    assert any("sh gpubundle-installer.pyz install" in fix for fix in finding.fix)
 
 
 def test_current_spec_on_a_docker_without_cdi_is_ok_not_a_daemon_json_fix(tmp_path: Path) -> None:

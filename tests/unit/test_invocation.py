@@ -27,7 +27,10 @@ REPO = Path(__file__).resolve().parents[2]
         ("", invocation.DEFAULT_PROGRAM),
     ],
 )  # fmt: skip
-def test_program_form_follows_how_it_was_started(argv0: str, form: str) -> None:
+def test_program_form_follows_how_it_was_started(
+    argv0: str, form: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(invocation.LAUNCHER, raising=False)
     assert invocation.program(argv0) == form
 
 
@@ -36,6 +39,14 @@ def test_rerun_install_and_commands() -> None:
         "python3 /root/gpubundle-installer.pyz install BUNDLE --trust FINGERPRINT"
     )
     assert invocation.command("doctor", argv0="gpubundle") == "gpubundle doctor"
+
+
+def test_started_by_the_sh_preamble_says_sh(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(invocation.LAUNCHER, "sh")
+    assert invocation.program("/root/gpubundle-installer.pyz") == (
+        "sh /root/gpubundle-installer.pyz"
+    )
+    assert invocation.DEFAULT_PROGRAM == "sh gpubundle-installer.pyz"
 
 
 def test_default_is_the_running_programs_own_form(monkeypatch: pytest.MonkeyPatch) -> None:

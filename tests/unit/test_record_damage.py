@@ -110,7 +110,7 @@ def test_both_copies_damaged_keeps_readable_fields_and_the_ledger_packages(saved
     assert read.record.steps_completed == installed_record().steps_completed
     error = damaged_record_error(read.damage)
     assert "packages_installed" in error.message
-    assert "python3 gpubundle-installer.pyz uninstall" in error.hint
+    assert "sh gpubundle-installer.pyz uninstall" in error.hint
     assert "apt-get" not in error.hint
 
 

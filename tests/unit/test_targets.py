@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -18,11 +19,15 @@ from tests.conftest import REPO_ROOT
 
 MANIFESTS = REPO_ROOT / "manifests"
 EXPECTED = {
-    "ubuntu20.04": ("focal", "3.8", False),
-    "ubuntu22.04": ("jammy", "3.10", True),
-    "ubuntu24.04": ("noble", "3.12", True),
-    "debian11": ("bullseye", "3.9", False),
-    "debian12": ("bookworm", "3.11", True),
+    # name: (codename, stock python3, the python3.X the installer carries)
+    "ubuntu18.04": ("bionic", "3.6", "3.8"),
+    "ubuntu20.04": ("focal", "3.8", "3.8"),
+    "ubuntu22.04": ("jammy", "3.10", "3.10"),
+    "ubuntu24.04": ("noble", "3.12", "3.12"),
+    "ubuntu26.04": ("resolute", "3.14", "3.14"),
+    "debian11": ("bullseye", "3.9", "3.9"),
+    "debian12": ("bookworm", "3.11", "3.11"),
+    "debian13": ("trixie", "3.13", "3.13"),
 }
 NVIDIA_FPR = "C95B321B61E88C1809C4F759DDCAE044F796ECB0"
 
@@ -48,19 +53,20 @@ def key_fingerprints(path: Path, tmp: Path) -> set[str]:
 
 def test_all_targets_load_with_their_facts() -> None:
     assert list_targets(manifests_dir=MANIFESTS) == sorted(EXPECTED)
-    for name, (codename, python, supported) in EXPECTED.items():
+    for name, (codename, python, carried) in EXPECTED.items():
         target = load_target(name, manifests_dir=MANIFESTS)
         assert (target.codename, target.python) == (codename, python)
-        assert target.installer_support()[0] is supported
+        assert target.carried_python == carried
         assert target.arches == ("amd64", "arm64")
         ids = [s.id for s in target.sources]
         assert ids[-1] == "nvidia" and ids[0] == target.distro_id
         assert target.source(f"{target.distro_id}-security").suite == f"{codename}-security"
 
 
-def test_unsupported_python_has_a_reason() -> None:
-    ok, reason = load_target("ubuntu20.04", manifests_dir=MANIFESTS).installer_support()
-    assert not ok and "3.8" in reason and "3.10" in reason
+def test_a_stock_python_older_than_38_is_replaced_by_the_carried_38() -> None:
+    target = load_target("ubuntu20.04", manifests_dir=MANIFESTS)
+    assert dataclasses.replace(target, python="3.6").carried_python == "3.8"
+    assert dataclasses.replace(target, python="3.14").carried_python == "3.14"
 
 
 def test_urls_per_arch() -> None:
@@ -77,6 +83,16 @@ def test_urls_per_arch() -> None:
     assert nvidia.key.file is not None and nvidia.key.file.name == "nvidia.asc"
     with pytest.raises(GpubundleError, match="i386"):
         target.check_arch("i386")
+
+
+def test_ubuntu_arm64_is_on_ports() -> None:
+    """Every Ubuntu's arm64 is on ports.ubuntu.com, 26.04's too: archive.ubuntu.com lists
+    arm64 in resolute's Release, but its resolute-updates/-security arm64 indices are stale
+    (sizes that differ from the signed Release, no by-hash files)."""
+    for name in ("ubuntu18.04", "ubuntu20.04", "ubuntu22.04", "ubuntu24.04", "ubuntu26.04"):
+        for source in load_target(name, manifests_dir=MANIFESTS).sources[:3]:
+            assert source.url_for("arm64") == "http://ports.ubuntu.com/ubuntu-ports", name
+            assert source.url_for("amd64") != source.url_for("arm64")
 
 
 def test_shipped_key_files_hold_exactly_the_pinned_keys(tmp_path: Path) -> None:
@@ -106,7 +122,7 @@ def test_manifests_dir_env_override(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 def test_unknown_target_lists_the_known_ones() -> None:
     with pytest.raises(GpubundleError) as err:
-        load_target("ubuntu18.04", manifests_dir=MANIFESTS)
+        load_target("ubuntu16.04", manifests_dir=MANIFESTS)
     assert "ubuntu22.04" in err.value.hint and "debian12" in err.value.hint
 
 
@@ -166,14 +182,13 @@ def test_distros_command_json_and_table() -> None:
     targets = {t["name"]: t for t in json.loads(result.stdout)["targets"]}
     assert set(targets) == set(EXPECTED)
     focal = targets["ubuntu20.04"]
-    assert not focal["installer_supported"] and "3.8" in focal["unsupported_reason"]
+    assert (focal["python"], focal["carried_python"]) == ("3.8", "3.8")
+    assert all(t["carried_python"] for t in targets.values())  # every target is installable
     ubuntu = focal["sources"][0]
     assert ubuntu["urls"]["arm64"] == "http://ports.ubuntu.com/ubuntu-ports"
     table = CliRunner().invoke(main, ["distros", "--sources"])
     assert table.exit_code == 0
-    assert (
-        "no: stock python3 is 3.9" in table.output and "ubuntu24.04 nvidia: amd64=" in table.output
-    )
+    assert "python3.9" in table.output and "ubuntu24.04 nvidia: amd64=" in table.output
 
 
 def test_distros_command_reports_a_broken_manifests_dir(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,5 +1,43 @@
-#!/usr/bin/python3
-"""Stand-in for NVIDIA's nvidia-ctk, built into test packages; not NVIDIA's binary.
+#!/bin/sh
+""":"
+# sh reads only this part: the file is Python run by the host's python3 (3.8+), except
+# where the host has none, or an older one (a minbase, Ubuntu 18.04's 3.6). NVIDIA's
+# nvidia-ctk is a Go binary that needs nothing: there, this sh does what the toolkit-base
+# postinst asks of it (config --config-file=PATH --in-place) and --version, as below.
+if [ -x /usr/bin/python3 ] &&
+    /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 8))' 2>/dev/null; then
+    exec /usr/bin/python3 "$0" "$@"
+fi
+while :; do case ${1:-} in --quiet | -q | --debug | -d) shift ;; *) break ;; esac; done
+case ${1:-} in
+--version | -v | version)
+    echo "NVIDIA Container Toolkit CLI version @VERSION@"
+    echo "stand-in for tests, not NVIDIA's binary"
+    exit 0
+    ;;
+config) shift ;;
+*)
+    echo "nvidia-ctk stand-in: '$*' needs python3 on this host" >&2
+    exit 1
+    ;;
+esac
+path=/etc/nvidia-container-runtime/config.toml in_place=
+for arg in "$@"; do
+    case $arg in
+    --config-file=*) path=${arg#--config-file=} ;;
+    --in-place | --in-place=true) in_place=yes ;;
+    esac
+done
+[ -n "$in_place" ] && [ -e "$path" ] && exit 0
+ld=@/sbin/ldconfig
+[ -e /sbin/ldconfig.real ] && ld=@/sbin/ldconfig.real
+config=$(sed -n '/^DEFAULT_CONFIG = ["]["]["]/,/^["]["]["]$/p' "$0" | sed '1d;$d' | sed "s|@LDCONFIG@|$ld|")
+if [ -z "$in_place" ]; then printf '%s\n' "$config"; exit 0; fi
+mkdir -p "$(dirname "$path")" && printf '%s\n' "$config" >"$path" && chmod 644 "$path"
+exit
+":"
+
+Stand-in for NVIDIA's nvidia-ctk, built into test packages; not NVIDIA's binary.
 
 It does the parts gpubundle's tests need, the way the real tool does them:
 ``runtime configure --runtime=docker`` rewrites daemon.json (whole file, keys sorted,
