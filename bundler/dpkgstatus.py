@@ -63,6 +63,12 @@ def read_status(path: Path, arch: str) -> dict[str, InstalledPackage]:
             f"cannot read dpkg status {path}: {exc.strerror}",
             hint="run as a user that can read the dpkg database",
         ) from exc
+    if text.lstrip().startswith("{"):
+        raise GpubundleError(
+            f"{path} is a JSON document (`gpubundle status --json`?), not a dpkg status file: "
+            "it names only gpubundle's packages, not everything the host has",
+            hint="copy the host's /var/lib/dpkg/status out and pass that file (docs/lifecycle.md)",
+        )
     try:
         return parse_status(text, arch)
     except ValueError as exc:

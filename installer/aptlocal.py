@@ -102,13 +102,18 @@ def auto_installed(extended_states: str) -> set[str]:
     return marked
 
 
-def apt_install_argv(sources_list: Path, pins: Mapping[str, str]) -> list[str]:
+def apt_install_argv(
+    sources_list: Path, pins: Mapping[str, str], *, allow_downgrades: bool = False
+) -> list[str]:
+    """``apt-get install NAME=VERSION…`` from the local source only; ``allow_downgrades``
+    (install --allow-downgrade) lets apt and dpkg take installed packages down to them."""
     return [
         "apt-get",
         "install",
         "-y",
         "-q",
         "--no-install-recommends",
+        *(["--allow-downgrades"] if allow_downgrades else []),
         "-o",
         "Dpkg::Options::=--force-confdef",
         "-o",

@@ -295,6 +295,12 @@ def _checked_compute_size(ctx: click.Context, param: click.Parameter, value: str
     "containers saw them: auto (1 GiB, or half the free memory), a size such as 512M or "
     "4G (more than the GPU has fails with CUDA_ERROR_OUT_OF_MEMORY), or off.",
 )
+@click.option(
+    "--allow-downgrade",
+    is_flag=True,
+    help="Install a bundle whose toolkit is older than the installed one: the whole "
+    "toolkit family goes down to the bundle's versions (a rollback).",
+)
 @click.option("--dry-run", is_flag=True, help="Verify, check and print the plan; change nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @json_option
@@ -305,6 +311,7 @@ def install(
     skip_gpu_checks: bool,
     proof: str,
     compute_size: str,
+    allow_downgrade: bool,
     dry_run: bool,
     yes: bool,
     json_mode: bool,
@@ -313,14 +320,15 @@ def install(
 
     Nothing changes until the bundle is verified against a key you trust, the
     host passes its checks and you confirm the plan. Re-running finishes an
-    interrupted install; on an installed host it changes nothing.
+    interrupted install; on an installed host it changes nothing. A newer bundle
+    over an earlier install upgrades it in place; an older one is refused unless
+    --allow-downgrade. `gpubundle status` shows the history.
 
     BUNDLE is a .tar.zst file, or for a bundle split with --split-size its
     NAME.parts.json or any of its parts (all of them must lie beside it).
     """
     console = Console(json_mode=json_mode)
     host = host_paths()
-    req = Request(
-        bundle, trust, Options(runtime, skip_gpu_checks), dry_run, yes, proof, compute_size, host
-    )
+    opts = Options(runtime, skip_gpu_checks, allow_downgrade)
+    req = Request(bundle, trust, opts, dry_run, yes, proof, compute_size, host)
     handle_errors(console, lambda: run_install(req, console))

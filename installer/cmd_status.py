@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import click
 
+from installer import history
 from installer.cli import handle_errors, host_paths, json_option
 from installer.console import Console
 from installer.record import InstallRecord, damaged_record_error, read_record
@@ -47,6 +48,9 @@ def render(record: InstallRecord) -> list[str]:
             lines.extend(f"  {item}" for item in items)
     if record.engine_started_by_gpubundle:
         lines.append("Docker was started by gpubundle")
+    if record.history:
+        lines.append("history (oldest first):")
+        lines.extend(history.lines(record.history))
     return lines
 
 
@@ -65,7 +69,7 @@ def status(json_mode: bool) -> None:
             raise damaged_record_error(damage)
         if record is None:
             console.result(f"gpubundle has not installed anything on this host (no {path})")
-            console.emit({"ok": True, "installed": False, "record": None})
+            console.emit({"ok": True, "installed": False, "record": None, "history": []})
             return
         if damage is not None:
             console.warn(f"the install record {path} was damaged; rebuilt from what survived it:")
@@ -79,6 +83,7 @@ def status(json_mode: bool) -> None:
                 "installed": True,
                 "complete": record.finished_at is not None,
                 "record": record.as_json(),
+                "history": list(record.history),
                 "record_damage": damage.as_json() if damage else None,
             }
         )

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from installer import engines
+from installer import debversion, engines
+from installer import history as install_history
 from installer.aptlocal import DPKG_CONFIGURE_PENDING, keyring_path, requested_pins
 from installer.hostpaths import HostPaths
 from installer.layout import VERIFY_IMAGE_ARCHIVE
@@ -99,8 +100,11 @@ class PlanFacts:
 class InstallPlan:
     bundle_sha256: str
     toolkit_version: str
-    packages: Mapping[str, str]  # {name: version} apt may install or upgrade
+    packages: Mapping[str, str]  # {name: version} apt may install, upgrade or downgrade
     steps: tuple[Step, ...]
+    # nvidia-container-toolkit's move: {"change": install|upgrade|downgrade|reinstall,
+    # "from": version or None, "to": version}
+    toolkit: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def pending(self) -> tuple[Step, ...]:
@@ -122,6 +126,7 @@ class InstallPlan:
             "bundle_sha256": self.bundle_sha256,
             "toolkit_version": self.toolkit_version,
             "packages": dict(self.packages),
+            "toolkit": dict(self.toolkit),
             "steps": [{**dataclasses.asdict(s), "pending": s.pending} for s in self.steps],
         }
 
@@ -149,6 +154,45 @@ def package_changes(manifest: Manifest, installed: Mapping[str, str]) -> dict[st
         if pkg.name not in installed or (pkg.name in family and installed[pkg.name] != pkg.version):
             changes[pkg.name] = pkg.version
     return dict(sorted(changes.items()))
+
+
+def downgrades(manifest: Manifest, installed: Mapping[str, str]) -> dict[str, str]:
+    """{name: version} of the bundled family packages installed at a newer version now:
+    what ``install --allow-downgrade`` takes down to the bundle's version."""
+    family = toolkit_family(manifest)
+    return {
+        n: v
+        for n, v in sorted(family.items())
+        if n in installed and debversion.compare(installed[n], v) > 0
+    }
+
+
+def apt_pins(manifest: Manifest, installed: Mapping[str, str]) -> dict[str, str]:
+    """{name: version} apt is asked for: the requested packages; for a downgrade also
+    every installed family package at another version, so that the family goes down
+    together (their dependencies are ">=" ones, which the newer versions satisfy)."""
+    pins = requested_pins(manifest)
+    if not downgrades(manifest, installed):
+        return pins
+    archs = (manifest.arch, "all")
+    family = {p.name for p in manifest.packages if p.architecture in archs}
+    moved = {
+        n: v
+        for n, v in toolkit_family(manifest).items()
+        if n in family and n in installed and installed[n] != v
+    }
+    return dict(sorted({**moved, **pins}.items()))
+
+
+def toolkit_change(manifest: Manifest, installed: Mapping[str, str]) -> dict[str, Any]:
+    """What the install does to nvidia-container-toolkit: install, upgrade, downgrade or
+    reinstall, from which version to which."""
+    have = installed.get(install_history.TOOLKIT)
+    return {
+        "change": install_history.change_kind(have, manifest.toolkit_version),
+        "from": have,
+        "to": manifest.toolkit_version,
+    }
 
 
 def proof_images(manifest: Manifest) -> tuple[ImagePin, ...]:
@@ -180,7 +224,9 @@ def _proof_lines(manifest: Manifest) -> tuple[str, ...]:
 def _package_lines(changes: Mapping[str, str], installed: Mapping[str, str]) -> tuple[str, ...]:
     lines = []
     for name, version in changes.items():
-        if name in installed:
+        if name in installed and debversion.compare(installed[name], version) > 0:
+            lines.append(f"downgrade {name} {installed[name]} -> {version} (--allow-downgrade)")
+        elif name in installed:
             lines.append(f"upgrade {name} {installed[name]} -> {version}")
         else:
             lines.append(f"install {name} {version}")
@@ -287,4 +333,5 @@ def build_plan(manifest: Manifest, bundle_sha256: str, facts: PlanFacts) -> Inst
             skip_reason=no_runtime or no_docker or no_gpu or no_images,
         ),
     )
-    return InstallPlan(bundle_sha256, manifest.toolkit_version, changes, steps)
+    change = toolkit_change(manifest, facts.installed)
+    return InstallPlan(bundle_sha256, manifest.toolkit_version, changes, steps, change)

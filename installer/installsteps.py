@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from installer import __version__, invocation, testhooks
+from installer import history as install_history
 from installer.aptlocal import keyring_path
 from installer.atomicfile import sweep_leftovers
 from installer.bundle_reader import VerifiedBundle
@@ -119,7 +120,12 @@ class StepRunner:
             before = original_packages(None, now_there, ledger)
             previous = dataclasses.replace(previous, packages_before=before)
         if previous is not None and previous.bundle_sha256 == sha:
-            return dataclasses.replace(previous, finished_at=None)
+            # The same bundle: a killed run resumed keeps the entry it wrote ahead; a
+            # finished install run again (a step undone since) adds none.
+            pending = previous.pending_history
+            if pending is None and previous.finished_at is None:
+                pending = self.pending_entry()
+            return dataclasses.replace(previous, finished_at=None, pending_history=pending)
         return InstallRecord(
             gpubundle_version=__version__,
             bundle_sha256=sha,
@@ -133,7 +139,18 @@ class StepRunner:
             ),
             # What an earlier bundle's install changed stays for uninstall to undo.
             **(carried_over(previous) if previous else {}),
+            pending_history=self.pending_entry(),
         )
+
+    def family_now(self) -> dict[str, str]:
+        """The toolkit family's versions on the host now (absent packages left out)."""
+        m = self.ctx.manifest
+        return installed_versions(install_history.family_names(m), m.arch)
+
+    def pending_entry(self) -> dict[str, Any]:
+        """This run's history entry, written ahead: the family as the run finds it."""
+        sha = self.ctx.verified.sha256
+        return install_history.pending_entry(self.ctx.manifest, sha, __version__, self.family_now())
 
     # --- running the plan -----------------------------------------------------------
 
@@ -194,7 +211,7 @@ class StepRunner:
             testhooks.kill_if_asked(testhooks.KILL_UNRECORDED, step.id)
             ctx.save(record)
             testhooks.kill_if_asked(testhooks.KILL_AFTER, step.id)
-        ctx.save(dataclasses.replace(record, finished_at=now()))
+        ctx.save(record.finished(now(), self.family_now()))
         return {**self._summary(), "changed": True}
 
     def do(self, step_id: str, record: InstallRecord) -> tuple[InstallRecord, str]:

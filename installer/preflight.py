@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from installer import debversion, diskspace, engines
+from installer import debversion, diskspace, engines, history
 from installer.dpkgstate import DpkgFacts
 from installer.errors import PreflightError
 from installer.installplan import package_changes, toolkit_family
@@ -76,6 +76,7 @@ class HostFacts:
 class Options:
     runtime: str = "docker"
     skip_gpu_checks: bool = False
+    allow_downgrade: bool = False  # install --allow-downgrade: an older bundle rolls back
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,7 @@ def check_gpu(
     return checks
 
 
-def check_toolkit(m: Manifest, facts: HostFacts) -> Check:
+def check_toolkit(m: Manifest, facts: HostFacts, allow_downgrade: bool = False) -> Check:
     have, want = facts.toolkit_installed, m.toolkit_version
     if have is None:
         return Check("toolkit", "ok", f"not installed; will install {want}")
@@ -243,11 +244,15 @@ def check_toolkit(m: Manifest, facts: HostFacts) -> Check:
         return Check("toolkit", "ok", f"{have} already installed")
     if order < 0:
         return Check("toolkit", "ok", f"upgrade {have} -> {want}")
+    if allow_downgrade:
+        return Check("toolkit", "warn", f"downgrade {have} -> {want} (--allow-downgrade)")
     return Check(
         "toolkit",
         "fail",
-        f"installed {have} is newer than the bundle's {want}",
-        f"use a bundle with toolkit {have} or newer, or remove {TOOLKIT} first",
+        f"installed {have} is newer than the bundle's {want}: a downgrade, refused "
+        "without --allow-downgrade",
+        f"to roll the toolkit family back from {have} to {want}, run install again with "
+        f"--allow-downgrade; or use a bundle with toolkit {have} or newer",
     )
 
 
@@ -260,8 +265,8 @@ def run_preflight(
         *check_space(manifest, facts, opts),
         check_engine(manifest, facts, opts.runtime),
         *check_gpu(manifest, facts, opts, image_check),
-        check_toolkit(manifest, facts),
-        *check_dpkg(manifest, facts),
+        check_toolkit(manifest, facts, opts.allow_downgrade),
+        *check_dpkg(manifest, facts, opts.allow_downgrade),
     ]
     return PreflightReport(tuple(checks))
 
@@ -353,9 +358,10 @@ def check_holds(m: Manifest, facts: HostFacts) -> Check:
     )
 
 
-def check_family_versions(m: Manifest, facts: HostFacts) -> Check:
+def check_family_versions(m: Manifest, facts: HostFacts, allow_downgrade: bool = False) -> Check:
     """Bundled toolkit packages installed at a newer version than the bundle's: apt would
-    have to downgrade part of the family (their exact-version dependencies) and refuses."""
+    have to downgrade part of the family (their exact-version dependencies) and refuses,
+    unless ``--allow-downgrade`` asks for the whole family to go down together."""
     dpkg = facts.dpkg
     assert dpkg is not None
     newer = []
@@ -364,25 +370,60 @@ def check_family_versions(m: Manifest, facts: HostFacts) -> Check:
         # The toolkit itself is check_toolkit's finding.
         if name != TOOLKIT and have is not None and debversion.compare(have, version) > 0:
             newer.append((name, have, version))
+    left_behind = family_left_behind(m, dpkg)
+    if left_behind:
+        what = ", ".join(f"{n} {have}" for n, have in left_behind.items())
+        return Check(
+            "toolkit family",
+            "fail",
+            f"a downgrade to {m.toolkit_version} would leave {what} installed: the bundle "
+            "does not hold them (built with --target-status of a host at the newer version, "
+            "whose versions satisfy the older toolkit's dependencies)",
+            f"build the {m.toolkit_version} bundle without --target-status, or with the dpkg "
+            "status the host had before the upgrade, or install the bundle that was installed "
+            "before; see docs/lifecycle.md",
+        )
     if not newer:
         return Check("toolkit family", "ok", "no toolkit package is newer than the bundle's")
+    if allow_downgrade:
+        what = ", ".join(f"{n} {have} -> {want}" for n, have, want in newer)
+        return Check("toolkit family", "warn", f"downgrade with the toolkit: {what}")
     what = ", ".join(f"{n} {have} installed, bundle has {want}" for n, have, want in newer)
     names = " ".join(n for n, _, _ in newer)
     return Check(
         "toolkit family",
         "fail",
         f"newer than the bundle, installing would downgrade part of the family: {what}",
-        f"use a bundle with toolkit {max((h for _, h, _ in newer), key=debversion.version_key)} "
+        "pass --allow-downgrade to take the whole family down to the bundle's versions, use a "
+        f"bundle with toolkit {max((h for _, h, _ in newer), key=debversion.version_key)}, "
         f"or remove the newer packages first (`dpkg --remove {names}`)",
     )
 
 
-def check_dpkg(m: Manifest, facts: HostFacts) -> list[Check]:
+def family_left_behind(m: Manifest, dpkg: DpkgFacts) -> dict[str, str]:
+    """{name: installed version} of NVIDIA's toolkit packages (``history.KNOWN_FAMILY``)
+    newer than the bundle's toolkit that the bundle lacks, when the toolkit goes down:
+    apt would leave them at the newer version, the family no longer together."""
+    have = dpkg.installed_version(TOOLKIT)
+    if have is None or debversion.compare(have, m.toolkit_version) <= 0:
+        return {}
+    bundled = bundle_names(m)
+    found = {}
+    for name in history.KNOWN_FAMILY:
+        version = dpkg.installed_version(name)
+        if name in bundled or version is None:
+            continue
+        if debversion.compare(version, m.toolkit_version) > 0:
+            found[name] = version
+    return found
+
+
+def check_dpkg(m: Manifest, facts: HostFacts, allow_downgrade: bool = False) -> list[Check]:
     if facts.dpkg is None:
         return [Check("dpkg state", "skip", "dpkg's database was not read")]
     return [
         check_dpkg_lock(facts.dpkg),
         check_dpkg_interrupted(m, facts),
         check_holds(m, facts),
-        check_family_versions(m, facts),
+        check_family_versions(m, facts, allow_downgrade),
     ]

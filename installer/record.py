@@ -16,7 +16,10 @@ in_progress (the step that was running, or null) and unowned_paths_created ({pat
 what install left there} of the paths the packages step makes that dpkg does not own
 (config.toml, the hook link, /lib.usr-is-merged) and that were absent before it: a
 file's sha256, "dir", or "-> TARGET" for a link; null while written ahead; see
-installer/unownedpaths.py).
+installer/unownedpaths.py), history (one entry per completed install, oldest first:
+the bundle, the toolkit and its family's versions before and after, and whether it was an
+install, upgrade, downgrade or reinstall; see installer/history.py) and pending_history
+(the entry of the run under way, written ahead, or null).
 
 Write-ahead: a step first records what it is about to change (``with_intent``:
 the paths it will create, the packages it may install, a runtime change marked
@@ -59,6 +62,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Tuple
 
+from installer import history as install_history
 from installer.atomicfile import write_json_atomic
 from installer.diskspace import is_no_space, no_space_error
 from installer.errors import GpubundleError
@@ -88,6 +92,8 @@ class InstallRecord:
     apt_lists: tuple[str, ...] = ()
     in_progress: str | None = None
     unowned_paths_created: dict[str, str | None] = field(default_factory=dict)
+    history: tuple[dict[str, Any], ...] = ()
+    pending_history: dict[str, Any] | None = None
     format: int = RECORD_FORMAT
 
     def as_json(self) -> dict[str, Any]:
@@ -112,6 +118,14 @@ class InstallRecord:
         """A runtime change was started and not confirmed: daemon.json may be half-written."""
         return bool(self.runtime_change and self.runtime_change.get("pending"))
 
+    def finished(self, at: str, family_after: dict[str, str]) -> InstallRecord:
+        """This record completed at ``at``: the run's pending entry moved to ``history``."""
+        done = self.history
+        if self.pending_history is not None:
+            entry = install_history.finished_entry(self.pending_history, family_after, at)
+            done = (*done, entry)
+        return dataclasses.replace(self, finished_at=at, history=done, pending_history=None)
+
     def with_files(self, *paths: str) -> InstallRecord:
         merged = tuple(dict.fromkeys((*self.files_created, *paths)))
         return dataclasses.replace(self, files_created=merged)
@@ -123,6 +137,7 @@ _TUPLE_FIELDS = {
     "cdi_specs_created",
     "images_loaded",
     "apt_lists",
+    "history",
 }
 
 
@@ -200,6 +215,14 @@ SCHEMA: dict[str, tuple[Shape, bool]] = {
     "in_progress": (_OPT_STR, False),
     "unowned_paths_created": (
         ('an object of path: sha256, "dir", "-> TARGET" or null', _unowned_map),
+        False,
+    ),
+    "history": (
+        ("a list of history entries (installer/history.py)", install_history.valid_history),
+        False,
+    ),
+    "pending_history": (
+        ("null or a history entry under way", install_history.valid_pending),
         False,
     ),
 }
@@ -478,4 +501,5 @@ def carried_over(previous: InstallRecord) -> dict[str, Any]:
         "images_loaded": previous.images_loaded,
         "cdi_specs_created": previous.cdi_specs_created,
         "unowned_paths_created": previous.unowned_paths_created,
+        "history": previous.history,
     }

@@ -17,14 +17,13 @@ from installer.aptlocal import (
     apt_install_argv,
     apt_update_argv,
     changed_packages,
-    requested_pins,
     run_apt,
     source_lists,
 )
 from installer.dpkgstate import read_dpkg_facts
 from installer.errors import GpubundleError
 from installer.hostinfo import installed_versions
-from installer.installplan import PACKAGES, package_changes
+from installer.installplan import PACKAGES, apt_pins, downgrades, package_changes
 from installer.layout import REPO_DIR
 from installer.record import InstallRecord, append_ledger
 from installer.steps import StepContext
@@ -40,8 +39,10 @@ def apt_progress(ctx: StepContext) -> Callable[[str], None]:
 
 def run(ctx: StepContext, record: InstallRecord) -> tuple[InstallRecord, str]:
     manifest, host, sources_list = ctx.manifest, ctx.host, ctx.host.sources_list
-    pins = requested_pins(manifest)
     before = installed_versions(ctx.names, manifest.arch)
+    pins = apt_pins(manifest, before)
+    # Preflight refused a downgrade without --allow-downgrade before anything changed.
+    down = bool(downgrades(manifest, before)) and ctx.opts.allow_downgrade
     ctx.console.info(
         f"apt reads only {sources_list}; if another apt or dpkg holds the lock it waits "
         f"up to {DPKG_LOCK_TIMEOUT_S} s; its output: {ctx.apt_log}"
@@ -70,7 +71,7 @@ def run(ctx: StepContext, record: InstallRecord) -> tuple[InstallRecord, str]:
     )
     ctx.save(record)
     run_apt(
-        apt_install_argv(sources_list, pins),
+        apt_install_argv(sources_list, pins, allow_downgrades=down),
         "installing the packages",
         ctx.apt_log,
         apt_progress(ctx),

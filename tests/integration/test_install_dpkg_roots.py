@@ -116,7 +116,8 @@ def record_of(root: Path) -> dict[str, Any]:
     assert mirror == record, "the record's mirror is not the record"
     ledger = parse_ledger((root / LEDGER.lstrip("/")).read_text())
     kept = {k: v for k, v in record.items() if k not in ("started_at", "finished_at")}
-    return kept | {"ledger": ledger}
+    history = [{k: v for k, v in e.items() if k != "finished_at"} for e in record["history"]]
+    return kept | {"ledger": ledger, "history": history}
 
 
 def journal(root: Path) -> list[str]:

@@ -52,6 +52,15 @@ def test_read_status(tmp_path: Path) -> None:
         read_status(bad, "amd64")
 
 
+def test_status_json_is_refused_pointing_at_the_dpkg_status(tmp_path: Path) -> None:
+    """``gpubundle status --json`` names only gpubundle's packages: no target status."""
+    doc = tmp_path / "status.json"
+    doc.write_text('{"ok": true, "installed": true, "record": {}, "history": []}\n')
+    with pytest.raises(GpubundleError, match="not a dpkg status file") as err:
+        read_status(doc, "amd64")
+    assert "/var/lib/dpkg/status" in err.value.hint
+
+
 @pytest.mark.skipif(not Path("/var/lib/dpkg/status").exists(), reason="no dpkg database here")
 def test_reads_this_host() -> None:
     installed = read_status(Path("/var/lib/dpkg/status"), "amd64")

@@ -22,7 +22,12 @@ def env(tmp_path: Path) -> dict[str, str]:
 def test_status_without_record(env: dict[str, str]) -> None:
     result = CliRunner().invoke(main, ["status", "--json"], env=env)
     assert result.exit_code == 0
-    assert json.loads(result.stdout) == {"ok": True, "installed": False, "record": None}
+    assert json.loads(result.stdout) == {
+        "ok": True,
+        "installed": False,
+        "record": None,
+        "history": [],
+    }
 
 
 def test_uninstall_without_record_is_idempotent(env: dict[str, str]) -> None:
