@@ -244,6 +244,6 @@ def test_spec_from_an_older_driver_is_stale_for_doctor_and_install(tmp_path: Pat
         f"generated for driver {OLD_DRIVER}, the running driver is {DRIVER}" in e
         for e in finding.evidence
     )
-    assert finding.fix[0].startswith("python3 gpubundle-installer.pyz install BUNDLE --trust")
+    assert finding.fix[0].startswith("sh gpubundle-installer.pyz install BUNDLE --trust")
     reason = containers.regeneration_reason(spec.read_text(), False, DRIVER)
     assert reason.startswith(f"the spec is stale: generated for driver {OLD_DRIVER}")
