@@ -69,7 +69,12 @@ def test_built_image_runs_glibc_and_a_shell(distro: str, cache_dir: Path, tmp_pa
         assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in image["Config"]["Env"]
         assert image["Config"]["Labels"][PROBE_LABEL] == "/usr/local/bin/gpubundle-compute-probe"
 
-        probe = "ldd --version || /lib64/ld-linux-x86-64.so.2 --version; echo ok"
+        # The loader's --version came with glibc 2.33; libc.so.6 run as a program prints its
+        # version on every release (2.27 on 18.04 … 2.41 on Debian 13).
+        probe = (
+            "ldd --version || /lib64/ld-linux-x86-64.so.2 --version "
+            "|| /lib/x86_64-linux-gnu/libc.so.6; echo ok"
+        )
         code, out = docker("run", "--rm", "--network", "none", tag, "sh", "-c", probe)
         assert code == 0, out
         glibc = dict(info.packages)["libc6"].split("-")[0]  # "2.39-0ubuntu8.12" -> "2.39"
