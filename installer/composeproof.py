@@ -112,7 +112,10 @@ def judge_compose(
     """What ``compose up`` proved, from its exit code and everything it printed."""
     output = _ESCAPES.sub("", output)
     host = tuple(host_uuids)
-    lines = tail(output, 8)
+    # Compose goes on printing (stopping, removing) after Docker's error: keep its error
+    # lines whatever follows them, then the last lines.
+    errors = [line.strip() for line in output.splitlines() if "rror" in line][-3:]
+    lines = list(dict.fromkeys([*errors, *tail(output, 8)]))
     if probe:
         # Compose prefixes each line of the service ("gpu-proof-1  | {...}").
         report = computeproof.parse_report(

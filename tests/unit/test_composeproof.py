@@ -87,3 +87,10 @@ def test_terminal_escapes_compose_writes_are_dropped() -> None:
     )
     result = cpp.judge_compose("cdi", ["x"], 0, out, HOST, probe=False)
     assert result.ok and "\x1b" not in result.output
+
+
+def test_dockers_error_is_kept_whatever_compose_prints_after_it() -> None:
+    chatter = "".join(f" Container gpubundle-proof-gpu-proof-1  Step {i}\n" for i in range(12))
+    out = 'Error response from daemon: could not select device driver "nvidia"\n' + chatter
+    result = cpp.judge_compose("nvidia", ["x"], 1, out, HOST, probe=False)
+    assert cpp.NO_NVIDIA_DRIVER in result.output and "Step 11" in result.output
