@@ -35,6 +35,9 @@ PROBE_SIZE = "256M"
 # What Docker says when a service asks for driver "nvidia" and no NVIDIA runtime hook is
 # registered (no toolkit, or Docker not restarted after it was configured).
 NO_NVIDIA_DRIVER = 'could not select device driver "nvidia"'
+# What it says when it registered that driver at its start (the hook was there then) and
+# the hook has gone since (the toolkit removed, Docker not restarted).
+HOOK_GONE = 'exec: "nvidia-container-runtime-hook": executable file not found'
 # Compose writes terminal escapes (erase-line, colours) even with --no-color.
 _ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -135,6 +138,12 @@ def judge_compose(
             "Docker has no NVIDIA device driver for the compose service's GPU reservation "
             "(driver: nvidia): the toolkit's nvidia-container-runtime-hook is not installed "
             "or Docker was not restarted after the runtime was configured"
+        )
+    elif HOOK_GONE in output:
+        error = (
+            "Docker's NVIDIA device driver for the compose service's GPU reservation "
+            "(driver: nvidia) cannot run nvidia-container-runtime-hook: the toolkit was "
+            "removed after Docker started; install it again, or restart Docker"
         )
     elif exit_code != 0 and not seen:
         error = "compose up failed: " + (" / ".join(lines) or f"exit {exit_code}")

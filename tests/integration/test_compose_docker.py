@@ -70,8 +70,14 @@ def test_the_guides_gpu_reservation_fails_with_the_documented_message_without_a_
         ["docker", "compose"], image, "nvidia", HOST, probe=probe, env=compose_env
     )
     assert not result.ok and result.exit_code != 0
-    assert composeproof.NO_NVIDIA_DRIVER in result.output, result.output
-    assert result.error.startswith("Docker has no NVIDIA device driver"), result.error
+    # Docker 20.10 says one of two things: no "nvidia" driver (never had the hook), or the
+    # driver it registered at its start cannot exec the hook (the toolkit removed since:
+    # an earlier test's uninstall, without a restart). Each has its own explanation.
+    if composeproof.NO_NVIDIA_DRIVER in result.output:
+        assert result.error.startswith("Docker has no NVIDIA device driver"), result.error
+    else:
+        assert composeproof.HOOK_GONE in result.output, result.output
+        assert "the toolkit was removed after Docker started" in result.error, result.error
     assert result.seen_uuids == ()
     failure = composeproof.compose_failure(result)
     assert "compose GPU service failed" in failure.message

@@ -94,3 +94,9 @@ def test_dockers_error_is_kept_whatever_compose_prints_after_it() -> None:
     out = 'Error response from daemon: could not select device driver "nvidia"\n' + chatter
     result = cpp.judge_compose("nvidia", ["x"], 1, out, HOST, probe=False)
     assert cpp.NO_NVIDIA_DRIVER in result.output and "Step 11" in result.output
+
+
+def test_a_hook_gone_since_docker_started_is_explained() -> None:
+    out = 'Error response from daemon: exec: "nvidia-container-runtime-hook": executable file not found in $PATH\n'
+    result = cpp.judge_compose("nvidia", ["x"], 1, out, HOST, probe=False)
+    assert not result.ok and "restart Docker" in result.error
