@@ -28,6 +28,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -242,7 +243,8 @@ def minbase_status(distro: str, include: Sequence[str] = (), arch: str = "amd64"
     if not status.exists():
         tarball = _root_tarball(distro, "minbase", include, arch)
         data = run(["tar", "--zstd", "-xOf", str(tarball), "./var/lib/dpkg/status"]).stdout
-        partial = status.with_suffix(".part")
+        # Its own partial file: scripts/prewarm-roots and tests may read the same status at once.
+        partial = status.with_name(f"{status.name}.{os.getpid()}.{threading.get_ident()}.part")
         partial.write_bytes(data)
         partial.rename(status)
     return status
