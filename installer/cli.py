@@ -14,14 +14,18 @@ import importlib.util
 import logging
 import platform
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import click
 
 from installer import __version__
+from installer.bundle_reader import trusted_fingerprints
 from installer.console import Console
 from installer.errors import ExitCode, GpubundleError
 from installer.hostpaths import HostPaths
+from installer.trust import Trust
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,6 +76,31 @@ def json_option(func: F) -> F:
         is_flag=True,
         help="Print one JSON document on stdout instead of text.",
     )(func)
+
+
+TRUST_HELP = (
+    "Full fingerprint of a key whose signature you accept (repeatable); "
+    "keys in /etc/gpubundle/trusted.d are trusted too."
+)
+
+
+def trust_option(help: str = TRUST_HELP) -> Callable[[F], F]:
+    """``--trust FINGERPRINT`` (repeatable), as every command that reads a bundle takes it."""
+
+    def decorate(func: F) -> F:
+        return click.option("--trust", "trust", multiple=True, metavar="FINGERPRINT", help=help)(
+            func
+        )
+
+    return decorate
+
+
+def trusted_keys(values: Sequence[str], trust_dir: Path, console: Console) -> Trust:
+    """``--trust`` plus trusted.d's keys; each unreadable key file a warning, shown."""
+    trusted = trusted_fingerprints(list(values), trust_dir)
+    for warning in trusted.warnings:
+        console.warn(warning)
+    return trusted
 
 
 def host_paths() -> HostPaths:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import click
 
-from installer.bundle_reader import trusted_fingerprints, verify_bundle
+from installer.bundle_reader import verify_bundle
 from installer.bundlediff import diff
-from installer.cli import handle_errors, host_paths, json_option
+from installer.cli import handle_errors, host_paths, json_option, trust_option, trusted_keys
 from installer.console import Console
 from installer.partstream import check_bundle_path
 from installer.trust import warnings_in_errors
@@ -23,13 +23,9 @@ from installer.trust import warnings_in_errors
 @click.command(name="diff")
 @click.argument("old", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("new", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--trust",
-    "trust",
-    multiple=True,
-    metavar="FINGERPRINT",
-    help="Full fingerprint of a key whose signature you accept (repeatable; both bundles "
-    "must verify with the keys given); keys in /etc/gpubundle/trusted.d are trusted too.",
+@trust_option(
+    "Full fingerprint of a key whose signature you accept (repeatable; both bundles "
+    "must verify with the keys given); keys in /etc/gpubundle/trusted.d are trusted too."
 )
 @json_option
 def diff_command(old: Path, new: Path, trust: tuple[str, ...], json_mode: bool) -> None:
@@ -46,9 +42,7 @@ def diff_command(old: Path, new: Path, trust: tuple[str, ...], json_mode: bool) 
     def body() -> None:
         for bundle in (old, new):
             check_bundle_path(bundle)
-        trusted = trusted_fingerprints(list(trust), host_paths().trust_dir)
-        for warning in trusted.warnings:
-            console.warn(warning)
+        trusted = trusted_keys(trust, host_paths().trust_dir, console)
         with warnings_in_errors(trusted.warnings):
             console.step(f"verifying {old.name}")
             before = verify_bundle(old, trusted)

@@ -21,8 +21,8 @@ import click
 from installer import advisories, bootstrap, computeproof, containers, engines, exposure
 from installer.aptlocal import DPKG_LOCK_TIMEOUT_S, source_is_installed
 from installer.atomicfile import write_json_atomic
-from installer.bundle_reader import VerifiedBundle, read_verified, trusted_fingerprints
-from installer.cli import handle_errors, host_paths, json_option
+from installer.bundle_reader import VerifiedBundle, read_verified
+from installer.cli import handle_errors, host_paths, json_option, trusted_keys
 from installer.console import Console
 from installer.cuda_compat import check_image_against_driver
 from installer.diskspace import require_temp_space
@@ -180,9 +180,7 @@ def write_report(document: dict[str, Any], stamp: str, log_dir: Path) -> Path:
 def verify(req: Request, console: Console) -> VerifiedBundle:
     """The one verifying read of the bundle: its manifest, sha256 and signer key, passed on."""
     console.step(f"verifying {req.bundle}")
-    trusted = trusted_fingerprints(list(req.trust), req.host.trust_dir)
-    for warning in trusted.warnings:
-        console.warn(warning)
+    trusted = trusted_keys(req.trust, req.host.trust_dir, console)
     with warnings_in_errors(trusted.warnings):
         verified = read_verified(req.bundle, trusted)
     manifest = verified.manifest

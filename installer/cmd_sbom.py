@@ -13,8 +13,8 @@ from pathlib import Path
 import click
 
 from installer import layout
-from installer.bundle_reader import read_members, trusted_fingerprints
-from installer.cli import handle_errors, host_paths
+from installer.bundle_reader import read_members
+from installer.cli import handle_errors, host_paths, trust_option, trusted_keys
 from installer.console import Console
 from installer.errors import GpubundleError
 from installer.partstream import check_bundle_path
@@ -23,14 +23,7 @@ from installer.trust import warnings_in_errors
 
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--trust",
-    "trust",
-    multiple=True,
-    metavar="FINGERPRINT",
-    help="Full fingerprint of a key whose signature you accept (repeatable); "
-    "keys in /etc/gpubundle/trusted.d are trusted too.",
-)
+@trust_option()
 def sbom(bundle: Path, trust: tuple[str, ...]) -> None:
     """Verify BUNDLE completely, then print its SBOM (CycloneDX JSON) on stdout.
 
@@ -47,9 +40,7 @@ def sbom(bundle: Path, trust: tuple[str, ...]) -> None:
 
     def body() -> None:
         check_bundle_path(bundle)
-        trusted = trusted_fingerprints(list(trust), host_paths().trust_dir)
-        for warning in trusted.warnings:
-            console.warn(warning)
+        trusted = trusted_keys(trust, host_paths().trust_dir, console)
         console.step(f"verifying {bundle.name}")
         with warnings_in_errors(trusted.warnings):
             manifest, kept = read_members(bundle, trusted, [layout.SBOM])

@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from installer.bundle_reader import trusted_fingerprints, verify_bundle
-from installer.cli import handle_errors, host_paths, json_option
+from installer.bundle_reader import verify_bundle
+from installer.cli import handle_errors, host_paths, json_option, trust_option, trusted_keys
 from installer.console import Console, Progress
 from installer.manifest import Manifest
 from installer.partstream import check_bundle_path, open_source
@@ -57,14 +57,7 @@ def _rows(info: dict[str, Any]) -> list[list[str]]:
 
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--trust",
-    "trust",
-    multiple=True,
-    metavar="FINGERPRINT",
-    help="Full fingerprint of a key whose signature you accept (repeatable); "
-    "keys in /etc/gpubundle/trusted.d are trusted too.",
-)
+@trust_option()
 @json_option
 def verify(bundle: Path, trust: tuple[str, ...], json_mode: bool) -> None:
     """Verify BUNDLE's signature and every byte of it; change nothing on this host.
@@ -76,9 +69,7 @@ def verify(bundle: Path, trust: tuple[str, ...], json_mode: bool) -> None:
 
     def body() -> None:
         check_bundle_path(bundle)
-        trusted = trusted_fingerprints(list(trust), host_paths().trust_dir)
-        for warning in trusted.warnings:
-            console.warn(warning)
+        trusted = trusted_keys(trust, host_paths().trust_dir, console)
         console.step(f"verifying {bundle.name}")
         with ExitStack() as stack, warnings_in_errors(trusted.warnings):
             bars: list[Progress] = []
