@@ -85,15 +85,7 @@ def gpubundle(
     root: Path, *args: str, env: dict[str, str] | None = None, timeout: int = 900
 ) -> subprocess.CompletedProcess[str]:
     """``gpubundle ARGS`` run by the root's python3 from the shipped zipapp, offline."""
-    return subprocess.run(
-        gpubundle_argv(root, *args),
-        env={**CHROOT_ENV, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    return _run(gpubundle_argv(root, *args), env, timeout)
 
 
 def gpubundle_sh(
@@ -101,8 +93,14 @@ def gpubundle_sh(
 ) -> subprocess.CompletedProcess[str]:
     """``sh gpubundle-installer.pyz ARGS`` inside the root, offline: the README's command,
     which runs the root's python3 when it is 3.8+ (with gpgv), else the one the pyz carries."""
+    return _run(["unshare", "-n", "chroot", str(root), "sh", PYZ, *args], env, timeout)
+
+
+def _run(
+    argv: list[str], env: dict[str, str] | None, timeout: int
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["unshare", "-n", "chroot", str(root), "sh", PYZ, *args],
+        argv,
         env={**CHROOT_ENV, **(env or {})},
         capture_output=True,
         text=True,
