@@ -30,6 +30,7 @@ from bundler.buildplan import (
 from bundler.dpkgstatus import installed_records, read_status
 from bundler.http import make_session
 from bundler.index import PackageIndex, PackageRecord
+from bundler.pathargs import check_dir_option, check_file_option
 from bundler.plan import BuildPlan
 from bundler.repo import FetchedSource, RepoClient
 from bundler.resolver import Resolution, resolve
@@ -76,6 +77,9 @@ def run_build(options: BuildOptions, console: Console) -> BuildPlan | BuildResul
         # network work; the newest one is judged once resolution has chosen it.
         toolkit_vulnerabilities(options.toolkit_version, table, options.allow_vulnerable)
         signer = None if options.dry_run else Signer(options.sign_key, options.gnupghome)
+        if options.output is not None and not options.dry_run:
+            check_file_option(options.output, "--output")
+        check_dir_option(options.cache_dir, "--cache-dir")
     session = make_session()
     with step("sources", "fetching and verifying repository metadata"):
         sources = load_sources(target, options, session, console)

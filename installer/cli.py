@@ -21,11 +21,10 @@ from typing import Any, Callable, TypeVar
 import click
 
 from installer import __version__
-from installer.bundle_reader import trusted_fingerprints
 from installer.console import Console
 from installer.errors import ExitCode, GpubundleError
 from installer.hostpaths import HostPaths
-from installer.trust import Trust
+from installer.trust import Trust, load_trust
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -97,7 +96,7 @@ def trust_option(help: str = TRUST_HELP) -> Callable[[F], F]:
 
 def trusted_keys(values: Sequence[str], trust_dir: Path, console: Console) -> Trust:
     """``--trust`` plus trusted.d's keys; each unreadable key file a warning, shown."""
-    trusted = trusted_fingerprints(list(values), trust_dir)
+    trusted = load_trust(list(values), trust_dir)
     for warning in trusted.warnings:
         console.warn(warning)
     return trusted

@@ -42,3 +42,14 @@ def test_a_bad_argument_exits_2_before_any_work(
     assert message in document["message"]
     assert document["exit_code"] == 2
     assert not cache.exists()  # nothing fetched, nothing cached
+
+
+def test_a_cache_dir_under_a_file_exits_2_before_any_work(tmp_path: Path) -> None:
+    """``--cache-dir /tmp/prof/cache`` where /tmp/prof is a file: named, exit 2, no traceback
+    (it was a NotADirectoryError after the network work)."""
+    (tmp_path / "prof").write_text("not a directory")
+    argv = ["--distro", "debian12", "--dry-run", "--json"]
+    result = CliRunner().invoke(build, [*argv, "--cache-dir", str(tmp_path / "prof/cache")])
+    assert result.exit_code == 2, result.output
+    document = json.loads(result.stdout)
+    assert f"{tmp_path / 'prof'} is a file, not a directory" in document["message"]
