@@ -155,11 +155,7 @@ def make_group(extra: dict[str, str] | None = None) -> click.Group:
 
         Every command takes --help; most take --json for machine-readable output.
         """
-        logging.basicConfig(
-            level=logging.DEBUG if debug else logging.WARNING,
-            format="%(message)s",
-            stream=sys.stderr,
-        )
+        configure_logging(debug)
         ctx = click.get_current_context()
         if not isinstance(ctx.obj, HostPaths):
             ctx.obj = HostPaths.from_environment()
@@ -169,6 +165,34 @@ def make_group(extra: dict[str, str] | None = None) -> click.Group:
         )
 
     return group
+
+
+OWN_LOGGERS = ("installer", "bundler", "__main__")
+
+
+class _OwnRecords(logging.Filter):
+    """Our own loggers' records; a library's (python-gnupg's "gpg returned a non-zero error
+    code", urllib3's retries) only under --debug: our errors already say what went wrong."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name.split(".")[0] in OWN_LOGGERS
+
+
+def configure_logging(debug: bool) -> None:
+    """One stderr handler on the root logger (once per process): DEBUG with --debug and
+    every library's records, else WARNING and only ours."""
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if getattr(h, "gpubundle", False)), None)
+    if handler is None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        setattr(handler, "gpubundle", True)  # noqa: B010 (a marker, not a declared attribute)
+        root.addHandler(handler)
+    for old in list(handler.filters):
+        handler.removeFilter(old)
+    if not debug:
+        handler.addFilter(_OwnRecords())
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 main = make_group()

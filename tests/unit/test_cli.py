@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -131,3 +134,20 @@ def test_results_go_to_stdout_and_progress_to_stderr(capsys: pytest.CaptureFixtu
     assert err == "==> verifying\nreading\nwarning: careful\n"
     Console(json_mode=True).result("verified")
     assert capsys.readouterr().out == ""
+
+
+def test_no_library_log_noise_unless_debug(tmp_path: Path) -> None:
+    """python-gnupg logs "gpg returned a non-zero error code" as a WARNING when a key is
+    missing; the user gets only our error, the library's line only under --debug."""
+    argv = [sys.executable, "-m", "bundler", "build", "--distro", "debian12",
+            "--sign-key", "A" * 40, "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    # A GnuPG home that does not exist: gpg exits 2 and python-gnupg logs it.
+    env = {**os.environ, "GNUPGHOME": str(tmp_path / "no-gnupg")}
+    plain = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    assert plain.returncode == 2, plain.stderr
+    assert plain.stderr.startswith("error: no secret key"), plain.stderr
+    assert "gpg returned" not in plain.stderr
+    debug = subprocess.run(
+        [*argv[:3], "--debug", *argv[3:]], capture_output=True, text=True, env=env, check=False
+    )
+    assert debug.returncode == 2 and "gpg returned a non-zero error code" in debug.stderr
