@@ -119,14 +119,7 @@ def check_nvidia_runtime(f: CriEngineFacts) -> Finding:
             f"the nvidia runtime is in a table a version {config.version} config does not read: "
             f"{f.label} ignores it",
             [*evidence, *(f"{path}: [{m}]" for m in config.misplaced)],
-            [
-                f"{_configure(f)[0]}  # writes {table}",
-                f"then delete [{config.misplaced[0]}] from {path}",
-                _service(f, "restart"),
-                "or: write the `version` the file's tables are for as its first line "
-                '(plugins."io.containerd.grpc.v1.cri": version = 2; '
-                'plugins."io.containerd.cri.v1.runtime": version = 3)',
-            ],
+            _version_fix(f, config.misplaced_for, config.version_set, config.misplaced[0]),
         )
     if not config.nvidia:
         return failure(cid, f"no nvidia runtime in {path}", evidence, _configure(f))
@@ -155,6 +148,21 @@ def check_nvidia_runtime(f: CriEngineFacts) -> Finding:
     if f.loaded is not None:
         evidence.append(f"`{f.load_check}` shows it")
     return ok(cid, f"nvidia runtime configured in {path}", evidence)
+
+
+def _version_fix(f: CriEngineFacts, version: int, version_set: bool, misplaced: str) -> list[str]:
+    path = f.config_path
+    edit = (
+        f"sed -i 's/^version *=.*/version = {version}/' {path}"
+        if version_set
+        else f"sed -i '1i version = {version}' {path}"
+    )
+    return [
+        f"{edit}  # the version [{misplaced}] is written for, where the file's other "
+        "plugins tables are written for it too",
+        _service(f, "restart"),
+        f"or: delete [{misplaced}] (and its sub-tables) from {path}, then: {_configure(f)[0]}",
+    ]
 
 
 def check_runtime_binary(f: CriEngineFacts) -> Finding:
@@ -307,9 +315,12 @@ CHECK_NAMES = (
 
 def check_engine(f: CriEngineFacts, not_checked: str = "") -> list[Finding]:
     """Every check of one engine; each skipped with ``not_checked`` when it is not one the
-    doctor checks on this host."""
+    doctor checks on this host, and all but the first when it is not installed."""
     if not_checked:
         return [skipped(f"{f.name}.{name}", not_checked) for name in CHECK_NAMES]
+    if not f.installed:
+        absent = f"{f.label} is not installed"
+        return [check_installed(f), *(skipped(f"{f.name}.{n}", absent) for n in CHECK_NAMES[1:])]
     return [check(f) for check in CHECKS]
 
 

@@ -40,6 +40,8 @@ class CriConfig:
     default_key: str  # the key that names the default runtime, in full
     cdi_key: str  # the key that switches CDI on, in full; "" where CDI is always on
     misplaced: tuple[str, ...] = ()  # nvidia runtimes where this version does not look
+    misplaced_for: int = 0  # the config version the first of them is written for
+    version_set: bool = False  # the file says its version (else it is inferred)
     cri_disabled: str = ""  # the disabled_plugins entry that switches the CRI plugin off
 
 
@@ -84,11 +86,11 @@ def containerd_config(doc: Mapping[str, Any]) -> CriConfig:
     plugin = CONTAINERD_CRI.get(version, CONTAINERD_CRI[2])
     runtimes = _table(doc, "plugins", plugin, "containerd", "runtimes")
     nvidia = _table(runtimes, NVIDIA)
-    misplaced = tuple(
-        _header(("plugins", other, "containerd", "runtimes", NVIDIA))
-        for other in CONTAINERD_CRI.values()
+    elsewhere = [
+        (number, _header(("plugins", other, "containerd", "runtimes", NVIDIA)))
+        for number, other in CONTAINERD_CRI.items()
         if other != plugin and NVIDIA in _table(doc, "plugins", other, "containerd", "runtimes")
-    )
+    ]
     disabled = doc.get("disabled_plugins")
     listed = disabled if isinstance(disabled, list) else []
     off = {"cri", CONTAINERD_CRI[2], plugin}
@@ -107,7 +109,9 @@ def containerd_config(doc: Mapping[str, Any]) -> CriConfig:
         binary_key="options.BinaryName",
         default_key=_header(("plugins", plugin, "containerd", "default_runtime_name")),
         cdi_key=_header(("plugins", plugin, "enable_cdi")),
-        misplaced=misplaced,
+        misplaced=tuple(header for _, header in elsewhere),
+        misplaced_for=elsewhere[0][0] if elsewhere else 0,
+        version_set="version" in doc,
         cri_disabled=next((str(p) for p in listed if str(p) in off), ""),
     )
 

@@ -258,6 +258,9 @@ def test_not_installed_fails_with_what_to_carry_in() -> None:
     )
     assert "--runtime containerd" in finding.fix[1]
     assert cri.check_running(f).status == "skipped"
+    rest = cri.check_engine(f)[1:]
+    assert {x.status for x in rest} == {"skipped"} and len(rest) == len(cri.CHECK_NAMES) - 1
+    assert {x.summary for x in rest} == {"containerd is not installed"}
 
 
 def test_not_running_fails_with_the_start_command_of_this_host() -> None:
@@ -299,18 +302,31 @@ def test_no_nvidia_runtime_fails_with_nvidia_ctk_and_a_restart() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "other"),
+    ("text", "other", "edit"),
     [
-        (V2.replace("version = 2\n", ""), "io.containerd.grpc.v1.cri"),  # no version: 1
-        (V3.replace("version = 3", "version = 2"), "io.containerd.cri.v1.runtime"),
-        (V2.replace("version = 2", "version = 3"), "io.containerd.grpc.v1.cri"),
+        (V2.replace("version = 2\n", ""), "io.containerd.grpc.v1.cri", "sed -i '1i version = 2'"),
+        (
+            V3.replace("version = 3", "version = 2"),
+            "io.containerd.cri.v1.runtime",
+            "sed -i 's/^version *=.*/version = 3/'",
+        ),
+        (
+            V2.replace("version = 2", "version = 3"),
+            "io.containerd.grpc.v1.cri",
+            "sed -i 's/^version *=.*/version = 2/'",
+        ),
+        (V1.replace("version = 1", "version = 2"), "cri", "sed -i 's/^version *=.*/version = 1/'"),
     ],
 )
-def test_a_runtime_in_another_config_versions_table_fails(text: str, other: str) -> None:
-    finding = _one(cri.check_nvidia_runtime(facts(text)), "failure", "nvidia-ctk runtime configure")
+def test_a_runtime_in_another_config_versions_table_fails(text: str, other: str, edit: str) -> None:
+    finding = _one(cri.check_nvidia_runtime(facts(text)), "failure", "systemctl restart containerd")
     assert "does not read" in finding.summary
     assert any(other in e for e in finding.evidence)
-    assert any(line.startswith(f'then delete [plugins."{other}"') for line in finding.fix)
+    assert finding.fix[0].startswith(f"{edit} {CONFIG}  # the version [plugins.")
+    assert finding.fix[2].startswith("or: delete [plugins.")
+    assert finding.fix[2].endswith(
+        f"then: nvidia-ctk runtime configure --runtime=containerd --config={CONFIG}"
+    )
 
 
 def test_the_cri_plugin_switched_off_fails_with_the_entry_to_remove() -> None:
