@@ -1,8 +1,8 @@
 """The NVIDIA runtime in a REAL, private containerd, configured with the stand-in nvidia-ctk.
 
-The test starts its own containerd (config, root, state and socket in a temporary
-directory; its CRI plugin serves only 127.0.0.1 and sets up no pod), configures it through
-``installer.runtime_toml``, restarts it through ``installer.criengine`` (no init system
+The test starts its own containerd (tests.support.containerd: config, root, state and
+socket in a temporary directory; its CRI plugin serves only 127.0.0.1 and sets up no pod),
+configures it through ``installer.runtime_toml``, restarts it through ``installer.criengine`` (no init system
 here: it stops the daemon by pid and starts it again with its command line) and asks
 containerd itself (``config dump``) what it reads. The shared dockerd's containerd
 (/var/run/docker/containerd) and /run/containerd are never touched. CRI-O is not packaged
@@ -12,90 +12,28 @@ for Debian 12: it is covered by the unit tier only.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from installer import criengine, engine
-from installer.engines import daemon
 from installer.errors import GpubundleError
 from installer.runtime_config import rollback_runtime
 from installer.runtime_toml import configure_toml_runtime
-from tests.support.standin_nvidia import STANDIN_BIN
+from tests.support.containerd import USER_KEYS, standin_ctk
+from tests.support.containerd import private_containerd as started
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
-
-USER_KEYS = (
-    'disabled_plugins = ["io.containerd.snapshotter.v1.zfs"]',
-    '"io.containerd.timeout.shim.shutdown" = "4s"',
-    "SystemdCgroup = false",
-)
-
-
-def _config(d: Path) -> str:
-    return f"""# private containerd for a gpubundle test
-version = 2
-root = "{d}/root"
-state = "{d}/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.zfs"]
-
-[grpc]
-  address = "{d}/containerd.sock"
-
-[timeouts]
-  "io.containerd.timeout.shim.shutdown" = "4s"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{d}/opt"
-
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-    SystemdCgroup = false
-"""
 
 
 @pytest.fixture
 def private_containerd(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to run containerd")
-    for tool in ("containerd", "ctr"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (it comes with docker.io)")
-    if engine.is_systemd() or Path("/etc/init.d/containerd").exists():
-        pytest.skip("an init system manages containerd here; a restart would hit the host's")
-    # A short path: unix socket paths are limited to 107 bytes.
-    d = Path(tempfile.mkdtemp(prefix="gb-ctd-", dir="/tmp"))
-    config = d / "config.toml"
-    config.write_text(_config(d))
-    bindir = d / "bin"
-    bindir.mkdir()
-    real = bindir / "standin.py"
-    real.write_text((STANDIN_BIN / "nvidia_ctk.py").read_text().replace("@VERSION@", "1.17.8"))
-    (bindir / "nvidia-ctk").write_text(
-        f"#!{sys.executable}\nimport subprocess, sys\n"
-        f"sys.exit(subprocess.call([{sys.executable!r}, {str(real)!r}, *sys.argv[1:]]))\n"
-    )
-    (bindir / "nvidia-ctk").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
-    first = daemon.start_detached(
-        ["containerd", "--config", str(config)], d / "log", log_name="containerd.log"
-    )
-    try:
+    with started() as config:
+        standin_ctk(config.parent / "bin")
+        monkeypatch.setenv("PATH", f"{config.parent / 'bin'}:{os.environ['PATH']}")
         yield config
-    finally:
-        for _ in range(3):  # ours only: found by its own config file
-            pid, _argv = criengine.find_daemon("containerd", config)
-            if not pid:
-                break
-            daemon.stop_process(pid, 30, "containerd")
-        daemon.stop_process(first.pid, 30, "containerd")
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def _dump(config: Path) -> str:
