@@ -24,12 +24,15 @@ import pytest
 from installer import criengine, engine
 from installer.engines import daemon
 from installer.errors import GpubundleError
+from installer.hostpaths import HostPaths
 from installer.runtime_config import rollback_runtime
 from installer.runtime_toml import configure_toml_runtime
 from tests.support.standin_nvidia import STANDIN_BIN
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 
+HOST = HostPaths.system()  # the machine: its /proc, its init scripts
+INIT_SCRIPT = HOST.init_script("containerd")
 USER_KEYS = (
     'disabled_plugins = ["io.containerd.snapshotter.v1.zfs"]',
     '"io.containerd.timeout.shim.shutdown" = "4s"',
@@ -67,7 +70,7 @@ def private_containerd(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for tool in ("containerd", "ctr"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (it comes with docker.io)")
-    if engine.is_systemd() or Path("/etc/init.d/containerd").exists():
+    if engine.is_systemd() or INIT_SCRIPT.exists():
         pytest.skip("an init system manages containerd here; a restart would hit the host's")
     # A short path: unix socket paths are limited to 107 bytes.
     d = Path(tempfile.mkdtemp(prefix="gb-ctd-", dir="/tmp"))
@@ -90,7 +93,9 @@ def private_containerd(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         yield config
     finally:
         for _ in range(3):  # ours only: found by its own config file
-            pid, _argv = criengine.find_daemon("containerd", config)
+            pid, _argv = criengine.find_daemon(
+                "containerd", config, HOST.proc, HOST.cri_config("containerd")
+            )
             if not pid:
                 break
             daemon.stop_process(pid, 30, "containerd")
@@ -108,15 +113,15 @@ def _dump(config: Path) -> str:
 def test_configure_restart_and_rollback(private_containerd: Path) -> None:
     config = private_containerd
     original = config.read_bytes()
-    facts = criengine.detect("containerd", config)
+    facts = criengine.detect("containerd", HOST, config)
     assert facts.socket == str(config.parent / "containerd.sock")
-    facts = criengine.detect("containerd", config)
+    facts = criengine.detect("containerd", HOST, config)
     version = criengine.wait_until_ready(facts, engine.RestartOutcome("direct", 0, ""), 30)
-    facts = criengine.detect("containerd", config)
+    facts = criengine.detect("containerd", HOST, config)
     assert facts.running and facts.pid and version
 
     change = configure_toml_runtime("containerd", config, config.parent / "backup")
-    outcome = criengine.restart(facts, config.parent / "log")
+    outcome = criengine.restart(facts, config.parent / "log", init_script=INIT_SCRIPT)
     assert outcome.method == "direct" and outcome.pid != facts.pid
     assert criengine.wait_until_ready(facts, outcome, 60)
 
@@ -125,12 +130,12 @@ def test_configure_restart_and_rollback(private_containerd: Path) -> None:
     assert 'BinaryName = "/usr/bin/nvidia-container-runtime"' in dump
     for key in USER_KEYS:
         assert key in dump, key
-    after = criengine.detect("containerd", config)
+    after = criengine.detect("containerd", HOST, config)
     assert after.pid == outcome.pid and after.argv == facts.argv  # started the way it ran
 
     rollback_runtime(change)
     assert config.read_bytes() == original
-    again = criengine.restart(after, config.parent / "log")
+    again = criengine.restart(after, config.parent / "log", init_script=INIT_SCRIPT)
     assert criengine.wait_until_ready(after, again, 60)
     assert "runtimes.nvidia]" not in _dump(config)
 
