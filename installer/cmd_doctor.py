@@ -12,6 +12,7 @@ from installer.console import Console
 from installer.doctor import report, run_doctor
 from installer.doctor.checks import DoctorPaths, Finding, worst
 from installer.doctor.collect import collect
+from installer.hostpaths import HostPaths
 
 _MARK = {"ok": "ok", "warning": "WARN", "failure": "FAIL", "skipped": "skip"}
 
@@ -49,7 +50,7 @@ def render(findings: list[Finding]) -> str:
 @click.option(
     "--daemon-json",
     type=click.Path(path_type=Path),
-    default=DoctorPaths.daemon_json,
+    default=HostPaths.system().docker_daemon_json,  # shown; the command's host's when not given
     show_default=True,
     help="Docker's daemon configuration file.",
 )
@@ -61,9 +62,14 @@ def doctor(
     Read-only. Exits 1 when any check fails, 0 otherwise (warnings included).
     """
     console = Console(json_mode)
+    given = click.get_current_context().get_parameter_source("daemon_json")
+    told = given is not None and given != click.core.ParameterSource.DEFAULT
 
     def body() -> None:
-        paths = DoctorPaths.on(host_paths(), daemon_json=daemon_json, images=images)
+        host = host_paths()
+        paths = DoctorPaths.on(
+            host, daemon_json=daemon_json if told else host.docker_daemon_json, images=images
+        )
         findings = run_doctor(paths)
         document = report(findings)
         if collect_to is not None:

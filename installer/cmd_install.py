@@ -79,7 +79,7 @@ def confirm(console: Console, yes: bool) -> None:
         raise GpubundleError("cancelled; nothing was changed", hint="re-run when ready")
 
 
-def read_dpkg_state(console: Console) -> DpkgFacts:
+def read_dpkg_state(console: Console, host: HostPaths) -> DpkgFacts:
     """dpkg's state, once an apt or dpkg still running (an earlier install's, going on by
     itself after that install was killed, or anyone's) is done, for up to the lock timeout."""
 
@@ -87,7 +87,13 @@ def read_dpkg_state(console: Console) -> DpkgFacts:
         who = ", ".join(h.describe() for h in holders)
         console.warn(f"waiting up to {DPKG_LOCK_TIMEOUT_S} s for dpkg's lock, held by {who}")
 
-    return dpkg_facts_after_lock(DPKG_LOCK_TIMEOUT_S, waiting)
+    return dpkg_facts_after_lock(
+        DPKG_LOCK_TIMEOUT_S,
+        waiting,
+        host.dpkg_admin_dir,
+        host.proc,
+        other_locks=(host.apt_lists_lock,),
+    )
 
 
 def packages_step_under_way(host: HostPaths) -> bool:
@@ -103,7 +109,8 @@ def preflight(
         manifest,
         req.opts,
         bundle_dir,
-        dpkg=read_dpkg_state(console),
+        req.host,
+        dpkg=read_dpkg_state(console, req.host),
         packages_step_under_way=packages_step_under_way(req.host),
     )
     report = run_preflight(
@@ -141,7 +148,7 @@ def plan_install(
     engine_kind = daemon_json = ""
     adapter = engines.engine_for(req.opts.runtime)
     if adapter is not None:
-        engine_kind, config = adapter.plan_facts()
+        engine_kind, config = adapter.plan_facts(host)
         daemon_json = str(config)
     cdi_refresh = ""
     if adapter is not None and adapter.runs_containers and not req.opts.skip_gpu_checks:
@@ -158,7 +165,9 @@ def plan_install(
             host.sources_list,
             host.keyrings_dir,
         ),
-        installed=installed_versions({p.name for p in manifest.packages}, manifest.arch),
+        installed=installed_versions(
+            {p.name for p in manifest.packages}, manifest.arch, host.dpkg_admin_dir
+        ),
         completed=completed,
         runtime=req.opts.runtime,
         skip_gpu_checks=req.opts.skip_gpu_checks,

@@ -89,7 +89,8 @@ def state_dirs(record_path: Path) -> tuple[str, ...]:
     return tuple(str(d) for d in dirs if d.is_dir() and not d.is_symlink())
 
 
-def read_host(record: InstallRecord, admindir: Path, host: HostPaths) -> HostNow:
+def read_host(record: InstallRecord, host: HostPaths) -> HostNow:
+    admindir = host.dpkg_admin_dir
     names = tuple(record.packages_installed)
     states = installed_packages(admindir, names) if names else {}
     # "rc" (removed, config files left) counts: purging still has work to do.
@@ -102,10 +103,10 @@ def read_host(record: InstallRecord, admindir: Path, host: HostPaths) -> HostNow
     changed = engines.adapter_for_change(change)
     docker = engines.adapter_for("docker")  # the images are Docker's
     ask_docker = bool(record.images_loaded) or (bool(change) and changed is docker)
-    running = docker.detect().running if ask_docker else False
+    running = docker.detect(host).running if ask_docker else False
     engine_running = running
     if change and changed is not docker:
-        engine_running = changed.detect(Path(change["path"])).running
+        engine_running = changed.detect(host, Path(change["path"])).running
     paths = (*record.files_created, *record.cdi_specs_created)
     return HostNow(
         packages=packages,
@@ -164,10 +165,10 @@ def execute(action: Action, plan: UninstallPlan, record: InstallRecord, host: Ho
         Path(action.targets[0]).unlink(missing_ok=True)
     elif action.kind == "restart-engine":
         adapter = engines.adapter_for_change(record.runtime_change)
-        facts = adapter.detect(Path(path) if (path := change_path(record)) else None)
-        adapter.wait_ready(facts, adapter.restart(facts, host.log_dir), 90)
+        facts = adapter.detect(host, Path(path) if (path := change_path(record)) else None)
+        adapter.wait_ready(facts, adapter.restart(facts, host), 90)
     elif action.kind == "stop-engine":
-        engine.stop_engine(engine.detect_engine(), sysv_script=host.docker_sysv_script)
+        engine.stop_engine(engine.detect_engine(host), sysv_script=host.docker_sysv_script)
     elif action.kind == "save-files":
         save_copies({p: plan.saved[p] for p in action.targets})
     elif action.kind == "remove-packages":
@@ -274,7 +275,6 @@ def uninstall(json_mode: bool, dry_run: bool, keep_images: bool, purge: bool, ye
     console = Console(json_mode)
     host = host_paths()
     record_path = host.record
-    admindir = Path(os.environ.get("GPUBUNDLE_DPKG_ADMINDIR", "/var/lib/dpkg"))
 
     def body() -> None:
         with host_lock(host.lock, "gpubundle uninstall"):
@@ -292,7 +292,7 @@ def uninstall(json_mode: bool, dry_run: bool, keep_images: bool, purge: bool, ye
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             plan = plan_uninstall(
                 record,
-                read_host(record, admindir, host),
+                read_host(record, host),
                 keep_images=keep_images,
                 purge=purge,
                 record_path=str(record_path),

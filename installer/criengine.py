@@ -23,8 +23,8 @@ from installer import invocation
 from installer.engines import daemon
 from installer.engines.daemon import RestartOutcome
 from installer.errors import GpubundleError
+from installer.hostpaths import HostPaths
 from installer.runner import run, tail
-from installer.runtime_toml import DEFAULT_CONFIG
 
 CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
 CRIO_SOCKET = "/var/run/crio/crio.sock"
@@ -117,9 +117,15 @@ def parse_server_version(text: str) -> str:
 
 
 def find_daemon(
-    runtime: str, config: Path, proc: Path = Path("/proc")
+    runtime: str, config: Path, proc: Path, default: Path
 ) -> tuple[int, tuple[str, ...]]:
-    for entry in sorted(proc.iterdir(), key=lambda e: e.name):
+    """Pid and command line of the daemon in ``proc`` that reads ``config`` (``default``:
+    the file it reads when not told ``--config``); (0, ()) when none runs."""
+    try:
+        entries = sorted(proc.iterdir(), key=lambda e: e.name)
+    except OSError:  # no /proc under this root: no process to find
+        return 0, ()
+    for entry in entries:
         if not entry.name.isdigit():
             continue
         try:
@@ -129,7 +135,7 @@ def find_daemon(
         except OSError:
             continue
         argv = tuple(a.decode() for a in raw.split(b"\0") if a)
-        if is_ours(argv, config, DEFAULT_CONFIG[runtime]):
+        if is_ours(argv, config, default):
             return int(entry.name), argv
     return 0, ()
 
@@ -142,10 +148,12 @@ def ping(runtime: str, socket: str, timeout: float = 5) -> str:
     return parse_server_version(proc.stdout.decode()) if proc.returncode == 0 else ""
 
 
-def detect(runtime: str, config: Path | None = None, proc: Path = Path("/proc")) -> CriFacts:
-    config = config or DEFAULT_CONFIG[runtime]
-    systemd = daemon.is_systemd(proc / "1" / "comm")
-    pid, argv = find_daemon(runtime, config, proc)
+def detect(runtime: str, host: HostPaths, config: Path | None = None) -> CriFacts:
+    """``runtime`` on ``host``, reading ``config`` (default: ``host.cri_config(runtime)``)."""
+    default = host.cri_config(runtime)
+    config = config or default
+    systemd = daemon.is_systemd(host.proc / "1" / "comm")
+    pid, argv = find_daemon(runtime, config, host.proc, default)
     socket = CRIO_SOCKET if runtime == "crio" else CONTAINERD_SOCKET
     if runtime == "containerd":
         with contextlib.suppress(OSError):
@@ -164,10 +172,13 @@ def detect(runtime: str, config: Path | None = None, proc: Path = Path("/proc"))
 # --- acting -------------------------------------------------------------------------
 
 
-def restart(facts: CriFacts, log_dir: Path, *, stop_timeout: float = 60) -> RestartOutcome:
-    """Restart containerd or CRI-O the way this host runs it, so it re-reads its config."""
+def restart(
+    facts: CriFacts, log_dir: Path, *, init_script: Path, stop_timeout: float = 60
+) -> RestartOutcome:
+    """Restart containerd or CRI-O the way this host runs it, so it re-reads its config
+    (``init_script``: ``HostPaths.init_script(runtime)``, used where it exists)."""
     runtime = facts.kind
-    script = Path(f"/etc/init.d/{runtime}").exists()
+    script = init_script.exists()
     method = choose_restart_method(runtime, systemd=facts.systemd, init_script=script)
     if method != "direct":
         proc = run(restart_argv(runtime, method), check=False, timeout=120)

@@ -9,7 +9,9 @@ Three parts, kept apart:
   (the packages' installed files) and, when the runtime is Docker and the bundle holds
   images, /var/lib/docker. The manifest pins each .deb's size, not its Installed-Size,
   so /usr is estimated as ``INSTALLED_PER_DEB_BYTE`` times the .deb's bytes (what a
-  .deb's xz/zstd payload unpacks to, generously).
+  .deb's xz/zstd payload unpacks to, generously). Each directory is ``HostPaths``'
+  (``bundles``, ``dpkg_admin_dir``, ``apt_state_dir``, ``apt_cache_dir``, ``usr_dir``,
+  ``docker_data_dir``), so the needs name them under the host's root.
 - facts (effects): ``gather_space`` reads ``statvfs`` of each directory (its nearest
   existing ancestor) and the mount point and device holding it, as ``SpaceFact`` data.
 - verdicts (pure): ``check_space`` adds up the needs of every directory on one
@@ -34,14 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from installer.errors import ExitCode, GpubundleError
+from installer.hostpaths import HostPaths
 from installer.manifest import Manifest
-
-STORE_DIR = "/var/lib/gpubundle/bundles"
-DPKG_DIR = "/var/lib/dpkg"
-APT_LISTS_DIR = "/var/lib/apt"
-APT_CACHE_DIR = "/var/cache/apt"
-USR_DIR = "/usr"
-DOCKER_DIR = "/var/lib/docker"
 
 MARGIN_FRACTION = 0.10
 MARGIN_BYTES = 32 * 2**20
@@ -111,11 +107,11 @@ def _blocks(n: int) -> int:
 # --- needs (pure) ---------------------------------------------------------------------
 
 
-def store_need(manifest: Manifest) -> Need:
-    """Every bundle file in the store, whole blocks each, one inode per file and directory."""
+def store_need(manifest: Manifest, store: Path) -> Need:
+    """Every bundle file in ``store``, whole blocks each, one inode per file and directory."""
     dirs = {str(p) for f in manifest.files for p in PurePosixPath(f.path).parents}
     return Need(
-        STORE_DIR,
+        str(store),
         sum(_blocks(f.size) for f in manifest.files) + BLOCK * len(dirs),
         len(manifest.files) + len(dirs) + 1,  # + the staging directory itself
         "the extracted bundle",
@@ -136,28 +132,30 @@ def install_needs(
     installed: Mapping[str, str],
     runtime: str,
     temp_dir: str,
+    host: HostPaths,
     dpkg_status_bytes: int = 0,
 ) -> list[Need]:
-    """What an install of ``manifest`` writes where; ``installed`` is {name: version} now."""
+    """What an install of ``manifest`` writes where, in ``host``'s directories;
+    ``installed`` is {name: version} now."""
     needs = [temp_need(temp_dir)]
     if not already_extracted:
-        needs.append(store_need(manifest))
+        needs.append(store_need(manifest, host.bundles))
     pending = [p for p in manifest.packages if installed.get(p.name) != p.version]
     if pending:
         debs = sum(p.size for p in pending)
         usr = debs * INSTALLED_PER_DEB_BYTE
         needs += [
             Need(
-                DPKG_DIR,
+                str(host.dpkg_admin_dir),
                 # status is rewritten beside status-old; each package adds its info files
                 3 * dpkg_status_bytes + DPKG_BYTES_PER_PACKAGE * len(pending),
                 DPKG_INODES_PER_PACKAGE * len(pending) + 8,
                 f"dpkg's database for {len(pending)} package(s)",
             ),
-            Need(APT_LISTS_DIR, 2 * 2**20, 8, "apt's lists of the bundle's repository"),
-            Need(APT_CACHE_DIR, APT_CACHE_BYTES, 8, "apt's package caches"),
+            Need(str(host.apt_state_dir), 2 * 2**20, 8, "apt's lists of the bundle's repository"),
+            Need(str(host.apt_cache_dir), APT_CACHE_BYTES, 8, "apt's package caches"),
             Need(
-                USR_DIR,
+                str(host.usr_dir),
                 usr,
                 INODES_PER_PACKAGE * len(pending) + usr // (16 * 1024),
                 f"{len(pending)} package(s), about {INSTALLED_PER_DEB_BYTE}x their .debs",
@@ -170,7 +168,7 @@ def install_needs(
         if image_bytes:
             needs.append(
                 Need(
-                    DOCKER_DIR,
+                    str(host.docker_data_dir),
                     IMAGE_UNPACK_FACTOR * image_bytes,
                     image_bytes // 8192 + 64,
                     f"{len(manifest.images)} image(s) loaded into Docker",
@@ -285,16 +283,28 @@ class DiskFacts:
     installed: Mapping[str, str]  # the bundle's packages installed now: {name: version}
     temp_dir: str
     dpkg_status_bytes: int
+    host: HostPaths  # whose directories the needs name
+
+
+def space_dirs(host: HostPaths) -> tuple[Path, ...]:
+    """Every directory an install may need room in, besides the temporary one."""
+    return (
+        host.bundles,
+        host.dpkg_admin_dir,
+        host.apt_state_dir,
+        host.apt_cache_dir,
+        host.usr_dir,
+        host.docker_data_dir,
+    )
 
 
 def gather_disk_facts(
-    installed: Mapping[str, str],
-    temp_dir: str | None = None,
-    dpkg_status: Path = Path(DPKG_DIR) / "status",
+    installed: Mapping[str, str], host: HostPaths, temp_dir: str | None = None
 ) -> DiskFacts:
     temp = temp_dir or tempfile.gettempdir()
-    paths = (STORE_DIR, temp, DPKG_DIR, APT_LISTS_DIR, APT_CACHE_DIR, USR_DIR, DOCKER_DIR)
-    return DiskFacts(gather_space(paths), dict(installed), temp, file_size(dpkg_status))
+    paths = (temp, *map(str, space_dirs(host)))
+    status = file_size(host.dpkg_admin_dir / "status")
+    return DiskFacts(gather_space(paths), dict(installed), temp, status, host)
 
 
 def require_temp_space(temp_dir: str | None = None, pylib_bytes: int = 0) -> None:

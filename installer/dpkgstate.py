@@ -5,7 +5,8 @@ the files so that preflight can decide before anything runs: the status file
 (``/var/lib/dpkg/status``) overlaid with the journal dpkg writes ahead of it
 (``/var/lib/dpkg/updates/NNNN``, folded in at the end of every dpkg run, so a
 non-empty journal means a dpkg run was cut short), and who holds dpkg's locks
-(from ``/proc/locks``). Parsers are pure; every reader takes its path.
+(from ``/proc/locks``). Parsers are pure; every reader takes its path (``HostPaths``'
+``dpkg_admin_dir`` and ``proc`` on a host).
 """
 
 from __future__ import annotations
@@ -15,10 +16,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ADMIN_DIR = Path("/var/lib/dpkg")
-PROC = Path("/proc")
-# apt-get update holds this one, not dpkg's: install runs apt-get update too.
-APT_LISTS_LOCK = Path("/var/lib/apt/lists/lock")
 # apt holds lock-frontend for its whole run, dpkg holds lock while it acts.
 LOCK_NAMES = ("lock-frontend", "lock")
 # dpkg's package states that mean a run did not finish (dpkg --audit reports them).
@@ -144,7 +141,7 @@ def parse_proc_locks(text: str) -> list[tuple[int, int, int, int]]:
     return held
 
 
-def lock_holders(lock_files: Iterable[Path], proc: Path = PROC) -> list[LockHolder]:
+def lock_holders(lock_files: Iterable[Path], proc: Path) -> list[LockHolder]:
     """Processes holding a lock on any of ``lock_files``, with their command lines."""
     try:
         locks = parse_proc_locks((proc / "locks").read_text())
@@ -171,9 +168,7 @@ def command_line(cmdline: Path) -> str:
         return ""
 
 
-def read_dpkg_facts(
-    admin_dir: Path = ADMIN_DIR, proc: Path = PROC, other_locks: Iterable[Path] = ()
-) -> DpkgFacts:
+def read_dpkg_facts(admin_dir: Path, proc: Path, other_locks: Iterable[Path] = ()) -> DpkgFacts:
     """The status file with the journal applied on top, as dpkg itself reads them; lock
     holders of dpkg's locks and of ``other_locks`` (apt's, e.g. its lists lock)."""
     try:

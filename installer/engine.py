@@ -6,7 +6,8 @@ images, the air-gapped GPU host, CI), where gpubundle stops the running ``docker
 itself and starts it again detached, with the same arguments it ran with
 (``installer.engines.daemon``, shared with containerd). Snap's Docker is confined and
 cannot use the NVIDIA Container Toolkit from apt. ``installer.engines.docker`` is the
-engine adapter install, uninstall and the plans use.
+engine adapter install, uninstall and the plans use. The host's files (daemon.json, snap's
+paths, the init script and its pidfile, /proc) are ``HostPaths``', passed in.
 """
 
 from __future__ import annotations
@@ -22,16 +23,12 @@ from installer.compat import removeprefix
 from installer.engines import daemon
 from installer.engines.daemon import RestartOutcome, is_systemd, process_environ
 from installer.errors import GpubundleError
+from installer.hostpaths import HostPaths
 from installer.runner import run, tail
 
 __all__ = ["RestartOutcome", "is_systemd", "process_environ"]  # shared daemon control
 
-DEFAULT_DAEMON_JSON = Path("/etc/docker/daemon.json")
 DEFAULT_HOST = "unix:///var/run/docker.sock"
-SNAP_DAEMON_JSON = Path("/var/snap/docker/current/config/daemon.json")
-SNAP_PATHS = (Path("/snap/bin/docker"), Path("/var/snap/docker"))
-SYSV_SCRIPT = Path("/etc/init.d/docker")
-SYSV_PIDFILE = Path("/var/run/docker-ssd.pid")  # Debian's script (start-stop-daemon)
 DOCKER_PACKAGES = ("docker-ce", "docker.io", "moby-engine")
 SNAP_PROBLEM = (
     "Docker is installed as a snap; its confinement keeps it from using the NVIDIA "
@@ -126,16 +123,18 @@ def target_host() -> str:
     return os.environ.get("DOCKER_HOST") or DEFAULT_HOST
 
 
-def find_dockerd(
-    proc: Path = Path("/proc"), host: str | None = None
-) -> tuple[int, tuple[str, ...]]:
+def find_dockerd(proc: Path, host: str | None = None) -> tuple[int, tuple[str, ...]]:
     """Pid and command line of the dockerd serving ``host`` (0, () when none runs).
 
     Other dockerd processes (a test's private daemon, rootless Docker) are left alone;
     under systemd (``-H fd://``) the first dockerd is the one.
     """
     wanted = host or target_host()
-    for entry in sorted(proc.iterdir(), key=lambda e: e.name):
+    try:
+        entries = sorted(proc.iterdir(), key=lambda e: e.name)
+    except OSError:  # no /proc under this root: no process to find
+        return 0, ()
+    for entry in entries:
         if not entry.name.isdigit():
             continue
         try:
@@ -183,15 +182,11 @@ def docker_runtimes(timeout: float = 30) -> set[str]:
     return set(data) if isinstance(data, dict) else set()
 
 
-def detect_engine(
-    *,
-    proc: Path = Path("/proc"),
-    snap_paths: Sequence[Path] = SNAP_PATHS,
-    sysv_pidfile: Path = SYSV_PIDFILE,
-) -> EngineFacts:
-    systemd = is_systemd(proc / "1" / "comm")
-    if any(p.exists() for p in snap_paths):
-        return EngineFacts("snap", "", False, SNAP_DAEMON_JSON, systemd, SNAP_PROBLEM)
+def detect_engine(host: HostPaths) -> EngineFacts:
+    """Docker on ``host``: its package, its running dockerd and how it runs, its daemon.json."""
+    systemd = is_systemd(host.proc / "1" / "comm")
+    if any(p.exists() for p in host.docker_snap_paths):
+        return EngineFacts("snap", "", False, host.docker_snap_daemon_json, systemd, SNAP_PROBLEM)
     try:
         listing = run(
             ["dpkg-query", "-W", "-f=${Package} ${Status}\n", *DOCKER_PACKAGES], check=False
@@ -199,10 +194,10 @@ def detect_engine(
         kind = parse_dpkg_query(listing.stdout.decode(errors="replace"))
     except GpubundleError:
         kind = ""
-    pid, argv = find_dockerd(proc)
-    daemon_json = config_file_from_argv(argv) or DEFAULT_DAEMON_JSON
+    pid, argv = find_dockerd(host.proc)
+    daemon_json = config_file_from_argv(argv) or host.docker_daemon_json
     version = ping() if pid else ""
-    sysv_managed = bool(pid) and _read_pid(sysv_pidfile) == pid
+    sysv_managed = bool(pid) and _read_pid(host.docker_sysv_pidfile) == pid
     problem = ""
     if not kind:
         kind = "none"
@@ -230,12 +225,13 @@ def restart_engine(
     *,
     stop_timeout: float = 60,
     env: dict[str, str] | None = None,
-    sysv_script: Path = SYSV_SCRIPT,
+    sysv_script: Path,
 ) -> RestartOutcome:
     """Restart Docker the way this host manages it, so it re-reads daemon.json.
 
     Started directly, dockerd gets ``facts.argv`` and ``env`` (default: the running
-    daemon's own environment), so it comes back as it was, not with ours.
+    daemon's own environment), so it comes back as it was, not with ours. ``sysv_script``:
+    ``HostPaths.docker_sysv_script``.
     """
     method = choose_restart_method(facts, sysv_script=sysv_script.exists())
     if method in ("systemctl", "service"):
@@ -256,9 +252,7 @@ def restart_engine(
     return daemon.start_detached(dockerd_argv(facts), log_dir, env=env, log_name="dockerd.log")
 
 
-def stop_engine(
-    facts: EngineFacts, *, timeout: float = 60, sysv_script: Path = SYSV_SCRIPT
-) -> None:
+def stop_engine(facts: EngineFacts, *, sysv_script: Path, timeout: float = 60) -> None:
     """Stop Docker the way this host manages it (before its package is removed)."""
     if not facts.running:
         return

@@ -1,7 +1,7 @@
 """Facts about the host that install's preflight and plan decide on.
 
-Every reader takes the file or directory it reads as an argument so tests feed
-fixtures; the parsers are pure. Engine and driver facts come from
+Every reader takes the file or directory it reads as an argument (``HostPaths``' on a
+host, so a test root sees its own files); the parsers are pure. Engine and driver facts come from
 ``installer.engine`` and ``installer.gpu``; this module gathers the rest.
 """
 
@@ -16,21 +16,13 @@ from pathlib import Path
 
 from installer import engines
 from installer.diskspace import gather_disk_facts
-from installer.dpkgstate import (
-    ADMIN_DIR,
-    APT_LISTS_LOCK,
-    PROC,
-    DpkgFacts,
-    LockHolder,
-    read_dpkg_facts,
-)
+from installer.dpkgstate import DpkgFacts, LockHolder, read_dpkg_facts
 from installer.errors import GpubundleError
 from installer.gpu import read_driver_facts
+from installer.hostpaths import HostPaths
 from installer.manifest import Manifest
 from installer.preflight import TOOLKIT, HostFacts, Options
 from installer.runner import run
-
-OS_RELEASE_PATHS = (Path("/etc/os-release"), Path("/usr/lib/os-release"))
 
 
 def parse_os_release(text: str) -> dict[str, str]:
@@ -49,7 +41,8 @@ def parse_os_release(text: str) -> dict[str, str]:
     return fields
 
 
-def read_os_release(paths: Iterable[Path] = OS_RELEASE_PATHS) -> dict[str, str]:
+def read_os_release(paths: Iterable[Path]) -> dict[str, str]:
+    """The first of ``paths`` that exists (``HostPaths.os_release_files``), parsed."""
     for path in paths:
         try:
             return parse_os_release(path.read_text(encoding="utf-8", errors="replace"))
@@ -86,8 +79,10 @@ def is_root() -> bool:
 DPKG_QUERY_FORMAT = r"${Package}\t${Architecture}\t${Version}\t${db:Status-Abbrev}\n"
 
 
-def dpkg_query_argv(names: Iterable[str]) -> list[str]:
-    return ["dpkg-query", "-W", f"-f={DPKG_QUERY_FORMAT}", *sorted(set(names))]
+def dpkg_query_argv(names: Iterable[str], admindir: Path | None = None) -> list[str]:
+    """``dpkg-query -W`` of ``names``, in ``admindir`` (None: dpkg's own database)."""
+    where = [f"--admindir={admindir}"] if admindir is not None else []
+    return ["dpkg-query", *where, "-W", f"-f={DPKG_QUERY_FORMAT}", *sorted(set(names))]
 
 
 def parse_dpkg_query(output: str, arch: str) -> dict[str, str]:
@@ -107,13 +102,16 @@ def parse_dpkg_query(output: str, arch: str) -> dict[str, str]:
     return found
 
 
-def installed_versions(names: Iterable[str], arch: str) -> dict[str, str]:
-    """Which of ``names`` dpkg has installed, at which version (absent: not installed)."""
+def installed_versions(
+    names: Iterable[str], arch: str, admindir: Path | None = None
+) -> dict[str, str]:
+    """Which of ``names`` dpkg has installed, at which version (absent: not installed);
+    ``admindir``: the database to ask (``HostPaths.dpkg_admin_dir``; None: dpkg's own)."""
     wanted = list(names)
     if not wanted:
         return {}
     # dpkg-query exits 1 when some names are unknown; it still lists the others.
-    proc = run(dpkg_query_argv(wanted), check=False, hint="dpkg-query comes with dpkg")
+    proc = run(dpkg_query_argv(wanted, admindir), check=False, hint="dpkg-query comes with dpkg")
     if proc.returncode not in (0, 1):
         raise GpubundleError(
             "dpkg-query cannot read the package database",
@@ -126,16 +124,17 @@ def installed_versions(names: Iterable[str], arch: str) -> dict[str, str]:
 def dpkg_facts_after_lock(
     wait_s: float,
     on_wait: Callable[[tuple[LockHolder, ...]], None],
-    admin_dir: Path = ADMIN_DIR,
-    proc: Path = PROC,
+    admin_dir: Path,
+    proc: Path,
+    *,
+    other_locks: Iterable[Path],
     poll_s: float = 1.0,
-    other_locks: Iterable[Path] = (APT_LISTS_LOCK,),
 ) -> DpkgFacts:
     """dpkg's state once nobody holds its locks, or as it is after ``wait_s`` seconds.
 
     An apt run of an earlier, killed install goes on in its own session; this waits for
     it (``on_wait`` is told who holds the lock, once per new holder) so that preflight
-    decides on the state it leaves. A holder still there at the end is preflight's finding.
+    decides on the state it leaves. ``other_locks``: apt's (``HostPaths.apt_lists_lock``). A holder still there at the end is preflight's finding.
     """
     deadline = time.monotonic() + wait_s
     told: set[int] = set()
@@ -153,14 +152,15 @@ def gather_host_facts(
     manifest: Manifest,
     opts: Options,
     bundle_dir: Path,
+    host: HostPaths,
     *,
-    os_release_paths: Iterable[Path] = OS_RELEASE_PATHS,
     dpkg: DpkgFacts | None = None,
     packages_step_under_way: bool = False,
 ) -> HostFacts:
     """Everything preflight decides on; the engine and the driver only when they matter.
 
-    ``dpkg`` is dpkg's state as ``dpkg_facts_after_lock`` read it (None: not read);
+    Host files are read under ``host``'s root. ``dpkg`` is dpkg's state as
+    ``dpkg_facts_after_lock`` read it (None: not read);
     ``packages_step_under_way`` whether gpubundle's record shows an unfinished packages
     step (its own dpkg work, which install may finish)."""
     try:
@@ -168,18 +168,19 @@ def gather_host_facts(
     except GpubundleError:
         arch = "unknown (no dpkg)"
     names = {p.name for p in manifest.packages} | {TOOLKIT}
-    installed = installed_versions(names, manifest.arch) if "(" not in arch else {}
+    admindir = host.dpkg_admin_dir
+    installed = installed_versions(names, manifest.arch, admindir) if "(" not in arch else {}
     toolkit = installed.get(TOOLKIT)
     return HostFacts(
         is_root=is_root(),
-        distro=distro_name(read_os_release(os_release_paths)),
+        distro=distro_name(read_os_release(host.os_release_files)),
         arch=arch,
         free_bytes=free_bytes(bundle_dir.parent),
         already_extracted=bundle_dir.is_dir(),
         toolkit_installed=toolkit,
-        engine=adapter.detect() if (adapter := engines.engine_for(opts.runtime)) else None,
+        engine=adapter.detect(host) if (adapter := engines.engine_for(opts.runtime)) else None,
         driver=None if opts.skip_gpu_checks else read_driver_facts(),
         dpkg=dpkg,
         packages_step_under_way=packages_step_under_way,
-        disk=gather_disk_facts(installed),
+        disk=gather_disk_facts(installed, host),
     )

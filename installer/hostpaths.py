@@ -7,8 +7,10 @@ globals. The names under the root are the system's (``layout`` names gpubundle's
 own directories), so ``HostPaths.system().record`` is
 ``/var/lib/gpubundle/install-record.json``.
 
-``GPUBUNDLE_RECORD`` and ``GPUBUNDLE_LOCK`` (``from_environment``) point the record
-and the lock elsewhere, for tests that run the command line as a program.
+``GPUBUNDLE_RECORD``, ``GPUBUNDLE_LOCK`` and ``GPUBUNDLE_DPKG_ADMINDIR``
+(``from_environment``) point the record, the lock and dpkg's database elsewhere, for
+tests that run the command line as a program. There is no ``--root`` option: the CLI
+always works on ``/``; tests give the group ``HostPaths(root)`` (``main(obj=…)``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from pathlib import Path
 
 from installer import layout
 
+CRI_CONFIGS = {  # the file install configures for each CRI engine
+    "containerd": "/etc/containerd/config.toml",
+    "crio": "/etc/crio/crio.conf.d/99-nvidia.toml",  # a drop-in: crio.conf stays untouched
+}
 RECORD_NAME = "install-record.json"
 RECORD_MIRROR_NAME = "install-record.backup.json"
 LEDGER_NAME = "installed-packages.ledger"
@@ -26,11 +32,13 @@ LEDGER_NAME = "installed-packages.ledger"
 
 @dataclass(frozen=True)
 class HostPaths:
-    """The host's paths under ``root``; ``record_file`` and ``lock`` override two of them."""
+    """The host's paths under ``root``; ``record_file``, ``lock_file`` and
+    ``dpkg_admin_override`` override three of them."""
 
     root: Path = Path("/")
     record_file: Path | None = None
     lock_file: Path | None = None
+    dpkg_admin_override: Path | None = None
 
     @classmethod
     def system(cls) -> HostPaths:
@@ -38,12 +46,15 @@ class HostPaths:
 
     @classmethod
     def from_environment(cls) -> HostPaths:
-        """The host's own paths, with the record and the lock where the environment says."""
+        """The host's own paths, with the record, the lock and dpkg's database where the
+        environment says."""
         record, lock = os.environ.get("GPUBUNDLE_RECORD"), os.environ.get("GPUBUNDLE_LOCK")
+        admin = os.environ.get("GPUBUNDLE_DPKG_ADMINDIR")
         return cls(
             Path("/"),
             record_file=Path(record) if record else None,
             lock_file=Path(lock) if lock else None,
+            dpkg_admin_override=Path(admin) if admin else None,
         )
 
     def under(self, path: str | Path) -> Path:
@@ -119,5 +130,99 @@ class HostPaths:
         return self.under("/var/run/cdi/nvidia.yaml")
 
     @property
+    def os_release_files(self) -> tuple[Path, ...]:
+        """os-release(5): the first of these that exists."""
+        return (self.under("/etc/os-release"), self.under("/usr/lib/os-release"))
+
+    @property
+    def proc(self) -> Path:
+        return self.under("/proc")
+
+    @property
+    def dev(self) -> Path:
+        return self.under("/dev")
+
+    @property
+    def usr_dir(self) -> Path:
+        """Where the packages' files go (room for them: ``installer.diskspace``)."""
+        return self.under("/usr")
+
+    @property
+    def dpkg_admin_dir(self) -> Path:
+        """dpkg's database: status, its journal (updates/), info/, its locks."""
+        return self.dpkg_admin_override or self.under("/var/lib/dpkg")
+
+    @property
+    def apt_state_dir(self) -> Path:
+        return self.under("/var/lib/apt")
+
+    @property
+    def apt_lists_lock(self) -> Path:
+        """apt-get update holds this one, not dpkg's: install runs apt-get update too."""
+        return self.apt_lists_dir / "lock"
+
+    @property
+    def apt_cache_dir(self) -> Path:
+        return self.under("/var/cache/apt")
+
+    def init_script(self, name: str) -> Path:
+        """The SysV init script of service ``name``."""
+        return self.under(f"/etc/init.d/{name}")
+
+    # Docker's
+
+    @property
+    def docker_daemon_json(self) -> Path:
+        """daemon.json where dockerd is not told ``--config-file``."""
+        return self.under("/etc/docker/daemon.json")
+
+    @property
+    def docker_pidfile(self) -> Path:
+        return self.under("/var/run/docker.pid")
+
+    @property
+    def docker_data_dir(self) -> Path:
+        return self.under("/var/lib/docker")
+
+    @property
+    def docker_snap_paths(self) -> tuple[Path, ...]:
+        """Any of these: Docker is installed as a snap."""
+        return (self.under("/snap/bin/docker"), self.under("/var/snap/docker"))
+
+    @property
+    def docker_snap_daemon_json(self) -> Path:
+        return self.under("/var/snap/docker/current/config/daemon.json")
+
+    @property
     def docker_sysv_script(self) -> Path:
-        return self.under("/etc/init.d/docker")
+        return self.init_script("docker")
+
+    @property
+    def docker_sysv_pidfile(self) -> Path:
+        """The pidfile of Debian's init script (start-stop-daemon)."""
+        return self.under("/var/run/docker-ssd.pid")
+
+    # containerd's and CRI-O's
+
+    def cri_config(self, runtime: str) -> Path:
+        """The TOML file install configures for ``runtime`` (containerd or crio)."""
+        return self.under(CRI_CONFIGS[runtime])
+
+    # the NVIDIA Container Toolkit's and the kernel's, as the doctor reads them
+
+    @property
+    def nvidia_runtime_config(self) -> Path:
+        return self.under("/etc/nvidia-container-runtime/config.toml")
+
+    @property
+    def cdi_dirs(self) -> tuple[Path, ...]:
+        """Where CDI specs are read from (``cdi_spec`` is the one install writes)."""
+        return (self.under("/etc/cdi"), self.under("/var/run/cdi"))
+
+    @property
+    def dev_char(self) -> Path:
+        return self.dev / "char"
+
+    @property
+    def selinux_enforce(self) -> Path:
+        return self.under("/sys/fs/selinux/enforce")

@@ -168,6 +168,7 @@ def check_space(m: Manifest, facts: HostFacts, opts: Options) -> list[Check]:
         installed=facts.disk.installed,
         runtime=opts.runtime,
         temp_dir=facts.disk.temp_dir,
+        host=facts.disk.host,
         dpkg_status_bytes=facts.disk.dpkg_status_bytes,
     )
     return [

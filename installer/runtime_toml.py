@@ -7,7 +7,8 @@ comments are lost but every key stays. containerd gets
 version 1, ``"io.containerd.grpc.v1.cri"`` for 2, ``"io.containerd.cri.v1.runtime"``
 for 3), a copy of the ``runc`` runtime with ``options.BinaryName`` =
 /usr/bin/nvidia-container-runtime. CRI-O gets ``crio.runtime.runtimes.nvidia`` with
-``runtime_path``, in the drop-in /etc/crio/crio.conf.d/99-nvidia.toml.
+``runtime_path``, in the drop-in /etc/crio/crio.conf.d/99-nvidia.toml (each file is
+``HostPaths.cri_config(runtime)``).
 
 As with daemon.json: back up (or note the absence), run nvidia-ctk, check, and put the
 original bytes back on any failure. The check, without a TOML library on the target's
@@ -33,10 +34,6 @@ from installer.errors import GpubundleError
 from installer.runner import run, tail
 from installer.runtime_config import RuntimeChange, configure_file
 
-DEFAULT_CONFIG = {
-    "containerd": Path("/etc/containerd/config.toml"),
-    "crio": Path("/etc/crio/crio.conf.d/99-nvidia.toml"),
-}
 FILE_KINDS = {"containerd": "containerd-toml", "crio": "crio-toml"}
 _NAME = r'(?:nvidia|"nvidia"|\'nvidia\')'
 _HEADERS = {

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from installer import layout
 from installer.hostpaths import HostPaths
 
+_SYSTEM = HostPaths.system()
 Status = Literal["ok", "warning", "failure", "skipped"]
 STATUSES: tuple[Status, ...] = ("ok", "warning", "failure", "skipped")
 
@@ -66,28 +66,49 @@ def worst(findings: Sequence[Finding]) -> Status:
 
 @dataclass(frozen=True)
 class DoctorPaths:
-    """Every host path (and the Docker endpoint) the doctor reads; tests point them at fixtures."""
+    """Every host path (and the Docker endpoint) the doctor reads; tests point them at fixtures.
 
-    daemon_json: Path = Path("/etc/docker/daemon.json")
-    docker_pidfile: Path = Path("/var/run/docker.pid")
+    The defaults are the host's own (``HostPaths.system()``); ``on`` takes them all from a
+    ``HostPaths``, so a test root's doctor reads that root's files."""
+
+    daemon_json: Path = _SYSTEM.docker_daemon_json
+    docker_pidfile: Path = _SYSTEM.docker_pidfile
     docker_host: str = ""  # DOCKER_HOST for the docker CLI; empty = its default
-    config_toml: Path = Path("/etc/nvidia-container-runtime/config.toml")
-    cdi_dirs: tuple[Path, ...] = (Path("/etc/cdi"), Path("/var/run/cdi"))
-    proc: Path = Path("/proc")
-    dpkg_admindir: Path = Path("/var/lib/dpkg")
-    dev_char: Path = Path("/dev/char")
-    selinux_enforce: Path = Path("/sys/fs/selinux/enforce")
-    snap_docker: Path = Path("/snap/bin/docker")
-    record: Path = HostPaths.system().record
-    log_dir: Path = Path(layout.LOG_DIR)
+    config_toml: Path = _SYSTEM.nvidia_runtime_config
+    cdi_dirs: tuple[Path, ...] = _SYSTEM.cdi_dirs
+    proc: Path = _SYSTEM.proc
+    dpkg_admindir: Path = _SYSTEM.dpkg_admin_dir
+    dev: Path = _SYSTEM.dev
+    dev_char: Path = _SYSTEM.dev_char
+    selinux_enforce: Path = _SYSTEM.selinux_enforce
+    snap_docker: Path = _SYSTEM.docker_snap_paths[0]
+    os_release: Path = _SYSTEM.os_release_files[0]
+    record: Path = _SYSTEM.record
+    log_dir: Path = _SYSTEM.log_dir
     images: tuple[str, ...] = ()  # extra images to check (doctor --image)
-    root: Path = Path("/")  # where paths from dpkg's file lists are looked up
+    root: Path = _SYSTEM.root  # where paths from dpkg's file lists are looked up
     search_path: str | None = None  # PATH for finding programs; None = this process's PATH
 
     @classmethod
     def on(cls, host: HostPaths, **others: Any) -> DoctorPaths:
-        """The doctor's paths on ``host``: its install record and logs; ``others`` as given."""
-        return cls(record=host.record, log_dir=host.log_dir, **others)
+        """The doctor's paths on ``host`` (every one under its root); ``others`` as given."""
+        on_host: dict[str, Any] = {
+            "daemon_json": host.docker_daemon_json,
+            "docker_pidfile": host.docker_pidfile,
+            "config_toml": host.nvidia_runtime_config,
+            "cdi_dirs": host.cdi_dirs,
+            "proc": host.proc,
+            "dpkg_admindir": host.dpkg_admin_dir,
+            "dev": host.dev,
+            "dev_char": host.dev_char,
+            "selinux_enforce": host.selinux_enforce,
+            "snap_docker": host.docker_snap_paths[0],
+            "os_release": host.os_release_files[0],
+            "record": host.record,
+            "log_dir": host.log_dir,
+            "root": host.root,
+        }
+        return cls(**{**on_host, **others})
 
     def docker_env(self) -> dict[str, str]:
         return {"DOCKER_HOST": self.docker_host} if self.docker_host else {}

@@ -92,7 +92,7 @@ def collect_members(paths: DoctorPaths, findings: Sequence[Finding]) -> dict[str
             [
                 f"gpubundle {__version__}\npython {platform.python_version()}\n",
                 f"collected {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n\n",
-                _read(Path("/etc/os-release")) or "",
+                _read(paths.os_release) or "",
                 _command_output(["uname", "-a"]),
                 _command_output(["docker", "version"], env),
                 _command_output(["nvidia-ctk", "--version"]),

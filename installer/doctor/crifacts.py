@@ -23,6 +23,7 @@ from installer.doctor.checks import DoctorPaths
 from installer.doctor.dockerfacts import process_start_time
 from installer.engines import daemon
 from installer.engines.cri import CriAdapter
+from installer.hostpaths import HostPaths
 from installer.runner import run, tail
 
 
@@ -125,10 +126,10 @@ def loaded_config(name: str, config: Path) -> tuple[criconfig.CriConfig | None, 
         return None, f"its output is not TOML: {exc}", command
 
 
-def init_method(name: str, proc: Path) -> str:
+def init_method(proc: Path, init_script: Path) -> str:
     if daemon.is_systemd(proc / "1" / "comm"):
         return "systemctl"
-    return "service" if Path(f"/etc/init.d/{name}").exists() else ""
+    return "service" if init_script.exists() else ""
 
 
 def gather_engine(
@@ -139,8 +140,9 @@ def gather_engine(
 ) -> CriEngineFacts:
     """One engine as it is now; ``recorded_path``: the file the install record says it
     configured for this engine ("" when the record names another, or none)."""
-    config_path = Path(recorded_path) if recorded_path else adapter.config_path()
-    state = adapter.detect(config_path)
+    host = HostPaths(paths.root)
+    config_path = Path(recorded_path) if recorded_path else adapter.config_path(host)
+    state = adapter.detect(host, config_path)
     config, error, files, mtime = read_files(adapter.name, engine_files(config_path))
     binary, executable = resolve_binary(config.binary if config else "")
     installed = state.kind != "none"
@@ -163,7 +165,7 @@ def gather_engine(
         pid=state.pid,
         argv=state.argv,
         probe=shlex.join(criengine.ready_argv(adapter.name, state.socket)),
-        init=init_method(adapter.name, paths.proc),
+        init=init_method(paths.proc, host.init_script(adapter.name)),
         started_at=process_start_time(paths.proc, state.pid) if state.pid else None,
         binary=binary,
         binary_executable=executable,

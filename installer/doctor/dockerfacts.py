@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from installer import cdispec, engines, nvidiasmi
+from installer import cdispec, engine, engines, nvidiasmi
 from installer.doctor.checks import DoctorPaths
 from installer.doctor.toolkit import installed_packages
 from installer.runner import run
@@ -133,7 +133,7 @@ def dockerd_pid(pidfile: Path, proc_root: Path, host: str = "") -> int | None:
         return None
     # Several (a test's private daemon, rootless Docker): the one the CLI talks to,
     # found as install and the engine adapter find it.
-    return DOCKER.find_daemon(proc_root, host) or None
+    return engine.find_dockerd(proc_root, host or None)[0] or None
 
 
 def docker_source(paths: DoctorPaths, cli: str) -> str:

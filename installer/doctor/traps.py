@@ -88,13 +88,11 @@ def _selinux_label(path: Path) -> str:
         return ""
 
 
-def gather_traps(
-    paths: DoctorPaths, info: Mapping[str, Any] | None, dev: Path = Path("/dev")
-) -> TrapFacts:
+def gather_traps(paths: DoctorPaths, info: Mapping[str, Any] | None) -> TrapFacts:
     options = security_options(info)
     host_smi = find_nvidia_smi()
     binary, chain = nvidiasmi.driver_binary(host_smi) if host_smi else (None, ())
-    devices = _nvidia_devices(dev)
+    devices = _nvidia_devices(paths.dev)
     unlinked = []
     for device in devices:
         rdev = device.stat().st_rdev

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from installer.engines.daemon import RestartOutcome
 from installer.errors import GpubundleError
+from installer.hostpaths import HostPaths
 from installer.runtime_config import DOCKER_KIND, RuntimeChange
 
 ENGINES = ("docker", "containerd", "crio")  # the --runtime values with an engine
@@ -63,19 +64,19 @@ class EngineAdapter(Protocol):
     bundled_package: str  # the package a bundle may carry it in; uninstall stops it first
     packages: tuple[str, ...]  # the dpkg packages it is installed as, in order of preference
 
-    def detect(self, config: Path | None = None) -> DaemonFacts:
-        """The engine on this host now (``config``: the file it reads, where it matters)."""
+    def detect(self, host: HostPaths, config: Path | None = None) -> DaemonFacts:
+        """The engine on ``host`` now (``config``: the file it reads, where it matters)."""
         ...
 
-    def config_path(self) -> Path:
-        """The file install configures."""
+    def config_path(self, host: HostPaths) -> Path:
+        """The file install configures on ``host``."""
         ...
 
-    def find_daemon(self, proc: Path, endpoint: str = "") -> int:
-        """The pid of its daemon in ``proc`` (serving ``endpoint`` where several run); 0."""
+    def find_daemon(self, host: HostPaths, endpoint: str = "") -> int:
+        """The pid of its daemon in ``host.proc`` (serving ``endpoint`` where several run); 0."""
         ...
 
-    def plan_facts(self) -> tuple[str, Path]:
+    def plan_facts(self, host: HostPaths) -> tuple[str, Path]:
         """What the install plan names: the installed engine and its config file."""
         ...
 
@@ -97,9 +98,10 @@ class EngineAdapter(Protocol):
         ...
 
     def restart(
-        self, facts: DaemonFacts, log_dir: Path, *, env: dict[str, str] | None = None
+        self, facts: DaemonFacts, host: HostPaths, *, env: dict[str, str] | None = None
     ) -> RestartOutcome:
-        """Restart the engine the way this host runs it, so it reads its config again."""
+        """Restart the engine the way ``host`` runs it, so it reads its config again (a
+        daemon started directly logs under ``host.log_dir``)."""
         ...
 
     def wait_ready(self, facts: DaemonFacts, outcome: RestartOutcome, timeout: float) -> str:

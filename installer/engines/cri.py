@@ -11,6 +11,7 @@ from installer.criengine import CriFacts
 from installer.engines import DaemonFacts, EngineState
 from installer.engines.daemon import RestartOutcome
 from installer.errors import GpubundleError
+from installer.hostpaths import HostPaths
 from installer.runtime_config import RuntimeChange
 
 
@@ -36,17 +37,18 @@ class CriAdapter:
         self.file_kind = runtime_toml.FILE_KINDS[name]
         self.runtime_table = runtime_table
 
-    def detect(self, config: Path | None = None) -> CriFacts:
-        return criengine.detect(self.name, config or self.config_path())
+    def detect(self, host: HostPaths, config: Path | None = None) -> CriFacts:
+        return criengine.detect(self.name, host, config)
 
-    def config_path(self) -> Path:
-        return runtime_toml.DEFAULT_CONFIG[self.name]
+    def config_path(self, host: HostPaths) -> Path:
+        return host.cri_config(self.name)
 
-    def find_daemon(self, proc: Path, endpoint: str = "") -> int:
-        return criengine.find_daemon(self.name, self.config_path(), proc)[0]
+    def find_daemon(self, host: HostPaths, endpoint: str = "") -> int:
+        config = self.config_path(host)
+        return criengine.find_daemon(self.name, config, host.proc, config)[0]
 
-    def plan_facts(self) -> tuple[str, Path]:
-        return self.name, self.config_path()
+    def plan_facts(self, host: HostPaths) -> tuple[str, Path]:
+        return self.name, self.config_path(host)
 
     def judge(self, facts: EngineState | None, bundled: Sequence[str]) -> tuple[str, str, str]:
         """Installed (it is not in the bundle); running or not, it is restarted after its
@@ -72,12 +74,12 @@ class CriAdapter:
         return runtime_toml.configure_toml_runtime(self.name, path, backup_dir)
 
     def restart(
-        self, facts: DaemonFacts, log_dir: Path, *, env: dict[str, str] | None = None
+        self, facts: DaemonFacts, host: HostPaths, *, env: dict[str, str] | None = None
     ) -> RestartOutcome:
         cri = _facts(facts)
         if cri.kind == "none":
             raise GpubundleError(cri.problem, hint=f"install {self.name}, then re-run")
-        return criengine.restart(cri, log_dir)
+        return criengine.restart(cri, host.log_dir, init_script=host.init_script(self.name))
 
     def wait_ready(self, facts: DaemonFacts, outcome: RestartOutcome, timeout: float) -> str:
         return criengine.wait_until_ready(_facts(facts), outcome, timeout)

@@ -14,6 +14,7 @@ from installer import engine, runtime_config
 from installer.engine import EngineFacts
 from installer.engines import DaemonFacts, EngineAdapter, EngineState
 from installer.engines.daemon import RestartOutcome
+from installer.hostpaths import HostPaths
 from installer.runtime_config import RuntimeChange
 
 BUNDLED_ENGINES = ("docker.io", "docker-ce")  # a bundle that requests one brings Docker
@@ -36,17 +37,17 @@ class DockerAdapter:
     bundled_package = "docker.io"  # what `gpubundle build --with-docker` bundles
     packages: tuple[str, ...] = engine.DOCKER_PACKAGES
 
-    def detect(self, config: Path | None = None) -> EngineFacts:
-        return engine.detect_engine()  # dockerd's own --config-file says where its file is
+    def detect(self, host: HostPaths, config: Path | None = None) -> EngineFacts:
+        return engine.detect_engine(host)  # dockerd's own --config-file says where its file is
 
-    def config_path(self) -> Path:
-        return engine.detect_engine().daemon_json
+    def config_path(self, host: HostPaths) -> Path:
+        return engine.detect_engine(host).daemon_json
 
-    def find_daemon(self, proc: Path, endpoint: str = "") -> int:
-        return engine.find_dockerd(proc, endpoint or None)[0]
+    def find_daemon(self, host: HostPaths, endpoint: str = "") -> int:
+        return engine.find_dockerd(host.proc, endpoint or None)[0]
 
-    def plan_facts(self) -> tuple[str, Path]:
-        facts = engine.detect_engine()
+    def plan_facts(self, host: HostPaths) -> tuple[str, Path]:
+        facts = engine.detect_engine(host)
         return facts.kind, facts.daemon_json
 
     def plan_lines(self, path: str, engine_kind: str) -> tuple[tuple[str, ...], str]:
@@ -90,9 +91,11 @@ class DockerAdapter:
         return runtime_config.configure_docker_runtime(path, backup_dir)
 
     def restart(
-        self, facts: DaemonFacts, log_dir: Path, *, env: dict[str, str] | None = None
+        self, facts: DaemonFacts, host: HostPaths, *, env: dict[str, str] | None = None
     ) -> RestartOutcome:
-        return engine.restart_engine(_facts(facts), log_dir, env=env)
+        return engine.restart_engine(
+            _facts(facts), host.log_dir, env=env, sysv_script=host.docker_sysv_script
+        )
 
     def wait_ready(self, facts: DaemonFacts, outcome: RestartOutcome, timeout: float) -> str:
         return engine.wait_until_ready(timeout, outcome)

@@ -92,7 +92,7 @@ def run(ctx: StepContext, record: InstallRecord) -> tuple[InstallRecord, str]:
 def check_dpkg_finished(ctx: StepContext, wanted: dict[str, str]) -> None:
     """After apt returned 0: dpkg's journal is empty and every planned package is
     "install ok installed" at the bundle's version; else the step fails."""
-    facts = read_dpkg_facts()
+    facts = read_dpkg_facts(ctx.host.dpkg_admin_dir, ctx.host.proc)
     wrong = []
     for name, version in sorted(wanted.items()):
         pkg = facts.packages.get(name)

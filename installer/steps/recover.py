@@ -19,7 +19,7 @@ from installer.steps.packages import apt_progress
 
 def run(ctx: StepContext, record: InstallRecord) -> tuple[InstallRecord, str]:
     record = ctx.intend(record, RECOVER)
-    before = read_dpkg_facts()
+    before = read_dpkg_facts(ctx.host.dpkg_admin_dir, ctx.host.proc)
     what = ", ".join(p.describe() for p in before.interrupted) or "dpkg's journal"
     ctx.console.info(f"finishing dpkg's interrupted work: {what} (log: {ctx.apt_log})")
     try:
@@ -30,7 +30,7 @@ def run(ctx: StepContext, record: InstallRecord) -> tuple[InstallRecord, str]:
             apt_progress(ctx),
         )
     except GpubundleError as err:
-        after = read_dpkg_facts()
+        after = read_dpkg_facts(ctx.host.dpkg_admin_dir, ctx.host.proc)
         left = {p.name for p in after.interrupted}
         if after.journal or not left <= set(ctx.names):
             raise

@@ -18,7 +18,7 @@ ENGINE_READY_TIMEOUT_S = 90
 
 def configure(ctx: StepContext, record: InstallRecord) -> tuple[InstallRecord, str]:
     adapter = ctx.engine()
-    path, kind, backups = adapter.config_path(), adapter.file_kind, ctx.host.runtime_backups
+    path, kind, backups = adapter.config_path(ctx.host), adapter.file_kind, ctx.host.runtime_backups
     if record.runtime_pending and record.runtime_change is not None:
         if runtime_intent.undo_pending_runtime(record.runtime_change):
             ctx.console.info(f"restored {path} as it was before an interrupted run")
@@ -42,7 +42,7 @@ def configure(ctx: StepContext, record: InstallRecord) -> tuple[InstallRecord, s
 
 def restart(ctx: StepContext, record: InstallRecord) -> tuple[InstallRecord, str]:
     adapter = ctx.engine()
-    facts = adapter.detect()
+    facts = adapter.detect(ctx.host)
     ctx.engine_before = facts
     ctx.engine_env = engines.daemon.process_environ(facts.pid) if facts.pid else None
     if adapter.records_start:
@@ -50,7 +50,7 @@ def restart(ctx: StepContext, record: InstallRecord) -> tuple[InstallRecord, str
         record = ctx.intend(record, RESTART, engine_started_by_gpubundle=started)
     else:
         record = ctx.intend(record, RESTART)
-    outcome = adapter.restart(facts, ctx.host.log_dir, env=ctx.engine_env)
+    outcome = adapter.restart(facts, ctx.host, env=ctx.engine_env)
     version = adapter.wait_ready(facts, outcome, ENGINE_READY_TIMEOUT_S)
     return record, f"{outcome.method}; {adapter.label} {version} answers"
 
@@ -59,6 +59,6 @@ def undo(ctx: StepContext, record: InstallRecord) -> None:
     """The runtime configuration restored and the engine restarted as it ran before."""
     adapter = ctx.engine()
     adapter.undo(runtime_intent.runtime_change(record.runtime_change or {}))
-    facts, env = adapter.as_before(adapter.detect(), ctx.engine_before, ctx.engine_env)
-    outcome = adapter.restart(facts, ctx.host.log_dir, env=env)
+    facts, env = adapter.as_before(adapter.detect(ctx.host), ctx.engine_before, ctx.engine_env)
+    outcome = adapter.restart(facts, ctx.host, env=env)
     adapter.wait_ready(facts, outcome, ENGINE_READY_TIMEOUT_S)

@@ -57,8 +57,8 @@ class Host:
         return {f.check_id: f for f in run_doctor(DoctorPaths.on(HostPaths(self.root)))}
 
     def restart(self) -> None:
-        facts = self.adapter.detect(self.config)
-        outcome = self.adapter.restart(facts, self.config.parent / "log")
+        facts = self.adapter.detect(HostPaths.system(), self.config)
+        outcome = self.adapter.restart(facts, HostPaths.system())
         self.adapter.wait_ready(facts, outcome, 60)
 
 
@@ -73,6 +73,10 @@ def host(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Host]:
         monkeypatch.setenv("PATH", f"{d / 'bin'}:{os.environ['PATH']}")
         monkeypatch.setenv("DOCKER_HOST", f"unix://{d}/no-dockerd-here.sock")
         root = tmp_path / "root"
+        # The record lives in the test root; the daemon is this machine's: its processes
+        # are read where the host's /proc is.
+        root.mkdir()
+        (root / "proc").symlink_to("/proc")
         adapter = engines.adapter_for("containerd")
         # install's runtime step, then its restart step (installer/steps/runtime.py)
         change = adapter.configure(config, HostPaths(root).runtime_backups)
@@ -94,7 +98,7 @@ def _status(found: dict[str, Any], prefix: str) -> dict[str, str]:
 
 def _until_after_start(config: Path) -> None:
     """Wait until the clock is past the daemon's start by more than the checks' slack."""
-    pid = engines.adapter_for("containerd").detect(config).pid
+    pid = engines.adapter_for("containerd").detect(HostPaths.system(), config).pid
     started = process_start_time(Path("/proc"), pid)
     assert started is not None
     while time.time() < started + 3.5:
@@ -179,7 +183,7 @@ def test_doctor_reports_each_break_with_a_fix_that_works(host: Host) -> None:
         handle.write("# edited after the start\n")
     found = host.doctor()["containerd.restarted"]
     assert found.status == "failure" and "changed after containerd started" in found.summary
-    pid = engines.adapter_for("containerd").detect(config).pid
+    pid = engines.adapter_for("containerd").detect(HostPaths.system(), config).pid
     assert found.fix == [
         f"kill {pid} && nohup containerd --config {config} >>/var/log/containerd.log 2>&1 &  "
         "# no init system runs containerd here"
@@ -195,5 +199,7 @@ def test_doctor_reports_each_break_with_a_fix_that_works(host: Host) -> None:
     assert found["containerd.restarted"].status == "skipped"
     daemon.start_detached(["containerd", "--config", str(config)], config.parent / "log",
                           log_name="containerd.log")  # fmt: skip
-    host.adapter.wait_ready(host.adapter.detect(config), daemon.RestartOutcome("direct", 0, ""), 60)
+    host.adapter.wait_ready(
+        host.adapter.detect(HostPaths.system(), config), daemon.RestartOutcome("direct", 0, ""), 60
+    )
     assert set(_status(host.doctor(), "containerd.").values()) == {"ok", "skipped"}

@@ -93,7 +93,7 @@ def test_bundle_holds_the_toolkit_and_only_what_the_host_lacks(
 def test_install_configures_docker_keeping_user_settings(
     host_bundle: HostBundle, docker_host: HostSnapshot
 ) -> None:
-    argv_before = engine.detect_engine().argv
+    argv_before = engine.detect_engine(HostPaths.system()).argv
 
     doc = ok_document(install(host_bundle, "--json"))
 
@@ -105,7 +105,9 @@ def test_install_configures_docker_keeping_user_settings(
     assert config["runtimes"]["nvidia"]["path"] == "nvidia-container-runtime"
     assert "default-runtime" not in config
     assert after.runtimes is not None and "nvidia" in after.runtimes
-    assert engine.detect_engine().argv == argv_before  # restarted as services.sh started it
+    assert (
+        engine.detect_engine(HostPaths.system()).argv == argv_before
+    )  # restarted as services.sh started it
     # Exactly the bundle's packages, the apt source and its key changed.
     diff = hostsnapshot.differences(docker_host, after)
     assert set(diff) == {"packages", "sources", "keyrings", "daemon_json", "runtimes"}
@@ -139,12 +141,12 @@ def test_install_configures_docker_keeping_user_settings(
     assert on_disk["result"] == doc["result"] and on_disk["bundle_sha256"] == host_bundle.sha256
 
     # Run again: everything is done, nothing changes, Docker is not restarted.
-    pid = engine.detect_engine().pid
+    pid = engine.detect_engine(HostPaths.system()).pid
     again = install(host_bundle)  # as people run it: the words on stderr
     assert again.returncode == 0, again.stderr
     assert "already installed: every step is done; nothing was changed" in again.stderr
     assert hostsnapshot.capture() == after
-    assert engine.detect_engine().pid == pid
+    assert engine.detect_engine(HostPaths.system()).pid == pid
     [path] = re.findall(r"report: (\S+\.json)", again.stderr)
     rerun = json.loads(Path(path).read_text())
     assert rerun["result"]["changed"] is False
@@ -230,7 +232,7 @@ def test_the_proof_runs_the_builtin_image_and_says_plainly_why_it_cannot_prove(
 def test_docker_refusing_the_new_config_is_rolled_back_and_started_as_before(
     host_bundle: HostBundle, docker_host: HostSnapshot, tmp_path: Path
 ) -> None:
-    facts = engine.detect_engine()
+    facts = engine.detect_engine(HostPaths.system())
     env_before = engine.process_environ(facts.pid)
 
     failed = install(host_bundle, "--json", env=corrupting_nvidia_ctk(tmp_path / "bin"))
@@ -242,7 +244,9 @@ def test_docker_refusing_the_new_config_is_rolled_back_and_started_as_before(
     assert any(INVALID_KEY in d for d in error["details"]), error["details"]
     after = hostsnapshot.capture()
     assert after.daemon_json == docker_host.daemon_json and after.runtimes == docker_host.runtimes
-    now = engine.detect_engine()  # started again as it ran: same arguments, same environment
+    now = engine.detect_engine(
+        HostPaths.system()
+    )  # started again as it ran: same arguments, same environment
     assert now.running and now.argv == facts.argv
     assert engine.process_environ(now.pid) == env_before
     record = json.loads(RECORD_PATH.read_text())

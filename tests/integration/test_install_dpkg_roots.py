@@ -32,6 +32,7 @@ import pytest
 
 from installer import layout
 from installer.dpkgstate import read_dpkg_facts
+from installer.hostpaths import HostPaths
 from installer.record import parse_ledger
 from tests.support import dpkgfreeze, testkeys
 from tests.support.inroot import (
@@ -192,7 +193,9 @@ def test_killed_while_dpkg_unpacks_or_configures_a_rerun_completes(
             assert dpkgfreeze.kill_root(root), where
             run.communicate()
             dpkgfreeze.release(root, phase)
-            left = read_dpkg_facts(root / "var/lib/dpkg")  # the journal applied, as dpkg reads it
+            left = read_dpkg_facts(
+                HostPaths(root).dpkg_admin_dir, HostPaths(root).proc
+            )  # the journal applied, as dpkg reads it
             assert left.packages[held].state == status, f"{where}: {left.packages[held]}"
             assert left.journal, f"{where}: dpkg's journal is empty"
             doc = install(root, bundle)
@@ -266,7 +269,7 @@ def test_preflight_refuses_holds_downgrades_and_foreign_dpkg_work(
         dpkgfreeze.kill_root(root)
         cut.wait()
         dpkgfreeze.release(root, "unpack")
-        dpkg = read_dpkg_facts(root / "var/lib/dpkg")
+        dpkg = read_dpkg_facts(HostPaths(root).dpkg_admin_dir, HostPaths(root).proc)
         assert dpkg.journal and dpkg.packages[FOREIGN].state == "half-installed", dpkg
         stage(root, newest.path, newest.installer)
         before = capture(root)

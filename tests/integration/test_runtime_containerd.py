@@ -20,12 +20,17 @@ import pytest
 
 from installer import criengine, engine
 from installer.errors import GpubundleError
+from installer.hostpaths import HostPaths
 from installer.runtime_config import rollback_runtime
 from installer.runtime_toml import configure_toml_runtime
 from tests.support.containerd import USER_KEYS, standin_ctk
 from tests.support.containerd import private_containerd as started
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
+
+
+HOST = HostPaths.system()  # the machine: its /proc, its init scripts
+INIT_SCRIPT = HOST.init_script("containerd")
 
 
 @pytest.fixture
@@ -46,15 +51,15 @@ def _dump(config: Path) -> str:
 def test_configure_restart_and_rollback(private_containerd: Path) -> None:
     config = private_containerd
     original = config.read_bytes()
-    facts = criengine.detect("containerd", config)
+    facts = criengine.detect("containerd", HOST, config)
     assert facts.socket == str(config.parent / "containerd.sock")
-    facts = criengine.detect("containerd", config)
+    facts = criengine.detect("containerd", HOST, config)
     version = criengine.wait_until_ready(facts, engine.RestartOutcome("direct", 0, ""), 30)
-    facts = criengine.detect("containerd", config)
+    facts = criengine.detect("containerd", HOST, config)
     assert facts.running and facts.pid and version
 
     change = configure_toml_runtime("containerd", config, config.parent / "backup")
-    outcome = criengine.restart(facts, config.parent / "log")
+    outcome = criengine.restart(facts, config.parent / "log", init_script=INIT_SCRIPT)
     assert outcome.method == "direct" and outcome.pid != facts.pid
     assert criengine.wait_until_ready(facts, outcome, 60)
 
@@ -63,12 +68,12 @@ def test_configure_restart_and_rollback(private_containerd: Path) -> None:
     assert 'BinaryName = "/usr/bin/nvidia-container-runtime"' in dump
     for key in USER_KEYS:
         assert key in dump, key
-    after = criengine.detect("containerd", config)
+    after = criengine.detect("containerd", HOST, config)
     assert after.pid == outcome.pid and after.argv == facts.argv  # started the way it ran
 
     rollback_runtime(change)
     assert config.read_bytes() == original
-    again = criengine.restart(after, config.parent / "log")
+    again = criengine.restart(after, config.parent / "log", init_script=INIT_SCRIPT)
     assert criengine.wait_until_ready(after, again, 60)
     assert "runtimes.nvidia]" not in _dump(config)
 

@@ -42,14 +42,17 @@ INVALID_KEY = "gpubundle-test-no-such-directive"
 
 
 def _restart() -> None:
-    facts = engine.detect_engine()
-    engine.wait_until_ready(90, engine.restart_engine(facts, LOG_DIR))
+    host = HostPaths.system()
+    facts = engine.detect_engine(host)
+    engine.wait_until_ready(
+        90, engine.restart_engine(facts, LOG_DIR, sysv_script=host.docker_sysv_script)
+    )
 
 
 @pytest.fixture(scope="module")
 def daemon_json() -> Iterator[Path]:
     require_docker()
-    facts = engine.detect_engine()
+    facts = engine.detect_engine(HostPaths.system())
     if facts.systemd or not facts.pid:
         pytest.skip(f"needs the directly started dockerd of scripts/services.sh (facts: {facts})")
     path = facts.daemon_json
@@ -95,10 +98,13 @@ def _docker_info(field: str) -> object:
 @pytest.fixture
 def steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> installsteps.StepRunner:
     """Install's step runner for --runtime docker; record and backups under tmp, and the
-    dockerd it starts logging where scripts/services.sh's does."""
+    dockerd it starts logging where scripts/services.sh's does. The root's /proc, /etc
+    and /var/run are the machine's: the shared dockerd, its daemon.json, its init script."""
     root = tmp_path / "host"
     HostPaths(root).log_dir.parent.mkdir(parents=True)
     HostPaths(root).log_dir.symlink_to(LOG_DIR)
+    for shared in ("/proc", "/etc", "/var/run"):
+        HostPaths(root).under(shared).symlink_to(shared)
     monkeypatch.setattr(installsteps, "installed_versions", lambda *a, **k: {})
     return step_runner(root)
 
@@ -111,10 +117,10 @@ def test_configure_keeps_user_settings_and_docker_lists_nvidia(
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     daemon_json.parent.mkdir(parents=True, exist_ok=True)
     daemon_json.write_text(json.dumps(USER_SETTINGS, indent=2))
-    facts = engine.detect_engine()
+    facts = engine.detect_engine(HostPaths.system())
 
     record, detail = runtime_steps.configure(steps.ctx, base_record())
-    assert detail == f"{daemon_json} updated"
+    assert detail == f"{steps.ctx.host.docker_daemon_json} updated"  # daemon_json, in the root
     record, detail = runtime_steps.restart(steps.ctx, record)
     assert "; Docker " in detail and detail.endswith(" answers")
 
@@ -124,12 +130,17 @@ def test_configure_keeps_user_settings_and_docker_lists_nvidia(
     assert written["runtimes"]["nvidia"]["path"] == "nvidia-container-runtime"
     assert "nvidia" in engine.docker_runtimes()
     assert _docker_info("LoggingDriver") == "json-file"
-    assert engine.detect_engine().argv == facts.argv  # started again the way it ran
+    assert (
+        engine.detect_engine(HostPaths.system()).argv == facts.argv
+    )  # started again the way it ran
     # Running the step again changes nothing (no restart follows a step already done).
-    pid = engine.detect_engine().pid
+    pid = engine.detect_engine(HostPaths.system()).pid
     again, detail = runtime_steps.configure(steps.ctx, record)
-    assert detail == f"{daemon_json} already configured"
-    assert again.runtime_change == record.runtime_change and engine.detect_engine().pid == pid
+    assert detail == f"{steps.ctx.host.docker_daemon_json} already configured"
+    assert (
+        again.runtime_change == record.runtime_change
+        and engine.detect_engine(HostPaths.system()).pid == pid
+    )
     change = runtime_intent.runtime_change(record.runtime_change or {})
     engines.adapter_for("docker").undo(change)
     assert json.loads(daemon_json.read_text()) == USER_SETTINGS
@@ -143,7 +154,7 @@ def test_restart_failure_restores_the_backup_and_docker_comes_back(
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     user = json.dumps(USER_SETTINGS, indent=2).encode()
     daemon_json.write_bytes(user)
-    facts = engine.detect_engine()
+    facts = engine.detect_engine(HostPaths.system())
     env_before = engine.process_environ(facts.pid)
     plan = InstallPlan(
         SHA, "1.17.8", {}, (Step(RUNTIME, "runtime", ()), Step(RESTART, "restart", ()))
@@ -159,7 +170,9 @@ def test_restart_failure_restores_the_backup_and_docker_comes_back(
     assert daemon_json.read_bytes() == user
     assert engine.ping()
     assert "nvidia" not in engine.docker_runtimes()
-    after = engine.detect_engine()  # back with its own arguments and environment, not ours
+    after = engine.detect_engine(
+        HostPaths.system()
+    )  # back with its own arguments and environment, not ours
     assert after.argv == facts.argv
     assert engine.process_environ(after.pid) == env_before
 

@@ -45,7 +45,7 @@ def assert_docker_runs_containers() -> None:
 
 
 def test_uninstall_puts_the_host_back(host_bundle: HostBundle, docker_host: HostSnapshot) -> None:
-    argv = engine.detect_engine().argv
+    argv = engine.detect_engine(HostPaths.system()).argv
     had = {p: os.path.lexists(p) for p in unownedpaths.UNOWNED_PATHS}
     doc = ok_document(install(host_bundle, "--json"))
     assert "nvidia" in (hostsnapshot.capture().runtimes or ())
@@ -76,7 +76,7 @@ def test_uninstall_puts_the_host_back(host_bundle: HostBundle, docker_host: Host
     assert after.packages == docker_host.packages
     assert not HostPaths.system().record.exists()
     assert not hostguard.image_present(CUDA_STANDIN.ref)  # install loaded it: removed
-    assert engine.detect_engine().argv == argv
+    assert engine.detect_engine(HostPaths.system()).argv == argv
     assert_docker_runs_containers()
 
     again = uninstall()

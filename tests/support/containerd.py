@@ -18,7 +18,10 @@ import pytest
 
 from installer import criengine
 from installer.engines import daemon
+from installer.hostpaths import HostPaths
 from tests.support.standin_nvidia import STANDIN_BIN
+
+HOST = HostPaths.system()  # the machine: its /proc, its init scripts
 
 # Keys of the user's that nvidia-ctk must keep (as containerd's `config dump` shows them).
 USER_KEYS = (
@@ -57,7 +60,7 @@ def skip_unless_private_containerd_can_run() -> None:
     for tool in ("containerd", "ctr"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (it comes with docker.io)")
-    if daemon.is_systemd() or Path("/etc/init.d/containerd").exists():
+    if daemon.is_systemd() or HOST.init_script("containerd").exists():
         pytest.skip("an init system manages containerd here; a restart would hit the host's")
 
 
@@ -78,7 +81,9 @@ def standin_ctk(bindir: Path, extra_args: Sequence[str] = ()) -> None:
 def stop_ours(config: Path) -> None:
     """Every containerd reading ``config`` (ours only: found by its own config file)."""
     for _ in range(3):
-        pid, _argv = criengine.find_daemon("containerd", config)
+        pid, _argv = criengine.find_daemon(
+            "containerd", config, HOST.proc, HOST.cri_config("containerd")
+        )
         if not pid:
             return
         daemon.stop_process(pid, 30, "containerd")

@@ -35,8 +35,9 @@ from tests.support.installbundles import gpubundle
 
 CI_LOG_DIR = Path("/var/log/gpubundle-ci")  # where scripts/services.sh logs dockerd
 NVIDIA_PREFIXES = ("nvidia-container-", "libnvidia-container")
-SOURCES_LIST = HostPaths.system().sources_list
-RECORD_PATH = HostPaths.system().record
+HOST = HostPaths.system()  # the shared dockerd's host: this one
+SOURCES_LIST = HOST.sources_list
+RECORD_PATH = HOST.record
 KEYRINGS = Path("/usr/share/keyrings")
 STATE = Path(STATE_DIR)
 APT_LISTS = Path("/var/lib/apt/lists")
@@ -75,7 +76,7 @@ def require_host() -> engine.EngineFacts:
     """Skip (fail under CI=true) unless this host may be installed on and put back."""
     if os.geteuid() != 0:
         pytest.skip("installs packages and restarts dockerd: needs root")
-    facts = engine.detect_engine()
+    facts = engine.detect_engine(HOST)
     if facts.systemd or not facts.pid or not facts.running:
         _skip_or_fail(f"needs the directly started dockerd of scripts/services.sh, found {facts}")
     audit = _run("dpkg", "--audit").stdout.strip()
@@ -102,11 +103,13 @@ def remove_image(ref: str) -> None:
 
 def restart_dockerd(argv: tuple[str, ...] = ()) -> engine.EngineFacts:
     """Restart the shared dockerd (with ``argv`` if given) and wait until it answers."""
-    facts = engine.detect_engine()
+    facts = engine.detect_engine(HOST)
     if argv:
         facts = dataclasses.replace(facts, argv=argv)
-    engine.wait_until_ready(90, engine.restart_engine(facts, CI_LOG_DIR))
-    return engine.detect_engine()
+    engine.wait_until_ready(
+        90, engine.restart_engine(facts, CI_LOG_DIR, sysv_script=HOST.docker_sysv_script)
+    )
+    return engine.detect_engine(HOST)
 
 
 def write_daemon_json(settings: dict[str, Any], path: Path = DAEMON_JSON) -> bytes:
@@ -134,7 +137,7 @@ def _listing(directory: Path, pattern: str = "*") -> frozenset[str]:
 
 
 def capture_before(images: Iterable[str]) -> Before:
-    facts = engine.detect_engine()
+    facts = engine.detect_engine(HOST)
     return Before(
         daemon_json=DAEMON_JSON.read_bytes() if DAEMON_JSON.exists() else None,
         dockerd_argv=facts.argv,
@@ -181,7 +184,7 @@ def restore(before: Before) -> list[str]:
         DAEMON_JSON.unlink(missing_ok=True)
     elif now != before.daemon_json:
         DAEMON_JSON.write_bytes(before.daemon_json)
-    facts = engine.detect_engine()
+    facts = engine.detect_engine(HOST)
     if not facts.running:
         with contextlib.suppress(Exception):
             engine.wait_until_ready(

@@ -28,6 +28,7 @@ from typing import Any
 from bundler.buildplan import INSTALLER_NAME
 from installer.bundle_reader import verify_bundle
 from installer.hostinfo import distro_name, read_os_release
+from installer.hostpaths import HostPaths
 from installer.manifest import Manifest
 from tests.conftest import CACHE_DIR
 from tests.support.inroot import stage
@@ -69,7 +70,7 @@ def gpubundle(
 
 def host_distro() -> str:
     """The host's target name, e.g. "debian12", as gpubundle's manifests/ name targets."""
-    return distro_name(read_os_release())
+    return distro_name(read_os_release(HostPaths.system().os_release_files))
 
 
 def build_target_bundle(

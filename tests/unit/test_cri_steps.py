@@ -26,12 +26,12 @@ pytest.importorskip("tomllib", reason="the stand-in nvidia-ctk needs Python 3.11
 
 @pytest.fixture
 def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "containerd" / "config.toml"
-    path.parent.mkdir()
+    """containerd's config.toml under the test host's root (``HostPaths.cri_config``)."""
+    path = HostPaths(tmp_path / "host").cri_config("containerd")
+    path.parent.mkdir(parents=True)
     path.write_text(CONTAINERD_V2)
     install_standin_ctk(tmp_path / "bin")
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/nonexistent:{Path(sys.executable).parent}")
-    monkeypatch.setitem(runtime_toml.DEFAULT_CONFIG, "containerd", path)
     return path
 
 
@@ -42,7 +42,7 @@ def configure(config: Path, record: InstallRecord) -> tuple[InstallRecord, str]:
 
 
 def root(config: Path) -> Path:
-    return config.parent.parent / "host"
+    return config.parents[2]  # ROOT/etc/containerd/config.toml
 
 
 def test_runtime_step_records_the_toml_change(config: Path) -> None:

@@ -76,5 +76,8 @@ def test_find_daemon_reads_proc(tmp_path: Path) -> None:
     proc(10, "containerd", ["containerd", "--config", "/var/run/docker/containerd/containerd.toml"])
     proc(20, "dockerd", ["dockerd"])
     proc(30, "containerd", ["containerd", "-c", "/tmp/mine.toml"])
-    assert ce.find_daemon("containerd", Path("/tmp/mine.toml"), tmp_path)[0] == 30
-    assert ce.find_daemon("containerd", DEFAULT, tmp_path) == (0, ())
+    assert ce.find_daemon("containerd", Path("/tmp/mine.toml"), tmp_path, DEFAULT)[0] == 30
+    assert ce.find_daemon("containerd", DEFAULT, tmp_path, DEFAULT) == (0, ())
+    proc(40, "containerd", ["containerd"])  # reads its default file, whatever the root names it
+    assert ce.find_daemon("containerd", DEFAULT, tmp_path, DEFAULT)[0] == 40
+    assert ce.find_daemon("containerd", DEFAULT, tmp_path / "no-proc", DEFAULT) == (0, ())

@@ -24,12 +24,14 @@ from installer.diskspace import (
     tool_ran_out_of_space,
 )
 from installer.errors import ExitCode, GpubundleError
+from installer.hostpaths import HostPaths
 from installer.manifest import FileEntry, ImagePin
 from installer.preflight import Options, run_preflight
 from tests.support.hostfacts import GOOD
 from tests.support.manifests import make_manifest
 
 GIB = 2**30
+HOST = HostPaths.system()  # the needs name the host's own directories
 ROOT_FS = SpaceFact("/", "/", 1, 100 * GIB, 10**6)
 
 
@@ -39,7 +41,12 @@ def facts_for(needs: list[Need], **per_path: SpaceFact) -> dict[str, SpaceFact]:
 
 def test_needs_name_every_directory_an_install_writes() -> None:
     needs = install_needs(
-        make_manifest(), already_extracted=False, installed={}, runtime="docker", temp_dir="/tmp"
+        make_manifest(),
+        already_extracted=False,
+        installed={},
+        runtime="docker",
+        temp_dir="/tmp",
+        host=HOST,
     )
     assert [n.path for n in needs] == [
         "/tmp", "/var/lib/gpubundle/bundles", "/var/lib/dpkg", "/var/lib/apt",
@@ -54,7 +61,12 @@ def test_nothing_to_extract_or_install_needs_only_the_temp_dir() -> None:
     manifest = make_manifest()
     installed = {p.name: p.version for p in manifest.packages}
     needs = install_needs(
-        manifest, already_extracted=True, installed=installed, runtime="none", temp_dir="/t"
+        manifest,
+        already_extracted=True,
+        installed=installed,
+        runtime="none",
+        temp_dir="/t",
+        host=HOST,
     )
     assert [n.path for n in needs] == ["/t"]
 
@@ -65,7 +77,7 @@ def test_images_need_room_in_docker_only_with_docker() -> None:
     manifest = dataclasses.replace(
         manifest, files=(*manifest.files, FileEntry("images/x.tar", GIB, "0" * 64))
     )
-    kwargs = {"already_extracted": True, "installed": {}, "temp_dir": "/tmp"}
+    kwargs = {"already_extracted": True, "installed": {}, "temp_dir": "/tmp", "host": HOST}
     docker = install_needs(manifest, runtime="docker", **kwargs)  # type: ignore[arg-type]
     assert docker[-1].path == "/var/lib/docker" and docker[-1].bytes == 2 * GIB
     crio = install_needs(manifest, runtime="crio", **kwargs)  # type: ignore[arg-type]
@@ -104,11 +116,16 @@ def test_a_filesystem_without_an_inode_limit_is_not_checked_for_inodes() -> None
 def test_preflight_fails_with_the_place_named_and_exit_4() -> None:
     manifest = make_manifest()
     needs = install_needs(
-        manifest, already_extracted=False, installed={}, runtime="none", temp_dir="/tmp"
+        manifest,
+        already_extracted=False,
+        installed={},
+        runtime="none",
+        temp_dir="/tmp",
+        host=HOST,
     )
     full = SpaceFact("/var/lib/gpubundle/bundles", "/var/lib/gpubundle", 9, 2**20, 10**5)
     space = facts_for(needs, **{"/var/lib/gpubundle/bundles": full})
-    disk = DiskFacts(space, {}, "/tmp", 0)
+    disk = DiskFacts(space, {}, "/tmp", 0, HOST)
     report = run_preflight(manifest, dataclasses.replace(GOOD, disk=disk), Options("none", True))
     failed = {c.name: c.detail for c in report.failures}
     assert list(failed) == ["disk /var/lib/gpubundle"]
@@ -175,3 +192,26 @@ def test_a_small_need_gets_a_small_cushion() -> None:
     room = diskspace.with_margin(diskspace.TEMP_BYTES, diskspace.MARGIN_BYTES)
     assert room < 3 * diskspace.TEMP_BYTES
     assert check_space([need], {"/tmp": dataclasses.replace(ROOT_FS, free_bytes=room)})[0].ok
+
+
+def test_a_roots_needs_and_facts_name_its_own_directories(tmp_path: Path) -> None:
+    """Under a test root the needs and their statvfs facts are the root's directories."""
+    host = HostPaths(tmp_path)
+    host.dpkg_admin_dir.mkdir(parents=True)
+    (host.dpkg_admin_dir / "status").write_bytes(b"x" * 1000)
+    disk = diskspace.gather_disk_facts({}, host, temp_dir=str(tmp_path / "tmp"))
+    assert disk.dpkg_status_bytes == 1000 and disk.host == host
+    needs = install_needs(
+        make_manifest(),
+        already_extracted=False,
+        installed={},
+        runtime="docker",
+        temp_dir=disk.temp_dir,
+        host=host,
+    )
+    assert [n.path for n in needs][1:] == [
+        str(tmp_path / d) for d in ("var/lib/gpubundle/bundles", "var/lib/dpkg", "var/lib/apt",
+                                    "var/cache/apt", "usr")
+    ]  # fmt: skip
+    assert all(n.path in disk.space for n in needs)
+    assert needs[2].bytes >= 3 * 1000  # the root's status file, rewritten beside status-old

@@ -191,16 +191,17 @@ def test_image_without_glibc_or_usr_bin() -> None:
 def test_gather_traps_reads_fixture_files(tmp_path: Path) -> None:
     from installer.doctor.checks import DoctorPaths
     from installer.doctor.traps import gather_traps
+    from installer.hostpaths import HostPaths
 
-    (tmp_path / "config.toml").write_text(CONFIG)
-    (tmp_path / "enforce").write_text("0\n")
-    paths = DoctorPaths(
-        config_toml=tmp_path / "config.toml",
-        selinux_enforce=tmp_path / "enforce",
-        dev_char=tmp_path / "char",
-    )
+    host = HostPaths(tmp_path)  # the doctor's paths, all under this root
+    for path, text in ((host.nvidia_runtime_config, CONFIG), (host.selinux_enforce, "0\n")):
+        path.parent.mkdir(parents=True)
+        path.write_text(text)
+    host.dev.mkdir()
+    paths = DoctorPaths.on(host)
+    assert paths.config_toml == tmp_path / "etc/nvidia-container-runtime/config.toml"
     info = {"CgroupDriver": "systemd", "SecurityOptions": ["name=rootless"]}
-    f = gather_traps(paths, info, dev=tmp_path)
+    f = gather_traps(paths, info)
     assert (f.cgroup_driver, f.rootless, f.no_cgroups, f.selinux_enforcing) == (
         "systemd",
         True,

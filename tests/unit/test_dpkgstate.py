@@ -16,7 +16,9 @@ from installer.dpkgstate import (
     parse_status,
     read_dpkg_facts,
 )
+from installer.hostpaths import HostPaths
 
+PROC = HostPaths.system().proc  # the real one: its locks are this test's
 STATUS = """\
 Package: libc6
 Status: install ok installed
@@ -100,14 +102,14 @@ def test_the_holder_of_a_real_lock_is_named_with_its_command_line(tmp_path: Path
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
-        found = lock_holders([lock, tmp_path / "missing"])
+        found = lock_holders([lock, tmp_path / "missing"], PROC)
         assert [h.pid for h in found] == [holder.pid]
         assert "python" in found[0].command and str(lock) in found[0].command
         assert found[0].describe().startswith(f"pid {holder.pid} (")
     finally:
         holder.kill()
         holder.wait()
-    assert lock_holders([lock]) == []
+    assert lock_holders([lock], PROC) == []
 
 
 # Holds an fcntl write lock on argv[1] (as apt and dpkg lock theirs) until killed.
@@ -124,8 +126,8 @@ def test_our_own_lock_is_seen_too(tmp_path: Path) -> None:
     lock = tmp_path / "lock"
     with lock.open("w") as handle:
         fcntl.lockf(handle, fcntl.LOCK_EX)
-        assert [h.pid for h in lock_holders([lock])] == [os.getpid()]
-    assert lock_holders([lock]) == []
+        assert [h.pid for h in lock_holders([lock], PROC)] == [os.getpid()]
+    assert lock_holders([lock], PROC) == []
 
 
 def test_install_waits_for_dpkgs_lock_and_says_who_holds_it(tmp_path: Path) -> None:
@@ -143,7 +145,12 @@ def test_install_waits_for_dpkgs_lock_and_says_who_holds_it(tmp_path: Path) -> N
     told: list[str] = []
     assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
     facts = dpkg_facts_after_lock(
-        30, lambda hs: told.extend(h.describe() for h in hs), tmp_path, poll_s=0.05, other_locks=()
+        30,
+        lambda hs: told.extend(h.describe() for h in hs),
+        tmp_path,
+        PROC,
+        poll_s=0.05,
+        other_locks=(),
     )
     holder.wait()
     assert facts.lock_holders == () and len(told) == 1 and f"pid {holder.pid}" in told[0]
@@ -152,6 +159,11 @@ def test_install_waits_for_dpkgs_lock_and_says_who_holds_it(tmp_path: Path) -> N
     with (tmp_path / "lists-lock").open("w") as handle:
         fcntl.lockf(handle, fcntl.LOCK_EX)
         facts = dpkg_facts_after_lock(
-            0.2, lambda hs: None, tmp_path, poll_s=0.05, other_locks=[tmp_path / "lists-lock"]
+            0.2,
+            lambda hs: None,
+            tmp_path,
+            PROC,
+            poll_s=0.05,
+            other_locks=[tmp_path / "lists-lock"],
         )
     assert [h.pid for h in facts.lock_holders] == [os.getpid()]

@@ -10,6 +10,7 @@ from installer import engine
 from installer.engine import EngineFacts
 from installer.engines import daemon
 from installer.errors import GpubundleError
+from installer.hostpaths import HostPaths
 from tests.support.procfs import fake_proc
 
 DPKG = """\
@@ -90,23 +91,40 @@ def test_systemd_pid1(tmp_path: Path) -> None:
 
 
 def test_detect_snap(tmp_path: Path) -> None:
-    proc = fake_proc(tmp_path, "init", {})
-    snap = tmp_path / "snap-docker"
-    snap.mkdir()
-    found = engine.detect_engine(proc=proc, snap_paths=[snap])
+    fake_proc(tmp_path, "init", {})
+    host = HostPaths(tmp_path)
+    assert engine.detect_engine(host).kind != "snap"
+    (tmp_path / "var/snap/docker").mkdir(parents=True)  # the snap's data: snap's Docker
+    found = engine.detect_engine(host)
     assert found.kind == "snap"
     assert "snap" in found.problem
-    assert found.daemon_json == engine.SNAP_DAEMON_JSON
+    assert found.daemon_json == tmp_path / "var/snap/docker/current/config/daemon.json"
 
 
 def test_detect_reads_config_file_of_running_daemon(tmp_path: Path) -> None:
     proc = fake_proc(
         tmp_path, "init", {90: ("dockerd", "S", ["dockerd", "--config-file=/srv/d.json"])}
     )
-    found = engine.detect_engine(proc=proc, snap_paths=[], sysv_pidfile=tmp_path / "none.pid")
-    assert found.daemon_json == Path("/srv/d.json")
+    found = engine.detect_engine(HostPaths(tmp_path))
+    assert proc == HostPaths(tmp_path).proc
+    assert found.daemon_json == Path("/srv/d.json")  # dockerd's own, as it names it
     assert found.pid == 90
     assert not found.systemd
+
+
+def test_detect_reads_the_hosts_files_under_its_root(tmp_path: Path) -> None:
+    """daemon.json and the init script's pidfile are the root's, not the machine's."""
+    fake_proc(tmp_path, "init", {90: ("dockerd", "S", ["dockerd"])})
+    host = HostPaths(tmp_path)
+    found = engine.detect_engine(host)
+    assert found.daemon_json == tmp_path / "etc/docker/daemon.json" and not found.sysv_managed
+    host.docker_sysv_pidfile.parent.mkdir(parents=True)
+    host.docker_sysv_pidfile.write_text("90\n")
+    assert engine.detect_engine(host).sysv_managed
+
+
+def test_no_proc_under_the_root_is_no_daemon(tmp_path: Path) -> None:
+    assert engine.find_dockerd(HostPaths(tmp_path).proc) == (0, ())
 
 
 def test_direct_start_and_fast_failure(tmp_path: Path) -> None:

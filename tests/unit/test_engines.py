@@ -19,11 +19,9 @@ import pytest
 
 from installer import (
     criengine,
-    engine,
     engines,
     installsteps,
     runtime_intent,
-    runtime_toml,
 )
 from installer.criengine import CriFacts
 from installer.engine import EngineFacts
@@ -119,10 +117,12 @@ def test_each_adapter_names_its_packages_and_finds_its_daemon(name: str, tmp_pat
     adapter = engines.adapter_for(name)
     assert adapter.packages and all(p and " " not in p for p in adapter.packages)
     binary = {"docker": "dockerd"}.get(name, name)
-    config = str(adapter.config_path())
-    proc = fake_proc(tmp_path, "init", {77: (binary, "S", [binary, "--config", config])})
-    assert adapter.find_daemon(proc) == 77
-    assert adapter.find_daemon(fake_proc(tmp_path / "none", "init", {})) == 0
+    host = HostPaths(tmp_path)
+    config = str(adapter.config_path(host))
+    fake_proc(tmp_path, "init", {77: (binary, "S", [binary, "--config", config])})
+    assert adapter.find_daemon(host) == 77
+    fake_proc(tmp_path / "none", "init", {})
+    assert adapter.find_daemon(HostPaths(tmp_path / "none")) == 0
 
 
 @pytest.mark.parametrize("name", engines.ENGINES)
@@ -140,15 +140,11 @@ def test_plan_lines_name_the_file_and_the_restart(name: str) -> None:
 
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """nvidia-ctk fakes on PATH; each engine's file under tmp."""
+    """nvidia-ctk fakes on PATH; each engine's file under tmp, the root of ``HostPaths``
+    (no dockerd runs there: Docker's file is the root's /etc/docker/daemon.json)."""
     bindir = tmp_path / "bin"
     monkeypatch.setenv("PATH", f"{bindir}:/nonexistent:{Path(sys.executable).parent}")
     monkeypatch.setenv("CTK_LOG", str(tmp_path / "ctk.log"))
-    for name in ("containerd", "crio"):
-        monkeypatch.setitem(runtime_toml.DEFAULT_CONFIG, name, tmp_path / name / "config.toml")
-    daemon_json = tmp_path / "docker" / "daemon.json"
-    facts = EngineFacts("docker.io", "26.1", True, daemon_json, False, "")
-    monkeypatch.setattr(engine, "detect_engine", lambda *a, **k: facts)
     return tmp_path
 
 
@@ -166,7 +162,7 @@ def _install_ctk(name: str, bindir: Path) -> None:
 def test_configure_records_the_change_and_undo_puts_the_bytes_back(name: str, world: Path) -> None:
     adapter = engines.adapter_for(name)
     _install_ctk(name, world / "bin")
-    path = adapter.config_path()
+    path = adapter.config_path(HostPaths(world))
     assert path.is_relative_to(world)
     path.parent.mkdir(parents=True)
     path.write_text(ORIGINAL[name])
@@ -193,7 +189,7 @@ def test_configure_records_the_change_and_undo_puts_the_bytes_back(name: str, wo
 def test_configure_of_an_absent_file_is_undone_by_deleting_it(name: str, world: Path) -> None:
     adapter = engines.adapter_for(name)
     _install_ctk(name, world / "bin")
-    path = adapter.config_path()
+    path = adapter.config_path(HostPaths(world))
     change = adapter.configure(path, world / "backup")
     assert change.backup_path is None and change.sha256_before is None and path.exists()
     adapter.undo(change)
@@ -207,7 +203,7 @@ def test_a_failing_nvidia_ctk_leaves_the_file_as_it_was(name: str, world: Path) 
     bindir.mkdir()
     (bindir / "nvidia-ctk").write_text(f"#!{sys.executable}\nimport sys\nsys.exit(1)\n")
     (bindir / "nvidia-ctk").chmod(0o755)
-    path = adapter.config_path()
+    path = adapter.config_path(HostPaths(world))
     path.parent.mkdir(parents=True)
     path.write_text(ORIGINAL[name])
     with pytest.raises(GpubundleError) as err:
@@ -217,20 +213,26 @@ def test_a_failing_nvidia_ctk_leaves_the_file_as_it_was(name: str, world: Path) 
 
 
 def test_detect_reads_each_engine_its_own_way(world: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    docker = engines.adapter_for("docker").detect()
-    assert isinstance(docker, EngineFacts) and docker.daemon_json == world / "docker/daemon.json"
-    asked: list[tuple[str, Path | None]] = []
+    host = HostPaths(world)
+    docker = engines.adapter_for("docker").detect(host)
+    assert (
+        isinstance(docker, EngineFacts) and docker.daemon_json == world / "etc/docker/daemon.json"
+    )
+    containerd = engines.adapter_for("containerd").detect(host)
+    assert containerd.kind in ("containerd", "none")
+    assert containerd.config == world / "etc/containerd/config.toml"
+    asked: list[tuple[str, HostPaths, Path | None]] = []
 
-    def detect(runtime: str, config: Path | None = None, proc: Path = Path("/proc")) -> CriFacts:
-        asked.append((runtime, config))
-        return CriFacts(runtime, "", False, config or Path("/"), False, "")
+    def detect(runtime: str, host: HostPaths, config: Path | None = None) -> CriFacts:
+        asked.append((runtime, host, config))
+        return CriFacts(runtime, "", False, config or host.cri_config(runtime), False, "")
 
     monkeypatch.setattr(criengine, "detect", detect)
-    engines.adapter_for("containerd").detect()
-    engines.adapter_for("crio").detect(Path("/srv/recorded.toml"))
+    engines.adapter_for("containerd").detect(host)
+    engines.adapter_for("crio").detect(host, Path("/srv/recorded.toml"))
     assert asked == [
-        ("containerd", world / "containerd" / "config.toml"),
-        ("crio", Path("/srv/recorded.toml")),  # uninstall: the file the record names
+        ("containerd", host, None),  # its default: host.cri_config("containerd")
+        ("crio", host, Path("/srv/recorded.toml")),  # uninstall: the file the record names
     ]
 
 
@@ -240,11 +242,11 @@ def test_restart_refuses_another_engines_facts_and_an_absent_engine(tmp_path: Pa
         "none", "", False, tmp_path / "c.toml", False, "containerd is not installed"
     )
     with pytest.raises(TypeError):
-        engines.adapter_for("docker").restart(cri_none, tmp_path)
+        engines.adapter_for("docker").restart(cri_none, HostPaths(tmp_path))
     with pytest.raises(TypeError):
-        engines.adapter_for("containerd").restart(docker_facts, tmp_path)
+        engines.adapter_for("containerd").restart(docker_facts, HostPaths(tmp_path))
     with pytest.raises(GpubundleError) as err:
-        engines.adapter_for("containerd").restart(cri_none, tmp_path)
+        engines.adapter_for("containerd").restart(cri_none, HostPaths(tmp_path))
     assert err.value.message == "containerd is not installed"
     assert err.value.hint == "install containerd, then re-run"
 
@@ -283,14 +285,14 @@ class FakeAdapter:
         self.calls: list[str] = []
         self.facts = EngineFacts("fake", "1.0", True, path, False, "", 7, ("fake", "--x"))
 
-    def detect(self, config: Path | None = None) -> EngineFacts:
+    def detect(self, host: HostPaths, config: Path | None = None) -> EngineFacts:
         self.calls.append("detect")
         return self.facts
 
-    def config_path(self) -> Path:
+    def config_path(self, host: HostPaths) -> Path:
         return self.path
 
-    def plan_facts(self) -> tuple[str, Path]:
+    def plan_facts(self, host: HostPaths) -> tuple[str, Path]:
         return "fake", self.path
 
     def plan_lines(self, path: str, engine_kind: str) -> tuple[tuple[str, ...], str]:
@@ -306,7 +308,7 @@ class FakeAdapter:
         return RuntimeChange(str(path), None, sha(before), sha(path.read_bytes()))
 
     def restart(
-        self, facts: object, log_dir: Path, *, env: dict[str, str] | None = None
+        self, facts: object, host: HostPaths, *, env: dict[str, str] | None = None
     ) -> RestartOutcome:
         self.calls.append(f"restart {' '.join(getattr(facts, 'argv', ()))}")
         if self.failures:
@@ -414,12 +416,12 @@ def test_uninstall_restarts_the_engine_of_the_record(
     seen: list[object] = []
     facts = CriFacts("containerd", "1.7", True, tmp_path / "config.toml", False, "")
 
-    def detect(config: Path | None = None) -> CriFacts:
+    def detect(host: HostPaths, config: Path | None = None) -> CriFacts:
         seen.append(("detect", config))
         return facts
 
     monkeypatch.setattr(containerd, "detect", detect)
-    monkeypatch.setattr(containerd, "restart", lambda f, log_dir, env=None: seen.append(f) or 0)
+    monkeypatch.setattr(containerd, "restart", lambda f, host, env=None: seen.append(f) or 0)
     monkeypatch.setattr(containerd, "wait_ready", lambda f, o, t: seen.append(("wait", t)) or "")
     change = {"path": "/srv/containerd/config.toml", "kind": "containerd-toml"}
     record = base_record(runtime_change=change)
@@ -427,7 +429,7 @@ def test_uninstall_restarts_the_engine_of_the_record(
     cmd_uninstall.execute(action, UninstallPlan((action,)), record, HostPaths(tmp_path))
     assert seen == [("detect", Path("/srv/containerd/config.toml")), facts, ("wait", 90)]
     # and asks that engine, not Docker, whether it runs
-    monkeypatch.setattr(engines.adapter_for("docker"), "detect", lambda config=None: 1 / 0)
+    monkeypatch.setattr(engines.adapter_for("docker"), "detect", lambda host, config=None: 1 / 0)
     monkeypatch.setattr(cmd_uninstall, "installed_packages", lambda *a: {})
-    host = cmd_uninstall.read_host(record, tmp_path, HostPaths(tmp_path))
+    host = cmd_uninstall.read_host(record, HostPaths(tmp_path))
     assert host.engine_running

@@ -63,3 +63,32 @@ def test_dpkg_query_argv_asks_for_status_and_arch() -> None:
 
 def test_free_bytes_of_a_path_not_yet_created(tmp_path: Path) -> None:
     assert free_bytes(tmp_path / "not" / "yet") == free_bytes(tmp_path) > 0
+
+
+def test_a_roots_os_release_and_dpkg_database_are_read_under_it(tmp_path: Path) -> None:
+    """Preflight's facts come from HostPaths' root: its os-release, its dpkg database."""
+    from installer.hostinfo import installed_versions
+    from installer.hostpaths import HostPaths
+
+    host = HostPaths(tmp_path)
+    assert read_os_release(host.os_release_files) == {}
+    lib = tmp_path / "usr/lib/os-release"
+    lib.parent.mkdir(parents=True)
+    lib.write_text(DEBIAN)
+    assert distro_name(read_os_release(host.os_release_files)) == "debian12"
+    etc = tmp_path / "etc/os-release"
+    etc.parent.mkdir()
+    etc.write_text(UBUNTU)
+    assert distro_name(read_os_release(host.os_release_files)) == "ubuntu22.04"
+
+    host.dpkg_admin_dir.mkdir(parents=True)
+    (host.dpkg_admin_dir / "status").write_text(
+        "Package: nvidia-container-toolkit\nStatus: install ok installed\n"
+        "Architecture: amd64\nVersion: 1.17.8-1\nMaintainer: x\nDescription: y\n"
+    )
+    (host.dpkg_admin_dir / "available").touch()
+    (host.dpkg_admin_dir / "info").mkdir()
+    names = ["nvidia-container-toolkit", "libc6"]
+    assert dpkg_query_argv(names, host.dpkg_admin_dir)[1] == f"--admindir={host.dpkg_admin_dir}"
+    found = installed_versions(names, "amd64", host.dpkg_admin_dir)
+    assert found == {"nvidia-container-toolkit": "1.17.8-1"}  # the root's, not the machine's
