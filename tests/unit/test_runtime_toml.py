@@ -22,6 +22,11 @@ CONTAINERD_V3 = """version = 3
 [plugins.'io.containerd.cri.v1.runtime'.containerd]
 default_runtime_name = "runc"
 """
+# A file with content and no `version` line: containerd and NVIDIA's nvidia-ctk both read
+# it as version 1 (pkg/config/engine/containerd parseVersion), runtimes under plugins.cri.
+CONTAINERD_UNVERSIONED = """[plugins.cri.containerd]
+snapshotter = "overlayfs"
+"""
 
 
 @pytest.fixture
@@ -60,6 +65,7 @@ def test_lost_keys_ignores_nvidia_and_finds_drops() -> None:
     [
         (CONTAINERD_V2, ("plugins", "io.containerd.grpc.v1.cri")),
         (CONTAINERD_V3, ("plugins", "io.containerd.cri.v1.runtime")),
+        (CONTAINERD_UNVERSIONED, ("plugins", "cri")),
     ],
 )
 def test_containerd_configured_user_keys_kept_rollback_restores(

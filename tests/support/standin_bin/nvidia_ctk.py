@@ -268,8 +268,10 @@ def configure_toml(runtime: str, flags: dict[str, str]) -> int:
     binary = flags.get("nvidia-runtime-path", RUNTIME_BINARY)
     default = flags.get("set-as-default", "false") == "true"
     if runtime == "containerd":
-        version = int(config.get("version", 2))
-        config["version"] = version
+        # NVIDIA's parseVersion: a file with content and no `version` is version 1 (its
+        # runtimes under plugins.cri); only an empty or absent file gets the default, 2.
+        version = int(config["version"]) if "version" in config else (1 if config else 2)
+        config["version"] = version  # ConfigV1/V2.AddRuntime set it
         plugin = _table(config, CONTAINERD_CRI.get(version, CONTAINERD_CRI[2]))
         runtimes = _table(plugin, ("containerd", "runtimes"))
         template = runtimes.get("runc")
