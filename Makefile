@@ -4,6 +4,11 @@
 VENV ?= .venv
 PYTHON ?= $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,python3)
 PYTEST ?= $(PYTHON) -m pytest
+# The slow tiers on two pytest-xdist workers: each test module is one unit of work, every
+# test marked `docker` one more (they share the dockerd): tests/conftest.py xdist_group_of.
+# JOBS=1 runs them in one process.
+JOBS ?= 2
+PARALLEL = $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadgroup)
 
 .PHONY: install deps fixtures test lint typecheck unit integration bench demo clean
 
@@ -35,10 +40,10 @@ unit: fixtures
 # Needs root, `make deps` and the Ubuntu/Debian archives. dockerd and the loopback
 # registry are started for the run and stopped after it, unless they were running.
 integration: fixtures
-	bash scripts/services.sh run -- $(PYTEST) tests/integration -q -m integration
+	bash scripts/services.sh run -- $(PYTEST) tests/integration -q -m integration $(PARALLEL)
 
 test: lint typecheck fixtures
-	bash scripts/services.sh run -- $(PYTEST) tests -q -m 'integration or not integration'
+	bash scripts/services.sh run -- $(PYTEST) tests -q -m 'integration or not integration' $(PARALLEL) --durations=25
 
 bench:
 	$(PYTHON) bench/run_all.py

@@ -12,10 +12,12 @@ The archive is deterministic: sorted members, fixed timestamps and modes.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.metadata
 import sys
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 import installer
@@ -103,17 +105,27 @@ def pure_download_argv(requirement: str, dest: Path) -> list[str]:
     ]  # fmt: skip
 
 
+@contextmanager
+def _wheel_cache(dest: Path) -> Iterator[None]:
+    """The wheel cache, one downloader at a time: builds sharing a cache (or test workers)
+    must not take a wheel pip is still writing."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with (dest / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def pinned_wheel(cache_dir: Path, requirement: str) -> Path:
     """The wheel of ``requirement`` (NAME==VERSION, a pure one), downloaded once."""
     name, _, version = requirement.partition("==")
     dest = cache_dir / "wheels"
     pattern = f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
-    if not (dest / pattern).is_file():
-        dest.mkdir(parents=True, exist_ok=True)
-        run(
-            pure_download_argv(requirement, dest),
-            hint=f"pip must reach PyPI (or your index: PIP_INDEX_URL) to fetch {requirement}",
-        )
+    with _wheel_cache(dest):
+        if not (dest / pattern).is_file():
+            run(
+                pure_download_argv(requirement, dest),
+                hint=f"pip must reach PyPI (or your index: PIP_INDEX_URL) to fetch {requirement}",
+            )
     if not (dest / pattern).is_file():
         raise GpubundleError(
             f"pip fetched no {pattern} for {requirement}",
@@ -152,12 +164,13 @@ def zstandard_wheel(cache_dir: Path, python: str, arch: str) -> Path:
         found = dest.glob(prefix + "*.whl") if dest.is_dir() else iter(())
         return sorted(p for p in found if wheel_matches(p.name, python, arch))
 
-    if not cached():
-        dest.mkdir(parents=True, exist_ok=True)
-        run(
-            pip_download_argv(f"zstandard=={version}", python, arch, dest),
-            hint="pip must reach PyPI (or your index: PIP_INDEX_URL) to fetch the zstandard wheel",
-        )
+    with _wheel_cache(dest):
+        if not cached():
+            run(
+                pip_download_argv(f"zstandard=={version}", python, arch, dest),
+                hint="pip must reach PyPI (or your index: PIP_INDEX_URL) to fetch the zstandard "
+                "wheel",
+            )
     wheels = cached()
     if not wheels:
         raise GpubundleError(

@@ -49,9 +49,23 @@ def cache_dir() -> Path:
     return CACHE_DIR
 
 
+SHARED_DOCKERD_GROUP = "shared-dockerd"
+
+
+def xdist_group_of(item: pytest.Item) -> str:
+    """The unit of work a pytest-xdist worker takes whole (``make test`` runs two workers,
+    ``--dist loadgroup``): every test marked ``docker`` in one group, since they share the
+    one dockerd and registry (and restart or reconfigure it); every other module in its
+    own, so its module-scoped fixtures (built bundles, roots) are made once."""
+    if "docker" in item.keywords:
+        return SHARED_DOCKERD_GROUP
+    return item.nodeid.split("::", 1)[0]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     is_root = os.geteuid() == 0
     for item in items:
+        item.add_marker(pytest.mark.xdist_group(xdist_group_of(item)))
         if "root" in item.keywords and not is_root:
             item.add_marker(pytest.mark.skip(reason="needs root"))
         if (

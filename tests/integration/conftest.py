@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import hashlib
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -114,7 +115,10 @@ def standin_repo() -> Iterator[ServedStandin]:
     """The stand-in NVIDIA flat repo (toolkit 1.20.1-1 and 1.17.8-1), served on loopback."""
     repo = cached_standin_repo()
     keyring = repo.root.parent / "gnupg" / "standin-keyring.gpg"
-    keyring.write_bytes(dearmor(repo.key.public_armored))
+    # Written whole, then renamed: another test worker may be reading the same file.
+    partial = keyring.with_name(f".{keyring.name}.{os.getpid()}")
+    partial.write_bytes(dearmor(repo.key.public_armored))
+    partial.replace(keyring)
     with _serve(repo.root) as base_url:
         yield ServedStandin(repo, base_url, repo.flat_url(base_url), repo.key, keyring)
 

@@ -13,6 +13,7 @@ release's own root (apt 1.6 on Ubuntu 18.04 … apt 3.x on Debian 13 and Ubuntu
 
 from __future__ import annotations
 
+import fcntl
 import lzma
 import re
 import shutil
@@ -54,32 +55,43 @@ def _suite_files(spec: DistroSpec, base: str, suite: str, arch: str) -> list[Ind
     cache.mkdir(parents=True, exist_ok=True)
     done = cache / f".verified-{arch}"
     components = spec.components
-    if not done.exists():
-        session = make_session()
-        signed = fetch_bytes(session, f"{base}/dists/{suite}/InRelease")
-        keyring = archive_keyring(spec)
-        result = verify_clearsigned(
-            signed, [keyring.read_bytes()], keyring_fingerprints(keyring), f"{suite} InRelease"
-        )
-        release = parse_release(result.signed_data, f"{suite} InRelease")
-        (cache / "InRelease").write_bytes(signed)
-        for component in components:
-            rel = f"{component}/binary-{arch}/Packages.xz"
-            xz = cache / rel
-            xz.parent.mkdir(parents=True, exist_ok=True)
-            try:  # reuse a file fetched before if it still matches the signed hashes
-                check_file(release.files[rel], xz, f"{suite} {rel}")
-            except (OSError, VerificationError):
-                xz.unlink(missing_ok=True)
-                download(session, f"{base}/dists/{suite}/{rel}", xz)
-                check_file(release.files[rel], xz, f"{suite} {rel}")
-            xz.with_suffix("").write_bytes(lzma.decompress(xz.read_bytes()))
-        done.touch()
+    # One fetcher per suite at a time: test workers (make test runs two) share the cache.
+    with (cache / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            _fetch_suite(spec, base, suite, arch, cache, done)
     line = f"deb [trusted=yes arch={arch}] {base} {suite} {' '.join(components)}"
     return [
         IndexFile(f"{suite}/{c}", base, line, cache / c / f"binary-{arch}" / "Packages")
         for c in components
     ]
+
+
+def _fetch_suite(
+    spec: DistroSpec, base: str, suite: str, arch: str, cache: Path, done: Path
+) -> None:
+    """The suite's InRelease verified, and each component's Packages checked and unpacked."""
+    components = spec.components
+    session = make_session()
+    signed = fetch_bytes(session, f"{base}/dists/{suite}/InRelease")
+    keyring = archive_keyring(spec)
+    result = verify_clearsigned(
+        signed, [keyring.read_bytes()], keyring_fingerprints(keyring), f"{suite} InRelease"
+    )
+    release = parse_release(result.signed_data, f"{suite} InRelease")
+    (cache / "InRelease").write_bytes(signed)
+    for component in components:
+        rel = f"{component}/binary-{arch}/Packages.xz"
+        xz = cache / rel
+        xz.parent.mkdir(parents=True, exist_ok=True)
+        try:  # reuse a file fetched before if it still matches the signed hashes
+            check_file(release.files[rel], xz, f"{suite} {rel}")
+        except (OSError, VerificationError):
+            xz.unlink(missing_ok=True)
+            download(session, f"{base}/dists/{suite}/{rel}", xz)
+            check_file(release.files[rel], xz, f"{suite} {rel}")
+        xz.with_suffix("").write_bytes(lzma.decompress(xz.read_bytes()))
+    done.touch()
 
 
 def distro_index_files(distro: str, arch: str = "amd64") -> list[IndexFile]:

@@ -184,10 +184,12 @@ def enable_foreign_arch(arch: str) -> None:
     """Let this machine run ``arch`` binaries: binfmt_misc mounted, qemu-user-static enabled
     (scripts/deps.sh installs qemu-user-static and binfmt-support)."""
     name = _QEMU_BINFMT[arch]
-    if not (BINFMT_DIR / "register").exists():
-        run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)])
-    if not (BINFMT_DIR / name).exists():
-        run(["update-binfmts", "--enable", name])
+    # One at a time: test workers and scripts/prewarm-roots may all get here at once.
+    with _locked(ROOTS_CACHE / ".binfmt.lock"):
+        if not (BINFMT_DIR / "register").exists():
+            run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)])
+        if not (BINFMT_DIR / name).exists():
+            run(["update-binfmts", "--enable", name])
 
 
 def _root_tarball(distro: str, variant: str, include: Sequence[str], arch: str) -> Path:
