@@ -17,10 +17,9 @@ from typing import Any
 from installer import debversion, engines
 from installer import history as install_history
 from installer.aptlocal import DPKG_CONFIGURE_PENDING, keyring_path, requested_pins
-from installer.hostpaths import HostPaths
+from installer.hostpaths import HOOK_LINK, TOOLKIT_CONFIG, UNOWNED_PATHS, HostPaths
 from installer.layout import VERIFY_IMAGE_ARCHIVE
 from installer.manifest import ImagePin, Manifest
-from installer.unownedpaths import CONFIG_TOML, HOOK_LINK, UNOWNED_PATHS
 
 EXTRACT = "extract"
 APT_SOURCE = "apt-source"
@@ -50,7 +49,7 @@ APT_BOOKKEEPING = (
 # directory dpkg makes for /lib under Ubuntu 24.04's diversion).
 SCRIPT_EFFECTS = ("/etc/ld.so.cache", "/etc/systemd/system", "/var/lib/systemd", *UNOWNED_PATHS)
 SCRIPTS_LINE = (
-    f"their maintainer scripts: create {CONFIG_TOML} where missing, link {HOOK_LINK}, "
+    f"their maintainer scripts: create {TOOLKIT_CONFIG} where missing, link {HOOK_LINK}, "
     "enable nvidia-cdi-refresh.{path,service} (links under /etc/systemd/system); ldconfig"
 )
 

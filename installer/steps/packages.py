@@ -55,9 +55,7 @@ def run(ctx: StepContext, record: InstallRecord) -> tuple[InstallRecord, str]:
     new = {n: v for n, v in may_change.items() if n not in record.packages_before}
     append_ledger(new, host.ledger)
     # And the paths the packages' scripts may make that are absent now (config.toml).
-    scripts = unownedpaths.intended(
-        record.unowned_paths_created, unownedpaths.present(unownedpaths.UNOWNED_PATHS)
-    )
+    scripts = unownedpaths.intended(record.unowned_paths_created, unownedpaths.present(host))
     record = ctx.intend(
         record,
         PACKAGES,
@@ -83,7 +81,7 @@ def run(ctx: StepContext, record: InstallRecord) -> tuple[InstallRecord, str]:
     ours = changed_packages(record.packages_before, after)
     installed = {**earlier, **ours}
     detail = ", ".join(f"{n} {v}" for n, v in changed.items()) or "no package changed"
-    made = unownedpaths.observed(scripts, unownedpaths.fingerprints(scripts))
+    made = unownedpaths.observed(scripts, unownedpaths.fingerprints(host, scripts))
     return dataclasses.replace(
         record, packages_installed=installed, unowned_paths_created=made
     ), detail
@@ -119,5 +117,7 @@ def reconcile(ctx: StepContext, record: InstallRecord) -> InstallRecord:
     return dataclasses.replace(
         record,
         packages_installed=dict(sorted({**kept, **ours}.items())),
-        unowned_paths_created=unownedpaths.observed(scripts, unownedpaths.fingerprints(scripts)),
+        unowned_paths_created=unownedpaths.observed(
+            scripts, unownedpaths.fingerprints(ctx.host, scripts)
+        ),
     )

@@ -35,11 +35,6 @@ ALLOWED = {
     # Words of the install plan: what apt, dpkg and the packages' scripts change.
     ("installplan.py", "APT_BOOKKEEPING"): "the plan's list of what apt and dpkg write",
     ("installplan.py", "SCRIPT_EFFECTS"): "the plan's list of what maintainer scripts write",
-    # Names the install record keeps (as dpkg's scripts make them); still read and removed
-    # at these names, not under HostPaths.root (a chroot's run sees them right).
-    ("unownedpaths.py", "CONFIG_DIR"): "a record key: the toolkit's config directory",
-    ("unownedpaths.py", "HOOK_LINK"): "a record key: the hook link the scripts make",
-    ("unownedpaths.py", "DIVERTED_LIB"): "a record key: dpkg's directory for diverted /lib",
 }
 
 
