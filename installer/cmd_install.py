@@ -153,7 +153,7 @@ def plan_install(
     cdi_refresh = ""
     if adapter is not None and adapter.runs_containers and not req.opts.skip_gpu_checks:
         ours = record is not None and str(host.cdi_spec) in record.cdi_specs_created
-        driver = read_driver_facts().version
+        driver = read_driver_facts(proc_modules=host.proc / "modules").version
         cdi_refresh = containers.refresh_reason(host.cdi_spec, ours, driver)
     facts = PlanFacts(
         bundle_dir=bundle_dir,
@@ -172,7 +172,7 @@ def plan_install(
         runtime=req.opts.runtime,
         skip_gpu_checks=req.opts.skip_gpu_checks,
         engine_kind=engine_kind,
-        daemon_json=daemon_json or "/etc/docker/daemon.json",
+        daemon_json=daemon_json or str(host.docker_daemon_json),
         cdi_refresh=cdi_refresh,
         dpkg_recovery=recovery,
         host=host,

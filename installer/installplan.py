@@ -83,16 +83,17 @@ class PlanFacts:
     source_installed: bool  # keyring and sources list present with the right content
     installed: Mapping[str, str]  # {name: version} of the bundle's packages on the host now
     completed: tuple[str, ...]  # steps_completed of a record for this same bundle
+    host: HostPaths  # where the steps write
+    # The runtime's config file (TOML for CRI; Docker's daemon.json with --runtime none).
+    daemon_json: str
     runtime: str = "docker"
     skip_gpu_checks: bool = False
     engine_kind: str = ""
-    daemon_json: str = "/etc/docker/daemon.json"  # the runtime's config file (TOML for CRI)
     # Why the CDI spec must be generated again (stale, or ours and broken); "" when not.
     cdi_refresh: str = ""
     # dpkg's interrupted work that install finishes first (preflight allowed it), one line
     # per package or journal; empty when dpkg has none.
     dpkg_recovery: tuple[str, ...] = ()
-    host: HostPaths = field(default_factory=HostPaths.system)  # where the steps write
 
 
 @dataclass(frozen=True)

@@ -268,8 +268,9 @@ def plan_uninstall(
     keep_images: bool = False,
     purge: bool = False,
     record_path: str = "",
-    backup_dir: str = "/var/backups/gpubundle/uninstall",
+    backup_dir: str,
 ) -> UninstallPlan:
+    """``backup_dir``: where changed files are saved (``HostPaths.backups_dir`` / a stamp)."""
     actions: list[Action] = []
     notes: list[str] = []
 

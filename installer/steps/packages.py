@@ -39,6 +39,7 @@ def apt_progress(ctx: StepContext) -> Callable[[str], None]:
 
 def run(ctx: StepContext, record: InstallRecord) -> tuple[InstallRecord, str]:
     manifest, host, sources_list = ctx.manifest, ctx.host, ctx.host.sources_list
+    # dpkg's own database, not HostPaths.dpkg_admin_dir: apt acts on this machine.
     before = installed_versions(ctx.names, manifest.arch)
     pins = apt_pins(manifest, before)
     # Preflight refused a downgrade without --allow-downgrade before anything changed.

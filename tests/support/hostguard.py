@@ -107,7 +107,10 @@ def restart_dockerd(argv: tuple[str, ...] = ()) -> engine.EngineFacts:
     if argv:
         facts = dataclasses.replace(facts, argv=argv)
     engine.wait_until_ready(
-        90, engine.restart_engine(facts, CI_LOG_DIR, sysv_script=HOST.docker_sysv_script)
+        90,
+        engine.restart_engine(
+            facts, CI_LOG_DIR, sysv_script=HOST.docker_sysv_script, proc_dir=HOST.proc
+        ),
     )
     return engine.detect_engine(HOST)
 
