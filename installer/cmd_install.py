@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +61,9 @@ class Request:
     opts: Options
     dry_run: bool
     yes: bool
+    host: HostPaths  # the command's (cli.host_paths())
     proof: str = "default"  # which access paths decide the GPU proof (containers.DECIDING)
     compute_size: str = "auto"  # the compute probe's buffer per GPU, or "off"
-    host: HostPaths = field(default_factory=HostPaths.system)
 
 
 def confirm(console: Console, yes: bool) -> None:
@@ -337,5 +337,5 @@ def install(
     console = Console(json_mode=json_mode)
     host = host_paths()
     opts = Options(runtime, skip_gpu_checks, allow_downgrade)
-    req = Request(bundle, trust, opts, dry_run, yes, proof, compute_size, host)
+    req = Request(bundle, trust, opts, dry_run, yes, host, proof, compute_size)
     handle_errors(console, lambda: run_install(req, console))

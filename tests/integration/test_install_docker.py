@@ -206,7 +206,7 @@ def test_the_proof_runs_the_builtin_image_and_says_plainly_why_it_cannot_prove(
     if Path("/dev/nvidiactl").exists():
         pytest.skip("an NVIDIA driver is loaded here; tests marked gpu cover the real proof")
     ok_document(install(host_bundle, "--json"))
-    record = load_record(RECORD_PATH)
+    record = load_record(RECORD_PATH, HostPaths.system())
     assert record is not None and VERIFY in record.images_loaded
     runner = StepRunner(
         verified(host_bundle.manifest, host_bundle.sha256),

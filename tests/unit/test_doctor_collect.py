@@ -65,7 +65,8 @@ def test_collect_archive_has_no_secrets(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
     (state / "install-record.json").write_text('{"format": 1}')
-    paths = DoctorPaths(
+    paths = DoctorPaths.on(
+        HostPaths(tmp_path / "root"),
         daemon_json=tmp_path / "daemon.json",
         config_toml=tmp_path / "config.toml",
         log_dir=logs,

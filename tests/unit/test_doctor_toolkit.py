@@ -162,7 +162,7 @@ def test_cli_missing_with_its_package_installed_fails(tmp_path: Path) -> None:
         "/.\n/usr\n/usr/bin\n/usr/bin/nvidia-container-cli\n"
     )
     root = tmp_path / "host"
-    paths = DoctorPaths(dpkg_admindir=adm, root=root, search_path=str(tmp_path / "empty"))
+    paths = DoctorPaths.on(HostPaths(root), dpkg_admindir=adm, search_path=str(tmp_path / "empty"))
     facts = gather_toolkit(paths)
     assert facts.cli_info is None and facts.cli_listed == ("/usr/bin/nvidia-container-cli",)
     finding = check_cli_info(facts)

@@ -76,9 +76,24 @@ def module_host_paths(tree: ast.Module) -> list[tuple[int, str]]:
     return found
 
 
-def _names_one(node: ast.AST) -> bool:
-    """An absolute path anywhere inside ``node`` (``DaemonJson(Path("/etc/…"))`` too)."""
-    return any(_absolute(each) for each in ast.walk(node))
+def _is_system(node: ast.AST) -> bool:
+    """``HostPaths.system``: the host's own ``/``, as a default no test root can change."""
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == "system"
+        and getattr(node.value, "id", "") == "HostPaths"
+    )
+
+
+def _names_one(node: ast.AST, system_names: frozenset[str] = frozenset()) -> bool:
+    """An absolute path anywhere inside ``node`` (``DaemonJson(Path("/etc/…"))`` too), or
+    the host's own paths (``HostPaths.system``, or a global ``system_names`` holding them)."""
+    return any(
+        _absolute(each)
+        or _is_system(each)
+        or (isinstance(each, ast.Name) and each.id in system_names)
+        for each in ast.walk(node)
+    )
 
 
 def _parameter_defaults(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[tuple[str, ast.AST]]:
@@ -96,15 +111,22 @@ def _parameter_defaults(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[tu
 
 def default_host_paths(tree: ast.Module) -> list[tuple[int, str]]:
     """(line, ``function(parameter)`` or ``Class.field``) of every default naming an
-    absolute path: a parameter's default, or a class body's field (dataclass fields,
-    ``field(default=…)`` and ``default_factory=lambda: …`` included)."""
+    absolute path or the host's own paths: a parameter's default, or a class body's field
+    (dataclass fields, ``field(default=…)`` and ``default_factory=…`` included)."""
+    system = frozenset(
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign) and any(_is_system(e) for e in ast.walk(node.value))
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    )
     found = []
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             found += [
                 (d.lineno, f"{node.name}({name})")
                 for name, d in _parameter_defaults(node)
-                if _names_one(d)
+                if _names_one(d, system)
             ]
         elif isinstance(node, ast.ClassDef):
             for each in node.body:
@@ -114,7 +136,7 @@ def default_host_paths(tree: ast.Module) -> list[tuple[int, str]]:
                     targets, value = each.targets, each.value
                 else:
                     continue
-                if _names_one(value):
+                if _names_one(value, system):
                     found += [
                         (each.lineno, f"{node.name}.{t.id}")
                         for t in targets
@@ -167,7 +189,9 @@ def test_the_default_scan_finds_every_form() -> None:
         "    z: Path = field(default_factory=lambda: Path('/w'))\n    u = '/v'\n"
         "    t: str = 'unix:///var/run/docker.sock'\n"
         "    def m(self, p=(Path('/a'), Path('b'))):\n        pass\n"
-        "lam = lambda q='/q': q\n"
+        "lam = lambda q='/q': q\n_SYSTEM = HostPaths.system()\n"
+        "class D:\n    h: HostPaths = field(default_factory=HostPaths.system)\n"
+        "    d: Path = _SYSTEM.proc\n    e: Path = other.proc\n"
     )
     assert default_host_paths(ast.parse(source)) == [
         (1, "f(b)"),
@@ -178,6 +202,8 @@ def test_the_default_scan_finds_every_form() -> None:
         (8, "C.z"),
         (9, "C.u"),
         (11, "m(p)"),
+        (16, "D.h"),
+        (17, "D.d"),
     ]
 
 
@@ -240,4 +266,3 @@ def test_every_host_path_lies_under_the_root(tmp_path: Path) -> None:
     doctor = DoctorPaths.on(HostPaths(tmp_path))
     for name in ("daemon_json", "config_toml", "proc", "dpkg_admindir", "os_release", "dev"):
         assert getattr(doctor, name).is_relative_to(tmp_path), name
-    assert DoctorPaths() == DoctorPaths.on(HostPaths.system())

@@ -160,7 +160,7 @@ def user_daemon_json(path: Path) -> bytes:
 def test_runtime_change_is_recorded_pending_before_nvidia_ctk_runs(host: dict[str, Path]) -> None:
     original = user_daemon_json(host["daemon"])
     record, _ = configure(host, base_record())
-    seen = load_record(host["seen"])
+    seen = load_record(host["seen"], HostPaths(host["seen"].parent))
     assert seen is not None and seen.in_progress == RUNTIME
     pending = seen.runtime_change or {}
     assert pending["pending"] is True and pending["sha256_after"] is None

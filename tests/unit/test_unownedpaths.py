@@ -84,7 +84,7 @@ def test_the_record_keeps_the_field_and_carries_it_over(tmp_path: Path) -> None:
     )  # fmt: skip
     path = tmp_path / "install-record.json"
     save_record(record, path)
-    assert load_record(path) == record
+    assert load_record(path, HostPaths(tmp_path)) == record
     assert json.loads(path.read_text())["unowned_paths_created"][HOOK_LINK] is None
     assert carried_over(record)["unowned_paths_created"] == record.unowned_paths_created
 
@@ -97,7 +97,7 @@ def test_a_record_without_the_field_reads_as_none_made(tmp_path: Path) -> None:
         "toolkit_version": "1.20.1-1", "started_at": "2026-01-01T00:00:00Z",
     }  # fmt: skip
     path.write_text(json.dumps(data))
-    record = load_record(path)
+    record = load_record(path, HostPaths(tmp_path))
     assert record is not None and record.unowned_paths_created == {}
 
 
