@@ -9,7 +9,7 @@ import click
 
 from installer.cli import handle_errors, host_paths, json_option
 from installer.console import Console
-from installer.doctor import report, run_doctor
+from installer.doctor import gather, judge, report
 from installer.doctor.checks import DoctorPaths, Finding, worst
 from installer.doctor.collect import collect
 from installer.hostpaths import HostPaths
@@ -70,12 +70,13 @@ def doctor(
         paths = DoctorPaths.on(
             host, daemon_json=daemon_json if told else host.docker_daemon_json, images=images
         )
-        findings = run_doctor(paths)
+        facts = gather(paths)
+        findings = judge(facts)
         document = report(findings)
         if collect_to is not None:
             document["collected"] = {
                 "file": str(collect_to),
-                "members": collect(paths, findings, collect_to),
+                "members": collect(paths, findings, collect_to, facts.cri),
             }
         if json_mode:
             console.emit(document)

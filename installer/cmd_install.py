@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +61,9 @@ class Request:
     opts: Options
     dry_run: bool
     yes: bool
+    host: HostPaths  # the command's (cli.host_paths())
     proof: str = "default"  # which access paths decide the GPU proof (containers.DECIDING)
     compute_size: str = "auto"  # the compute probe's buffer per GPU, or "off"
-    host: HostPaths = field(default_factory=HostPaths.system)
 
 
 def confirm(console: Console, yes: bool) -> None:
@@ -153,7 +153,7 @@ def plan_install(
     cdi_refresh = ""
     if adapter is not None and adapter.runs_containers and not req.opts.skip_gpu_checks:
         ours = record is not None and str(host.cdi_spec) in record.cdi_specs_created
-        driver = read_driver_facts().version
+        driver = read_driver_facts(proc_modules=host.proc / "modules").version
         cdi_refresh = containers.refresh_reason(host.cdi_spec, ours, driver)
     facts = PlanFacts(
         bundle_dir=bundle_dir,
@@ -172,7 +172,7 @@ def plan_install(
         runtime=req.opts.runtime,
         skip_gpu_checks=req.opts.skip_gpu_checks,
         engine_kind=engine_kind,
-        daemon_json=daemon_json or "/etc/docker/daemon.json",
+        daemon_json=daemon_json or str(host.docker_daemon_json),
         cdi_refresh=cdi_refresh,
         dpkg_recovery=recovery,
         host=host,
@@ -337,5 +337,5 @@ def install(
     console = Console(json_mode=json_mode)
     host = host_paths()
     opts = Options(runtime, skip_gpu_checks, allow_downgrade)
-    req = Request(bundle, trust, opts, dry_run, yes, proof, compute_size, host)
+    req = Request(bundle, trust, opts, dry_run, yes, host, proof, compute_size)
     handle_errors(console, lambda: run_install(req, console))

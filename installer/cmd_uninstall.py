@@ -119,8 +119,9 @@ def read_host(record: InstallRecord, host: HostPaths) -> HostNow:
         apt_lists=frozenset(lists),
         staging=frozenset(str(p) for d in stores for p in staging_leftovers(d)),
         state_dirs=state_dirs(host.record),
-        conffiles=read_conffiles(admindir, sorted(packages)),
-        unowned_paths=unownedpaths.fingerprints(record.unowned_paths_created),
+        conffiles=read_conffiles(admindir, sorted(packages), host),
+        unowned_paths=unownedpaths.fingerprints(host, record.unowned_paths_created),
+        root="" if host.root == Path("/") else str(host.root),
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from installer.compat import checksum
+from installer.hostpaths import HostPaths
 from installer.runner import run
 
 _MD5 = re.compile(r"[0-9a-f]{32}")
@@ -67,14 +68,15 @@ def md5_of(path: Path) -> str | None:
     return digest.hexdigest()
 
 
-def read_conffiles(admindir: Path, names: Iterable[str]) -> tuple[Conffile, ...]:
-    """The conffiles of the installed packages among ``names``, with their MD5 now."""
+def read_conffiles(admindir: Path, names: Iterable[str], host: HostPaths) -> tuple[Conffile, ...]:
+    """The conffiles of the installed packages among ``names``, with their MD5 now (each
+    read under ``host.root``; ``path`` is dpkg's name, as the host sees it)."""
     wanted = list(names)
     if not wanted:
         return ()
     # dpkg-query exits 1 when a name is unknown; what it printed for the rest is right.
     proc = run(dpkg_query_argv(admindir, wanted), check=False)
     return tuple(
-        Conffile(package, path, md5, md5_of(Path(path)))
+        Conffile(package, path, md5, md5_of(host.under(path)))
         for package, path, md5 in parse_conffiles(proc.stdout.decode(errors="replace"))
     )

@@ -173,10 +173,11 @@ def detect(runtime: str, host: HostPaths, config: Path | None = None) -> CriFact
 
 
 def restart(
-    facts: CriFacts, log_dir: Path, *, init_script: Path, stop_timeout: float = 60
+    facts: CriFacts, log_dir: Path, *, init_script: Path, proc_dir: Path, stop_timeout: float = 60
 ) -> RestartOutcome:
     """Restart containerd or CRI-O the way this host runs it, so it re-reads its config
-    (``init_script``: ``HostPaths.init_script(runtime)``, used where it exists)."""
+    (``init_script``: ``HostPaths.init_script(runtime)``, used where it exists; ``proc_dir``:
+    ``HostPaths.proc``, where a daemon run directly has its environment read)."""
     runtime = facts.kind
     script = init_script.exists()
     method = choose_restart_method(runtime, systemd=facts.systemd, init_script=script)
@@ -189,7 +190,7 @@ def restart(
                 details=tail(proc.stderr.decode(errors="replace")),
             )
         return RestartOutcome(method, 0, "")
-    env = daemon.process_environ(facts.pid) if facts.pid else None
+    env = daemon.process_environ(facts.pid, proc_dir) if facts.pid else None
     if facts.pid:
         daemon.stop_process(facts.pid, stop_timeout, runtime)
     argv = list(facts.argv) or ["containerd", "--config", str(facts.config)]

@@ -226,12 +226,13 @@ def restart_engine(
     stop_timeout: float = 60,
     env: dict[str, str] | None = None,
     sysv_script: Path,
+    proc_dir: Path,
 ) -> RestartOutcome:
     """Restart Docker the way this host manages it, so it re-reads daemon.json.
 
     Started directly, dockerd gets ``facts.argv`` and ``env`` (default: the running
-    daemon's own environment), so it comes back as it was, not with ours. ``sysv_script``:
-    ``HostPaths.docker_sysv_script``.
+    daemon's own environment, read under ``proc_dir``: ``HostPaths.proc``), so it comes back as
+    it was, not with ours. ``sysv_script``: ``HostPaths.docker_sysv_script``.
     """
     method = choose_restart_method(facts, sysv_script=sysv_script.exists())
     if method in ("systemctl", "service"):
@@ -246,7 +247,7 @@ def restart_engine(
             return RestartOutcome(method, 0, "")
         # The init script did not work on this host: run dockerd ourselves.
     if env is None and facts.pid:
-        env = process_environ(facts.pid)
+        env = process_environ(facts.pid, proc_dir)
     if facts.pid:
         daemon.stop_process(facts.pid, stop_timeout, "dockerd")
     return daemon.start_detached(dockerd_argv(facts), log_dir, env=env, log_name="dockerd.log")

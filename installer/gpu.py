@@ -200,11 +200,12 @@ def _facts_from_smi(smi: str) -> DriverFacts | None:
 
 def read_driver_facts(
     *,
-    proc_modules: Path = Path("/proc/modules"),
+    proc_modules: Path,
     nvml_libraries: Sequence[str] = NVML_LIBRARIES,
     smi_locations: Sequence[str] = SMI_LOCATIONS,
 ) -> DriverFacts:
-    """Ask NVML, then nvidia-smi; never raises for a host without a driver."""
+    """Ask NVML, then nvidia-smi; never raises for a host without a driver. Neither
+    answering, ``proc_modules`` (``HostPaths.proc / "modules"``) says why."""
     facts = _facts_from_nvml(nvml_libraries) or _facts_from_smi(find_nvidia_smi(smi_locations))
     if facts is not None:
         return facts

@@ -179,7 +179,9 @@ def gather_host_facts(
         already_extracted=bundle_dir.is_dir(),
         toolkit_installed=toolkit,
         engine=adapter.detect(host) if (adapter := engines.engine_for(opts.runtime)) else None,
-        driver=None if opts.skip_gpu_checks else read_driver_facts(),
+        driver=None
+        if opts.skip_gpu_checks
+        else read_driver_facts(proc_modules=host.proc / "modules"),
         dpkg=dpkg,
         packages_step_under_way=packages_step_under_way,
         disk=gather_disk_facts(installed, host),

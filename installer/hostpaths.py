@@ -25,6 +25,14 @@ CRI_CONFIGS = {  # the file install configures for each CRI engine
     "containerd": "/etc/containerd/config.toml",
     "crio": "/etc/crio/crio.conf.d/99-nvidia.toml",  # a drop-in: crio.conf stays untouched
 }
+# What install's packages step makes that dpkg does not own (installer/unownedpaths.py),
+# by the names the install record keeps: as the host sees them, joined under the root
+# when read or removed.
+TOOLKIT_CONFIG_DIR = "/etc/nvidia-container-runtime"  # toolkit-base's postinst makes it
+TOOLKIT_CONFIG = f"{TOOLKIT_CONFIG_DIR}/config.toml"  # and this, with nvidia-ctk
+HOOK_LINK = "/usr/bin/nvidia-container-toolkit"  # toolkit's postinst; only its purge removes it
+DIVERTED_LIB = "/lib.usr-is-merged"  # where dpkg puts /lib under base-files' diversion
+UNOWNED_PATHS = (TOOLKIT_CONFIG_DIR, TOOLKIT_CONFIG, HOOK_LINK, DIVERTED_LIB)
 RECORD_NAME = "install-record.json"
 RECORD_MIRROR_NAME = "install-record.backup.json"
 LEDGER_NAME = "installed-packages.ledger"
@@ -212,7 +220,7 @@ class HostPaths:
 
     @property
     def nvidia_runtime_config(self) -> Path:
-        return self.under("/etc/nvidia-container-runtime/config.toml")
+        return self.under(TOOLKIT_CONFIG)
 
     @property
     def cdi_dirs(self) -> tuple[Path, ...]:

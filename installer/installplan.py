@@ -17,10 +17,9 @@ from typing import Any
 from installer import debversion, engines
 from installer import history as install_history
 from installer.aptlocal import DPKG_CONFIGURE_PENDING, keyring_path, requested_pins
-from installer.hostpaths import HostPaths
+from installer.hostpaths import HOOK_LINK, TOOLKIT_CONFIG, UNOWNED_PATHS, HostPaths
 from installer.layout import VERIFY_IMAGE_ARCHIVE
 from installer.manifest import ImagePin, Manifest
-from installer.unownedpaths import CONFIG_TOML, HOOK_LINK, UNOWNED_PATHS
 
 EXTRACT = "extract"
 APT_SOURCE = "apt-source"
@@ -50,7 +49,7 @@ APT_BOOKKEEPING = (
 # directory dpkg makes for /lib under Ubuntu 24.04's diversion).
 SCRIPT_EFFECTS = ("/etc/ld.so.cache", "/etc/systemd/system", "/var/lib/systemd", *UNOWNED_PATHS)
 SCRIPTS_LINE = (
-    f"their maintainer scripts: create {CONFIG_TOML} where missing, link {HOOK_LINK}, "
+    f"their maintainer scripts: create {TOOLKIT_CONFIG} where missing, link {HOOK_LINK}, "
     "enable nvidia-cdi-refresh.{path,service} (links under /etc/systemd/system); ldconfig"
 )
 
@@ -84,16 +83,17 @@ class PlanFacts:
     source_installed: bool  # keyring and sources list present with the right content
     installed: Mapping[str, str]  # {name: version} of the bundle's packages on the host now
     completed: tuple[str, ...]  # steps_completed of a record for this same bundle
+    host: HostPaths  # where the steps write
+    # The runtime's config file (TOML for CRI; Docker's daemon.json with --runtime none).
+    daemon_json: str
     runtime: str = "docker"
     skip_gpu_checks: bool = False
     engine_kind: str = ""
-    daemon_json: str = "/etc/docker/daemon.json"  # the runtime's config file (TOML for CRI)
     # Why the CDI spec must be generated again (stale, or ours and broken); "" when not.
     cdi_refresh: str = ""
     # dpkg's interrupted work that install finishes first (preflight allowed it), one line
     # per package or journal; empty when dpkg has none.
     dpkg_recovery: tuple[str, ...] = ()
-    host: HostPaths = field(default_factory=HostPaths.system)  # where the steps write
 
 
 @dataclass(frozen=True)

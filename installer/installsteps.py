@@ -110,6 +110,9 @@ class StepRunner:
     # --- the record -----------------------------------------------------------------
 
     def start_record(self) -> InstallRecord:
+        # installed_versions asks dpkg's own database, not HostPaths.dpkg_admin_dir: apt and
+        # dpkg act on this machine, so the versions that count are the machine's (a test
+        # root's install runs chrooted into it, where the two are the same).
         host, m, sha = self.ctx.host, self.ctx.manifest, self.ctx.verified.sha256
         read = read_record(host.record, host)
         previous = read.record

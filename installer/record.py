@@ -389,7 +389,7 @@ def _newer_format(data: Any, path: Path) -> None:
         )
 
 
-def read_record(path: Path, host: HostPaths | None = None) -> RecordRead:
+def read_record(path: Path, host: HostPaths) -> RecordRead:
     """The record at ``path``, rebuilt if damaged (module docstring); None: never installed.
 
     ``host`` (default: the system's) says where the apt source and its keyrings lie,
@@ -409,9 +409,7 @@ def read_record(path: Path, host: HostPaths | None = None) -> RecordRead:
         return RecordRead(None)
     record, lost, used = salvage(primary, mirror, ledger)
     if "bundle_sha256" in lost or "files_created" in lost:
-        record = record.with_files(
-            *owned_by_name(path.parent / "bundles", host or HostPaths.system())
-        )
+        record = record.with_files(*owned_by_name(path.parent / "bundles", host))
     used = tuple(f"the mirror {mirror_path}" if u == "the mirror" else u for u in used)
     damage = RecordDamage(str(path), tuple(problems), lost, used)
     return RecordRead(record, damage)
@@ -426,7 +424,7 @@ def owned_by_name(store: Path, host: HostPaths) -> list[str]:
     return [str(p) for p in paths]
 
 
-def load_record(path: Path, host: HostPaths | None = None) -> InstallRecord | None:
+def load_record(path: Path, host: HostPaths) -> InstallRecord | None:
     """The record at ``path`` (rebuilt if damaged), or None when gpubundle never installed."""
     return read_record(path, host).record
 

@@ -29,7 +29,8 @@ Rules:
 - a conffile of a purged package, or such an unowned file, changed since install
   is saved first, before any other change, under ``backup_dir``
   (``/var/backups/gpubundle/<stamp>/`` + its path); ``UninstallPlan.saved`` maps each
-  path to its copy. An unowned path that
+  path to its copy. The record's unowned paths and dpkg's conffile names are as the host
+  sees them; the plan's actions name them under ``HostNow.root``. An unowned path that
   install wrote ahead but never saw (a run killed inside the packages step) is removed
   without a copy: nobody had a chance to edit it.
 - apt's list files of the local source, the repository, its source and key, any
@@ -73,6 +74,13 @@ class HostNow:
     state_dirs: tuple[str, ...] = ()  # gpubundle's state directories present, deepest first
     conffiles: tuple[Conffile, ...] = ()  # of the recorded packages installed now
     unowned_paths: Mapping[str, str | None] = field(default_factory=dict)  # path -> fingerprint now
+    # Where the host's root lies: the record's unowned paths and dpkg's conffile names (as
+    # the host sees them) are acted on under it. "" for / (HostPaths.root of a test root).
+    root: str = ""
+
+    def at(self, path: str) -> str:
+        """``path`` as the host sees it, where uninstall acts on it."""
+        return self.root.rstrip("/") + path
 
 
 @dataclass(frozen=True)
@@ -260,8 +268,9 @@ def plan_uninstall(
     keep_images: bool = False,
     purge: bool = False,
     record_path: str = "",
-    backup_dir: str = "/var/backups/gpubundle/uninstall",
+    backup_dir: str,
 ) -> UninstallPlan:
+    """``backup_dir``: where changed files are saved (``HostPaths.backups_dir`` / a stamp)."""
     actions: list[Action] = []
     notes: list[str] = []
 
@@ -323,7 +332,8 @@ def plan_uninstall(
     changed_conffiles = [c.path for c in now.conffiles if c.package in purged and c.changed]
     unowned_saves, unowned_removes, unowned_dirs = plan_unowned_paths(record, now)
     to_save = list(dict.fromkeys((*changed_conffiles, *unowned_saves)))
-    saved = {path: saved_copy(backup_dir, path) for path in to_save}
+    # Each copy is named by the path as the host sees it, whatever the root.
+    saved = {now.at(path): saved_copy(backup_dir, path) for path in to_save}
     if saved:  # first of all: a copy that cannot be made stops uninstall before any change
         actions.insert(
             0,
@@ -346,7 +356,7 @@ def plan_uninstall(
             Action(
                 "remove-paths",
                 "remove what install's packages made outside dpkg's lists (no purge does)",
-                tuple(unowned_removes),
+                tuple(map(now.at, unowned_removes)),
             )
         )
     if unowned_dirs:
@@ -354,7 +364,7 @@ def plan_uninstall(
             Action(
                 "remove-empty-dirs",
                 "remove the directories install's packages made outside dpkg's lists, if empty",
-                tuple(unowned_dirs),
+                tuple(map(now.at, unowned_dirs)),
             )
         )
 

@@ -9,6 +9,11 @@ ships ``/lib/...`` (toolkit-base's systemd units) creates that empty directory, 
 purge takes it back. Install records those absent before its packages step (written
 ahead as ``None``), then what it found there after (``fingerprint``); uninstall removes
 them again, saving a file changed since.
+
+The record keeps each path as the host sees it (``/etc/nvidia-container-runtime``);
+``present`` and ``fingerprints`` read it under ``HostPaths.root``, and uninstall acts
+on it there (``HostPaths.under``), so a test root's run sees only that root's files.
+The names are ``installer.hostpaths.UNOWNED_PATHS``.
 """
 
 from __future__ import annotations
@@ -18,11 +23,8 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-CONFIG_DIR = "/etc/nvidia-container-runtime"
-CONFIG_TOML = f"{CONFIG_DIR}/config.toml"
-HOOK_LINK = "/usr/bin/nvidia-container-toolkit"
-DIVERTED_LIB = "/lib.usr-is-merged"  # where dpkg puts /lib under base-files' diversion
-UNOWNED_PATHS = (CONFIG_DIR, CONFIG_TOML, HOOK_LINK, DIVERTED_LIB)
+from installer.hostpaths import UNOWNED_PATHS, HostPaths
+
 DIR = "dir"
 LINK_PREFIX = "-> "
 
@@ -65,9 +67,11 @@ def observed(
     return dict(sorted(result.items()))
 
 
-def present(paths: Iterable[str]) -> list[str]:
-    return [p for p in paths if os.path.lexists(p)]
+def present(host: HostPaths, paths: Iterable[str] = UNOWNED_PATHS) -> list[str]:
+    """Those of ``paths`` (as the host sees them) that exist under ``host.root``."""
+    return [p for p in paths if os.path.lexists(host.under(p))]
 
 
-def fingerprints(paths: Iterable[str]) -> dict[str, str | None]:
-    return {p: fingerprint(Path(p)) for p in paths}
+def fingerprints(host: HostPaths, paths: Iterable[str]) -> dict[str, str | None]:
+    """path (as the host sees it) -> the fingerprint of what is under ``host.root`` there."""
+    return {p: fingerprint(host.under(p)) for p in paths}

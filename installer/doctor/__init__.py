@@ -28,6 +28,7 @@ from installer.doctor import (
 from installer.doctor.checks import DoctorPaths, Finding, skipped
 from installer.doctor.crifacts import CriEngineFacts, cri_adapters, gather_engine
 from installer.doctor.dockerfacts import DOCKER, DockerFacts, gather_docker
+from installer.hostpaths import HostPaths
 from installer.record import InstallRecord
 
 
@@ -106,7 +107,9 @@ def images_to_check(paths: DoctorPaths, record: InstallRecord | None) -> tuple[s
 def gather(paths: DoctorPaths) -> HostFacts:
     drv = driver.gather_driver(paths)
     docker = gather_docker(paths, drv.driver.version)
-    record = installrecord.gather_record(paths.record)
+    record = installrecord.gather_record(
+        paths.record, HostPaths(paths.root, record_file=paths.record)
+    )
     change = record.record.runtime_change if record.record else None
     recorded = engines.adapter_for_change(change) if change else None
     specs = tuple(str(s.path) for s in docker.cdi_specs)

@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 from installer.hostpaths import HostPaths
 
-_SYSTEM = HostPaths.system()
 Status = Literal["ok", "warning", "failure", "skipped"]
 STATUSES: tuple[Status, ...] = ("ok", "warning", "failure", "skipped")
 
@@ -68,25 +67,25 @@ def worst(findings: Sequence[Finding]) -> Status:
 class DoctorPaths:
     """Every host path (and the Docker endpoint) the doctor reads; tests point them at fixtures.
 
-    The defaults are the host's own (``HostPaths.system()``); ``on`` takes them all from a
-    ``HostPaths``, so a test root's doctor reads that root's files."""
+    ``on`` takes them all from a ``HostPaths`` (``HostPaths.system()`` on a host), so a test
+    root's doctor reads that root's files; none has a default naming the host's own."""
 
-    daemon_json: Path = _SYSTEM.docker_daemon_json
-    docker_pidfile: Path = _SYSTEM.docker_pidfile
+    daemon_json: Path
+    docker_pidfile: Path
+    config_toml: Path
+    cdi_dirs: tuple[Path, ...]
+    proc: Path
+    dpkg_admindir: Path
+    dev: Path
+    dev_char: Path
+    selinux_enforce: Path
+    snap_docker: Path
+    os_release: Path
+    record: Path
+    log_dir: Path
+    root: Path  # where paths from dpkg's file lists are looked up
     docker_host: str = ""  # DOCKER_HOST for the docker CLI; empty = its default
-    config_toml: Path = _SYSTEM.nvidia_runtime_config
-    cdi_dirs: tuple[Path, ...] = _SYSTEM.cdi_dirs
-    proc: Path = _SYSTEM.proc
-    dpkg_admindir: Path = _SYSTEM.dpkg_admin_dir
-    dev: Path = _SYSTEM.dev
-    dev_char: Path = _SYSTEM.dev_char
-    selinux_enforce: Path = _SYSTEM.selinux_enforce
-    snap_docker: Path = _SYSTEM.docker_snap_paths[0]
-    os_release: Path = _SYSTEM.os_release_files[0]
-    record: Path = _SYSTEM.record
-    log_dir: Path = _SYSTEM.log_dir
     images: tuple[str, ...] = ()  # extra images to check (doctor --image)
-    root: Path = _SYSTEM.root  # where paths from dpkg's file lists are looked up
     search_path: str | None = None  # PATH for finding programs; None = this process's PATH
 
     @classmethod

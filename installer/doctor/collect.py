@@ -1,7 +1,10 @@
 """``doctor --collect FILE``: one redacted tar.gz to attach to a support request.
 
-It holds the doctor's findings, versions, daemon.json and config.toml, the dpkg state
-of the relevant packages, the install record and gpubundle's logs. Registry
+It holds the doctor's findings, versions, daemon.json and config.toml, containerd's and
+CRI-O's configuration as the doctor read it (the file the install record or the adapter
+names under the host's root, and for CRI-O its main file and every drop-in beside it:
+``CriEngineFacts.config_files``), the dpkg state of the relevant packages, the install
+record and gpubundle's logs. Registry
 credentials, auth tokens and passwords in proxy URLs are replaced by
 ``<redacted>`` before anything is written: see :func:`redact_json` and :func:`redact_text`.
 """
@@ -21,6 +24,7 @@ from typing import Any
 
 from installer import __version__
 from installer.doctor.checks import DoctorPaths, Finding
+from installer.doctor.crifacts import CriEngineFacts
 from installer.doctor.dockerfacts import DOCKER_PACKAGES
 from installer.doctor.toolkit import TOOLKIT_PACKAGES, dpkg_query_argv
 from installer.errors import GpubundleError
@@ -83,8 +87,20 @@ def _read(path: Path, limit: int = MAX_LOG_BYTES) -> str | None:
         return None
 
 
-def collect_members(paths: DoctorPaths, findings: Sequence[Finding]) -> dict[str, str]:
-    """Archive member name -> redacted text. Side effects: reads files, runs version commands."""
+def engine_member(root: Path, path: Path) -> str:
+    """``engines/`` + ``path`` as the host sees it (under ``root``), or as it is elsewhere."""
+    try:
+        where = path.relative_to(root)
+    except ValueError:
+        where = Path(str(path).lstrip("/"))
+    return f"engines/{where}"
+
+
+def collect_members(
+    paths: DoctorPaths, findings: Sequence[Finding], cri: Sequence[CriEngineFacts]
+) -> dict[str, str]:
+    """Archive member name -> redacted text. Side effects: reads files, runs version commands.
+    ``cri``: the doctor's facts of containerd and CRI-O, whose config files go in."""
     env = paths.docker_env()
     members = {
         "doctor.json": json.dumps([f.as_dict() for f in findings], indent=2),
@@ -117,6 +133,11 @@ def collect_members(paths: DoctorPaths, findings: Sequence[Finding]) -> dict[str
         text = _read(path)
         if text is not None:
             members[name] = redact_text(text)
+    for engine in cri:
+        for config in engine.config_files:
+            text = _read(config)
+            if text is not None:
+                members[engine_member(paths.root, config)] = redact_text(text)
     if paths.log_dir.is_dir():
         for log in sorted(p for p in paths.log_dir.rglob("*") if p.is_file()):
             text = _read(log)
@@ -143,7 +164,12 @@ def write_archive(target: Path, members: dict[str, str], prefix: str = "gpubundl
             tar.addfile(info, io.BytesIO(data))
 
 
-def collect(paths: DoctorPaths, findings: Sequence[Finding], target: Path) -> list[str]:
-    members = collect_members(paths, findings)
+def collect(
+    paths: DoctorPaths,
+    findings: Sequence[Finding],
+    target: Path,
+    cri: Sequence[CriEngineFacts],
+) -> list[str]:
+    members = collect_members(paths, findings, cri)
     write_archive(target, members)
     return sorted(members)

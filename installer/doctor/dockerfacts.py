@@ -49,10 +49,10 @@ class CdiSpec:
 @dataclass(frozen=True)
 class DockerFacts:
     source: str  # "docker-ce" | "docker.io" | "moby-engine" | "snap" | "other" | "none"
+    daemon_json: DaemonJson  # read from DoctorPaths.daemon_json
     cli: str = ""
     info: Mapping[str, Any] | None = None  # `docker info` as JSON; None when the daemon is down
     info_error: str = ""
-    daemon_json: DaemonJson = DaemonJson(Path("/etc/docker/daemon.json"))
     dockerd_started_at: float | None = None
     toolkit_installed_at: float | None = None
     hook_path: str = ""  # nvidia-container-runtime-hook on PATH, or ""

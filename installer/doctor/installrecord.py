@@ -12,6 +12,7 @@ from pathlib import Path
 
 from installer.doctor.checks import Finding, failure, ok, warning
 from installer.errors import GpubundleError
+from installer.hostpaths import HostPaths
 from installer.record import InstallRecord, RecordDamage, damaged_record_error, read_record
 
 CHECK_ID = "install-record"
@@ -25,9 +26,11 @@ class RecordFacts:
     unreadable: str = ""  # why the record could not be read at all (permissions, newer format)
 
 
-def gather_record(path: Path) -> RecordFacts:
+def gather_record(path: Path, host: HostPaths) -> RecordFacts:
+    """The record at ``path`` on ``host`` (whose apt source and keyrings a damaged record's
+    rebuilt file list names)."""
     try:
-        read = read_record(path)
+        read = read_record(path, host)
     except GpubundleError as err:
         return RecordFacts(str(path), unreadable=err.message)
     return RecordFacts(str(path), read.record, read.damage)

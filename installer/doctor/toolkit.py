@@ -52,10 +52,10 @@ class ConfigFile:
 
 @dataclass(frozen=True)
 class ToolkitFacts:
+    config: ConfigFile  # config.toml, read from DoctorPaths.config_toml
     packages: Mapping[str, PackageState] = field(default_factory=dict)
     nvidia_ctk: str = ""  # its path, empty when not found
     nvidia_ctk_version: str = ""
-    config: ConfigFile = ConfigFile(Path("/etc/nvidia-container-runtime/config.toml"), False)
     # ``nvidia-container-cli info``: (exit code, output); None when the program is absent.
     cli_info: tuple[int, str] | None = None
     cli_path: str = ""  # where nvidia-container-cli was found, "" when nowhere

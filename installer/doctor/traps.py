@@ -31,6 +31,7 @@ RESTART = "systemctl restart docker  # or: service docker restart"
 @dataclass(frozen=True)
 class TrapFacts:
     docker_known: bool  # whether docker info answered (the rest of its fields mean something)
+    config_toml: Path  # the toolkit's config.toml (DoctorPaths.config_toml), no_cgroups' file
     cgroup_driver: str = ""
     rootless: bool = False
     selinux_in_docker: bool = False
@@ -39,7 +40,6 @@ class TrapFacts:
     devices_without_char_link: tuple[str, ...] = ()
     device_labels: Mapping[str, str] | None = None
     no_cgroups: bool | None = None  # config.toml [nvidia-container-cli] no-cgroups
-    config_toml: Path = Path("/etc/nvidia-container-runtime/config.toml")
     host_smi: str = ""
     driver_smi: str = ""  # the driver's own nvidia-smi behind host_smi (through wrappers)
     smi_chain: tuple[str, ...] = ()  # what was looked at on the way, described

@@ -79,7 +79,9 @@ class CriAdapter:
         cri = _facts(facts)
         if cri.kind == "none":
             raise GpubundleError(cri.problem, hint=f"install {self.name}, then re-run")
-        return criengine.restart(cri, host.log_dir, init_script=host.init_script(self.name))
+        return criengine.restart(
+            cri, host.log_dir, init_script=host.init_script(self.name), proc_dir=host.proc
+        )
 
     def wait_ready(self, facts: DaemonFacts, outcome: RestartOutcome, timeout: float) -> str:
         return criengine.wait_until_ready(_facts(facts), outcome, timeout)

@@ -31,7 +31,8 @@ class RestartOutcome:
     log: str  # its log file, else ""
 
 
-def is_systemd(proc1_comm: Path = Path("/proc/1/comm")) -> bool:
+def is_systemd(proc1_comm: Path) -> bool:
+    """PID 1 is systemd (``proc1_comm``: ``HostPaths.proc / "1" / "comm"``)."""
     try:
         return proc1_comm.read_text().strip() == "systemd"
     except OSError:
@@ -54,8 +55,9 @@ def process_state(proc_entry: Path) -> str:
         return ""
 
 
-def process_environ(pid: int, proc: Path = Path("/proc")) -> dict[str, str] | None:
-    """A process's environment (a daemon's proxies, PATH), to start its successor the same way."""
+def process_environ(pid: int, proc: Path) -> dict[str, str] | None:
+    """A process's environment (a daemon's proxies, PATH), to start its successor the same way
+    (``proc``: ``HostPaths.proc``)."""
     try:
         raw = (proc / str(pid) / "environ").read_bytes()
     except OSError:

@@ -94,7 +94,11 @@ class DockerAdapter:
         self, facts: DaemonFacts, host: HostPaths, *, env: dict[str, str] | None = None
     ) -> RestartOutcome:
         return engine.restart_engine(
-            _facts(facts), host.log_dir, env=env, sysv_script=host.docker_sysv_script
+            _facts(facts),
+            host.log_dir,
+            env=env,
+            sysv_script=host.docker_sysv_script,
+            proc_dir=host.proc,
         )
 
     def wait_ready(self, facts: DaemonFacts, outcome: RestartOutcome, timeout: float) -> str:

@@ -39,6 +39,7 @@ def apt_progress(ctx: StepContext) -> Callable[[str], None]:
 
 def run(ctx: StepContext, record: InstallRecord) -> tuple[InstallRecord, str]:
     manifest, host, sources_list = ctx.manifest, ctx.host, ctx.host.sources_list
+    # dpkg's own database, not HostPaths.dpkg_admin_dir: apt acts on this machine.
     before = installed_versions(ctx.names, manifest.arch)
     pins = apt_pins(manifest, before)
     # Preflight refused a downgrade without --allow-downgrade before anything changed.
@@ -55,9 +56,7 @@ def run(ctx: StepContext, record: InstallRecord) -> tuple[InstallRecord, str]:
     new = {n: v for n, v in may_change.items() if n not in record.packages_before}
     append_ledger(new, host.ledger)
     # And the paths the packages' scripts may make that are absent now (config.toml).
-    scripts = unownedpaths.intended(
-        record.unowned_paths_created, unownedpaths.present(unownedpaths.UNOWNED_PATHS)
-    )
+    scripts = unownedpaths.intended(record.unowned_paths_created, unownedpaths.present(host))
     record = ctx.intend(
         record,
         PACKAGES,
@@ -83,7 +82,7 @@ def run(ctx: StepContext, record: InstallRecord) -> tuple[InstallRecord, str]:
     ours = changed_packages(record.packages_before, after)
     installed = {**earlier, **ours}
     detail = ", ".join(f"{n} {v}" for n, v in changed.items()) or "no package changed"
-    made = unownedpaths.observed(scripts, unownedpaths.fingerprints(scripts))
+    made = unownedpaths.observed(scripts, unownedpaths.fingerprints(host, scripts))
     return dataclasses.replace(
         record, packages_installed=installed, unowned_paths_created=made
     ), detail
@@ -119,5 +118,7 @@ def reconcile(ctx: StepContext, record: InstallRecord) -> InstallRecord:
     return dataclasses.replace(
         record,
         packages_installed=dict(sorted({**kept, **ours}.items())),
-        unowned_paths_created=unownedpaths.observed(scripts, unownedpaths.fingerprints(scripts)),
+        unowned_paths_created=unownedpaths.observed(
+            scripts, unownedpaths.fingerprints(ctx.host, scripts)
+        ),
     )

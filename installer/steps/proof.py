@@ -44,7 +44,7 @@ def cdi_spec(
 
 
 def run(ctx: StepContext, record: InstallRecord) -> tuple[InstallRecord, str]:
-    driver = read_driver_facts()
+    driver = read_driver_facts(proc_modules=ctx.host.proc / "modules")
     uuids = driver.uuids
     support = containers.docker_support(containers.docker_info())
     problem = containers.rule_problem(ctx.proof_rule, support)

@@ -44,7 +44,7 @@ def restart(ctx: StepContext, record: InstallRecord) -> tuple[InstallRecord, str
     adapter = ctx.engine()
     facts = adapter.detect(ctx.host)
     ctx.engine_before = facts
-    ctx.engine_env = engines.daemon.process_environ(facts.pid) if facts.pid else None
+    ctx.engine_env = engines.daemon.process_environ(facts.pid, ctx.host.proc) if facts.pid else None
     if adapter.records_start:
         started = record.engine_started_by_gpubundle or not facts.running
         record = ctx.intend(record, RESTART, engine_started_by_gpubundle=started)

@@ -29,6 +29,7 @@ from installer import cdispec, containers
 from installer.doctor.checks import DoctorPaths
 from installer.doctor.dockerfacts import gather_docker
 from installer.doctor.engine import check_cdi
+from installer.hostpaths import HostPaths
 from tests.support.inroot import CHROOT_ENV, DROP, PYZ, gpubundle, in_root, proc_mounted
 from tests.support.roots import debootstrap_root
 from tests.support.standin_nvidia import STANDIN_BIN
@@ -237,7 +238,9 @@ def test_spec_from_an_older_driver_is_stale_for_doctor_and_install(tmp_path: Pat
     assert cdispec.parse_spec(spec.read_text()).driver_versions == (OLD_DRIVER,)
     lay_out_driver(host, DRIVER)  # the upgrade: 550's libraries are gone
 
-    paths = DoctorPaths(cdi_dirs=(spec.parent,), daemon_json=tmp_path / "daemon.json")
+    paths = DoctorPaths.on(
+        HostPaths.system(), cdi_dirs=(spec.parent,), daemon_json=tmp_path / "daemon.json"
+    )
     finding = check_cdi(gather_docker(paths, DRIVER))
     assert finding.status == "failure", finding
     assert any(

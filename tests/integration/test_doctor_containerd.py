@@ -20,6 +20,7 @@ import os
 import re
 import shlex
 import subprocess
+import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -128,6 +129,21 @@ def test_doctor_json_on_an_installed_containerd(host: Host) -> None:
         assert found[cid]["status"] == "skipped", cid
         assert "the install record names containerd" in found[cid]["summary"], cid
     print(f"doctor --json: {seconds:.1f} s")
+
+
+def test_doctor_collect_holds_the_recorded_config(host: Host, tmp_path: Path) -> None:
+    """--collect: the containerd config the record names (here off the root: the test's
+    own containerd), as the doctor read it."""
+    target = tmp_path / "diag.tar.gz"
+    argv = ["doctor", "--json", "--collect", str(target)]
+    result = CliRunner().invoke(main, argv, obj=HostPaths(host.root))
+    members = json.loads(result.stdout)["collected"]["members"]
+    name = f"engines/{str(host.config).lstrip('/')}"
+    assert name in members, members
+    with tarfile.open(target) as tar:
+        member = tar.extractfile(f"gpubundle-doctor/{name}")
+        assert member is not None
+        assert member.read().decode() == host.config.read_text()
 
 
 def test_doctor_reports_each_break_with_a_fix_that_works(host: Host) -> None:

@@ -18,10 +18,12 @@ import pytest
 from installer.doctor import run_doctor
 from installer.doctor.checks import DoctorPaths, Finding
 from installer.doctor.toolkit import check_config_toml, gather_toolkit
+from installer.hostpaths import HostPaths
 from tests.support.docker_env import require_registry
 from tests.support.registry import BUSYBOX, CUDA_STANDIN, ensure_test_images
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.root]
+HOST = HostPaths.system()  # the machine: its /proc, its dev, its dpkg database
 
 RUN = Path("/run/gpubundle-test")
 
@@ -75,7 +77,7 @@ class PrivateDockerd:
             time.sleep(0.5)
 
     def paths(self, tmp_path: Path, images: tuple[str, ...] = ()) -> DoctorPaths:
-        return DoctorPaths(daemon_json=self.daemon_json, docker_pidfile=self.pidfile,
+        return DoctorPaths.on(HOST, daemon_json=self.daemon_json, docker_pidfile=self.pidfile,
                          docker_host=self.host, cdi_dirs=(tmp_path / "cdi",),
                          record=tmp_path / "state" / "install-record.json", images=images)  # fmt: skip
 
@@ -192,7 +194,7 @@ def test_config_toml_world_writable(tmp_path: Path) -> None:
     config.write_text("[nvidia-container-cli]\n")
     os.chown(config, 0, 0)
     os.chmod(config, 0o666)
-    f = check_config_toml(gather_toolkit(DoctorPaths(config_toml=config)))
+    f = check_config_toml(gather_toolkit(DoctorPaths.on(HOST, config_toml=config)))
     assert f.status == "failure"
     assert f.summary == f"{config} is world-writable"
     assert f.fix == [f"chown root:root {config} && chmod 0644 {config}"]

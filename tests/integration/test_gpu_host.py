@@ -11,13 +11,16 @@ import pytest
 
 from installer import gpu
 from installer.cuda_compat import check_image_against_driver
+from installer.hostpaths import HostPaths
 from installer.runner import run
 
 pytestmark = [pytest.mark.integration, pytest.mark.gpu]
 
+PROC_MODULES = HostPaths.system().proc / "modules"  # this machine's
+
 
 def test_read_driver_facts_finds_the_gpus() -> None:
-    facts = gpu.read_driver_facts()
+    facts = gpu.read_driver_facts(proc_modules=PROC_MODULES)
     assert facts.loaded, facts.problem
     assert re.fullmatch(r"\d+\.\d+(\.\d+)?", facts.version)
     assert re.fullmatch(r"\d+\.\d+", facts.cuda_version)
@@ -31,13 +34,13 @@ def test_both_sources_agree() -> None:
     smi = gpu.find_nvidia_smi()
     out = run([smi, *gpu.SMI_QUERY]).stdout.decode()
     gpus, driver = gpu.parse_smi_csv(out)
-    facts = gpu.read_driver_facts()
+    facts = gpu.read_driver_facts(proc_modules=PROC_MODULES)
     assert facts.version == driver
     assert facts.uuids == tuple(g.uuid for g in gpus)
 
 
 def test_this_driver_runs_the_images_it_supports() -> None:
-    facts = gpu.read_driver_facts()
+    facts = gpu.read_driver_facts(proc_modules=PROC_MODULES)
     assert check_image_against_driver(
         f"cuda>={facts.cuda_version}", facts.version, cuda_version=facts.cuda_version
     ).ok

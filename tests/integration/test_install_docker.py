@@ -206,7 +206,7 @@ def test_the_proof_runs_the_builtin_image_and_says_plainly_why_it_cannot_prove(
     if Path("/dev/nvidiactl").exists():
         pytest.skip("an NVIDIA driver is loaded here; tests marked gpu cover the real proof")
     ok_document(install(host_bundle, "--json"))
-    record = load_record(RECORD_PATH)
+    record = load_record(RECORD_PATH, HostPaths.system())
     assert record is not None and VERIFY in record.images_loaded
     runner = StepRunner(
         verified(host_bundle.manifest, host_bundle.sha256),
@@ -233,7 +233,7 @@ def test_docker_refusing_the_new_config_is_rolled_back_and_started_as_before(
     host_bundle: HostBundle, docker_host: HostSnapshot, tmp_path: Path
 ) -> None:
     facts = engine.detect_engine(HostPaths.system())
-    env_before = engine.process_environ(facts.pid)
+    env_before = engine.process_environ(facts.pid, HostPaths.system().proc)
 
     failed = install(host_bundle, "--json", env=corrupting_nvidia_ctk(tmp_path / "bin"))
 
@@ -248,7 +248,7 @@ def test_docker_refusing_the_new_config_is_rolled_back_and_started_as_before(
         HostPaths.system()
     )  # started again as it ran: same arguments, same environment
     assert now.running and now.argv == facts.argv
-    assert engine.process_environ(now.pid) == env_before
+    assert engine.process_environ(now.pid, HostPaths.system().proc) == env_before
     record = json.loads(RECORD_PATH.read_text())
     assert record["runtime_change"] is None
     assert record["steps_completed"] == STEPS_TO_RUNTIME[:3]

@@ -59,7 +59,9 @@ def test_configure_restart_and_rollback(private_containerd: Path) -> None:
     assert facts.running and facts.pid and version
 
     change = configure_toml_runtime("containerd", config, config.parent / "backup")
-    outcome = criengine.restart(facts, config.parent / "log", init_script=INIT_SCRIPT)
+    outcome = criengine.restart(
+        facts, config.parent / "log", init_script=INIT_SCRIPT, proc_dir=HOST.proc
+    )
     assert outcome.method == "direct" and outcome.pid != facts.pid
     assert criengine.wait_until_ready(facts, outcome, 60)
 
@@ -73,7 +75,9 @@ def test_configure_restart_and_rollback(private_containerd: Path) -> None:
 
     rollback_runtime(change)
     assert config.read_bytes() == original
-    again = criengine.restart(after, config.parent / "log", init_script=INIT_SCRIPT)
+    again = criengine.restart(
+        after, config.parent / "log", init_script=INIT_SCRIPT, proc_dir=HOST.proc
+    )
     assert criengine.wait_until_ready(after, again, 60)
     assert "runtimes.nvidia]" not in _dump(config)
 

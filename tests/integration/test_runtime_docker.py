@@ -45,7 +45,10 @@ def _restart() -> None:
     host = HostPaths.system()
     facts = engine.detect_engine(host)
     engine.wait_until_ready(
-        90, engine.restart_engine(facts, LOG_DIR, sysv_script=host.docker_sysv_script)
+        90,
+        engine.restart_engine(
+            facts, LOG_DIR, sysv_script=host.docker_sysv_script, proc_dir=host.proc
+        ),
     )
 
 
@@ -155,7 +158,7 @@ def test_restart_failure_restores_the_backup_and_docker_comes_back(
     user = json.dumps(USER_SETTINGS, indent=2).encode()
     daemon_json.write_bytes(user)
     facts = engine.detect_engine(HostPaths.system())
-    env_before = engine.process_environ(facts.pid)
+    env_before = engine.process_environ(facts.pid, HostPaths.system().proc)
     plan = InstallPlan(
         SHA, "1.17.8", {}, (Step(RUNTIME, "runtime", ()), Step(RESTART, "restart", ()))
     )
@@ -174,7 +177,7 @@ def test_restart_failure_restores_the_backup_and_docker_comes_back(
         HostPaths.system()
     )  # back with its own arguments and environment, not ours
     assert after.argv == facts.argv
-    assert engine.process_environ(after.pid) == env_before
+    assert engine.process_environ(after.pid, HostPaths.system().proc) == env_before
 
 
 def test_load_images_from_a_docker_save_archive(tmp_path: Path, test_images: list[str]) -> None:

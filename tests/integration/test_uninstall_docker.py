@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from installer import engine, unownedpaths
-from installer.hostpaths import HostPaths
+from installer import engine
+from installer.hostpaths import UNOWNED_PATHS, HostPaths
 from tests.support import hostguard, hostsnapshot
 from tests.support.hostsnapshot import DAEMON_JSON, HostSnapshot
 from tests.support.installbundles import (
@@ -46,7 +46,7 @@ def assert_docker_runs_containers() -> None:
 
 def test_uninstall_puts_the_host_back(host_bundle: HostBundle, docker_host: HostSnapshot) -> None:
     argv = engine.detect_engine(HostPaths.system()).argv
-    had = {p: os.path.lexists(p) for p in unownedpaths.UNOWNED_PATHS}
+    had = {p: os.path.lexists(p) for p in UNOWNED_PATHS}
     doc = ok_document(install(host_bundle, "--json"))
     assert "nvidia" in (hostsnapshot.capture().runtimes or ())
     made = doc["record"]["unowned_paths_created"]  # config.toml, its directory, the hook link
@@ -63,7 +63,7 @@ def test_uninstall_puts_the_host_back(host_bundle: HostBundle, docker_host: Host
         "remove-packages", *unowned, "remove-paths", "remove-apt-lists", "remove-record",
         "remove-empty-dirs",
     ]  # fmt: skip
-    assert {p: os.path.lexists(p) for p in unownedpaths.UNOWNED_PATHS} == had
+    assert {p: os.path.lexists(p) for p in UNOWNED_PATHS} == had
     after = hostsnapshot.capture()
     assert after.daemon_json == docker_host.daemon_json  # the user's own bytes, from the backup
     assert (after.sources, after.keyrings, after.runtimes) == (

@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from installer import layout, unownedpaths
+from installer import hostpaths, layout, unownedpaths
 from tests.conftest import CACHE_DIR
 from tests.support import testkeys
 from tests.support.inroot import BUNDLE, gpubundle, ok_json, prime_apt, proc_mounted
@@ -48,7 +48,7 @@ from tests.support.standin_served import ROOT_PYTHONS, ServedStandin
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.archive]
 
 RECORD = "var/lib/gpubundle/install-record.json"
-CONFIG_TOML = unownedpaths.CONFIG_TOML
+CONFIG_TOML = hostpaths.TOOLKIT_CONFIG
 CDI_ENV = "/etc/nvidia-container-toolkit/nvidia-cdi-refresh.env"
 WANTS = "/etc/systemd/system/multi-user.target.wants"
 UNITS = ("nvidia-cdi-refresh.path", "nvidia-cdi-refresh.service")
@@ -88,17 +88,17 @@ def assert_scripts_ran(root: Path, distro: str, record: dict[str, Any]) -> None:
     assert f'ldconfig = "{ldconfig}"' in at(root, CONFIG_TOML).read_text()
     for unit in UNITS:
         assert at(root, f"{WANTS}/{unit}").is_symlink(), unit
-    hook = at(root, unownedpaths.HOOK_LINK)
+    hook = at(root, hostpaths.HOOK_LINK)
     assert hook.is_symlink() and hook.resolve().name == "nvidia-container-runtime-hook"
     assert at(root, CDI_ENV).is_file()
     made = record["unowned_paths_created"]
     # dpkg makes /lib.usr-is-merged for toolkit-base's /lib/systemd/system where base-files
     # diverts /lib (DEP17, Ubuntu 24.04); no purge removes it.
-    expected = set(unownedpaths.UNOWNED_PATHS)
+    expected = set(hostpaths.UNOWNED_PATHS)
     if distro != "ubuntu24.04":
-        expected.discard(unownedpaths.DIVERTED_LIB)
+        expected.discard(hostpaths.DIVERTED_LIB)
     assert set(made) == expected, made
-    assert made[unownedpaths.CONFIG_DIR] == "dir"
+    assert made[hostpaths.TOOLKIT_CONFIG_DIR] == "dir"
     assert made[CONFIG_TOML] == unownedpaths.fingerprint(at(root, CONFIG_TOML))
 
 

@@ -26,7 +26,7 @@ import pytest
 
 from installer import engine, unownedpaths
 from installer.engines import daemon
-from installer.hostpaths import HostPaths
+from installer.hostpaths import UNOWNED_PATHS, HostPaths
 from installer.layout import STATE_DIR
 from tests.support import hostsnapshot
 from tests.support.docker_env import in_ci
@@ -107,7 +107,10 @@ def restart_dockerd(argv: tuple[str, ...] = ()) -> engine.EngineFacts:
     if argv:
         facts = dataclasses.replace(facts, argv=argv)
     engine.wait_until_ready(
-        90, engine.restart_engine(facts, CI_LOG_DIR, sysv_script=HOST.docker_sysv_script)
+        90,
+        engine.restart_engine(
+            facts, CI_LOG_DIR, sysv_script=HOST.docker_sysv_script, proc_dir=HOST.proc
+        ),
     )
     return engine.detect_engine(HOST)
 
@@ -129,7 +132,7 @@ class Before:
     keyrings: frozenset[str]
     bundles: frozenset[str]  # entries of /var/lib/gpubundle/bundles
     apt_lists: frozenset[str]  # apt's lists of gpubundle's local sources
-    unowned_paths: frozenset[str] = frozenset()  # of unownedpaths.UNOWNED_PATHS, those present
+    unowned_paths: frozenset[str] = frozenset()  # of hostpaths.UNOWNED_PATHS, those present
 
 
 def _listing(directory: Path, pattern: str = "*") -> frozenset[str]:
@@ -145,7 +148,7 @@ def capture_before(images: Iterable[str]) -> Before:
         keyrings=_listing(KEYRINGS, "gpubundle-*.gpg"),
         bundles=_listing(STATE / "bundles"),
         apt_lists=_listing(APT_LISTS, LOCAL_LISTS),
-        unowned_paths=frozenset(unownedpaths.present(unownedpaths.UNOWNED_PATHS)),
+        unowned_paths=frozenset(unownedpaths.present(HOST)),
     )
 
 
@@ -165,7 +168,7 @@ def restore(before: Before) -> list[str]:
         path.unlink(missing_ok=True)
     # What the packages' postinst made (config.toml, the hook link) and no purge removes.
     # Deepest first: config.toml before its directory.
-    for made in sorted(set(unownedpaths.UNOWNED_PATHS) - before.unowned_paths, reverse=True):
+    for made in sorted(set(UNOWNED_PATHS) - before.unowned_paths, reverse=True):
         path = Path(made)
         with contextlib.suppress(OSError):  # a directory with someone else's files stays
             if path.is_dir() and not path.is_symlink():

@@ -15,12 +15,14 @@ from click.testing import CliRunner
 from bundler.buildplan import toolkit_vulnerabilities
 from bundler.cmd_build import build
 from installer import advisories, exposure
-from installer.doctor.toolkit import PackageState, ToolkitFacts
+from installer.doctor.toolkit import ConfigFile, PackageState, ToolkitFacts
 from installer.doctor.vulnerabilities import CHECK_ID, check_known_vulnerabilities
 from installer.errors import ExitCode, GpubundleError
+from installer.hostpaths import HostPaths
 from installer.manifest import VulnerabilityPin, parse_manifest
 from tests.support.manifests import make_manifest
 
+CONFIG = ConfigFile(HostPaths.system().nvidia_runtime_config, False)  # absent
 TABLE = Path(advisories.__file__).parent / advisories.TABLE_RESOURCE
 
 
@@ -160,7 +162,7 @@ def test_install_judges_a_bundle_by_the_newer_table() -> None:
 
 def facts(version: str | None) -> ToolkitFacts:
     name = "nvidia-container-toolkit"
-    return ToolkitFacts({name: PackageState(name, version, "ii")} if version else {})
+    return ToolkitFacts(CONFIG, {name: PackageState(name, version, "ii")} if version else {})
 
 
 def test_doctor_flags_an_installed_vulnerable_toolkit_with_the_version_to_move_to() -> None:

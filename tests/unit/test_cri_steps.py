@@ -35,6 +35,9 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+BACKUPS = "/var/backups/gpubundle/20260101T000000Z"
+
+
 def configure(config: Path, record: InstallRecord) -> tuple[InstallRecord, str]:
     """The runtime step's body for --runtime containerd, the host's paths under tmp."""
     ctx = step_runner(root(config), runtime="containerd").ctx
@@ -58,7 +61,7 @@ def test_runtime_step_records_the_toml_change(config: Path) -> None:
         daemon_backup=Path(change["backup_path"]).read_bytes(),
         engine_running=True,
     )
-    plan = plan_uninstall(record, host)
+    plan = plan_uninstall(record, host, backup_dir=BACKUPS)
     assert [a.kind for a in plan.actions][:2] == ["write-config", "restart-engine"]
 
 

@@ -16,17 +16,20 @@ from installer.doctor.checks import Finding
 from installer.doctor.compute import ComputeFacts
 from installer.doctor.criconfig import read_config
 from installer.doctor.crifacts import CriEngineFacts, engine_files, read_files, resolve_binary
-from installer.doctor.dockerfacts import DockerFacts
+from installer.doctor.dockerfacts import DaemonJson, DockerFacts
 from installer.doctor.driver import DriverCheckFacts
 from installer.doctor.enginechoice import Choice, EngineSeen, choose
 from installer.doctor.installrecord import RecordFacts
-from installer.doctor.toolkit import ToolkitFacts
+from installer.doctor.toolkit import ConfigFile, ToolkitFacts
 from installer.doctor.traps import TrapFacts
 from installer.gpu import DriverFacts
+from installer.hostpaths import HostPaths
 
 BINARY = "/usr/bin/nvidia-container-runtime"
 CONFIG = Path("/etc/containerd/config.toml")
 DROP_IN = Path("/etc/crio/crio.conf.d/99-nvidia.toml")
+TOOLKIT_CONFIG = ConfigFile(HostPaths.system().nvidia_runtime_config, False)  # absent
+DAEMON_JSON = DaemonJson(HostPaths.system().docker_daemon_json)  # absent
 
 # nvidia-ctk runtime configure --runtime=containerd on a version 2 file (a user's keys kept)
 V2 = f"""oom_score = -500
@@ -451,9 +454,9 @@ def host(choice: Choice, docker: DockerFacts, ctd: CriEngineFacts) -> HostFacts:
     driver = DriverFacts(True, "550.54.15", "12.4", (), "pynvml", "")
     return HostFacts(
         driver=DriverCheckFacts(driver),
-        toolkit=ToolkitFacts(),
+        toolkit=ToolkitFacts(TOOLKIT_CONFIG),
         docker=docker,
-        traps=TrapFacts(docker_known=False),
+        traps=TrapFacts(docker_known=False, config_toml=TOOLKIT_CONFIG.path),
         images=(),
         record=RecordFacts("/var/lib/gpubundle/install-record.json"),
         compute=ComputeFacts(skipped_reason="no image"),
@@ -468,7 +471,9 @@ DOCKER_IDS = ("engine.installed", "engine.running", "engine.daemon-json", "engin
 
 def test_on_a_containerd_host_docker_checks_are_skipped_and_containerd_ones_listed() -> None:
     choice = Choice(("containerd",), "the install record names containerd")
-    document = report(judge(host(choice, DockerFacts(source="none"), facts())))
+    document = report(
+        judge(host(choice, DockerFacts(source="none", daemon_json=DAEMON_JSON), facts()))
+    )
     by_id = {f["check_id"]: f for f in document["findings"]}
     for cid in DOCKER_IDS:
         assert by_id[cid]["status"] == "skipped", cid
@@ -481,7 +486,11 @@ def test_on_a_containerd_host_docker_checks_are_skipped_and_containerd_ones_list
 
 def test_on_a_docker_host_containerd_checks_are_skipped() -> None:
     choice = Choice(("docker",), "Docker running, no record")
-    document = report(judge(host(choice, DockerFacts(source="none"), facts(UNCONFIGURED))))
+    document = report(
+        judge(
+            host(choice, DockerFacts(source="none", daemon_json=DAEMON_JSON), facts(UNCONFIGURED))
+        )
+    )
     by_id = {f["check_id"]: f for f in document["findings"]}
     assert by_id["engine.installed"]["status"] == "failure"  # Docker expected, not there
     assert {by_id[c]["status"] for c in cri.check_ids(["containerd"])} == {"skipped"}
@@ -491,7 +500,9 @@ def test_a_stale_cdi_spec_still_fails_where_docker_is_not_checked(tmp_path: Path
     from installer.doctor.dockerfacts import CdiSpec
 
     stale = CdiSpec(tmp_path / "nvidia.yaml", "nvidia.com/gpu", ("/gone",), ("/gone",))
-    docker = DockerFacts(source="docker.io", cdi_specs=(stale,), cdi_dirs=(tmp_path,))
+    docker = DockerFacts(
+        source="docker.io", daemon_json=DAEMON_JSON, cdi_specs=(stale,), cdi_dirs=(tmp_path,)
+    )
     choice = Choice(("containerd",), "the install record names containerd")
     by_id = {f.check_id: f for f in judge(host(choice, docker, facts()))}
     assert by_id["engine.cdi"].status == "failure"

@@ -10,6 +10,7 @@ import pytest
 from installer.doctor.checks import DoctorPaths
 from installer.doctor.toolkit import (
     TOOLKIT_PACKAGES,
+    ConfigFile,
     PackageState,
     ToolkitFacts,
     check_cli_info,
@@ -20,7 +21,9 @@ from installer.doctor.toolkit import (
     installed_packages,
     read_config_file,
 )
+from installer.hostpaths import HostPaths
 
+CONFIG = ConfigFile(HostPaths.system().nvidia_runtime_config, False)  # absent
 STANZA = "Package: {name}\nStatus: {status}\nMaintainer: x\nArchitecture: amd64\nVersion: {version}\nDescription: x\n\n"
 
 
@@ -35,7 +38,7 @@ def admindir(tmp_path: Path, packages: list[tuple[str, str, str]]) -> Path:
 
 
 def facts(versions: dict[str, str], status: str = "ii") -> ToolkitFacts:
-    return ToolkitFacts({n: PackageState(n, v, status) for n, v in versions.items()})
+    return ToolkitFacts(CONFIG, {n: PackageState(n, v, status) for n, v in versions.items()})
 
 
 def test_real_dpkg_query_reads_states(tmp_path: Path) -> None:
@@ -53,7 +56,7 @@ def test_real_dpkg_query_reads_states(tmp_path: Path) -> None:
         "libnvidia-container1": "iF",
         "libnvidia-container-tools": "rc",
     }
-    finding = check_packages(ToolkitFacts(states))
+    finding = check_packages(ToolkitFacts(CONFIG, states))
     assert finding.status == "failure"
     assert "libnvidia-container1 (iF)" in finding.summary
     assert "dpkg --configure -a" in finding.fix
@@ -81,8 +84,8 @@ def test_not_installed_and_config_files_only() -> None:
 
 
 def test_missing_nvidia_ctk() -> None:
-    assert check_nvidia_ctk(ToolkitFacts(nvidia_ctk="")).status == "failure"
-    assert check_nvidia_ctk(ToolkitFacts(nvidia_ctk="/usr/bin/nvidia-ctk")).status == "ok"
+    assert check_nvidia_ctk(ToolkitFacts(CONFIG, nvidia_ctk="")).status == "failure"
+    assert check_nvidia_ctk(ToolkitFacts(CONFIG, nvidia_ctk="/usr/bin/nvidia-ctk")).status == "ok"
 
 
 @pytest.mark.parametrize(
@@ -135,13 +138,13 @@ CLI_INFO_STANDIN = (
 
 
 def test_cli_info_ok_counts_gpus() -> None:
-    finding = check_cli_info(ToolkitFacts(cli_info=(0, CLI_INFO_OK)))
+    finding = check_cli_info(ToolkitFacts(CONFIG, cli_info=(0, CLI_INFO_OK)))
     assert finding.status == "ok"
     assert finding.summary == "nvidia-container-cli info sees the driver and 1 GPU(s)"
 
 
 def test_cli_info_failure_shows_what_it_said_and_the_fix() -> None:
-    finding = check_cli_info(ToolkitFacts(cli_info=(1, CLI_INFO_STANDIN)))
+    finding = check_cli_info(ToolkitFacts(CONFIG, cli_info=(1, CLI_INFO_STANDIN)))
     assert finding.status == "failure"
     assert "cannot load the NVIDIA driver" in finding.summary
     assert any("stand-in for tests" in line for line in finding.evidence)
@@ -149,7 +152,7 @@ def test_cli_info_failure_shows_what_it_said_and_the_fix() -> None:
 
 
 def test_cli_info_absent_is_skipped() -> None:
-    assert check_cli_info(ToolkitFacts()).status == "skipped"
+    assert check_cli_info(ToolkitFacts(CONFIG)).status == "skipped"
 
 
 def test_cli_missing_with_its_package_installed_fails(tmp_path: Path) -> None:
@@ -159,7 +162,7 @@ def test_cli_missing_with_its_package_installed_fails(tmp_path: Path) -> None:
         "/.\n/usr\n/usr/bin\n/usr/bin/nvidia-container-cli\n"
     )
     root = tmp_path / "host"
-    paths = DoctorPaths(dpkg_admindir=adm, root=root, search_path=str(tmp_path / "empty"))
+    paths = DoctorPaths.on(HostPaths(root), dpkg_admindir=adm, search_path=str(tmp_path / "empty"))
     facts = gather_toolkit(paths)
     assert facts.cli_info is None and facts.cli_listed == ("/usr/bin/nvidia-container-cli",)
     finding = check_cli_info(facts)

@@ -22,7 +22,9 @@ from installer.doctor.traps import (
     security_options,
 )
 from installer.gpu import DriverFacts, GpuInfo, GpuProcess
+from installer.hostpaths import HostPaths
 
+TOML = HostPaths.system().nvidia_runtime_config  # where the facts read no-cgroups
 CONFIG = """
 #no-cgroups = false
 [nvidia-container-cli]
@@ -52,6 +54,7 @@ def test_security_options() -> None:
 def test_systemd_cgroup_without_char_links_warns() -> None:
     f = TrapFacts(
         True,
+        TOML,
         "systemd",
         nvidia_devices=("/dev/nvidia0", "/dev/nvidiactl"),
         devices_without_char_link=("/dev/nvidia0",),
@@ -60,23 +63,24 @@ def test_systemd_cgroup_without_char_links_warns() -> None:
     assert finding.status == "warning"
     assert "Failed to initialize NVML: Unknown Error" in finding.summary
     assert finding.fix[0] == "nvidia-ctk system create-dev-char-symlinks --create-all"
-    linked = TrapFacts(True, "systemd", nvidia_devices=("/dev/nvidia0",))
+    linked = TrapFacts(True, TOML, "systemd", nvidia_devices=("/dev/nvidia0",))
     assert check_systemd_cgroup(linked).status == "ok"
-    assert check_systemd_cgroup(TrapFacts(True, "cgroupfs")).status == "ok"
-    assert check_systemd_cgroup(TrapFacts(False)).status == "skipped"
+    assert check_systemd_cgroup(TrapFacts(True, TOML, "cgroupfs")).status == "ok"
+    assert check_systemd_cgroup(TrapFacts(False, TOML)).status == "skipped"
 
 
 def test_rootless_needs_no_cgroups() -> None:
-    finding = check_rootless(TrapFacts(True, rootless=True, no_cgroups=None))
+    finding = check_rootless(TrapFacts(True, TOML, rootless=True, no_cgroups=None))
     assert finding.status == "failure"
     assert finding.fix[0] == "nvidia-ctk config --set nvidia-container-cli.no-cgroups --in-place"
-    assert check_rootless(TrapFacts(True, rootless=True, no_cgroups=True)).status == "ok"
-    assert check_rootless(TrapFacts(True)).status == "ok"
+    assert check_rootless(TrapFacts(True, TOML, rootless=True, no_cgroups=True)).status == "ok"
+    assert check_rootless(TrapFacts(True, TOML)).status == "ok"
 
 
 def test_selinux_enforcing_without_labels() -> None:
     f = TrapFacts(
         True,
+        TOML,
         selinux_in_docker=True,
         selinux_enforcing=True,
         device_labels={"/dev/nvidia0": "system_u:object_r:device_t:s0"},
@@ -86,21 +90,22 @@ def test_selinux_enforcing_without_labels() -> None:
     assert "label=disable" in finding.fix[0]
     labelled = TrapFacts(
         True,
+        TOML,
         selinux_in_docker=True,
         selinux_enforcing=True,
         device_labels={"/dev/nvidia0": "system_u:object_r:container_file_t:s0"},
     )
     assert check_selinux(labelled).status == "ok"
-    assert check_selinux(TrapFacts(True)).status == "ok"
+    assert check_selinux(TrapFacts(True, TOML)).status == "ok"
 
 
 def test_driver_outside_default_path() -> None:
-    finding = check_driver_path(TrapFacts(True, host_smi="/usr/local/nvidia/bin/nvidia-smi"))
+    finding = check_driver_path(TrapFacts(True, TOML, host_smi="/usr/local/nvidia/bin/nvidia-smi"))
     assert finding.status == "warning"
     assert finding.fix[0].startswith("PATH=/usr/local/nvidia/bin:$PATH nvidia-ctk cdi generate")
     assert any("/usr/local/nvidia/lib64" in fix for fix in finding.fix)
-    assert check_driver_path(TrapFacts(True, host_smi="/usr/bin/nvidia-smi")).status == "ok"
-    assert check_driver_path(TrapFacts(True)).status == "skipped"
+    assert check_driver_path(TrapFacts(True, TOML, host_smi="/usr/bin/nvidia-smi")).status == "ok"
+    assert check_driver_path(TrapFacts(True, TOML)).status == "skipped"
 
 
 def test_wrapper_on_path_is_seen_through() -> None:
@@ -108,6 +113,7 @@ def test_wrapper_on_path_is_seen_through() -> None:
     doctor said ok. The driver lives outside the default PATH: that is a warning."""
     wrapped = TrapFacts(
         True,
+        TOML,
         host_smi="/usr/bin/nvidia-smi",
         driver_smi="/usr/local/nvidia/bin/nvidia-smi",
         smi_chain=(

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from installer import gpu
+from installer.hostpaths import HostPaths
 
+PROC_MODULES = HostPaths.system().proc / "modules"  # this machine's
 SMI_CSV = """\
 0, NVIDIA H200, GPU-ba793fbf-0ad7-3ef2-2606-91ae096064e1, 143771, 580.159.04
 1, NVIDIA H200, GPU-0c3e1a55-2b1e-4f7b-9a3c-1d2e3f4a5b6c, 143771, 580.159.04
@@ -73,7 +75,9 @@ def test_falls_back_to_nvidia_smi_outside_path(
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     smi = _fake_smi(tmp_path)
     facts = gpu.read_driver_facts(
-        nvml_libraries=[str(tmp_path / "missing.so")], smi_locations=[str(smi)]
+        proc_modules=tmp_path / "modules",  # not read: nvidia-smi answers
+        nvml_libraries=[str(tmp_path / "missing.so")],
+        smi_locations=[str(smi)],
     )
     assert facts.source == "nvidia-smi"
     assert facts.version == "580.159.04"
@@ -94,6 +98,6 @@ def test_no_driver_reports_nouveau(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.skipif(os.path.exists("/dev/nvidiactl"), reason="a real driver is present")
 def test_real_host_without_driver_does_not_raise() -> None:
-    facts = gpu.read_driver_facts()
+    facts = gpu.read_driver_facts(proc_modules=PROC_MODULES)
     assert facts.source in ("none", "pynvml", "nvidia-smi")
     assert facts.loaded is (facts.source != "none")

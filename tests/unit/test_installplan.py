@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from installer.hostpaths import HostPaths
 from installer.installplan import (
     APT_BOOKKEEPING,
     APT_SOURCE,
@@ -40,6 +41,8 @@ def facts(**overrides: object) -> PlanFacts:
         "source_installed": False,
         "installed": {},
         "completed": (),
+        "host": HostPaths.system(),
+        "daemon_json": "/etc/docker/daemon.json",
         "runtime": "docker",
         "engine_kind": "docker.io",
     }

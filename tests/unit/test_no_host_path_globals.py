@@ -5,7 +5,8 @@ Every path the target side reads or writes on the host is a property of
 root sees its own files and no test patches a module global. This scans every module of
 installer/ for module-level assignments whose value holds an absolute path
 (``Path("/…")``, ``PurePosixPath("/…")`` or a string starting with ``/``), alone or in a
-tuple, list, set or dict. hostpaths.py and layout.py (gpubundle's own directories, joined
+tuple, list, set or dict; and every default of a function's parameter or a class's field
+that names one (``is_systemd(comm=Path("/proc/1/comm"))``). hostpaths.py and layout.py (gpubundle's own directories, joined
 under the root by HostPaths) are where such names belong; the allow-list holds the few
 absolute names that are no host path of the installer's, each with its reason.
 """
@@ -35,11 +36,6 @@ ALLOWED = {
     # Words of the install plan: what apt, dpkg and the packages' scripts change.
     ("installplan.py", "APT_BOOKKEEPING"): "the plan's list of what apt and dpkg write",
     ("installplan.py", "SCRIPT_EFFECTS"): "the plan's list of what maintainer scripts write",
-    # Names the install record keeps (as dpkg's scripts make them); still read and removed
-    # at these names, not under HostPaths.root (a chroot's run sees them right).
-    ("unownedpaths.py", "CONFIG_DIR"): "a record key: the toolkit's config directory",
-    ("unownedpaths.py", "HOOK_LINK"): "a record key: the hook link the scripts make",
-    ("unownedpaths.py", "DIVERTED_LIB"): "a record key: dpkg's directory for diverted /lib",
 }
 
 
@@ -80,6 +76,75 @@ def module_host_paths(tree: ast.Module) -> list[tuple[int, str]]:
     return found
 
 
+def _is_system(node: ast.AST) -> bool:
+    """``HostPaths.system``: the host's own ``/``, as a default no test root can change."""
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == "system"
+        and getattr(node.value, "id", "") == "HostPaths"
+    )
+
+
+def _names_one(node: ast.AST, system_names: frozenset[str] = frozenset()) -> bool:
+    """An absolute path anywhere inside ``node`` (``DaemonJson(Path("/etc/…"))`` too), or
+    the host's own paths (``HostPaths.system``, or a global ``system_names`` holding them)."""
+    return any(
+        _absolute(each)
+        or _is_system(each)
+        or (isinstance(each, ast.Name) and each.id in system_names)
+        for each in ast.walk(node)
+    )
+
+
+def _parameter_defaults(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[tuple[str, ast.AST]]:
+    """(parameter, default) of each parameter of ``node`` that has a default."""
+    args = node.args
+    positional = [*args.posonlyargs, *args.args]
+    pairs = list(
+        zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True)
+    )
+    pairs += [
+        (a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None
+    ]
+    return [(a.arg, d) for a, d in pairs]
+
+
+def default_host_paths(tree: ast.Module) -> list[tuple[int, str]]:
+    """(line, ``function(parameter)`` or ``Class.field``) of every default naming an
+    absolute path or the host's own paths: a parameter's default, or a class body's field
+    (dataclass fields, ``field(default=…)`` and ``default_factory=…`` included)."""
+    system = frozenset(
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign) and any(_is_system(e) for e in ast.walk(node.value))
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    )
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found += [
+                (d.lineno, f"{node.name}({name})")
+                for name, d in _parameter_defaults(node)
+                if _names_one(d, system)
+            ]
+        elif isinstance(node, ast.ClassDef):
+            for each in node.body:
+                if isinstance(each, ast.AnnAssign) and each.value is not None:
+                    targets, value = [each.target], each.value
+                elif isinstance(each, ast.Assign):
+                    targets, value = each.targets, each.value
+                else:
+                    continue
+                if _names_one(value, system):
+                    found += [
+                        (each.lineno, f"{node.name}.{t.id}")
+                        for t in targets
+                        if isinstance(t, ast.Name)
+                    ]
+    return sorted(found)
+
+
 def test_the_scan_finds_every_form() -> None:
     source = (
         "from pathlib import Path\nA = Path('/etc/x')\nB = (Path('/a'), Path('/b'))\n"
@@ -113,6 +178,48 @@ def test_no_module_global_names_a_host_path() -> None:
     assert offenders == [], (
         "host paths are HostPaths' (installer/hostpaths.py): make each a property there and "
         "pass it down, or allow-list it here with its reason:\n" + "\n".join(offenders)
+    )
+
+
+def test_the_default_scan_finds_every_form() -> None:
+    source = (
+        "def f(a, b=Path('/proc'), *, c='/etc/x', d=None, e='rel'):\n    pass\n"
+        "def g(a=Path('/x'), /, b=1):\n    pass\n"
+        "class C:\n    x: Path = Path('/etc/y')\n    y: Box = Box(Path('/etc/z'), False)\n"
+        "    z: Path = field(default_factory=lambda: Path('/w'))\n    u = '/v'\n"
+        "    t: str = 'unix:///var/run/docker.sock'\n"
+        "    def m(self, p=(Path('/a'), Path('b'))):\n        pass\n"
+        "lam = lambda q='/q': q\n_SYSTEM = HostPaths.system()\n"
+        "class D:\n    h: HostPaths = field(default_factory=HostPaths.system)\n"
+        "    d: Path = _SYSTEM.proc\n    e: Path = other.proc\n"
+    )
+    assert default_host_paths(ast.parse(source)) == [
+        (1, "f(b)"),
+        (1, "f(c)"),
+        (3, "g(a)"),
+        (6, "C.x"),
+        (7, "C.y"),
+        (8, "C.z"),
+        (9, "C.u"),
+        (11, "m(p)"),
+        (16, "D.h"),
+        (17, "D.d"),
+    ]
+
+
+def test_no_default_names_a_host_path() -> None:
+    """A function or a facts class defaulting to a host path reads the host behind a
+    test root's back: callers pass ``HostPaths``' path instead (HostPaths.root's own
+    default, the host's ``/``, is the one in hostpaths.py)."""
+    offenders = [
+        f"installer/{path.relative_to(INSTALLER)}:{line}: {name}"
+        for path in sorted(INSTALLER.rglob("*.py"))
+        if path != INSTALLER / "hostpaths.py"
+        for line, name in default_host_paths(ast.parse(path.read_text(), str(path)))
+    ]
+    assert offenders == [], (
+        "a default names a host path: make the parameter or field required and pass "
+        "HostPaths' path (installer/hostpaths.py) from the caller:\n" + "\n".join(offenders)
     )
 
 
@@ -159,4 +266,3 @@ def test_every_host_path_lies_under_the_root(tmp_path: Path) -> None:
     doctor = DoctorPaths.on(HostPaths(tmp_path))
     for name in ("daemon_json", "config_toml", "proc", "dpkg_admindir", "os_release", "dev"):
         assert getattr(doctor, name).is_relative_to(tmp_path), name
-    assert DoctorPaths() == DoctorPaths.on(HostPaths.system())

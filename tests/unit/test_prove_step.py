@@ -74,7 +74,7 @@ def seen(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
         skipped = tuple(containers.not_tried(images[0], support))
         return [containers.ProofResult(images[0], tuple(uuids), tried, skipped)]
 
-    monkeypatch.setattr(proof, "read_driver_facts", lambda: H200)
+    monkeypatch.setattr(proof, "read_driver_facts", lambda **_: H200)
     monkeypatch.setattr(proof, "find_nvidia_smi", lambda: "/usr/bin/nvidia-smi")
     monkeypatch.setattr(containers, "docker_info", lambda: calls["info"])
     monkeypatch.setattr(containers, "generate_cdi_spec", generate)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from installer.errors import GpubundleError
+from installer.hostpaths import HostPaths
 from installer.record import InstallRecord, load_record, save_record
 
 
@@ -31,7 +32,7 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
         .with_step("extract", packages_before={"libc6": "2.35-0ubuntu3"})
     )
     save_record(record, path)
-    assert load_record(path) == record
+    assert load_record(path, HostPaths(tmp_path)) == record
     data = json.loads(path.read_text())
     assert data["format"] == 1
     assert data["finished_at"] is None
@@ -52,7 +53,7 @@ def test_steps_and_files_are_recorded_once() -> None:
 
 
 def test_missing_record_means_never_installed(tmp_path: Path) -> None:
-    assert load_record(tmp_path / "none.json") is None
+    assert load_record(tmp_path / "none.json", HostPaths(tmp_path)) is None
 
 
 def test_save_replaces_without_leaving_temp_files(tmp_path: Path) -> None:
@@ -69,5 +70,5 @@ def test_a_record_of_a_newer_format_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "install-record.json"
     path.write_text('{"format": 99}')
     with pytest.raises(GpubundleError) as caught:
-        load_record(path)
+        load_record(path, HostPaths(tmp_path))
     assert "newer gpubundle" in caught.value.message

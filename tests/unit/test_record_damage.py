@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from installer.cli import main
 from installer.doctor.installrecord import check_record, gather_record
+from installer.hostpaths import HostPaths
 from installer.record import (
     append_ledger,
     backup_path,
@@ -57,7 +58,7 @@ DAMAGES = {
 @pytest.mark.parametrize("damage", DAMAGES)
 def test_a_damaged_record_is_rebuilt_whole_from_its_mirror(saved: Path, damage: str) -> None:
     saved.write_text(DAMAGES[damage](saved.read_text()))
-    read = read_record(saved)
+    read = read_record(saved, HostPaths(saved.parent, record_file=saved))
     assert read.record == installed_record()
     assert read.damage is not None and read.damage.problems and read.damage.lost == ()
     assert any(str(backup_path(saved)) in u for u in read.damage.used)
@@ -102,7 +103,7 @@ def test_both_copies_damaged_keeps_readable_fields_and_the_ledger_packages(saved
     data["packages_installed"] = "gone"
     saved.write_text(json.dumps(data))
     backup_path(saved).write_text("{")
-    read = read_record(saved)
+    read = read_record(saved, HostPaths(saved.parent, record_file=saved))
     assert read.record is not None and read.damage is not None
     assert read.damage.lost == ("packages_installed",)
     assert read.record.packages_before == {"libc6": "2.36-9"}
@@ -117,7 +118,7 @@ def test_both_copies_damaged_keeps_readable_fields_and_the_ledger_packages(saved
 def test_without_packages_before_only_ledger_packages_count_as_gpubundles(saved: Path) -> None:
     saved.write_text("[]")
     backup_path(saved).unlink()
-    read = read_record(saved)
+    read = read_record(saved, HostPaths(saved.parent, record_file=saved))
     assert read.record is not None and read.damage is not None
     assert "packages_before" in read.damage.lost and "bundle_sha256" in read.damage.lost
     # libc6 was upgraded, not newly installed: never removed on a guess.
@@ -130,7 +131,7 @@ def test_a_lost_bundle_sha_hands_every_bundle_store_to_uninstall(saved: Path) ->
     store.mkdir(parents=True)
     saved.write_text("{")
     backup_path(saved).unlink()
-    record = read_record(saved).record
+    record = read_record(saved, HostPaths(saved.parent, record_file=saved)).record
     assert record is not None and str(store) in record.files_created
 
 
@@ -139,7 +140,7 @@ def test_moved_aside_record_leaves_the_ledger_to_say_whose_packages_they_are(
 ) -> None:
     saved.rename(saved.with_name("moved-aside.json"))
     backup_path(saved).unlink()
-    read = read_record(saved)
+    read = read_record(saved, HostPaths(saved.parent, record_file=saved))
     assert read.record is not None and read.record.packages_installed == INSTALLED_FAMILY
     now = {**INSTALLED_FAMILY, "libc6": "2.36-9+deb12u1"}
     # A new install: the toolkit is gpubundle's (ledger), libc6 was there before.
@@ -149,7 +150,7 @@ def test_moved_aside_record_leaves_the_ledger_to_say_whose_packages_they_are(
 
 
 def test_nothing_at_all_means_never_installed(tmp_path: Path) -> None:
-    assert read_record(tmp_path / "install-record.json").record is None
+    assert read_record(tmp_path / "install-record.json", HostPaths(tmp_path)).record is None
 
 
 def test_ledger_appends_once_and_ignores_a_torn_line(tmp_path: Path) -> None:
@@ -216,11 +217,17 @@ def test_with_fields_lost_status_exits_1_and_uninstall_still_removes_gpubundles_
 
 
 def test_doctor_reports_the_record_and_never_fails_on_it(saved: Path) -> None:
-    assert check_record(gather_record(saved)).status == "ok"
+    assert (
+        check_record(gather_record(saved, HostPaths(saved.parent, record_file=saved))).status
+        == "ok"
+    )
     saved.write_text("{")
-    assert check_record(gather_record(saved)).status == "warning"
+    assert (
+        check_record(gather_record(saved, HostPaths(saved.parent, record_file=saved))).status
+        == "warning"
+    )
     backup_path(saved).write_text("[]")
-    finding = check_record(gather_record(saved))
+    finding = check_record(gather_record(saved, HostPaths(saved.parent, record_file=saved)))
     assert finding.status == "failure" and "could not be read" in finding.summary
     assert finding.fix and "uninstall" in finding.fix[0]
 

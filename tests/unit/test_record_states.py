@@ -36,6 +36,7 @@ from tests.support.runtimeconfigs import CTK_LIKE_NVIDIA, USER_CONFIG
 from tests.support.steps import step_runner
 
 # --- record states ----------------------------------------------------------------------
+BACKUPS = "/var/backups/gpubundle/20260101T000000Z"
 
 
 def test_intent_then_completion() -> None:
@@ -159,7 +160,7 @@ def user_daemon_json(path: Path) -> bytes:
 def test_runtime_change_is_recorded_pending_before_nvidia_ctk_runs(host: dict[str, Path]) -> None:
     original = user_daemon_json(host["daemon"])
     record, _ = configure(host, base_record())
-    seen = load_record(host["seen"])
+    seen = load_record(host["seen"], HostPaths(host["seen"].parent))
     assert seen is not None and seen.in_progress == RUNTIME
     pending = seen.runtime_change or {}
     assert pending["pending"] is True and pending["sha256_after"] is None
@@ -183,7 +184,7 @@ def test_killed_after_nvidia_ctk_wrote_rerun_restores_and_redoes(host: dict[str,
 
     # uninstall from that record alone puts the original back.
     now = HostNow(daemon_json=host["daemon"].read_bytes(), daemon_backup=original)
-    plan = plan_uninstall(killed, now)
+    plan = plan_uninstall(killed, now, backup_dir=BACKUPS)
     write = next(a for a in plan.actions if a.kind == "write-daemon-json")
     assert write.content == original.decode()
 
@@ -202,12 +203,16 @@ def test_killed_before_nvidia_ctk_ran_rerun_configures(host: dict[str, Path]) ->
     intent = runtime_intent.intended_runtime_change(host["daemon"], host["backups"])
     assert intent is not None and intent["backup_path"] is None  # no daemon.json before
     killed = base_record(runtime_change=intent, in_progress=RUNTIME)
-    assert plan_uninstall(killed, HostNow()).nothing_to_do  # nothing was written yet
+    assert plan_uninstall(
+        killed, HostNow(), backup_dir=BACKUPS
+    ).nothing_to_do  # nothing was written yet
     record, _ = configure(host, killed)
     assert (record.runtime_change or {})["sha256_before"] is None
     # uninstall of the completed record deletes the file install created.
     now = HostNow(daemon_json=host["daemon"].read_bytes())
-    assert [a.kind for a in plan_uninstall(record, now).actions] == ["delete-daemon-json"]
+    assert [a.kind for a in plan_uninstall(record, now, backup_dir=BACKUPS).actions] == [
+        "delete-daemon-json"
+    ]
 
 
 def test_a_configured_daemon_json_gets_no_intent_and_no_backup(host: dict[str, Path]) -> None:
@@ -235,7 +240,9 @@ def test_uninstall_plans_lists_marks_staging_and_state_dirs() -> None:
         staging=frozenset({f"/var/lib/gpubundle/bundles/.{SHA}.staging-x1"}),
         state_dirs=("/var/lib/gpubundle/bundles", "/var/lib/gpubundle"),
     )  # fmt: skip
-    plan = plan_uninstall(record, now, record_path="/var/lib/gpubundle/install-record.json")
+    plan = plan_uninstall(
+        record, now, record_path="/var/lib/gpubundle/install-record.json", backup_dir=BACKUPS
+    )
 
     def kinds(kind: str) -> tuple[str, ...]:
         return next(a.targets for a in plan.actions if a.kind == kind)

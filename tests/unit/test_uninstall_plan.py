@@ -83,7 +83,9 @@ def kinds(plan: object) -> list[str]:
 
 
 def test_full_inverse_in_order() -> None:
-    plan = plan_uninstall(record(), now(), record_path="/var/lib/gpubundle/install-record.json")
+    plan = plan_uninstall(
+        record(), now(), record_path="/var/lib/gpubundle/install-record.json", backup_dir=BACKUPS
+    )
     assert kinds(plan) == [
         "remove-images",
         "write-daemon-json",
@@ -101,7 +103,9 @@ def test_full_inverse_in_order() -> None:
 
 def test_user_edits_since_install_are_kept() -> None:
     edited = {**AFTER, "debug": True}
-    plan = plan_uninstall(record(), now(daemon_json=json.dumps(edited).encode()))
+    plan = plan_uninstall(
+        record(), now(daemon_json=json.dumps(edited).encode()), backup_dir=BACKUPS
+    )
     write = next(a for a in plan.actions if a.kind == "write-daemon-json")
     assert json.loads(write.content or "") == {**BEFORE, "debug": True}
     assert "keeping the changes" in write.summary
@@ -116,13 +120,13 @@ def test_file_created_by_install_is_deleted() -> None:
             "sha256_after": sha256(A),
         }
     )
-    plan = plan_uninstall(rec, now(daemon_backup=None))
+    plan = plan_uninstall(rec, now(daemon_backup=None), backup_dir=BACKUPS)
     assert "delete-daemon-json" in kinds(plan)
 
 
 def test_packages_present_before_are_kept_and_said_so() -> None:
     rec = record(packages_before={"libnvidia-container1": "1.17.8-1"})
-    plan = plan_uninstall(rec, now())
+    plan = plan_uninstall(rec, now(), backup_dir=BACKUPS)
     removed = next(a for a in plan.actions if a.kind == "remove-packages").targets
     assert "libnvidia-container1" not in removed
     assert any("keeping libnvidia-container1" in n and "1.17.8-1" in n for n in plan.notes)
@@ -139,13 +143,13 @@ def test_default_runtime_never_left_dangling() -> None:
             "sha256_after": sha256(A),
         }
     )
-    plan = plan_uninstall(rec, now(daemon_backup=json.dumps(before).encode()))
+    plan = plan_uninstall(rec, now(daemon_backup=json.dumps(before).encode()), backup_dir=BACKUPS)
     write = next(a for a in plan.actions if a.kind == "write-daemon-json")
     assert "default-runtime" not in json.loads(write.content or "")
 
 
 def test_keep_images_and_purge() -> None:
-    plan = plan_uninstall(record(), now(), keep_images=True, purge=True)
+    plan = plan_uninstall(record(), now(), keep_images=True, purge=True, backup_dir=BACKUPS)
     assert "remove-images" not in kinds(plan)
     assert any("--keep-images" in n for n in plan.notes)
     assert plan.purge
@@ -154,19 +158,21 @@ def test_keep_images_and_purge() -> None:
 
 def test_second_run_has_nothing_to_do() -> None:
     done = now(packages={}, daemon_json=B, existing_paths=frozenset(), images_present=frozenset())
-    plan = plan_uninstall(record(), done)
+    plan = plan_uninstall(record(), done, backup_dir=BACKUPS)
     assert plan.nothing_to_do
 
 
 def test_engine_not_running_is_not_restarted() -> None:
-    plan = plan_uninstall(record(), now(engine_running=False, images_present=frozenset()))
+    plan = plan_uninstall(
+        record(), now(engine_running=False, images_present=frozenset()), backup_dir=BACKUPS
+    )
     assert "restart-engine" not in kinds(plan)
     assert any("not running" in n for n in plan.notes)
 
 
 def test_unparseable_edit_is_an_error_with_hint() -> None:
     with pytest.raises(GpubundleError) as err:
-        plan_uninstall(record(), now(daemon_json=b'{"runtimes": '))
+        plan_uninstall(record(), now(daemon_json=b'{"runtimes": '), backup_dir=BACKUPS)
     assert "json.tool" in err.value.hint
 
 
@@ -184,6 +190,7 @@ def test_docker_that_came_with_the_bundle_is_stopped_before_removal() -> None:
     plan = plan_uninstall(
         record(packages_installed=WITH_DOCKER, engine_started_by_gpubundle=True),
         now(packages=dict(WITH_DOCKER)),
+        backup_dir=BACKUPS,
     )
     order = kinds(plan)
     assert "restart-engine" not in order
@@ -200,6 +207,7 @@ def test_docker_kept_when_it_was_there_before() -> None:
             engine_started_by_gpubundle=True,
         ),
         now(packages=dict(WITH_DOCKER)),
+        backup_dir=BACKUPS,
     )
     assert "stop-engine" not in kinds(plan) and "restart-engine" in kinds(plan)
     assert any("left running" in note for note in plan.notes)
@@ -224,7 +232,9 @@ def toml_record(
 
 
 def test_containerd_config_unchanged_since_install_gets_its_backup_and_a_restart() -> None:
-    plan = plan_uninstall(toml_record(), now(daemon_json=TOML_AFTER, daemon_backup=TOML_BEFORE))
+    plan = plan_uninstall(
+        toml_record(), now(daemon_json=TOML_AFTER, daemon_backup=TOML_BEFORE), backup_dir=BACKUPS
+    )
     write = next(a for a in plan.actions if a.kind == "write-config")
     assert write.content == TOML_BEFORE.decode()
     restart = next(a for a in plan.actions if a.kind == "restart-engine")
@@ -235,20 +245,24 @@ def test_containerd_config_unchanged_since_install_gets_its_backup_and_a_restart
 def test_crio_dropin_install_created_is_deleted() -> None:
     rec = toml_record(backup=None)
     change = {**(rec.runtime_change or {}), "kind": "crio-toml", "path": "/etc/crio/x.toml"}
-    plan = plan_uninstall(record(runtime_change=change), now(daemon_json=TOML_AFTER))
+    plan = plan_uninstall(
+        record(runtime_change=change), now(daemon_json=TOML_AFTER), backup_dir=BACKUPS
+    )
     assert [a.targets for a in plan.actions if a.kind == "delete-config"] == [("/etc/crio/x.toml",)]
 
 
 def test_containerd_config_edited_since_install_is_left_with_a_note() -> None:
     edited = TOML_AFTER + b"oom_score = 0\n"
-    plan = plan_uninstall(toml_record(), now(daemon_json=edited, daemon_backup=TOML_BEFORE))
+    plan = plan_uninstall(
+        toml_record(), now(daemon_json=edited, daemon_backup=TOML_BEFORE), backup_dir=BACKUPS
+    )
     assert not {"write-config", "delete-config", "restart-engine"} & set(kinds(plan))
     assert any("containerd.runtimes.nvidia" in n and "by hand" in n for n in plan.notes)
 
 
 def test_containerd_not_running_is_not_restarted() -> None:
     host = now(daemon_json=TOML_AFTER, daemon_backup=TOML_BEFORE, engine_running=False)
-    plan = plan_uninstall(toml_record(), host)
+    plan = plan_uninstall(toml_record(), host, backup_dir=BACKUPS)
     assert "restart-engine" not in kinds(plan)
     assert any(n.startswith("containerd is not running") for n in plan.notes)
 

@@ -6,18 +6,17 @@ import hashlib
 import json
 from pathlib import Path
 
+from installer.hostpaths import DIVERTED_LIB, HOOK_LINK, UNOWNED_PATHS, HostPaths
+from installer.hostpaths import TOOLKIT_CONFIG as CONFIG_TOML
+from installer.hostpaths import TOOLKIT_CONFIG_DIR as CONFIG_DIR
 from installer.record import InstallRecord, carried_over, load_record, save_record
 from installer.unownedpaths import (
-    CONFIG_DIR,
-    CONFIG_TOML,
-    DIVERTED_LIB,
-    HOOK_LINK,
-    UNOWNED_PATHS,
     fingerprint,
     fingerprints,
     intended,
     is_file_digest,
     observed,
+    present,
 )
 
 TOML_SHA = "a" * 64
@@ -29,11 +28,27 @@ def test_fingerprint_of_each_kind(tmp_path: Path) -> None:
     (tmp_path / "l").symlink_to("/usr/bin/nvidia-container-runtime-hook")
     assert fingerprint(tmp_path / "f") == hashlib.sha256(b"x\n").hexdigest()
     assert is_file_digest(fingerprint(tmp_path / "f"))
-    assert fingerprints([str(tmp_path / "d")]) == {str(tmp_path / "d"): "dir"}
     assert fingerprint(tmp_path / "d") == "dir"
     assert fingerprint(tmp_path / "l") == "-> /usr/bin/nvidia-container-runtime-hook"
     assert fingerprint(tmp_path / "missing") is None
     assert not is_file_digest("dir") and not is_file_digest("-> x") and not is_file_digest(None)
+
+
+def test_read_under_the_root_keyed_as_the_host_sees_them(tmp_path: Path) -> None:
+    """A test root's install sees the root's files; the record keeps the host's names."""
+    host = HostPaths(tmp_path)
+    assert present(host) == [] and fingerprints(host, [CONFIG_DIR]) == {CONFIG_DIR: None}
+    (tmp_path / CONFIG_TOML.lstrip("/")).parent.mkdir(parents=True)
+    (tmp_path / CONFIG_TOML.lstrip("/")).write_text("x\n")
+    (tmp_path / "usr/bin").mkdir(parents=True)
+    (tmp_path / HOOK_LINK.lstrip("/")).symlink_to("nvidia-container-runtime-hook")  # dangling
+    assert present(host) == [CONFIG_DIR, CONFIG_TOML, HOOK_LINK]
+    assert fingerprints(host, [CONFIG_DIR, CONFIG_TOML, HOOK_LINK, DIVERTED_LIB]) == {
+        CONFIG_DIR: "dir",
+        CONFIG_TOML: hashlib.sha256(b"x\n").hexdigest(),
+        HOOK_LINK: "-> nvidia-container-runtime-hook",
+        DIVERTED_LIB: None,
+    }
 
 
 def test_only_paths_absent_before_are_written_ahead() -> None:
@@ -69,7 +84,7 @@ def test_the_record_keeps_the_field_and_carries_it_over(tmp_path: Path) -> None:
     )  # fmt: skip
     path = tmp_path / "install-record.json"
     save_record(record, path)
-    assert load_record(path) == record
+    assert load_record(path, HostPaths(tmp_path)) == record
     assert json.loads(path.read_text())["unowned_paths_created"][HOOK_LINK] is None
     assert carried_over(record)["unowned_paths_created"] == record.unowned_paths_created
 
@@ -82,7 +97,7 @@ def test_a_record_without_the_field_reads_as_none_made(tmp_path: Path) -> None:
         "toolkit_version": "1.20.1-1", "started_at": "2026-01-01T00:00:00Z",
     }  # fmt: skip
     path.write_text(json.dumps(data))
-    record = load_record(path)
+    record = load_record(path, HostPaths(tmp_path))
     assert record is not None and record.unowned_paths_created == {}
 
 

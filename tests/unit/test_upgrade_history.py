@@ -14,6 +14,7 @@ from installer.aptlocal import apt_install_argv
 from installer.cmd_status import render
 from installer.dpkgstate import DpkgFacts, DpkgPackage
 from installer.errors import ExitCode, PreflightError
+from installer.hostpaths import HostPaths
 from installer.installplan import (
     PACKAGES,
     PlanFacts,
@@ -38,6 +39,8 @@ FAMILY = (
 OLD, NEW = "1.17.8-1", "1.20.1-1"
 AT_OLD, AT_NEW = dict.fromkeys(FAMILY, OLD), dict.fromkeys(FAMILY, NEW)
 
+HOST = HostPaths.system()
+
 
 def manifest(version: str) -> Manifest:
     return make_manifest(dict.fromkeys(FAMILY, version), distro="debian12")
@@ -45,7 +48,9 @@ def manifest(version: str) -> Manifest:
 
 def plan_facts(installed: dict[str, str]) -> PlanFacts:
     bundle_dir = Path("/var/lib/gpubundle/bundles") / ("cd" * 32)
-    return PlanFacts(bundle_dir, False, False, installed, (), runtime="none")
+    return PlanFacts(
+        bundle_dir, False, False, installed, (), HOST, str(HOST.docker_daemon_json), runtime="none"
+    )
 
 
 def entry(change: str, before: dict[str, str], after: dict[str, str]) -> dict[str, object]:
