@@ -139,9 +139,11 @@ def test_every_target_has_its_cells() -> None:
 
 @pytest.mark.parametrize("cell", CELLS, ids=cell_id)
 def test_install_and_uninstall_by_the_readme_command(
-    cell: tuple[str, str, tuple[str, ...]], tmp_path: Path, key: testkeys.TestKey,
+    cell: tuple[str, str, tuple[str, ...]],
+    tmp_path: Path,
+    key: testkeys.TestKey,
     bundle_for: BundleFor,
-) -> None:  # fmt: skip
+) -> None:
     distro, arch, include = cell
     runs_on = expected_python(distro, include)
     if arch != "amd64":

@@ -93,7 +93,7 @@ DISTROS: dict[str, DistroSpec] = {
     # later Ubuntu uses.
     "ubuntu24.04": _ubuntu("ubuntu24.04", "noble", "gutsy"),
     "ubuntu26.04": _ubuntu("ubuntu26.04", "resolute", "gutsy"),
-    # arm64 roots take ~4 min each under qemu: made for the two releases #11 installs on.
+    # arm64 roots take 3-4 min each under qemu: made for the two releases #11 installs on.
     "debian11": _debian("debian11", "bullseye", _DEBIAN_COMPONENTS, ("amd64",)),
     "debian12": _debian("debian12", "bookworm", (*_DEBIAN_COMPONENTS, "non-free-firmware")),
     "debian13": _debian("debian13", "trixie", (*_DEBIAN_COMPONENTS, "non-free-firmware")),
