@@ -38,11 +38,12 @@ from tests.support.testkeys import TestKey, make_key
 STANDIN_CACHE = CACHE_DIR / "standin"
 
 
-def _inputs_digest() -> str:
+def _inputs_digest(arch: str = "amd64") -> str:
     """Key of the cached repository: the builder, the stand-in programs and the fixture."""
     digest = hashlib.sha256()
     sources = sorted(standin_nvidia.STANDIN_BIN.iterdir())
-    for path in [Path(standin_nvidia.__file__), standin_nvidia.fixture_packages(), *sources]:
+    fixture = standin_nvidia.fixture_packages(arch)
+    for path in [Path(standin_nvidia.__file__), fixture, *sources]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -52,9 +53,11 @@ def _load_key(home: Path) -> TestKey:
     return TestKey(home, fingerprint, (home / "public.asc").read_bytes())
 
 
-def cached_standin_repo() -> StandinRepo:
-    """Build (once per input digest, under a lock) or reuse the default amd64 stand-in."""
-    where = STANDIN_CACHE / f"{standin_nvidia.RECIPE}-{_inputs_digest()}"
+def cached_standin_repo(arch: str = "amd64") -> StandinRepo:
+    """Build (once per input digest, under a lock) or reuse the stand-in for ``arch``: NVIDIA's
+    real index of that architecture (arm64: ../shared/fixtures/nvidia/stable/deb/arm64)."""
+    name = standin_nvidia.RECIPE if arch == "amd64" else f"{standin_nvidia.RECIPE}-{arch}"
+    where = STANDIN_CACHE / f"{name}-{_inputs_digest(arch)}"
     where.mkdir(parents=True, exist_ok=True)
     with (where / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -65,15 +68,15 @@ def cached_standin_repo() -> StandinRepo:
             (home / "public.asc").write_bytes(key.public_armored)
         key = _load_key(home)
         if not (where / "complete").exists():
-            build_standin_repo(where / "repo", key)
+            build_standin_repo(where / "repo", key, arch=arch)
             (where / "complete").write_text("built\n")
-    return _reload(where, key)
+    return _reload(where, key, arch)
 
 
-def _reload(where: Path, key: TestKey) -> StandinRepo:
+def _reload(where: Path, key: TestKey, arch: str) -> StandinRepo:
     """The StandinRepo description of an already built cache entry."""
     packages: list[standin_nvidia.StandinPackage] = []
-    flat = where / "repo" / "stable" / "deb" / "amd64"
+    flat = where / "repo" / "stable" / "deb" / arch
     for stanza in standin_nvidia.read_stanzas(flat / "Packages"):
         packages.append(
             standin_nvidia.StandinPackage(
@@ -81,7 +84,7 @@ def _reload(where: Path, key: TestKey) -> StandinRepo:
                 stanza["Filename"], int(stanza["Size"]), stanza["SHA256"],
             )
         )  # fmt: skip
-    return StandinRepo(where / "repo", "amd64", key, tuple(packages))
+    return StandinRepo(where / "repo", arch, key, tuple(packages))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -110,10 +113,9 @@ def _serve(root: Path) -> Iterator[str]:
         server.server_close()
 
 
-@pytest.fixture(scope="session")
-def standin_repo() -> Iterator[ServedStandin]:
-    """The stand-in NVIDIA flat repo (toolkit 1.20.1-1 and 1.17.8-1), served on loopback."""
-    repo = cached_standin_repo()
+@contextmanager
+def _served_standin(arch: str) -> Iterator[ServedStandin]:
+    repo = cached_standin_repo(arch)
     keyring = repo.root.parent / "gnupg" / "standin-keyring.gpg"
     # Written whole, then renamed: another test worker may be reading the same file.
     partial = keyring.with_name(f".{keyring.name}.{os.getpid()}")
@@ -121,6 +123,20 @@ def standin_repo() -> Iterator[ServedStandin]:
     partial.replace(keyring)
     with _serve(repo.root) as base_url:
         yield ServedStandin(repo, base_url, repo.flat_url(base_url), repo.key, keyring)
+
+
+@pytest.fixture(scope="session")
+def standin_repo() -> Iterator[ServedStandin]:
+    """The stand-in NVIDIA flat repo (toolkit 1.20.1-1 and 1.17.8-1), served on loopback."""
+    with _served_standin("amd64") as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
+def standin_repo_arm64() -> Iterator[ServedStandin]:
+    """The same for arm64, built from NVIDIA's real arm64 index (every package ``arm64``)."""
+    with _served_standin("arm64") as served:
+        yield served
 
 
 @pytest.fixture(scope="session")

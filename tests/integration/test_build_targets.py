@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
 
@@ -31,17 +30,10 @@ from tests.support.httpserver import serve_directory
 from tests.support.installbundles import build_target_bundle, gpubundle
 from tests.support.rootfiles import FAMILY
 from tests.support.roots import DISTROS, debootstrap_root, minbase_status
-from tests.support.standin_nvidia import build_standin_repo, sign_inrelease
+from tests.support.standin_nvidia import sign_inrelease
 from tests.support.standin_served import ServedStandin
 
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.archive]
-
-
-@dataclass(frozen=True)
-class StandinArm64:
-    url: str  # the flat source
-    key: bytes  # armoured public key
-    flat_dir: Path  # holds its Packages
 
 
 # Every target builds: hosts whose python3 is missing or older than 3.8 get a carried one.
@@ -54,15 +46,6 @@ def key(tmp_path_factory: pytest.TempPathFactory) -> testkeys.TestKey:
     return testkeys.make_key(tmp_path_factory.mktemp("signer"), name="gpubundle targets")
 
 
-@pytest.fixture(scope="module")
-def arm64_standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinArm64]:
-    """An arm64 stand-in NVIDIA repository on loopback: its flat URL, key and Packages."""
-    signer = testkeys.make_key(tmp_path_factory.mktemp("standin"), name="stand-in arm64")
-    repo = build_standin_repo(tmp_path_factory.mktemp("arm64"), signer, arch="arm64")
-    with serve_directory(repo.root) as base_url:
-        yield StandinArm64(repo.flat_url(base_url), signer.public_armored, repo.flat_dir)
-
-
 @pytest.mark.parametrize("distro", BUILDABLE)
 def test_build_for_the_minbase_root(
     distro: str, tmp_path: Path, key: testkeys.TestKey, standin_repo: ServedStandin
@@ -72,9 +55,10 @@ def test_build_for_the_minbase_root(
 
 @pytest.mark.parametrize("distro", ARM64)
 def test_build_for_the_arm64_minbase_root(
-    distro: str, tmp_path: Path, key: testkeys.TestKey, arm64_standin: StandinArm64
+    distro: str, tmp_path: Path, key: testkeys.TestKey, standin_repo_arm64: ServedStandin
 ) -> None:
-    _build_and_check(distro, "arm64", tmp_path, key, arm64_standin.url, arm64_standin.key)
+    arm64 = standin_repo_arm64
+    _build_and_check(distro, "arm64", tmp_path, key, arm64.url, arm64.armored_key)
 
 
 def _build_and_check(
@@ -155,7 +139,9 @@ def ports_mirror(
 
 
 def test_ubuntu_arm64_through_a_ports_mirror_plans_what_apt_installs(
-    tmp_path: Path, ports_mirror: tuple[str, testkeys.TestKey, Path], arm64_standin: StandinArm64
+    tmp_path: Path,
+    ports_mirror: tuple[str, testkeys.TestKey, Path],
+    standin_repo_arm64: ServedStandin,
 ) -> None:
     """``--arch arm64`` with ``--mirror``/``--key`` for the three Ubuntu sources: the
     dry-run plan is what Ubuntu 26.04's own apt installs for arm64 from the same indices."""
@@ -163,9 +149,9 @@ def test_ubuntu_arm64_through_a_ports_mirror_plans_what_apt_installs(
     key_file = tmp_path / "ports.asc"
     key_file.write_bytes(signer.public_armored)
     nvidia_key = tmp_path / "nvidia.asc"
-    nvidia_key.write_bytes(arm64_standin.key)
+    nvidia_key.write_bytes(standin_repo_arm64.armored_key)
     args = ["build", "--distro", "ubuntu26.04", "--arch", "arm64", "--with-docker",
-            "--mirror", f"nvidia={arm64_standin.url}", "--key", f"nvidia={nvidia_key}",
+            "--mirror", f"nvidia={standin_repo_arm64.url}", "--key", f"nvidia={nvidia_key}",
             "--cache-dir", str(tmp_path / "cache"), "--no-images", "--dry-run", "--json"]  # fmt: skip
     for source_id in UBUNTU_SOURCES:
         args += ["--mirror", f"{source_id}={url}", "--key", f"{source_id}={key_file}"]
@@ -182,9 +168,9 @@ def test_ubuntu_arm64_through_a_ports_mirror_plans_what_apt_installs(
         for c in ("main", "universe")
         for path in [mirror / "dists" / suite / c / "binary-arm64" / "Packages"]
     ]
-    nvidia_line = f"deb [trusted=yes arch=arm64] {arm64_standin.url} /"
-    nvidia_packages = arm64_standin.flat_dir / "Packages"
-    files.append(IndexFile("nvidia", arm64_standin.url, nvidia_line, nvidia_packages))
+    nvidia_line = f"deb [trusted=yes arch=arm64] {standin_repo_arm64.url} /"
+    nvidia_packages = standin_repo_arm64.repo.flat_dir / "Packages"
+    files.append(IndexFile("nvidia", standin_repo_arm64.url, nvidia_line, nvidia_packages))
     root = debootstrap_root("ubuntu26.04", dest=tmp_path / "root")
     roots = ["nvidia-container-toolkit", "docker.io"]
     assert planned == apt_install_set(files, roots, arch="arm64", chroot=root)

@@ -19,10 +19,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.support.roots import QEMU_ENV
+
 DROP = "/tmp/gpubundle"
 BUNDLE = f"{DROP}/bundle.tar.zst"
 PYZ = f"{DROP}/gpubundle-installer.pyz"
-CHROOT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
+# QEMU_ENV: how qemu-user runs a foreign-arch root's programs (tests/support/roots.py).
+CHROOT_ENV = {
+    "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+    "HOME": "/root",
+    **QEMU_ENV,
+}
 
 
 def stage(root: Path, bundle: Path, pyz: Path) -> None:
