@@ -121,12 +121,14 @@ def ubuntu(
     (root / NVIDIA_KEY.lstrip("/")).write_bytes(standin_repo.armored_key)
     env = {"CI": os.environ["CI"]} if os.environ.get("CI") else {}
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    times: list[tuple[str, float]] = []
     try:
         with workstation.entered(root) as mounts, serve_directory(nvidia_fixtures_dir()) as url:
             mounts.bind(_cache("apt-archives"), "/var/cache/apt/archives")
             mounts.bind(_cache("pip", UID), f"{HOME}/.cache/pip")
             env["GPUBUNDLE_NVIDIA_FIXTURES_URL"] = url
-            box = Workstation(root, env, standin_repo)
+            box = Workstation(root, env, standin_repo, times)
             box.times.append(("the root: unpack, prepare", time.monotonic() - started))
             # The apt lists of a machine in use are current.
             box.type("sudo apt-get update -qq", cwd=HOME)
@@ -143,11 +145,12 @@ def ubuntu(
             mounts.bind(CACHE_DIR / "build", f"{CLONE}/.cache/build")
             yield box
     finally:
-        if reporter is not None:
+        lines = [f"{seconds:7.1f} s  {what}" for what, seconds in times]
+        lines.append(f"{time.monotonic() - started:7.1f} s  in all")
+        with capture.global_and_fixture_disabled():  # shown without -s too
             reporter.write_line(f"\n{DISTRO} workstation, step times:")
-            for what, seconds in box.times if "box" in locals() else []:
-                reporter.write_line(f"  {seconds:7.1f} s  {what}")
-            reporter.write_line(f"  {time.monotonic() - started:7.1f} s  in all")
+            for line in lines:
+                reporter.write_line(f"  {line}")
         workstation.remove(root)
 
 
