@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +39,10 @@ def fresh_clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
     env = {k: v for k, v in os.environ.items() if k not in ("GPUBUNDLE_SHARED", "PYTHONPATH")}
     # The build's verified download cache only saves time; every byte is still checked.
     env["GPUBUNDLE_DEMO_CACHE"] = str(CACHE_DIR / "build")
+    # The dev tools are where the tests run from: the system python3 (.ci/run) or the
+    # .venv of `make install` (README), which the clone has not made; the Makefile takes
+    # its interpreter from PYTHON.
+    env["PYTHON"] = sys.executable
     with serve_directory(nvidia_fixtures_dir()) as mirror:
         env["GPUBUNDLE_NVIDIA_FIXTURES_URL"] = mirror
         yield clone, env
