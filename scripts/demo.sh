@@ -124,6 +124,7 @@ banner "a stand-in NVIDIA repository on 127.0.0.1" \
 names, versions and dependencies; stand-in payloads) and sign it with a throwaway key."
 show "$PYTHON" scripts/standin-nvidia-repo "$WORK/nvidia"
 mkdir "$WORK/www"
+: >"$WORK/http.log"  # there before the server's redirect opens it: the loop below reads it
 ln -s "$WORK/nvidia/stable" "$WORK/www/stable"  # serve the repository, not its key's home
 "$PYTHON" -u -m http.server --bind 127.0.0.1 --directory "$WORK/www" 0 >"$WORK/http.log" 2>&1 &
 SERVER_PID=$!

@@ -17,32 +17,17 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import CACHE_DIR, REPO_ROOT, nvidia_fixtures_dir
+from tests.support.demooutput import demo_problems
 from tests.support.httpserver import serve_directory
 
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.archive]
-
-STEPS = (
-    "a stand-in NVIDIA repository on 127.0.0.1",
-    "the air-gapped host: a throwaway Debian 12 root",
-    "a throwaway signing key",
-    "gpubundle build (the connected machine)",
-    "gpubundle verify",
-    "gpubundle install, offline, in the throwaway root",
-    "gpubundle status",
-    "gpubundle uninstall",
-)
-FAMILY = (
-    "libnvidia-container-tools",
-    "libnvidia-container1",
-    "nvidia-container-toolkit",
-    "nvidia-container-toolkit-base",
-)
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +39,10 @@ def fresh_clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
     env = {k: v for k, v in os.environ.items() if k not in ("GPUBUNDLE_SHARED", "PYTHONPATH")}
     # The build's verified download cache only saves time; every byte is still checked.
     env["GPUBUNDLE_DEMO_CACHE"] = str(CACHE_DIR / "build")
+    # The dev tools are where the tests run from: the system python3 (.ci/run) or the
+    # .venv of `make install` (README), which the clone has not made; the Makefile takes
+    # its interpreter from PYTHON.
+    env["PYTHON"] = sys.executable
     with serve_directory(nvidia_fixtures_dir()) as mirror:
         env["GPUBUNDLE_NVIDIA_FIXTURES_URL"] = mirror
         yield clone, env
@@ -85,17 +74,5 @@ def test_fresh_clone_runs_the_unit_tier(fresh_clone: tuple[Path, dict[str, str]]
 def test_demo_runs_every_step(fresh_clone: tuple[Path, dict[str, str]]) -> None:
     clone, env = fresh_clone
     proc = _make(clone, env, "demo")
-    out = proc.stdout
-    assert proc.returncode == 0, out[-6000:]
-    for number, title in enumerate(STEPS, 1):
-        assert f"[{number}/{len(STEPS)}] {title} " in out, f"step {number} not announced"
-        assert re.search(rf"^ *{number}\. {re.escape(title)} +\d+\.\d s$", out, re.M), (
-            f"step {number} missing from the summary"
-        )
-    installed, _, removed = out.partition(f"[8/{len(STEPS)}] gpubundle uninstall")
-    for name in FAMILY:
-        assert f"{name} 1.20.1-1 ii" in installed, f"{name} not shown installed"
-        assert f"{name} ii" not in removed, f"{name} still installed after uninstall"
-    assert "uninstall complete" in removed
-    assert "gpgv: Good signature" in out
-    assert re.search(r"^demo complete in \d+\.\d s", out, re.M)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert demo_problems(proc.stdout) == [], proc.stdout[-6000:]

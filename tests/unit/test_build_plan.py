@@ -29,6 +29,7 @@ from bundler.verifyimage import VERIFY_IMAGE_ROOTS
 from installer.errors import ExitCode, GpubundleError
 from installer.manifest import FileEntry, SourceRecord, parse_manifest
 from installer.openpgp import armor, dearmor
+from tests.support.testkeys import make_key
 
 SHA = "ab" * 32
 
@@ -268,13 +269,8 @@ def test_output_name_and_install_command() -> None:
 
 
 def test_armor_matches_gpg_and_round_trips(tmp_path: Path) -> None:
-    home = tmp_path / "gnupg"
-    home.mkdir(mode=0o700)
+    home = make_key(tmp_path / "gnupg").gnupghome  # its gpg-agent is stopped at exit
     env = {"GNUPGHOME": str(home), "PATH": "/usr/bin:/bin"}
-    subprocess.run(
-        ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "t <t@x.invalid>", "ed25519",
-         "sign", "never"], env=env, check=True, capture_output=True,
-    )  # fmt: skip
     key = subprocess.run(["gpg", "--export"], env=env, check=True, capture_output=True).stdout
     by_gpg = subprocess.run(
         ["gpg", "--armor", "--export"], env=env, check=True, capture_output=True

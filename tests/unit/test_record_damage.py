@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from installer.cli import main
 from installer.doctor.installrecord import check_record, gather_record
@@ -164,7 +164,9 @@ def test_ledger_appends_once_and_ignores_a_torn_line(tmp_path: Path) -> None:
 # --- the commands, on a damaged record ------------------------------------------------
 
 
-def cli_env(record: Path) -> dict[str, str]:
+def cli(record: Path, *args: str) -> Result:
+    """The command line on a host of its own under the record's directory: the record and
+    its dpkg status there, and nothing of this machine's (its apt lists are root's alone)."""
     admindir = record.parent / "dpkg"
     admindir.mkdir(exist_ok=True)
     (admindir / "status").write_text(
@@ -173,23 +175,20 @@ def cli_env(record: Path) -> dict[str, str]:
             for n, v in {**INSTALLED_FAMILY, "libc6": "2.36-9+deb12u1"}.items()
         )
     )
-    return {
-        "GPUBUNDLE_RECORD": str(record),
-        "GPUBUNDLE_LOCK": str(record.parent / "lock"),
-        "GPUBUNDLE_DPKG_ADMINDIR": str(admindir),
-    }
+    host = HostPaths(record.parent / "host", record_file=record, lock_file=record.parent / "lock")
+    env = {"GPUBUNDLE_DPKG_ADMINDIR": str(admindir)}
+    return CliRunner().invoke(main, list(args), env=env, obj=host)
 
 
 @pytest.mark.parametrize("damage", DAMAGES)
 def test_status_and_uninstall_on_a_record_with_a_whole_mirror(saved: Path, damage: str) -> None:
     saved.write_text(DAMAGES[damage](saved.read_text()))
-    env = cli_env(saved)
-    status = CliRunner().invoke(main, ["status", "--json"], env=env)
+    status = cli(saved, "status", "--json")
     assert status.exit_code == 0, status.output
     doc = json.loads(status.stdout)  # one document, nothing else on stdout
     assert doc["record_damage"]["problems"] and doc["record_damage"]["lost"] == []
     assert doc["record"]["packages_installed"] == installed_record().packages_installed
-    plan = CliRunner().invoke(main, ["uninstall", "--dry-run", "--json"], env=env)
+    plan = cli(saved, "uninstall", "--dry-run", "--json")
     assert plan.exit_code == 0, plan.output
     actions = {a["kind"]: a["targets"] for a in json.loads(plan.stdout)["actions"]}
     assert sorted(actions["remove-packages"]) == sorted(INSTALLED_FAMILY)  # libc6 was there before
@@ -202,15 +201,14 @@ def test_with_fields_lost_status_exits_1_and_uninstall_still_removes_gpubundles_
 ) -> None:
     saved.write_text(DAMAGES[damage](saved.read_text()))
     backup_path(saved).write_text("{")
-    env = cli_env(saved)
-    status = CliRunner().invoke(main, ["status", "--json"], env=env)
+    status = cli(saved, "status", "--json")
     assert status.exit_code == 1, status.output
     doc = json.loads(status.stdout)
     assert doc["ok"] is False and "could not be read" in doc["message"]
     assert "uninstall" in doc["hint"] and "Traceback" not in status.output
-    text = CliRunner().invoke(main, ["status"], env=env)
+    text = cli(saved, "status")
     assert text.exit_code == 1 and "hint:" in text.stderr
-    plan = CliRunner().invoke(main, ["uninstall", "--dry-run", "--json"], env=env)
+    plan = cli(saved, "uninstall", "--dry-run", "--json")
     assert plan.exit_code == 0, plan.output
     actions = {a["kind"]: a["targets"] for a in json.loads(plan.stdout)["actions"]}
     assert sorted(actions["remove-packages"]) == sorted(INSTALLED_FAMILY)
