@@ -175,9 +175,13 @@ def cli(record: Path, *args: str) -> Result:
             for n, v in {**INSTALLED_FAMILY, "libc6": "2.36-9+deb12u1"}.items()
         )
     )
-    host = HostPaths(record.parent / "host", record_file=record, lock_file=record.parent / "lock")
-    env = {"GPUBUNDLE_DPKG_ADMINDIR": str(admindir)}
-    return CliRunner().invoke(main, list(args), env=env, obj=host)
+    host = HostPaths(
+        record.parent / "host",
+        record_file=record,
+        lock_file=record.parent / "lock",
+        dpkg_admin_override=admindir,
+    )
+    return CliRunner().invoke(main, list(args), obj=host)
 
 
 @pytest.mark.parametrize("damage", DAMAGES)
