@@ -62,6 +62,9 @@ def xdist_group_of(item: pytest.Item) -> str:
     return item.nodeid.split("::", 1)[0]
 
 
+# tryfirst: pytest-xdist's worker reads the xdist_group markers in its own
+# collection_modifyitems, which pluggy would otherwise call before this conftest's.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     is_root = os.geteuid() == 0
     for item in items:
