@@ -102,7 +102,9 @@ def repo_digest(repo_digests: Iterable[str], ref: ImageRef) -> str:
 
 
 def pin_from_attrs(ref: str, attrs: dict[str, Any]) -> ImagePin:
-    """An ImagePin from ``docker image inspect`` data."""
+    """An ImagePin from ``docker image inspect`` data. ``image_id`` is its ``Id``: the
+    config digest in Docker's classic image store, the manifest or index digest in the
+    containerd image store (Docker 29's default); only recorded and used as a cache key."""
     parsed = parse_ref(ref)
     image_id = str(attrs.get("Id", ""))
     digest = parsed.digest or repo_digest(attrs.get("RepoDigests") or (), parsed) or image_id

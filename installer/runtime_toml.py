@@ -16,7 +16,12 @@ Python 3.8 to 3.10: the text must hold the nvidia runtime's table header and bin
 match), and where ``tomllib`` exists (3.11+) every key of the original must still be
 there with its value. For containerd the engine itself then reads the file
 (``containerd --config PATH config dump``), which is the check that matters: what the
-daemon will load. CRI-O's drop-in has no such offline check (``crio config`` reads the
+daemon will load. The dump is read as the doctor reads it (``criconfig``, which needs no
+tomllib): containerd 1.x dumps config version 2, 2.x version 3 (a version 2 file
+migrated, the runtimes under ``"io.containerd.cri.v1.runtime"``); the nvidia runtime must
+be in the CRI table of the dump's version, and that plugin must not be in
+``disabled_plugins`` (2.x dumps a disabled plugin's table of a version 3 file as written,
+so the table alone does not say it is loaded). CRI-O's drop-in has no such offline check (``crio config`` reads the
 whole configuration directory); a CRI-O that refuses it fails the restart, which rolls
 the file back.
 """
@@ -30,6 +35,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from installer.doctor import criconfig
 from installer.errors import GpubundleError
 from installer.runner import run, tail
 from installer.runtime_config import RuntimeChange, configure_file
@@ -115,6 +121,30 @@ def engine_check_argv(runtime: str, config: Path) -> list[str] | None:
     )
 
 
+def loaded_problems(dump: str) -> list[str]:
+    """What keeps containerd from loading the nvidia runtime, from its ``config dump``
+    output; empty when it loads it."""
+    try:
+        loaded = criconfig.read_config("containerd", [dump])
+    except ValueError:  # not our reader's TOML: the line match, as before
+        return [] if is_configured_text("containerd", dump) else [_NOT_LOADED]
+    if loaded.cri_disabled:
+        return [
+            f'`containerd config dump` has "{loaded.cri_disabled}" in disabled_plugins: '
+            "containerd loads no CRI runtime from this file (remove it from disabled_plugins)"
+        ]
+    if not loaded.nvidia or not loaded.binary.endswith("nvidia-container-runtime"):
+        return [f"{_NOT_LOADED} (config version {loaded.version}: [{loaded.table}])"]
+    return []
+
+
+_NOT_LOADED = (
+    "`containerd config dump` shows no nvidia runtime: containerd does not load it from this "
+    "file (a config version this containerd does not read? containerd 2.x reads 2 and 3, "
+    "not 1)"
+)
+
+
 # --- the file -----------------------------------------------------------------------
 
 
@@ -125,13 +155,7 @@ def _engine_problems(runtime: str, config: Path) -> list[str]:
     proc = run(argv, check=False, timeout=60)
     if proc.returncode != 0:
         return [f"{argv[0]} refuses it:", *tail(proc.stderr.decode(errors="replace"))]
-    if not is_configured_text(runtime, proc.stdout.decode(errors="replace")):
-        return [
-            f"`{' '.join(argv)}` shows no nvidia runtime: containerd does not load it from "
-            'this file (is "io.containerd.grpc.v1.cri" in disabled_plugins? a config version '
-            "this containerd does not know?)"
-        ]
-    return []
+    return loaded_problems(proc.stdout.decode(errors="replace"))
 
 
 def configure_toml_runtime(runtime: str, config: Path, backup_dir: Path) -> RuntimeChange:

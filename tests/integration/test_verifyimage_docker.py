@@ -8,6 +8,11 @@ the image built twice (byte-identical), ``docker load``-ed and run: glibc and th
 work, the compute probe runs on the target's own python3 and names the missing
 libcuda.so.1 with exit 3, and ``nvidia-smi`` is "not found" without the NVIDIA runtime
 (it is the runtime that puts it there; the GPU host run shows that half).
+
+The loaded image's ``Id`` is the one the archive records for this dockerd's image store
+(``tests.support.docker_env.loaded_image_id``): the config digest, which is the build's
+``image_id``, in the classic store; the manifest digest of the archive's ``index.json``
+(whose manifest names that config) in the containerd image store of Docker 29.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from bundler.verifyimage import (
 )
 from installer.runner import run
 from tests.support.archivedebs import fetch_debs
+from tests.support.docker_env import archive_ids, loaded_image_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.archive, pytest.mark.docker]
 
@@ -64,7 +70,9 @@ def test_built_image_runs_glibc_and_a_shell(distro: str, cache_dir: Path, tmp_pa
         assert tag in loaded
         _, inspected = docker("image", "inspect", tag)
         [image] = json.loads(inspected)
-        assert image["Id"] == info.image_id
+        config_digest, _ = archive_ids(tmp_path / "one.tar")
+        assert config_digest == info.image_id
+        assert image["Id"] == loaded_image_id(tmp_path / "one.tar")
         assert image["Architecture"] == "amd64"
         assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in image["Config"]["Env"]
         assert image["Config"]["Labels"][PROBE_LABEL] == "/usr/local/bin/gpubundle-compute-probe"

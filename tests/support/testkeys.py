@@ -16,6 +16,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from bundler.signing import Signer
+
 
 @dataclass(frozen=True)
 class TestKey:
@@ -79,12 +81,13 @@ def make_key(
     fingerprint = next(
         line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")
     )
-    public = subprocess.run(
-        ["gpg", "--batch", "--armor", "--export", fingerprint],
-        env=env,
-        check=True,
-        capture_output=True,
-    ).stdout
+    # The public key exactly as a bundle carries it (keys/signer.asc, a split index's
+    # signer_key): the Signer's own export-minimal. Not a plain `gpg --export`: gpg 2.4
+    # writes the self-signature's EdDSA values back at their full 32 bytes when it rebuilds
+    # the packet (export-minimal does), but stores them with a leading zero byte stripped,
+    # so for about one key in a hundred the two exports differ by one byte in length
+    # (gpg 2.2 strips it in both).
+    public = Signer(fingerprint, home).public_key()
     return TestKey(home, fingerprint, public)
 
 

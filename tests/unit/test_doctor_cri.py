@@ -510,3 +510,37 @@ def test_a_stale_cdi_spec_still_fails_where_docker_is_not_checked(tmp_path: Path
     assert {f.check_id: f for f in judge(host(choice, fresh, facts()))}[
         "engine.cdi"
     ].status == "skipped"
+
+
+# containerd 2.2.1's `config dump` (Ubuntu 24.04) of a version 2 file that nvidia-ctk
+# wrote: migrated to version 3, single-quoted, CDI on by default (an excerpt).
+DUMP_2X = f"""version = 3
+disabled_plugins = []
+imports = ['/etc/containerd/conf.d/*.toml']
+
+[plugins]
+  [plugins.'io.containerd.cri.v1.runtime']
+    enable_cdi = true
+    [plugins.'io.containerd.cri.v1.runtime'.containerd]
+      default_runtime_name = 'runc'
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes]
+        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.nvidia]
+          runtime_type = 'io.containerd.runc.v2'
+          [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.nvidia.options]
+            BinaryName = '{BINARY}'
+"""
+
+
+@pytest.mark.parametrize("text", [V2, V3])
+def test_containerd_2x_loads_a_v2_file_migrated_and_its_own_v3(text: str) -> None:
+    finding = cri.check_nvidia_runtime(facts(text, version="2.2.1", **loaded(DUMP_2X)))
+    assert finding.status == "ok" and "shows it" in finding.evidence[-1], finding
+    spec = ("/etc/cdi/nvidia.yaml",)
+    cdi = cri.check_cdi(facts(text, version="2.2.1", cdi_specs=spec, **loaded(DUMP_2X)))
+    assert cdi.status == "ok", cdi  # on by default in 2.x: no key in the file needed
+
+
+def test_containerd_2x_does_not_read_a_v1_files_runtime() -> None:
+    unloaded = DUMP_2X.replace(".runtimes.nvidia", ".runtimes.runc")
+    finding = cri.check_nvidia_runtime(facts(V1, version="2.2.1", **loaded(unloaded)))
+    assert finding.status == "failure" and "does not load" in finding.summary, finding

@@ -130,3 +130,70 @@ def test_bad_rewrite_restores_original_bytes(
         rt.configure_toml_runtime("containerd", config, tmp_path / "backup")
     assert config.read_text() == CONTAINERD_V2
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# Excerpts of real `containerd config dump` output. containerd 2.2.1 (Ubuntu 24.04) dumps
+# version 3 with single-quoted strings, a version 2 file migrated; with a version 2 file
+# whose `io.containerd.grpc.v1.cri` is disabled it dumps the runtime under both names.
+DUMP_2X = """version = 3
+root = '/var/lib/containerd'
+disabled_plugins = {disabled}
+imports = ['/etc/containerd/conf.d/*.toml']
+
+[plugins]
+  [plugins.'io.containerd.cri.v1.runtime']
+    enable_cdi = true
+    [plugins.'io.containerd.cri.v1.runtime'.containerd]
+      default_runtime_name = 'runc'
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes]
+        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.{name}]
+          runtime_type = 'io.containerd.runc.v2'
+          [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.{name}.options]
+            BinaryName = '/usr/bin/nvidia-container-runtime'
+"""
+# containerd 1.6.20 (Debian 12): version 2, double quotes, a disabled plugin's table left out.
+DUMP_1X = """version = 2
+root = "/var/lib/containerd"
+disabled_plugins = {disabled}
+
+[plugins]
+  [plugins."io.containerd.grpc.v1.cri"]
+    [plugins."io.containerd.grpc.v1.cri".containerd]
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes]
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}]
+          runtime_type = "io.containerd.runc.v2"
+          [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}.options]
+            BinaryName = "/usr/bin/nvidia-container-runtime"
+"""
+
+
+@pytest.mark.parametrize("dump", [DUMP_1X, DUMP_2X])
+def test_the_loaded_nvidia_runtime_under_either_containerds_name(dump: str) -> None:
+    assert rt.loaded_problems(dump.format(disabled="[]", name="nvidia")) == []
+    [missing] = rt.loaded_problems(dump.format(disabled="[]", name="other"))
+    assert "shows no nvidia runtime" in missing and "containerd 2.x reads 2 and 3" in missing
+
+
+@pytest.mark.parametrize(
+    ("dump", "plugin"),
+    [
+        (DUMP_1X, "io.containerd.grpc.v1.cri"),
+        (DUMP_1X, "cri"),
+        (DUMP_2X, "io.containerd.cri.v1.runtime"),  # 2.x still dumps the table of a v3 file
+        (DUMP_2X, "io.containerd.grpc.v1.cri"),  # 2.x's CRI service: the runtime is not served
+    ],
+)
+def test_a_disabled_cri_plugin_is_not_loading_the_runtime(dump: str, plugin: str) -> None:
+    [problem] = rt.loaded_problems(dump.format(disabled=f'["{plugin}"]', name="nvidia"))
+    assert f'"{plugin}" in disabled_plugins' in problem
+
+
+def test_a_v1_table_in_a_2x_dump_is_not_loaded() -> None:
+    """containerd 2.x does not migrate a version 1 file's plugins.cri: its dump has the
+    runtime nowhere it reads."""
+    dump = DUMP_2X.format(disabled="[]", name="runc") + (
+        "  [plugins.cri.containerd.runtimes.nvidia.options]\n"
+        "    BinaryName = '/usr/bin/nvidia-container-runtime'\n"
+    )
+    [problem] = rt.loaded_problems(dump)
+    assert 'config version 3: [plugins."io.containerd.cri.v1.runtime"' in problem

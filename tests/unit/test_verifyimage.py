@@ -30,6 +30,7 @@ from bundler.verifyimage import (
 )
 from installer.errors import GpubundleError
 from tests.support.debs import BUSYBOX, LIBC, make_deb
+from tests.support.docker_env import archive_ids
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
 
@@ -103,6 +104,8 @@ def test_archive_has_what_docker_load_reads(debs: list[Path], tmp_path: Path) ->
     assert desc["size"] == len(manifest_bytes)
     manifest = json.loads(manifest_bytes)
     assert manifest["config"]["digest"] == info.image_id
+    # the IDs the two image stores show once it is loaded (test_verifyimage_docker)
+    assert archive_ids(tmp_path / "image.tar") == (info.image_id, desc["digest"])
     assert manifest["layers"][0] == {
         "mediaType": ociarchive.OCI_LAYER,
         "digest": layer_digest,
