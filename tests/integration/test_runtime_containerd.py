@@ -13,7 +13,8 @@ runtimes under ``"io.containerd.grpc.v1.cri"``; 2.x (Ubuntu 24.04) reads version
 migrating it and its own version 3, with them under ``"io.containerd.cri.v1.runtime"``,
 and dumps version 3. nvidia-ctk writes the runtime in the table of the file's own
 version; each test asserts what containerd loads under the name that containerd uses.
-The version 3 file runs on containerd 2.x only (1.x refuses it: skipped there).
+The version 3 file runs on containerd 2.x only (1.x refuses it): the fixture's versions
+are those this machine's containerd reads (``config_versions_read``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from installer.runtime_config import rollback_runtime
 from installer.runtime_toml import configure_toml_runtime
 from tests.support.containerd import (
     USER_SETTINGS,
+    config_versions_read,
     dump,
     dump_version,
     loaded_cri,
@@ -48,7 +50,7 @@ HOST = HostPaths.system()  # the machine: its /proc, its init scripts
 INIT_SCRIPT = HOST.init_script("containerd")
 
 
-@pytest.fixture(params=[2, 3], ids=["config-v2", "config-v3"])
+@pytest.fixture(params=config_versions_read(), ids=lambda v: f"config-v{v}")
 def private_containerd(
     monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> Iterator[Path]:
