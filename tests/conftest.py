@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support import nvidia_fixtures as pinned_nvidia
+from tests.support.mounts import detach_all, mounts_under
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = REPO_ROOT / ".cache"
@@ -47,6 +49,42 @@ def nvidia_fixtures() -> Path:
 def cache_dir() -> Path:
     CACHE_DIR.mkdir(exist_ok=True)
     return CACHE_DIR
+
+
+@pytest.fixture
+def tmp_path(tmp_path: Path) -> Iterator[Path]:
+    """pytest's ``tmp_path``, checked to hold no mount when the test ends.
+
+    pyproject.toml has pytest delete a passing test's directory (roots and bundles of a
+    few hundred MB each would otherwise pile up to tens of GB in one run); a delete that
+    walks into a bind mount left behind would delete the host's files. Anything left is
+    detached first, and the test fails for leaving it.
+    """
+    yield tmp_path
+    left = mounts_under(tmp_path)
+    if left:
+        detach_all(left)
+        raise AssertionError(f"the test left mounted under {tmp_path}: {left} (now detached)")
+
+
+# Below this much free space an integration test is not started: it would fail for want
+# of space in a way that names something else (and a full disk also swallows pytest's
+# own report). A root copy, a bundle and an image each take a few hundred MB.
+LEAST_FREE_BYTES = 3 * 1024**3
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if "integration" not in item.keywords:
+        return
+    for where in (Path(tempfile.gettempdir()), REPO_ROOT):
+        free = shutil.disk_usage(where).free
+        if free < LEAST_FREE_BYTES:
+            pytest.fail(
+                f"only {free / 1024**3:.1f} GiB free where {where} is; integration tests need "
+                f"{LEAST_FREE_BYTES // 1024**3} GiB at least: free space there (`du -sh "
+                f"/tmp/pytest-of-*` shows earlier runs' leftovers) and run again",
+                pytrace=False,
+            )
 
 
 SHARED_DOCKERD_GROUP = "shared-dockerd"

@@ -33,6 +33,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from tests.support.mounts import mounts_under
+
 WORKSTATION_INCLUDE = ("ca-certificates", "git", "python3", "sudo")
 USER = "dev"
 UID = 1000
@@ -94,17 +96,6 @@ def prepare(root: Path, codename: str) -> None:
     sudoers.chmod(0o440)
 
 
-def _mounts_under(root: Path) -> list[str]:
-    """Mount points at or under ``root``, deepest last (from /proc/self/mountinfo)."""
-    prefix = str(root.resolve())
-    found = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = line.split()[4].replace("\\040", " ")
-        if point == prefix or point.startswith(prefix + "/"):
-            found.append(point)
-    return found
-
-
 def processes_in(root: Path) -> list[int]:
     """Ids of the processes whose root directory is ``root`` (started in the workstation)."""
     target = str(root.resolve())
@@ -164,14 +155,14 @@ def entered(root: Path) -> Iterator[Mounts]:
         _stop_processes(root)
         for where in reversed(mounts.points):
             subprocess.run(["umount", "-R", "-l", str(where)], check=False)
-        left = _mounts_under(root)
+        left = mounts_under(root)
         if left:
             raise AssertionError(f"still mounted under {root}: {left}; remove nothing there")
 
 
 def remove(root: Path) -> None:
     """Delete the workstation root, only once nothing is mounted under it."""
-    left = _mounts_under(root)
+    left = mounts_under(root)
     if left:
         raise AssertionError(f"still mounted under {root}: {left}; not removing it")
     shutil.rmtree(root)
