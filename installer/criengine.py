@@ -121,22 +121,9 @@ def find_daemon(
 ) -> tuple[int, tuple[str, ...]]:
     """Pid and command line of the daemon in ``proc`` that reads ``config`` (``default``:
     the file it reads when not told ``--config``); (0, ()) when none runs."""
-    try:
-        entries = sorted(proc.iterdir(), key=lambda e: e.name)
-    except OSError:  # no /proc under this root: no process to find
-        return 0, ()
-    for entry in entries:
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "comm").read_text().strip() != BINARIES[runtime]:
-                continue
-            raw = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        argv = tuple(a.decode() for a in raw.split(b"\0") if a)
+    for pid, argv in daemon.processes_named(proc, BINARIES[runtime]):
         if is_ours(argv, config, default):
-            return int(entry.name), argv
+            return pid, argv
     return 0, ()
 
 

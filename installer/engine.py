@@ -130,25 +130,10 @@ def find_dockerd(proc: Path, host: str | None = None) -> tuple[int, tuple[str, .
     under systemd (``-H fd://``) the first dockerd is the one.
     """
     wanted = host or target_host()
-    try:
-        entries = sorted(proc.iterdir(), key=lambda e: e.name)
-    except OSError:  # no /proc under this root: no process to find
-        return 0, ()
-    for entry in entries:
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "comm").read_text().strip() != "dockerd":
-                continue
-            if daemon.process_state(entry) == "Z":
-                continue
-            raw = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        argv = tuple(a.decode() for a in raw.split(b"\0") if a)
+    for pid, argv in daemon.processes_named(proc, "dockerd"):
         hosts = hosts_from_argv(argv)
         if any(h == "fd://" or _same_socket(h, wanted) for h in hosts):
-            return int(entry.name), argv
+            return pid, argv
     return 0, ()
 
 

@@ -16,7 +16,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +53,25 @@ def process_state(proc_entry: Path) -> str:
         return proc_entry.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return ""
+
+
+def processes_named(proc: Path, comm: str) -> Iterator[tuple[int, tuple[str, ...]]]:
+    """Pid and command line of each live process in ``proc`` (``HostPaths.proc``) whose
+    name is ``comm``, by pid; none when ``proc`` cannot be read (a root without /proc)."""
+    try:
+        entries = sorted(proc.iterdir(), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != comm or process_state(entry) == "Z":
+                continue
+            raw = (entry / "cmdline").read_bytes()
+        except OSError:  # it ended while we looked
+            continue
+        yield int(entry.name), tuple(a.decode() for a in raw.split(b"\0") if a)
 
 
 def process_environ(pid: int, proc: Path) -> dict[str, str] | None:

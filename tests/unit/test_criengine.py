@@ -75,6 +75,8 @@ def test_find_daemon_reads_proc(tmp_path: Path) -> None:
 
     proc(10, "containerd", ["containerd", "--config", "/var/run/docker/containerd/containerd.toml"])
     proc(20, "dockerd", ["dockerd"])
+    proc(25, "containerd", ["containerd", "-c", "/tmp/mine.toml"])
+    (tmp_path / "25" / "stat").write_text("25 (containerd) Z 1 25 25 0 -1\n")  # exited, unreaped
     proc(30, "containerd", ["containerd", "-c", "/tmp/mine.toml"])
     assert ce.find_daemon("containerd", Path("/tmp/mine.toml"), tmp_path, DEFAULT)[0] == 30
     assert ce.find_daemon("containerd", DEFAULT, tmp_path, DEFAULT) == (0, ())
