@@ -15,8 +15,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-import requests
-
 from bundler import images as imagelib
 from bundler.buildplan import (
     INSTALLER_NAME,
@@ -30,6 +28,7 @@ from bundler.buildplan import (
     source_date_epoch,
 )
 from bundler.fetch import fetch_packages
+from bundler.httpclient import HttpClient
 from bundler.localrepo import repo_files
 from bundler.pack import file_entries, pack_into, write_bundle
 from bundler.plan import BuildPlan, PlannedImage
@@ -80,7 +79,7 @@ def assemble(
     plan: BuildPlan,
     sources: list[FetchedSource],
     signer: Signer,
-    session: requests.Session,
+    session: HttpClient,
     console: Console,
     step: Steps,
 ) -> BuildResult:
@@ -176,7 +175,7 @@ def assemble(
 def carried_runtime(
     plan: BuildPlan,
     cache_dir: Path,
-    session: requests.Session,
+    session: HttpClient,
     signer: Signer,
     epoch: int,
     console: Console,

@@ -18,8 +18,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-import requests
-
 from bundler.buildplan import (
     BuildOptions,
     make_plan,
@@ -29,6 +27,7 @@ from bundler.buildplan import (
 )
 from bundler.dpkgstatus import installed_records, read_status
 from bundler.http import make_session
+from bundler.httpclient import HttpClient
 from bundler.index import PackageIndex, PackageRecord
 from bundler.pathargs import check_dir_option, check_file_option
 from bundler.plan import BuildPlan
@@ -140,7 +139,7 @@ def checked_compose(target: Target, options: BuildOptions) -> None:
 
 
 def load_sources(
-    target: Target, options: BuildOptions, session: requests.Session, console: Console
+    target: Target, options: BuildOptions, session: HttpClient, console: Console
 ) -> list[FetchedSource]:
     """Each source's verified indices."""
     client = RepoClient(session, options.cache_dir / "indices")

@@ -17,9 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
 from bundler.http import download
+from bundler.httpclient import HttpClient
 from bundler.plan import PlannedPackage
 from installer.console import Console
 from installer.errors import GpubundleError
@@ -73,7 +72,7 @@ def _pooled(cache_dir: Path, package: PlannedPackage) -> Path | None:
 
 
 def _fetch_one(
-    session: requests.Session,
+    session: HttpClient,
     cache_dir: Path,
     package: PlannedPackage,
     progress: Callable[[int], None],
@@ -95,7 +94,7 @@ def _fetch_one(
 
 
 def fetch_packages(
-    session: requests.Session,
+    session: HttpClient,
     packages: Sequence[PlannedPackage],
     cache_dir: Path,
     console: Console,

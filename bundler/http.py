@@ -1,164 +1,110 @@
-"""The one HTTP session of the build: retries, backoff, timeouts, proxies, resumable downloads.
+"""The one HTTP client of the build: retries, backoff, timeouts, proxies, resumable downloads.
 
-Every request the bundler makes goes through a session from ``make_session``:
-connection and read errors and 429/5xx answers are retried with exponential
-backoff, every request has a timeout, and proxies come from the usual
-``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` variables (requests reads them;
-nothing here turns that off). ``download`` writes to ``DEST.part`` and resumes
-it with a Range request after an interruption; only a complete file is renamed
-to ``DEST``. Progress is reported through a callback, never printed here.
+Every request the bundler makes goes through a client from ``make_session`` (an
+``HttpClient``, standard library only: bundler/httpclient.py): connection errors,
+timeouts, resets and 429/5xx answers are retried with exponential backoff
+``backoff * 2**n`` (a Retry-After answer is honoured, up to 60 s); a host whose name
+does not resolve or that refuses the connection is final at once. Every request has a
+connect and a read timeout, redirects are followed (at most 10, a loop refused), and
+connections are kept alive per thread.
+
+Honoured from the environment (read on each request, as urllib reads them, lower case
+first): ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` (http:// proxies; https goes
+through them in a CONNECT tunnel; ``user:password@`` in the proxy URL is sent as
+Proxy-Authorization Basic) and ``NO_PROXY`` (``*``, hosts, domain suffixes,
+``host:port``, CIDR networks). TLS is verified against the system's CA store
+(``ssl.create_default_context()``), which OpenSSL lets ``SSL_CERT_FILE`` and
+``SSL_CERT_DIR`` replace; ``REQUESTS_CA_BUNDLE``, if set, is the only CA file used.
+Bodies are asked for as identity (no compression).
+
+``download`` writes to ``DEST.part`` and resumes it with a Range request after an
+interruption; only a complete file is renamed to ``DEST``. Progress is reported
+through a callback, never printed here.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import NameResolutionError, NewConnectionError
-from urllib3.util.retry import Retry
-
+from bundler.httpclient import HttpClient, Response, Timeout, TransportError
 from installer import __version__
 from installer.errors import GpubundleError
 
 USER_AGENT = f"gpubundle/{__version__} (+offline NVIDIA Container Toolkit bundler)"
 # (connect, read) seconds; read is the longest silence tolerated, not the whole transfer.
 DEFAULT_TIMEOUT = (15.0, 60.0)
-RETRY_STATUSES = (429, 500, 502, 503, 504)
 CHUNK = 64 * 1024
 NETWORK_HINT = (
     "check the network, the HTTP_PROXY/HTTPS_PROXY/NO_PROXY settings, and the mirror URL "
     "(override a source with --mirror ID=URL)"
 )
 
-# urllib3 logs each retry as a WARNING ("Retrying (Retry(total=4, ...))"); with no logging
-# configured Python prints those raw on stderr. The final error says what happened instead.
-logging.getLogger("urllib3").addHandler(logging.NullHandler())
-logging.getLogger("urllib3").propagate = False
-
-Timeout = tuple[float, float]
-
-
-class _TimeoutAdapter(HTTPAdapter):
-    """An adapter that gives every request the session's default timeout unless one is passed."""
-
-    def __init__(self, timeout: Timeout, **kwargs: Any) -> None:
-        self._timeout = timeout
-        super().__init__(**kwargs)
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self._timeout
-        return super().send(request, **kwargs)
-
-
-def _unreachable(error: BaseException | None) -> bool:
-    """A name that does not resolve, or a host that refuses the connection: final, not transient."""
-    if isinstance(error, NameResolutionError):
-        return True
-    return isinstance(error, NewConnectionError) and isinstance(
-        error.__context__, ConnectionRefusedError
-    )
-
-
-class _Retry(Retry):
-    """urllib3's Retry, except that an unreachable host is final at once.
-
-    "No such host" and "connection refused" do not change within the seconds of a
-    backoff: retrying them only delayed the error by 15-18 s for a mistyped or
-    unreachable mirror. Timeouts, resets and 429/5xx answers are still retried.
-    """
-
-    def increment(  # type: ignore[override]
-        self, *args: Any, **kwargs: Any
-    ) -> Retry:
-        if _unreachable(kwargs.get("error")):
-            return Retry.increment(self.new(total=0, connect=0), *args, **kwargs)
-        return super().increment(*args, **kwargs)
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "NETWORK_HINT",
+    "USER_AGENT",
+    "HttpClient",
+    "NotFoundError",
+    "download",
+    "fetch_bytes",
+    "make_session",
+    "part_path",
+]
 
 
 def make_session(
-    *, retries: int = 5, backoff: float = 0.5, timeout: Timeout = DEFAULT_TIMEOUT
-) -> requests.Session:
-    """A session that retries transient failures with backoff ``backoff * 2**n`` seconds."""
-    retry = _Retry(
-        total=retries,
-        connect=retries,
-        read=retries,
-        status=retries,
-        backoff_factor=backoff,
-        status_forcelist=RETRY_STATUSES,
-        allowed_methods=frozenset({"GET", "HEAD"}),
-        raise_on_status=False,  # the last answer comes back; _check turns it into an error
-        respect_retry_after_header=True,
+    *,
+    retries: int = 5,
+    backoff: float = 0.5,
+    timeout: Timeout = DEFAULT_TIMEOUT,
+    ca_file: Path | None = None,
+) -> HttpClient:
+    """A client that retries transient failures with backoff ``backoff * 2**n`` seconds.
+
+    ``ca_file`` trusts that CA file instead of the system's store (tests use it).
+    """
+    return HttpClient(
+        user_agent=USER_AGENT, retries=retries, backoff=backoff, timeout=timeout, ca_file=ca_file
     )
-    session = requests.Session()
-    session.trust_env = True  # proxies and CA bundle from the environment
-    session.headers["User-Agent"] = USER_AGENT
-    adapter = _TimeoutAdapter(timeout, max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
 
 
 class NotFoundError(GpubundleError):
     """The server answered 404: callers with a fallback (InRelease -> Release) catch this."""
 
 
-def _cause(exc: BaseException) -> str:
-    """What went wrong, in words, instead of urllib3's nested reprs."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, NameResolutionError):
-            return f"the host name {seen.conn.host} does not resolve"
-        if isinstance(seen, NewConnectionError) and isinstance(
-            seen.__context__, ConnectionRefusedError
-        ):
-            return f"{seen.conn.host}:{seen.conn.port} refused the connection"
-        if isinstance(seen, requests.Timeout):
-            return "no answer in time (after retries)"
-        reason = getattr(seen, "reason", None)
-        seen = reason if isinstance(reason, BaseException) else seen.__cause__ or seen.__context__
-    return str(exc)
+def _network_error(url: str, exc: TransportError) -> GpubundleError:
+    return GpubundleError(f"cannot download {url}: {exc}", hint=NETWORK_HINT)
 
 
-def _network_error(url: str, exc: Exception) -> GpubundleError:
-    return GpubundleError(f"cannot download {url}: {_cause(exc)}", hint=NETWORK_HINT)
-
-
-def _check(response: requests.Response, url: str) -> None:
-    if response.status_code == 404:
+def _check(response: Response, url: str) -> None:
+    if response.status == 404:
         raise NotFoundError(
             f"{url} does not exist on the server (HTTP 404)",
             hint="check the mirror URL and the distro/suite; a mirror may lag behind its origin",
         )
-    if response.status_code >= 400:
+    if response.status >= 400:
         raise GpubundleError(
-            f"{url} answered HTTP {response.status_code} {response.reason} (after retries)",
+            f"{url} answered HTTP {response.status} {response.reason} (after retries)",
             hint=NETWORK_HINT,
         )
 
 
-def _get(
-    session: requests.Session, url: str, headers: Mapping[str, str] | None = None
-) -> requests.Response:
+def _get(session: HttpClient, url: str, headers: Mapping[str, str] | None = None) -> Response:
     try:
-        return session.get(url, headers=dict(headers or {}), stream=True)
-    except requests.RequestException as exc:
+        return session.get(url, headers)
+    except TransportError as exc:
         raise _network_error(url, exc) from exc
 
 
-def fetch_bytes(session: requests.Session, url: str) -> bytes:
+def fetch_bytes(session: HttpClient, url: str) -> bytes:
     """The body of ``url``, for small files (Release, keys); raises GpubundleError on failure."""
     with _get(session, url) as response:
         _check(response, url)
         try:
-            return response.content
-        except requests.RequestException as exc:
+            return response.read()
+        except TransportError as exc:
             raise _network_error(url, exc) from exc
 
 
@@ -167,7 +113,7 @@ def part_path(dest: Path) -> Path:
 
 
 def download(
-    session: requests.Session,
+    session: HttpClient,
     url: str,
     dest: Path,
     *,
@@ -193,11 +139,7 @@ def download(
         try:
             _download_once(session, url, part, offset, progress)
             break
-        except (
-            requests.ConnectionError,
-            requests.Timeout,
-            requests.exceptions.ChunkedEncodingError,
-        ) as exc:
+        except TransportError as exc:
             if attempt == attempts:
                 raise _network_error(url, exc) from exc
     size = part.stat().st_size
@@ -212,7 +154,7 @@ def download(
 
 
 def _download_once(
-    session: requests.Session,
+    session: HttpClient,
     url: str,
     part: Path,
     offset: int,
@@ -220,13 +162,13 @@ def _download_once(
 ) -> None:
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     with _get(session, url, headers) as response:
-        if offset and response.status_code == 416:
+        if offset and response.status == 416:
             response.close()
             part.unlink()  # the partial file is not a prefix the server can continue
             _download_once(session, url, part, 0, progress)
             return
         _check(response, url)
-        resumed = offset > 0 and response.status_code == 206
+        resumed = offset > 0 and response.status == 206
         if resumed and not response.headers.get("Content-Range", "").startswith(f"bytes {offset}-"):
             raise GpubundleError(
                 f"{url}: the server answered a resume request with another range",

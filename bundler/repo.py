@@ -30,9 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import requests
-
 from bundler.http import NETWORK_HINT, NotFoundError, download, fetch_bytes
+from bundler.httpclient import HttpClient
 from bundler.releasefile import (
     IndexEntry,
     ReleaseFile,
@@ -93,7 +92,7 @@ def index_stems(source: SourceSpec, arch: str) -> list[str]:
 class RepoClient:
     def __init__(
         self,
-        session: requests.Session,
+        session: HttpClient,
         cache_dir: Path,
         *,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),

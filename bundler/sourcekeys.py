@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
 from bundler.http import fetch_bytes
+from bundler.httpclient import HttpClient
 from bundler.targets import SourceSpec
 from installer.errors import GpubundleError, VerificationError
 from installer.openpgp import normalize_fingerprint, primary_fingerprints
@@ -26,7 +25,7 @@ class SourceKeys:
     trusted: tuple[str, ...]  # primary fingerprints a signature must come from
 
 
-def load_source_keys(session: requests.Session, source: SourceSpec) -> SourceKeys:
+def load_source_keys(session: HttpClient, source: SourceSpec) -> SourceKeys:
     pinned = [normalize_fingerprint(f) for f in source.key.fingerprints]
     if source.key.file is not None:
         where = str(source.key.file)

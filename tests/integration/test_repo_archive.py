@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
 
 from bundler.http import make_session
+from bundler.httpclient import Response, TransportError
 from bundler.index import PackageIndex
 from bundler.repo import RepoClient
 from bundler.targets import list_targets, load_target
@@ -20,10 +19,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.archive]
 
 def reachable(url: str) -> bool:
     try:
-        requests.head(url, timeout=10)
-    except requests.RequestException:
+        with make_session(retries=0, timeout=(10.0, 10.0)).request("HEAD", url):
+            return True
+    except TransportError:
         return False
-    return True
 
 
 @pytest.mark.parametrize(
@@ -43,10 +42,10 @@ def test_real_archive_main_is_verified(
     fetched_urls: list[str] = []
     session = make_session()
 
-    def record(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    def record(response: Response) -> None:
         fetched_urls.append(response.url)
 
-    session.hooks["response"].append(record)
+    session.response_hooks.append(record)
     client = RepoClient(session, cache_dir / "apt-indices")
 
     fetched = client.fetch(source, "amd64")

@@ -15,6 +15,7 @@ FailureHook = Callable[[str], int | None]
 
 class _Handler(SimpleHTTPRequestHandler):
     failure_hook: FailureHook | None = None
+    retry_after: str | None = None  # sent with an injected failure, if set
     request_log: list[str]
 
     def log_message(self, format: str, *args: object) -> None:
@@ -24,6 +25,12 @@ class _Handler(SimpleHTTPRequestHandler):
         self.request_log.append(self.path)
         if self.failure_hook is not None:
             status = self.failure_hook(self.path)
+            if status is not None and self.retry_after is not None:
+                self.send_response(status)
+                self.send_header("Retry-After", self.retry_after)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if status is not None:
                 self.send_error(status)
                 return
@@ -31,13 +38,22 @@ class _Handler(SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def serve_directory(root: Path, failure_hook: FailureHook | None = None) -> Iterator[str]:
-    """Serve ``root`` over HTTP on a free loopback port; yields the base URL (no trailing /)."""
+def serve_directory(
+    root: Path, failure_hook: FailureHook | None = None, *, retry_after: str | None = None
+) -> Iterator[str]:
+    """Serve ``root`` over HTTP on a free loopback port; yields the base URL (no trailing /).
+
+    ``retry_after`` is sent as a Retry-After header with every failure the hook injects.
+    """
     # A subclass per server, so one test's hook and log never leak into another's.
     handler_class = type(
         "_BoundHandler",
         (_Handler,),
-        {"failure_hook": staticmethod(failure_hook) if failure_hook else None, "request_log": []},
+        {
+            "failure_hook": staticmethod(failure_hook) if failure_hook else None,
+            "retry_after": retry_after,
+            "request_log": [],
+        },
     )
     handler = functools.partial(handler_class, directory=str(root))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
