@@ -84,14 +84,16 @@ def test_run_apt_raises_with_the_log(tmp_path: Path) -> None:
     assert caught.value.details[-1] == f"full output: {log}"
 
 
-# A stand-in for the installer: runs a slow command detached, then waits for it.
+# A stand-in for the installer: runs a slow command detached, then waits for it. The
+# command says it runs (argv[3]) before the caller is killed: a fixed sleep lost the race
+# to a loaded machine, where the caller was killed before it had started the command.
 INSTALLER = """
 import sys
 from pathlib import Path
 from installer.runner import run_detached
-print("started", flush=True)
 run_detached(
-    ["sh", "-c", "sleep 1; echo output after the kill; echo finished > " + sys.argv[2]],
+    ["sh", "-c", "echo > " + sys.argv[3] + "; sleep 1; echo output after the kill; "
+     "echo finished > " + sys.argv[2]],
     Path(sys.argv[1]),
 )
 """
@@ -101,16 +103,17 @@ def test_a_killed_caller_leaves_the_detached_command_running_to_its_end(tmp_path
     """As a kill of the installer must leave apt and dpkg to finish: the caller's whole
     process group is killed (as Ctrl-C or a closed terminal signals it) and the command
     still writes output afterwards, which a pipe to the dead caller would not take."""
-    marker = tmp_path / "marker"
+    marker, running = tmp_path / "marker", tmp_path / "running"
     caller = subprocess.Popen(
-        [sys.executable, "-c", INSTALLER, str(tmp_path / "log"), str(marker)],
-        stdout=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-c", INSTALLER, str(tmp_path / "log"), str(marker), str(running)],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
         start_new_session=True,
     )
-    assert caller.stdout is not None and caller.stdout.readline() == "started\n"
-    time.sleep(0.3)
+    deadline = time.monotonic() + 30
+    while not running.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert running.exists(), "the detached command never started"
+    assert caller.poll() is None  # the caller still waits on it when it is killed
     os.killpg(caller.pid, signal.SIGKILL)
     caller.wait()
     deadline = time.monotonic() + 10
