@@ -10,7 +10,6 @@ import fcntl
 import functools
 import hashlib
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +23,7 @@ from tests.conftest import CACHE_DIR
 from tests.support import hostguard, standin_nvidia
 from tests.support.docker_env import require_docker, require_registry
 from tests.support.hostsnapshot import HostSnapshot
+from tests.support.httpserver import serving
 from tests.support.installbundles import (
     HOST_DPKG_STATUS,
     HostBundle,
@@ -104,13 +104,8 @@ def _serve(root: Path) -> Iterator[str]:
     server = ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root))
     )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(server) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @contextmanager

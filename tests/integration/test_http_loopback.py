@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +22,7 @@ from bundler.http import (
 )
 from installer.errors import GpubundleError
 from tests.support.connectproxy import connect_proxy
-from tests.support.httpserver import serve_directory
+from tests.support.httpserver import serve_directory, serving
 from tests.support.loopbackhttp import self_signed_cert, serve_http
 
 # Loopback HTTP servers: real sockets, so not the unit tier.
@@ -75,13 +74,8 @@ def payload_server(
         (_PayloadHandler,),
         {"cut_first_body": cut_first_body, "stall_seconds": stall, "seen": seen},
     )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), handler)) as port:
+        yield f"http://127.0.0.1:{port}", seen
 
 
 class FailFirst:

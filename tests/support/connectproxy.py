@@ -5,10 +5,11 @@ from __future__ import annotations
 import selectors
 import socket
 import socketserver
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+from tests.support.httpserver import serving
 
 
 @dataclass
@@ -67,10 +68,6 @@ def connect_proxy() -> Iterator[ProxySeen]:
     """Run the proxy; yields its URL (``http://127.0.0.1:PORT``) and what it saw."""
     seen = ProxySeen("")
     server = _Server(("127.0.0.1", 0), type("_Bound", (_Handler,), {"seen": seen}))
-    seen.url = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
+    with serving(server) as port:
+        seen.url = f"http://127.0.0.1:{port}"
         yield seen
-    finally:
-        server.shutdown()
-        server.server_close()

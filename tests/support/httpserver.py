@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import socketserver
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,6 +39,18 @@ class _Handler(SimpleHTTPRequestHandler):
 
 
 @contextmanager
+def serving(server: socketserver.BaseServer) -> Iterator[int]:
+    """``server`` (bound to a loopback port) answering from a thread; yields its port, then
+    shuts it down and closes its socket."""
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield server.server_address[1]  # type: ignore[index]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
 def serve_directory(
     root: Path, failure_hook: FailureHook | None = None, *, retry_after: str | None = None
 ) -> Iterator[str]:
@@ -56,11 +69,5 @@ def serve_directory(
         },
     )
     handler = functools.partial(handler_class, directory=str(root))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), handler)) as port:
+        yield f"http://127.0.0.1:{port}"

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from tests.support.httpserver import serving
+
 
 @dataclass
 class Served:
@@ -115,10 +117,6 @@ def serve_http(
         context.load_cert_chain(*tls)
         server.socket = context.wrap_socket(server.socket, server_side=True)
         scheme = "https"
-    served.base = f"{scheme}://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
+    with serving(server) as port:
+        served.base = f"{scheme}://127.0.0.1:{port}"
         yield served
-    finally:
-        server.shutdown()
-        server.server_close()

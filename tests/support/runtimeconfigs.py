@@ -1,7 +1,8 @@
 """Container runtime configurations as users have them, and nvidia-ctk fakes that rewrite
 them: Docker's daemon.json (``USER_CONFIG``, ``CTK_LIKE_NVIDIA``: a fake nvidia-ctk that
 rewrites the whole file like NVIDIA's code), containerd's and CRI-O's TOML
-(``CONTAINERD_V2``, ``CRIO_DROPIN``), and ``install_standin_ctk``, which puts the test
+(``CONTAINERD_V2``, ``CRIO_DROPIN``), what containerd 1.x and 2.x load from them
+(``DUMP_1X``, ``DUMP_2X``: real `config dump` excerpts), and ``install_standin_ctk``, which puts the test
 world's stand-in nvidia-ctk on a PATH directory."""
 
 from __future__ import annotations
@@ -52,6 +53,42 @@ oom_score = -500
 
 CRIO_DROPIN = """[crio.runtime]
 log_level = "info"
+"""
+
+
+# Excerpts of real `containerd config dump` output, templates of ``{disabled}`` (the
+# disabled_plugins list) and ``{name}`` (the runtime's name). containerd 2.2.1 (Ubuntu 24.04) dumps
+# version 3 with single-quoted strings, a version 2 file migrated; with a version 2 file
+# whose `io.containerd.grpc.v1.cri` is disabled it dumps the runtime under both names.
+DUMP_2X = """version = 3
+root = '/var/lib/containerd'
+disabled_plugins = {disabled}
+imports = ['/etc/containerd/conf.d/*.toml']
+
+[plugins]
+  [plugins.'io.containerd.cri.v1.runtime']
+    enable_cdi = true
+    [plugins.'io.containerd.cri.v1.runtime'.containerd]
+      default_runtime_name = 'runc'
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes]
+        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.{name}]
+          runtime_type = 'io.containerd.runc.v2'
+          [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.{name}.options]
+            BinaryName = '/usr/bin/nvidia-container-runtime'
+"""
+# containerd 1.6.20 (Debian 12): version 2, double quotes, a disabled plugin's table left out.
+DUMP_1X = """version = 2
+root = "/var/lib/containerd"
+disabled_plugins = {disabled}
+
+[plugins]
+  [plugins."io.containerd.grpc.v1.cri"]
+    [plugins."io.containerd.grpc.v1.cri".containerd]
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes]
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}]
+          runtime_type = "io.containerd.runc.v2"
+          [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}.options]
+            BinaryName = "/usr/bin/nvidia-container-runtime"
 """
 
 

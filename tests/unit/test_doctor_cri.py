@@ -24,6 +24,7 @@ from installer.doctor.toolkit import ConfigFile, ToolkitFacts
 from installer.doctor.traps import TrapFacts
 from installer.gpu import DriverFacts
 from installer.hostpaths import HostPaths
+from tests.support import runtimeconfigs
 
 BINARY = "/usr/bin/nvidia-container-runtime"
 CONFIG = Path("/etc/containerd/config.toml")
@@ -514,21 +515,7 @@ def test_a_stale_cdi_spec_still_fails_where_docker_is_not_checked(tmp_path: Path
 
 # containerd 2.2.1's `config dump` (Ubuntu 24.04) of a version 2 file that nvidia-ctk
 # wrote: migrated to version 3, single-quoted, CDI on by default (an excerpt).
-DUMP_2X = f"""version = 3
-disabled_plugins = []
-imports = ['/etc/containerd/conf.d/*.toml']
-
-[plugins]
-  [plugins.'io.containerd.cri.v1.runtime']
-    enable_cdi = true
-    [plugins.'io.containerd.cri.v1.runtime'.containerd]
-      default_runtime_name = 'runc'
-      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes]
-        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.nvidia]
-          runtime_type = 'io.containerd.runc.v2'
-          [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.nvidia.options]
-            BinaryName = '{BINARY}'
-"""
+DUMP_2X = runtimeconfigs.DUMP_2X.format(disabled="[]", name="nvidia")
 
 
 @pytest.mark.parametrize("text", [V2, V3])

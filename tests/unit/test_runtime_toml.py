@@ -14,7 +14,13 @@ import pytest
 from installer import runtime_toml as rt
 from installer.errors import GpubundleError
 from installer.runtime_config import rollback_runtime
-from tests.support.runtimeconfigs import CONTAINERD_V2, CRIO_DROPIN, install_standin_ctk
+from tests.support.runtimeconfigs import (
+    CONTAINERD_V2,
+    CRIO_DROPIN,
+    DUMP_1X,
+    DUMP_2X,
+    install_standin_ctk,
+)
 
 tomllib = pytest.importorskip("tomllib", reason="the stand-in nvidia-ctk needs Python 3.11+")
 
@@ -130,41 +136,6 @@ def test_bad_rewrite_restores_original_bytes(
         rt.configure_toml_runtime("containerd", config, tmp_path / "backup")
     assert config.read_text() == CONTAINERD_V2
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
-
-
-# Excerpts of real `containerd config dump` output. containerd 2.2.1 (Ubuntu 24.04) dumps
-# version 3 with single-quoted strings, a version 2 file migrated; with a version 2 file
-# whose `io.containerd.grpc.v1.cri` is disabled it dumps the runtime under both names.
-DUMP_2X = """version = 3
-root = '/var/lib/containerd'
-disabled_plugins = {disabled}
-imports = ['/etc/containerd/conf.d/*.toml']
-
-[plugins]
-  [plugins.'io.containerd.cri.v1.runtime']
-    enable_cdi = true
-    [plugins.'io.containerd.cri.v1.runtime'.containerd]
-      default_runtime_name = 'runc'
-      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes]
-        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.{name}]
-          runtime_type = 'io.containerd.runc.v2'
-          [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.{name}.options]
-            BinaryName = '/usr/bin/nvidia-container-runtime'
-"""
-# containerd 1.6.20 (Debian 12): version 2, double quotes, a disabled plugin's table left out.
-DUMP_1X = """version = 2
-root = "/var/lib/containerd"
-disabled_plugins = {disabled}
-
-[plugins]
-  [plugins."io.containerd.grpc.v1.cri"]
-    [plugins."io.containerd.grpc.v1.cri".containerd]
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes]
-        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}]
-          runtime_type = "io.containerd.runc.v2"
-          [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}.options]
-            BinaryName = "/usr/bin/nvidia-container-runtime"
-"""
 
 
 @pytest.mark.parametrize("dump", [DUMP_1X, DUMP_2X])
